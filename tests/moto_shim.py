@@ -1,0 +1,123 @@
+"""Complete moto's API Gateway v2 double where wsctl relies on real AWS behaviour.
+
+moto 5.x does not implement CreateDeployment/GetDeployment(s), GetAuthorizers
+or GetRouteResponses, drops a stage's DeploymentId, and accepts duplicate route
+keys and stage names. The product calls the real APIs; this makes the double
+answer them as AWS does (and refuse what AWS refuses), instead of letting the
+product skip them. Import before the first apigatewayv2 call.
+"""
+
+import datetime
+import json
+import random
+import string
+
+from moto.apigatewayv2 import models as _models
+from moto.apigatewayv2 import urls as _urls
+from moto.apigatewayv2.responses import ApiGatewayV2Response as _R
+from moto.core.exceptions import JsonRESTError
+
+
+class NotFoundException(JsonRESTError):
+    code = 404
+
+    def __init__(self, message: str):
+        super().__init__("NotFoundException", message)
+
+
+class ConflictException(JsonRESTError):
+    code = 409
+
+    def __init__(self, message: str):
+        super().__init__("ConflictException", message)
+
+
+def _api(self):
+    return self.apigatewayv2_backend.get_api(self.path.split("/")[3])
+
+
+def _deployments(api) -> dict:
+    if not hasattr(api, "_wsctl_deployments"):
+        api._wsctl_deployments = {}
+    return api._wsctl_deployments
+
+
+def create_deployment(self):
+    api = _api(self)
+    body = json.loads(self.body or "{}")
+    deployment = {"deploymentId": "".join(random.choices(string.ascii_lowercase + string.digits, k=6)),
+                  "deploymentStatus": "DEPLOYED", "autoDeployed": False,
+                  "createdDate": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+    if body.get("description"):
+        deployment["description"] = body["description"]
+    if body.get("stageName"):
+        api.get_stage(body["stageName"]).config["deploymentId"] = deployment["deploymentId"]
+    _deployments(api)[deployment["deploymentId"]] = deployment
+    return 201, {}, json.dumps(deployment)
+
+
+def get_deployments(self):
+    return 200, {}, json.dumps({"items": list(_deployments(_api(self)).values())})
+
+
+def get_deployment(self):
+    deployment_id = self.path.split("/")[5]
+    found = _deployments(_api(self)).get(deployment_id)
+    if found is None:
+        raise NotFoundException("Invalid Deployment identifier specified")
+    return 200, {}, json.dumps(found)
+
+
+def get_authorizers(self):
+    return 200, {}, json.dumps({"items": [a.to_json() for a in _api(self).authorizers.values()]})
+
+
+def get_route_responses(self):
+    parts = self.path.split("/")
+    route = _api(self).get_route(parts[5])
+    return 200, {}, json.dumps({"items": [r.to_json() for r in route.route_responses.values()]})
+
+
+_R.create_deployment = create_deployment
+_R.get_deployments = get_deployments
+_R.get_deployment = get_deployment
+_R.get_authorizers = get_authorizers
+_R.get_route_responses = get_route_responses
+_urls.url_paths.setdefault("{0}/v2/apis/(?P<api_id>[^/]+)/deployments$", _R.dispatch)
+_urls.url_paths.setdefault("{0}/v2/apis/(?P<api_id>[^/]+)/deployments/(?P<deployment_id>[^/]+)$", _R.dispatch)
+
+# A stage reports the deployment it serves, as on AWS.
+_stage_to_json = _models.Stage.to_json
+
+
+def _stage_json(self):
+    document = _stage_to_json(self)
+    if self.config.get("deploymentId"):
+        document["deploymentId"] = self.config["deploymentId"]
+    return document
+
+
+_models.Stage.to_json = _stage_json
+
+# AWS refuses a second route with the same key and a second stage with the same name.
+_create_route = _models.Api.create_route
+
+
+def _unique_route(self, *args, **kwargs):
+    key = kwargs.get("route_key")
+    if any(route.route_key == key for route in self.routes.values()):
+        raise ConflictException("Route with key %s already exists for this API" % key)
+    return _create_route(self, *args, **kwargs)
+
+
+_models.Api.create_route = _unique_route
+_create_stage = _models.Api.create_stage
+
+
+def _unique_stage(self, config):
+    if config.get("stageName") in self.stages:
+        raise ConflictException("Stage already exists")
+    return _create_stage(self, config)
+
+
+_models.Api.create_stage = _unique_stage

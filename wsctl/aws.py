@@ -1,0 +1,74 @@
+"""boto3 sessions and clients (imported lazily), and AWS errors in words a person can act on."""
+
+from .errors import WsctlError
+
+# Control-plane calls are throttled readily (apigatewayv2 especially); botocore's
+# standard retry mode backs off with jitter, so we do not hand-write retries.
+CONTROL_RETRIES = {"mode": "standard", "max_attempts": 8}
+
+
+def session(profile: str | None = None, region: str | None = None):
+    import boto3
+    import botocore.exceptions
+
+    try:
+        return boto3.Session(profile_name=profile, region_name=region)
+    except botocore.exceptions.ProfileNotFound:
+        raise WsctlError("AWS profile %r not found: check ~/.aws/config or drop --profile" % profile) from None
+
+
+def client(sess, service: str, endpoint_url: str | None = None, **config):
+    from botocore.config import Config
+
+    config.setdefault("retries", CONTROL_RETRIES)
+    return sess.client(service, endpoint_url=endpoint_url, config=Config(**config))
+
+
+def error_code(error: Exception) -> str:
+    return (getattr(error, "response", None) or {}).get("Error", {}).get("Code", "")
+
+
+def status_code(error: Exception) -> int | None:
+    return (getattr(error, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+_FIXES = {
+    "UnrecognizedClientException": "the AWS access key is not valid: check your credentials",
+    "InvalidClientTokenId": "the AWS access key is not valid: check your credentials",
+    "ExpiredToken": "the AWS session token has expired: refresh your credentials (aws sso login?)",
+    "ExpiredTokenException": "the AWS session token has expired: refresh your credentials (aws sso login?)",
+    "RequestExpired": "the request expired: check this machine's clock",
+    "SignatureDoesNotMatch": "the AWS secret key does not match: check your credentials",
+}
+
+
+def describe(error: BaseException) -> str | None:
+    """One line naming the problem and the fix, for the errors people hit; None if unknown."""
+    try:
+        import botocore.exceptions as bex
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        return None
+    if isinstance(error, bex.NoCredentialsError):
+        return ("no AWS credentials found: run `aws configure`, set AWS_PROFILE or "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --local for the emulator")
+    if isinstance(error, bex.NoRegionError):
+        return "no AWS region: pass --region or set AWS_REGION (or use --local for the emulator)"
+    if isinstance(error, bex.ProfileNotFound):
+        return "AWS profile not found: %s" % error
+    if isinstance(error, bex.EndpointConnectionError):
+        return "cannot reach %s: check --endpoint-url, the network, or that the service is running" % (
+            getattr(error, "kwargs", {}).get("endpoint_url") or "the endpoint")
+    if isinstance(error, (bex.ConnectTimeoutError, bex.ReadTimeoutError)):
+        return "the AWS endpoint did not answer in time: %s" % error
+    if isinstance(error, bex.ClientError):
+        code = error_code(error)
+        operation = getattr(error, "operation_name", "") or "the call"
+        message = error.response.get("Error", {}).get("Message", "") or str(error)
+        if code in _FIXES:
+            return _FIXES[code]
+        if code.startswith("AccessDenied") or code in ("UnauthorizedOperation", "AuthorizationError") or (
+                status_code(error) == 403):
+            return "access denied for %s: %s (grant that permission to your AWS identity)" % (
+                operation, message)
+        return "%s failed: %s: %s" % (operation, code or status_code(error), message)
+    return None

@@ -1,0 +1,196 @@
+"""deploy, status, destroy, bundle, token."""
+
+import re
+
+import typer
+
+from . import app
+
+
+def _plan_table(plan, title: str) -> None:
+    from .. import render
+
+    rows = [[i, step.action, step.resource, step.name, step.detail] for i, step in enumerate(plan.steps, 1)]
+    render.table(["#", "action", "resource", "name", "detail"], rows, title=title)
+
+
+def _plan_document(plan) -> list:
+    return [{"action": s.action, "resource": s.resource, "name": s.name, "detail": s.detail, "call": s.op}
+            for s in plan.steps]
+
+
+@app.command()
+def deploy(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and change nothing."),
+    auth: str = typer.Option("jwt", "--auth", help="jwt: a REQUEST authorizer verifies a token at $connect; "
+                                                   "none: anonymous connections (unsafe)."),
+    allow_client_broadcast: bool = typer.Option(False, "--allow-client-broadcast",
+                                                help="Let any client use the broadcastAll route."),
+    ttl_seconds: int = typer.Option(7500, "--ttl-seconds", min=60, max=30 * 86400,
+                                    help="Registry entry lifetime (default just past API Gateway's 2 h cap)."),
+    log_retention_days: int = typer.Option(14, "--log-retention-days",
+                                           help="CloudWatch retention (1, 3, 5, 7, 14, 30, 60, 90, ...)."),
+):
+    """Bundle lambda_src and create or converge the stack (idempotent)."""
+    from .. import render
+    from ..apispec import default_spec
+    from ..deploy import DeployOptions, outputs, plan_deploy, run_plan
+    from ..errors import UsageError
+
+    options = ctx.obj
+    if options.local:
+        raise UsageError("deploy acts on AWS; the local emulator runs lambda_src from source (`wsctl local up`)")
+    if log_retention_days not in (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653):
+        raise UsageError("--log-retention-days must be one CloudWatch accepts: 1, 3, 5, 7, 14, 30, 60, 90, ...")
+    target = options.target()
+    deploy_options = DeployOptions(spec=default_spec(auth), allow_client_broadcast=allow_client_broadcast,
+                                   ttl_seconds=ttl_seconds, log_retention_days=log_retention_days)
+    config, plan = plan_deploy(target, deploy_options)
+    if options.json and dry_run:
+        render.print_json({"target": target.describe(), "dryRun": True, "steps": _plan_document(plan)})
+        return
+    if plan.empty:
+        if not options.json:
+            render.line("Stack %s is up to date: nothing to do." % target.stack, style="green")
+    elif not options.json:
+        _plan_table(plan, "Plan for %s (%d steps)" % (target.describe(), len(plan.steps)))
+    if dry_run:
+        if not options.json:
+            render.line("dry run: nothing was changed", style="dim")
+        return
+    if auth == "none" and not options.json:
+        render.warn("--auth none: anyone who knows the URL can connect, as an anonymous user")
+    done = []
+
+    def progress(step):
+        done.append(step)
+        if not options.json:
+            render.line("  %s %s %s" % (step.action, step.resource, step.name), style="dim", stderr=True)
+
+    context = run_plan(target, plan, progress)
+    result = outputs(target, context)
+    if options.json:
+        render.print_json(dict(result, steps=_plan_document(plan)))
+        return
+    render.key_values([("WebSocket URL", result["url"]), ("management endpoint", result["managementEndpoint"]),
+                       ("table", result["table"])],
+                      title="Deployed %s (%d changes)" % (target.stack, len(done)))
+
+
+@app.command()
+def status(ctx: typer.Context):
+    """The target's URLs, resources and live registry entries (`--local`: the emulator)."""
+    from .. import render
+
+    options = ctx.obj
+    target = options.target()
+    if options.local:
+        from ..registry import count_live
+
+        state = target.local_state
+        document = {"target": "local", "url": state["ws_url"], "managementEndpoint": state["management_endpoint"],
+                    "tlsManagementEndpoint": state.get("tls_management_endpoint"),
+                    "dynamodbEndpoint": state["dynamodb_endpoint"], "dynamodbBackend": state.get("backend"),
+                    "table": state["table"], "stage": state["stage"], "auth": state["auth"], "pid": state["pid"]}
+        document["liveConnections"] = count_live(target)
+        if options.json:
+            render.print_json(document)
+        else:
+            render.key_values([(k, v) for k, v in document.items() if v is not None], title="Local emulator")
+        return
+    from ..deploy import status as stack_status
+
+    document = stack_status(target)
+    if options.json:
+        render.print_json(document)
+        return
+    if not document["deployed"]:
+        render.line("Stack %s is not deployed in %s." % (target.stack, target.region_name), style="yellow")
+    else:
+        render.key_values([("WebSocket URL", document["url"]), ("management endpoint", document["managementEndpoint"]),
+                           ("table", document["table"]),
+                           ("auth", (document["auth"] or "?") + ("  UNSAFE: anyone can connect" if document["unsafe"] else "")),
+                           ("live connections", document.get("liveConnections", "-"))],
+                          title="Stack %s (%s)" % (target.stack, target.describe()))
+    render.table(["resource", "name", "state"], [[r["resource"], r["name"], r["state"]] for r in document["resources"]])
+    for foreign in document["foreign"]:
+        render.warn("%s exists but is not tagged as this stack's" % foreign)
+
+
+@app.command()
+def destroy(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")):
+    """Remove everything the stack made (safe to run twice)."""
+    from .. import render
+    from ..deploy import plan_destroy, run_plan
+    from ..errors import UsageError, WsctlError
+
+    options = ctx.obj
+    if options.local:
+        raise UsageError("destroy acts on AWS; stop the local emulator with Ctrl-C or `wsctl local down`")
+    target = options.target()
+    plan = plan_destroy(target)
+    if plan.empty:
+        if options.json:
+            render.print_json({"stack": target.stack, "deleted": []})
+        else:
+            render.line("Nothing of stack %s is left in %s." % (target.stack, target.region_name), style="green")
+        return
+    if not options.json:
+        _plan_table(plan, "Destroy %s" % target.describe())
+    if not yes:
+        import sys
+
+        if not sys.stdin.isatty():
+            raise WsctlError("destroy needs --yes when not run from a terminal")
+        typer.confirm("Delete these %d resources?" % len(plan.steps), abort=True)
+    run_plan(target, plan, lambda step: None if options.json else render.line(
+        "  deleted %s %s" % (step.resource, step.name), style="dim", stderr=True))
+    if options.json:
+        render.print_json({"stack": target.stack, "deleted": _plan_document(plan)})
+    else:
+        render.line("Stack %s destroyed." % target.stack, style="green")
+
+
+@app.command()
+def bundle(output: str = typer.Option(..., "-o", "--out", help="Write the Lambda zip here.")):
+    """Write the deterministic Lambda bundle (lambda_src + PyJWT)."""
+    from pathlib import Path
+
+    from .. import render
+    from ..deploy import bundle as bundler
+    from ..errors import WsctlError
+
+    data = bundler.build()
+    try:
+        Path(output).write_bytes(data)
+    except OSError as error:
+        raise WsctlError("cannot write %s: %s" % (output, error.strerror)) from None
+    render.line("%s  %d bytes  sha256 %s" % (output, len(data), bundler.sha256_hex(data)))
+
+
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+
+
+def parse_duration(text: str) -> int:
+    from ..errors import UsageError
+
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise UsageError("duration %r: use seconds or a number with s, m, h or d (e.g. 90s, 15m, 1h)" % text)
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+@app.command()
+def token(ctx: typer.Context, user: str = typer.Option(..., "--user", "-u", help="The user id (the token's sub)."),
+          ttl: str = typer.Option("1h", "--ttl", help="Lifetime, e.g. 15m, 1h (at most 24h).")):
+    """Mint a connection token for a user of the current target; prints only the token."""
+    from lambda_src import signing
+
+    from ..errors import UsageError
+
+    target = ctx.obj.target()
+    try:
+        print(signing.mint(target.keyset(), target.audience_stack, user, parse_duration(ttl)))
+    except ValueError as error:
+        raise UsageError(str(error)) from None

@@ -1,0 +1,159 @@
+"""Read what a stack has on AWS now: read-only calls only (Get/List/Describe).
+
+The result is plain data that `plan` compares with the desired stack. Each
+resource is None when absent; a resource that exists under the stack's name
+but lacks the stack's tag is reported in `foreign` so the plan can refuse.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+from .. import aws
+from .. import stack as names
+
+
+@dataclass
+class RemoteState:
+    account: str
+    partition: str
+    api: dict | None = None
+    integrations: list = field(default_factory=list)
+    authorizers: list = field(default_factory=list)
+    routes: list = field(default_factory=list)
+    route_responses: dict = field(default_factory=dict)  # route id -> [route responses]
+    stage: dict | None = None
+    deployment: dict | None = None
+    role: dict | None = None
+    role_policy: dict | None = None
+    table: dict | None = None
+    ttl: dict | None = None
+    log_group: dict | None = None
+    log_group_tags: dict = field(default_factory=dict)
+    parameter: dict | None = None
+    function: dict | None = None  # get_function's Configuration, plus "Tags"
+    permissions: dict = field(default_factory=dict)  # statement id -> statement
+    foreign: list = field(default_factory=list)  # (kind, name) taken by something not ours
+
+
+def _missing(error: Exception, *codes: str) -> bool:
+    return aws.error_code(error) in codes or aws.status_code(error) == 404
+
+
+def find_api(apigw, stack: str) -> dict | None:
+    """The stack's WebSocket API: named wsctl-{stack} and tagged with the stack."""
+    for page in apigw.get_paginator("get_apis").paginate():
+        for api in page.get("Items", ()):
+            if (api.get("Name") == names.api_name(stack) and api.get("ProtocolType") == "WEBSOCKET"
+                    and (api.get("Tags") or {}).get(names.TAG_KEY) == stack):
+                return api
+    return None
+
+
+def _items(call, **kwargs) -> list:
+    items, token = [], None
+    while True:
+        answer = call(**kwargs, **({"NextToken": token} if token else {}))
+        items += answer.get("Items", [])
+        token = answer.get("NextToken")
+        if not token:
+            return items
+
+
+def read(clients, stack: str, stage: str, region: str) -> RemoteState:
+    from botocore.exceptions import ClientError
+
+    identity = clients("sts").get_caller_identity()
+    state = RemoteState(account=identity["Account"], partition=identity["Arn"].split(":")[1])
+    _read_api(state, clients("apigatewayv2"), stack, stage)
+
+    iam = clients("iam")
+    role_name = names.role_name(stack, region)
+    try:
+        state.role = iam.get_role(RoleName=role_name)["Role"]
+        tags = {t["Key"]: t["Value"] for t in state.role.get("Tags", [])}
+        if tags.get(names.TAG_KEY) != stack:
+            state.foreign.append(("IAM role", role_name))
+        try:
+            state.role_policy = iam.get_role_policy(RoleName=role_name, PolicyName=role_name)["PolicyDocument"]
+        except ClientError as error:
+            if not _missing(error, "NoSuchEntity"):
+                raise
+    except ClientError as error:
+        if not _missing(error, "NoSuchEntity"):
+            raise
+
+    ddb = clients("dynamodb")
+    table = names.table_name(stack)
+    try:
+        state.table = ddb.describe_table(TableName=table)["Table"]
+        tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=state.table["TableArn"]).get("Tags", [])}
+        if tags.get(names.TAG_KEY) != stack:
+            state.foreign.append(("DynamoDB table", table))
+        state.ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    except ClientError as error:
+        if not _missing(error, "ResourceNotFoundException"):
+            raise
+
+    logs = clients("logs")
+    group = names.log_group(stack)
+    for candidate in logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups", []):
+        if candidate["logGroupName"] == group:
+            state.log_group = candidate
+            state.log_group_tags = logs.list_tags_log_group(logGroupName=group).get("tags", {})
+
+    ssm = clients("ssm")
+    param = names.signing_key_param(stack)
+    try:
+        state.parameter = ssm.get_parameter(Name=param, WithDecryption=False)["Parameter"]
+        tags = {t["Key"]: t["Value"] for t in ssm.list_tags_for_resource(
+            ResourceType="Parameter", ResourceId=param).get("TagList", [])}
+        if tags.get(names.TAG_KEY) != stack:
+            state.foreign.append(("SSM parameter", param))
+    except ClientError as error:
+        if not _missing(error, "ParameterNotFound"):
+            raise
+
+    lam = clients("lambda")
+    function = names.function_name(stack)
+    try:
+        answer = lam.get_function(FunctionName=function)
+        state.function = dict(answer["Configuration"], Tags=answer.get("Tags", {}))
+        if state.function["Tags"].get(names.TAG_KEY) != stack:
+            state.foreign.append(("Lambda function", function))
+        try:
+            policy = json.loads(lam.get_policy(FunctionName=function)["Policy"])
+            state.permissions = {s.get("Sid"): s for s in policy.get("Statement", [])}
+        except ClientError as error:
+            if not _missing(error, "ResourceNotFoundException"):
+                raise
+    except ClientError as error:
+        if not _missing(error, "ResourceNotFoundException"):
+            raise
+    return state
+
+
+def _read_api(state: RemoteState, apigw, stack: str, stage: str) -> None:
+    from botocore.exceptions import ClientError
+
+    state.api = find_api(apigw, stack)
+    if state.api is None:
+        return
+    api_id = state.api["ApiId"]
+    state.integrations = _items(apigw.get_integrations, ApiId=api_id)
+    state.authorizers = _items(apigw.get_authorizers, ApiId=api_id)
+    state.routes = _items(apigw.get_routes, ApiId=api_id)
+    for route in state.routes:
+        if route.get("RouteResponseSelectionExpression"):
+            state.route_responses[route["RouteId"]] = _items(
+                apigw.get_route_responses, ApiId=api_id, RouteId=route["RouteId"])
+    try:
+        state.stage = apigw.get_stage(ApiId=api_id, StageName=stage)
+    except ClientError as error:
+        if not _missing(error, "NotFoundException"):
+            raise
+    if state.stage and state.stage.get("DeploymentId"):
+        try:
+            state.deployment = apigw.get_deployment(ApiId=api_id, DeploymentId=state.stage["DeploymentId"])
+        except ClientError as error:
+            if not _missing(error, "NotFoundException"):
+                raise

@@ -1,0 +1,56 @@
+"""Queries over a target's connection registry for the operating commands.
+
+The item-level reads and deletes are lambda_src.registry's (the handler's own),
+so the CLI and the deployed function read the table identically; this module
+adds what only operators need: counting, listing with rooms, parallel scans.
+"""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from lambda_src import keys
+from lambda_src.registry import Registry, decode
+
+PARALLEL_SCAN_SEGMENTS = 4
+
+
+def registry_for(target) -> Registry:
+    return Registry(target.client("dynamodb", max_pool_connections=32), target.table)
+
+
+def count_live(target) -> int:
+    """Live connection entries (ttl not passed), by a COUNT scan."""
+    client = target.client("dynamodb", max_pool_connections=32)
+    kwargs = {"TableName": target.table, "Select": "COUNT",
+              "FilterExpression": "SK = :conn AND (attribute_not_exists(#ttl) OR #ttl > :now)",
+              "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
+              "ExpressionAttributeValues": {":conn": {"S": keys.CONN_SK}, ":now": {"N": str(int(time.time()))}}}
+    total = 0
+    while True:
+        answer = client.scan(**kwargs)
+        total += answer.get("Count", 0)
+        if not answer.get("LastEvaluatedKey"):
+            return total
+        kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
+def scan_all(target, segments: int = PARALLEL_SCAN_SEGMENTS, include_expired: bool = False) -> list[dict]:
+    """Every item of the table (connections and memberships), in parallel scan segments."""
+    client = target.client("dynamodb", max_pool_connections=32)
+    now = int(time.time())
+
+    def segment(index: int) -> list[dict]:
+        kwargs = {"TableName": target.table, "Segment": index, "TotalSegments": segments}
+        items = []
+        while True:
+            answer = client.scan(**kwargs)
+            items += [decode(i) for i in answer.get("Items", ())]
+            if not answer.get("LastEvaluatedKey"):
+                return items
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    with ThreadPoolExecutor(max_workers=segments) as pool:
+        items = [item for part in pool.map(segment, range(segments)) for item in part]
+    if include_expired:
+        return items
+    return [item for item in items if item.get(keys.TTL_ATTRIBUTE) is None or item[keys.TTL_ATTRIBUTE] > now]

@@ -1,0 +1,66 @@
+"""Names of the resources one stack owns, derived from the stack name alone.
+
+Deterministic names plus a `wsctl:stack` tag on every resource let any machine
+with credentials find a stack without a local state file; the tag also tells
+a resource the stack owns from one that merely has the same name.
+"""
+
+import re
+
+from .errors import UsageError
+
+TAG_KEY = "wsctl:stack"
+DEFAULT_STACK = "wsctl"
+DEFAULT_STAGE = "dev"
+_STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_STAGE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_stack(stack: str) -> str:
+    if not _STACK_RE.match(stack or ""):
+        raise UsageError("stack name %r: use 1-31 lowercase letters, digits or '-', starting "
+                         "with a letter" % stack)
+    return stack
+
+
+def check_stage(stage: str) -> str:
+    if not _STAGE_RE.match(stage or ""):
+        raise UsageError("stage name %r: use 1-64 letters, digits, '-' or '_'" % stage)
+    return stage
+
+
+def function_name(stack: str) -> str:
+    return "wsctl-%s" % stack
+
+
+def api_name(stack: str) -> str:
+    return "wsctl-%s" % stack
+
+
+def table_name(stack: str) -> str:
+    return "wsctl-%s-connections" % stack
+
+
+def role_name(stack: str, region: str) -> str:
+    # IAM is global: the region keeps one stack name usable in several regions.
+    return "wsctl-%s-%s" % (stack, region)
+
+
+def log_group(stack: str) -> str:
+    return "/aws/lambda/%s" % function_name(stack)
+
+
+def signing_key_param(stack: str) -> str:
+    return "/wsctl/%s/signing-key" % stack
+
+
+def tags(stack: str) -> dict:
+    return {TAG_KEY: stack}
+
+
+def ws_url(api_id: str, region: str, stage: str) -> str:
+    return "wss://%s.execute-api.%s.amazonaws.com/%s" % (api_id, region, stage)
+
+
+def management_url(api_id: str, region: str, stage: str) -> str:
+    return "https://%s.execute-api.%s.amazonaws.com/%s" % (api_id, region, stage)
