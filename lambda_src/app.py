@@ -154,7 +154,7 @@ def parse_frame(route: str, body) -> tuple[str, dict]:
         raise ClientError("bad_json", "a frame must be a JSON object like "
                           '{"action": "sendMessage", "targetUserId": "bob", "text": "hi"}')
     action = frame.get("action")
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:  # a list or object is unhashable
         if action is None:
             raise ClientError("missing_action", 'the frame has no "action" field')
         raise ClientError("unknown_action", "unknown action %s" % json.dumps(action)[:MAX_NAME])
@@ -164,7 +164,7 @@ def parse_frame(route: str, body) -> tuple[str, dict]:
         value = frame.get(field)
         if not isinstance(value, str) or not value:
             raise ClientError("missing_field", '%s needs a non-empty string "%s"' % (action, field))
-    if "room" in frame and len(frame["room"]) > MAX_NAME:
+    if "room" in ACTIONS[action] and len(frame["room"]) > MAX_NAME:  # checked a string above
         raise ClientError("bad_field", "a room name is at most %d characters" % MAX_NAME)
     return action, frame
 
