@@ -81,6 +81,7 @@ class Target:
     region: str | None = None
     endpoint_url: str | None = None
     local: bool = False
+    boto_session: object = field(default=None, repr=False)  # a ready boto3.Session (tests hook its events)
     _clients: dict = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -91,6 +92,8 @@ class Target:
     def session(self):
         from . import aws
 
+        if self.boto_session is not None:
+            return self.boto_session
         if self.local:
             import boto3
 
