@@ -121,3 +121,16 @@ def _unique_stage(self, config):
 
 
 _models.Api.create_stage = _unique_stage
+
+# AWS detaches a route's authorizer when its AuthorizationType becomes NONE or
+# AWS_IAM (the documented way to remove one); moto keeps the stale AuthorizerId.
+_update_route = _models.Route.update
+
+
+def _update_route_detaching(self, *args, **kwargs):
+    _update_route(self, *args, **kwargs)
+    if self.authorization_type in ("NONE", "AWS_IAM") and not kwargs.get("authorizer_id"):
+        self.authorizer_id = None
+
+
+_models.Route.update = _update_route_detaching

@@ -10,7 +10,7 @@ import re
 from .errors import UsageError
 
 TAG_KEY = "wsctl:stack"
-DEFAULT_STACK = "wsctl"
+DEFAULT_STACK = "app"
 DEFAULT_STAGE = "dev"
 _STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _STAGE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -64,3 +64,14 @@ def ws_url(api_id: str, region: str, stage: str) -> str:
 
 def management_url(api_id: str, region: str, stage: str) -> str:
     return "https://%s.execute-api.%s.amazonaws.com/%s" % (api_id, region, stage)
+
+
+def handler_environment(stack: str, auth: str, ttl_seconds: int, allow_client_broadcast: bool) -> dict:
+    """The handler's environment: the same for the deployed function and the local emulator."""
+    env = {"TABLE_NAME": table_name(stack), "STACK_NAME": stack,
+           "AUTH_MODE": auth, "CONNECTION_TTL_SECONDS": str(ttl_seconds)}
+    if auth == "jwt":
+        env["SIGNING_KEY_PARAM"] = signing_key_param(stack)  # the name, never the key
+    if allow_client_broadcast:
+        env["ALLOW_CLIENT_BROADCAST"] = "1"
+    return env

@@ -119,7 +119,7 @@ def root(
                                 show_envvar=False),
     region: str = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / your config)."),
     endpoint_url: str = typer.Option(None, "--endpoint-url", help="Send AWS calls to this endpoint (moto, LocalStack)."),
-    stack: str = typer.Option("wsctl", "--stack", envvar="WSCTL_STACK", help="Stack name (default wsctl)."),
+    stack: str = typer.Option("app", "--stack", envvar="WSCTL_STACK", help="Stack name (default app)."),
     stage: str = typer.Option("dev", "--stage", envvar="WSCTL_STAGE", help="Stage name (default dev)."),
     output: str = typer.Option("text", "--output", "-o", help="text, json (one document) or jsonl (connect)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and AWS call details."),
@@ -138,7 +138,8 @@ def root(
         logging.getLogger("wsctl").setLevel(logging.DEBUG)
 
 
-from . import deploy as _deploy  # noqa: E402,F401  (registers commands)
+from . import deploy as _deploy  # noqa: E402,F401  (each module registers its commands)
+from . import local as _local  # noqa: E402,F401
 
 
 def main() -> None:

@@ -146,21 +146,12 @@ def role_policy(config: StackConfig) -> dict:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def function_environment(config: StackConfig) -> dict:
-    env = {"TABLE_NAME": names.table_name(config.stack), "STACK_NAME": config.stack,
-           "AUTH_MODE": config.auth, "CONNECTION_TTL_SECONDS": str(config.ttl_seconds)}
-    if config.auth == "jwt":
-        env["SIGNING_KEY_PARAM"] = names.signing_key_param(config.stack)  # the name, never the key
-    if config.allow_client_broadcast:
-        env["ALLOW_CLIENT_BROADCAST"] = "1"
-    return env
-
-
 def function_settings(config: StackConfig) -> dict:
     return {"Runtime": RUNTIME, "Handler": bundle.HANDLER, "Role": Fmt("{role_arn}"),
             "MemorySize": config.memory_mb, "Timeout": config.timeout_s,
             "Description": "wsctl stack %s: WebSocket handler" % config.stack,
-            "Environment": {"Variables": function_environment(config)}}
+            "Environment": {"Variables": names.handler_environment(config.stack, config.auth, config.ttl_seconds,
+                                                              config.allow_client_broadcast)}}
 
 
 def api_fingerprint(config: StackConfig) -> str:

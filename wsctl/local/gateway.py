@@ -1,0 +1,480 @@
+"""The emulated API Gateway: WebSocket upgrades at /{stage}, @connections at
+/{stage}/@connections/{id}, on one aiohttp application.
+
+What happens here follows reference §1-8 (the tests name each rule): the
+authorizer and $connect run before the upgrade completes and decide its HTTP
+status; each frame is routed by the route selection expression and invokes
+the handler concurrently; two-way routes answer with the handler's `body`;
+handler errors and timeouts answer AWS's error frames and keep the socket;
+frames over 32 KB and messages over 128 KB close with 1009, binary frames with
+1003, idle and over-age connections with 1001; every close is followed by
+$disconnect with its status code and reason.
+"""
+
+import asyncio
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_websocket import WebSocketError
+
+from ..apispec import ApiSpec
+from . import authorizer as authz
+from . import events, routing, sigv4
+from .invoker import HandlerFailed, HandlerTimedOut, Invoker
+
+MAX_FRAME = 32 * 1024
+MAX_MESSAGE = 128 * 1024
+# Idle timeout and 2-hour cap: AWS documents neither code nor reason; like
+# serverless-offline we close with 1001 "Going away" [infer].
+GOING_AWAY = (1001, "Going away")
+NO_STATUS = (1005, "Client-side close frame status not set")
+DELETED = (1000, "Connection Closed Normally")
+DROPPED = (1006, "")
+
+
+@dataclass
+class Faults:
+    """Test option: answer a share of management requests with an error status, and make a
+    share of handler invocations fail or time out, to exercise retries and pruning."""
+    management: dict = field(default_factory=dict)  # HTTP status -> share of @connections requests
+    handler_error: float = 0.0
+    handler_timeout: float = 0.0
+    disconnect_loss: float = 0.0  # share of dropped (1006) connections whose $disconnect is lost
+    seed: int | None = None
+
+    def __post_init__(self):
+        self.rng = random.Random(self.seed)
+
+    def management_status(self) -> int | None:
+        roll = self.rng.random()
+        for status, share in self.management.items():
+            if roll < share:
+                return status
+            roll -= share
+        return None
+
+    def hit(self, share: float) -> bool:
+        return share > 0 and self.rng.random() < share
+
+
+@dataclass
+class GatewayConfig:
+    stage: str
+    api_id: str
+    region: str
+    spec: ApiSpec
+    identity_sources: tuple = ("route.request.header.Host",)
+    idle_timeout: float = 600.0
+    max_duration: float = 7200.0
+    integration_timeout: float = 29.0
+    max_frame: int = MAX_FRAME
+    max_message: int = MAX_MESSAGE
+    faults: Faults = field(default_factory=Faults)
+    quiet: bool = False
+
+
+class FrameGate:
+    """Sits in front of aiohttp's WebSocket reader and looks at frame headers only:
+    aiohttp limits whole messages, API Gateway also limits single frames (32 KB) and
+    refuses binary data (1003), so each data frame's header is checked as it arrives."""
+
+    def __init__(self, inner, queue, max_frame: int):
+        self.inner, self.queue, self.max_frame = inner, queue, max_frame
+        self.header = b""
+        self.skip = 0
+        self.failed = False
+
+    def feed_eof(self):
+        self.inner.feed_eof()
+
+    def feed_data(self, data):
+        if not self.failed:
+            problem = self._scan(bytes(data))
+            if problem:
+                self.failed = True
+                self.queue.set_exception(WebSocketError(*problem))
+                return True, b""
+        return self.inner.feed_data(data)
+
+    def _scan(self, data: bytes):
+        position, size = 0, len(data)
+        while position < size:
+            if self.skip:
+                step = min(self.skip, size - position)
+                self.skip -= step
+                position += step
+                continue
+            buffer = self.header + data[position:position + 14]
+            if len(buffer) < 2:
+                self.header = buffer
+                return None
+            length_flag = buffer[1] & 0x7F
+            needed = 2 + (2 if length_flag == 126 else 8 if length_flag == 127 else 0) + (4 if buffer[1] & 0x80 else 0)
+            if len(buffer) < needed:
+                self.header = buffer
+                return None
+            position += needed - len(self.header)
+            self.header = b""
+            opcode = buffer[0] & 0x0F
+            if length_flag == 126:
+                length = int.from_bytes(buffer[2:4], "big")
+            elif length_flag == 127:
+                length = int.from_bytes(buffer[2:10], "big")
+            else:
+                length = length_flag
+            if opcode == 0x2:
+                return WSCloseCode.UNSUPPORTED_DATA, "binary frames are not supported"
+            if opcode in (0x0, 0x1) and length > self.max_frame:
+                return WSCloseCode.MESSAGE_TOO_BIG, "frame of %d bytes is over the %d-byte limit" % (length, self.max_frame)
+            self.skip = length
+        return None
+
+
+class GatewaySocket(web.WebSocketResponse):
+    max_frame = MAX_FRAME
+
+    def _post_start(self, request, protocol, writer):
+        super()._post_start(request, protocol, writer)
+        handler = request.protocol
+        if getattr(handler, "_payload_parser", None) is self._parser:
+            handler._payload_parser = FrameGate(self._parser, self._reader, self.max_frame)
+
+
+class Connection:
+    __slots__ = ("id", "ws", "origin", "last_active", "close", "message_count")
+
+    def __init__(self, ws, origin):
+        self.id, self.ws, self.origin = origin.connection_id, ws, origin
+        self.last_active = time.time()
+        self.close = None  # (code, reason) once the server decided to close it
+        self.message_count = 0
+
+
+def _iso(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _json_error(status: int, error_type: str, message: str) -> web.Response:
+    return web.Response(status=status, text=json.dumps({"message": message}), content_type="application/json",
+                        headers={"x-amzn-ErrorType": error_type})
+
+
+def forbidden() -> web.Response:
+    return _json_error(403, "ForbiddenException", "Forbidden")
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, invoker: Invoker, authorizer: Invoker | None = None, log=None):
+        self.config = config
+        self.invoker = invoker
+        self.authorizer = authorizer
+        self.connections: dict[str, Connection] = {}
+        self.route_keys = frozenset(config.spec.keys)
+        self.two_way = frozenset(r.key for r in config.spec.routes if r.two_way)
+        self.method_arn = events.method_arn(config.region, config.api_id, config.stage)
+        self.log = log or self._print
+        self.tasks: set = set()
+        self.disconnects: set = set()
+        self.stats = {"connects": 0, "refused": 0, "messages": 0, "posts": 0, "handler_errors": 0}
+        self._sweeper = None
+
+    # -- the aiohttp application ------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=4 * 1024 * 1024, handler_args={"max_field_size": 16384})
+        app.router.add_route("*", "/{stage}/@connections/{id}", self.management)
+        app.router.add_route("GET", "/{stage}", self.upgrade)
+        app.router.add_route("*", "/{tail:.*}", self.not_found)
+        app.on_startup.append(self._start)
+        return app
+
+    async def _start(self, app):
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def not_found(self, request):
+        return forbidden()
+
+    def _print(self, route: str, connection_id: str, status, millis: float) -> None:
+        if not self.config.quiet:
+            sys.stdout.write("%s  %-14s %s  %s  %.1f ms\n" % (
+                time.strftime("%H:%M:%S"), route, connection_id, status, millis))
+            sys.stdout.flush()
+
+    def _spawn(self, coroutine, group=None):
+        task = asyncio.create_task(coroutine)
+        group = self.tasks if group is None else group
+        group.add(task)
+        task.add_done_callback(group.discard)
+        return task
+
+    # -- handshake ----------------------------------------------------------------
+    async def upgrade(self, request: web.Request):
+        if request.match_info["stage"] != self.config.stage:
+            return forbidden()
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            return web.Response(status=426, text="Upgrade Required")
+        started = time.perf_counter()
+        now_ms = int(time.time() * 1000)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+        scheme = "https" if request.transport and request.transport.get_extra_info("sslcontext") else "http"
+        headers += [("X-Amzn-Trace-Id", events.trace_id(now_ms)), ("X-Forwarded-For", peer[0] if peer else ""),
+                    ("X-Forwarded-Port", str(request.url.port or "")), ("X-Forwarded-Proto", scheme)]
+        origin = events.Origin(
+            connection_id=events.connection_id(), connected_at=now_ms, source_ip=peer[0] if peer else "127.0.0.1",
+            domain_name=request.host, stage=self.config.stage, api_id=self.config.api_id,
+            user_agent=request.headers.get("User-Agent"), headers=headers,
+            query=[(k, v) for k, v in request.query.items()] if request.query_string else [])
+
+        refusal = await self._authorize(request, origin)
+        if refusal is not None:
+            return refusal
+        protocol = None
+        if "$connect" in self.route_keys:
+            req_id = events.request_id()
+            event = events.connect_event(origin, int(time.time() * 1000), req_id)
+            status, protocol = await self._run_connect(event)
+            if not 200 <= status < 300:
+                self.stats["refused"] += 1
+                self.log("$connect", origin.connection_id, status, (time.perf_counter() - started) * 1000)
+                return web.Response(status=status)
+        # Compression off: API Gateway does not negotiate permessage-deflate [infer].
+        ws = GatewaySocket(protocols=(protocol,) if protocol else (), max_msg_size=self.config.max_message + 1,
+                           autoping=True, compress=False, timeout=5.0)
+        ws.max_frame = self.config.max_frame
+        try:
+            await ws.prepare(request)
+        except (ConnectionError, RuntimeError):
+            return ws
+        connection = Connection(ws, origin)
+        self.connections[origin.connection_id] = connection
+        self.stats["connects"] += 1
+        self.log("$connect", origin.connection_id, 101, (time.perf_counter() - started) * 1000)
+        await self._read(connection)
+        return ws
+
+    async def _authorize(self, request, origin) -> web.Response | None:
+        if self.config.spec.auth != "jwt" or self.authorizer is None:
+            return None
+        started = time.perf_counter()
+        for source in self.config.identity_sources:  # any missing source: 401 without invoking
+            kind, _, name = source.partition("route.request.")[2].partition(".")
+            value = request.headers.get(name) if kind == "header" else request.query.get(name) if kind == "querystring" else "x"
+            if not value:
+                self.stats["refused"] += 1
+                self.log("$connect(auth)", origin.connection_id, 401, 0.0)
+                return web.Response(status=401, text='{"message":"Unauthorized"}', content_type="application/json")
+        event = events.authorizer_event(origin, self.method_arn, int(time.time() * 1000), events.request_id())
+        status = 500
+        try:
+            result = await self.authorizer.invoke(event, self.config.integration_timeout)
+            origin.authorizer = authz.decide(result, self.method_arn)
+            origin.authorizer["integrationLatency"] = int((time.perf_counter() - started) * 1000)
+            return None
+        except HandlerFailed as failed:
+            status = 401 if str(failed.error) == "Unauthorized" else 500
+        except HandlerTimedOut:
+            status = 500
+        except authz.Refused as refused:
+            status = refused.status
+        self.stats["refused"] += 1
+        self.log("$connect(auth)", origin.connection_id, status, (time.perf_counter() - started) * 1000)
+        message = {401: "Unauthorized", 403: "Forbidden"}.get(status, "Internal server error")
+        return web.Response(status=status, text=json.dumps({"message": message}), content_type="application/json")
+
+    async def _run_connect(self, event) -> tuple[int, str | None]:
+        faults = self.config.faults
+        if faults.hit(faults.handler_error):
+            return 502, None
+        if faults.hit(faults.handler_timeout):
+            return 504, None
+        try:
+            result = await self.invoker.invoke(event, self.config.integration_timeout)
+        except HandlerFailed:
+            self.stats["handler_errors"] += 1
+            return 502, None
+        except HandlerTimedOut:
+            return 504, None
+        if not isinstance(result, dict):
+            return 200, None
+        try:
+            status = int(result.get("statusCode", 200))
+        except (TypeError, ValueError):
+            return 502, None
+        headers = result.get("headers") or {}
+        protocol = next((v for k, v in headers.items() if k.lower() == "sec-websocket-protocol"), None) \
+            if isinstance(headers, dict) else None
+        return status, protocol
+
+    # -- frames -------------------------------------------------------------------------
+    async def _read(self, connection: Connection) -> None:
+        ws = connection.ws
+        client_close = None
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg.type is WSMsgType.TEXT:
+                    connection.last_active = time.time()
+                    self._spawn(self._message(connection, msg.data))
+                elif msg.type is WSMsgType.BINARY:  # normally caught by FrameGate first
+                    connection.close = (1003, "")
+                    await ws.close(code=1003)
+                    break
+                elif msg.type is WSMsgType.CLOSE:
+                    client_close = (msg.data or NO_STATUS[0], msg.extra or "") if msg.data else NO_STATUS
+                    break
+                elif msg.type is WSMsgType.ERROR:
+                    error = msg.data
+                    if isinstance(error, WebSocketError) and connection.close is None:
+                        connection.close = (error.code, "")
+                    break
+                else:  # CLOSED / CLOSING
+                    break
+        finally:
+            self.connections.pop(connection.id, None)
+            if not ws.closed:
+                await ws.close()
+            code, reason = connection.close or client_close or DROPPED
+            if code == DROPPED[0] and self.config.faults.hit(self.config.faults.disconnect_loss):
+                self.log("$disconnect", connection.id, "lost", 0.0)  # best-effort delivery, simulated
+            elif "$disconnect" in self.route_keys:
+                self._spawn(self._disconnect(connection, code, reason), self.disconnects)
+
+    async def _disconnect(self, connection: Connection, code: int, reason: str) -> None:
+        started = time.perf_counter()
+        event = events.disconnect_event(connection.origin, code, reason, int(time.time() * 1000), events.request_id())
+        status = code
+        try:
+            await self.invoker.invoke(event, self.config.integration_timeout)  # its result is ignored, as on AWS
+        except (HandlerFailed, HandlerTimedOut) as error:
+            status = "error:%s" % type(error).__name__
+            self.stats["handler_errors"] += 1
+        self.log("$disconnect", connection.id, status, (time.perf_counter() - started) * 1000)
+
+    async def _message(self, connection: Connection, text: str) -> None:
+        started = time.perf_counter()
+        self.stats["messages"] += 1
+        req_id = events.request_id()
+        route = routing.select(self.config.spec.route_selection_expression, text, self.route_keys)
+        if route is None:
+            await self._send(connection, events.error_frame("Forbidden", connection.id, req_id))
+            self.log("(no route)", connection.id, "Forbidden", (time.perf_counter() - started) * 1000)
+            return
+        event = events.message_event(connection.origin, route, text, int(time.time() * 1000), req_id,
+                                     events.message_id(connection.id))
+        faults = self.config.faults
+        outcome = 200
+        try:
+            if faults.hit(faults.handler_error):
+                raise HandlerFailed(RuntimeError("injected fault"))
+            if faults.hit(faults.handler_timeout):
+                raise HandlerTimedOut()
+            result = await self.invoker.invoke(event, self.config.integration_timeout)
+        except HandlerFailed:
+            self.stats["handler_errors"] += 1
+            outcome = "Internal server error"
+            await self._send(connection, events.error_frame(outcome, connection.id, req_id))
+        except HandlerTimedOut:
+            outcome = "Endpoint request timed out"
+            await self._send(connection, events.error_frame(outcome, connection.id, req_id))
+        else:
+            if route in self.two_way and isinstance(result, dict) and result.get("body") is not None:
+                body = result["body"]
+                if result.get("isBase64Encoded") and isinstance(body, str):
+                    import base64
+
+                    await self._send(connection, base64.b64decode(body))
+                else:
+                    await self._send(connection, body if isinstance(body, str) else json.dumps(body))
+        self.log(route, connection.id, outcome, (time.perf_counter() - started) * 1000)
+
+    async def _send(self, connection: Connection, data) -> bool:
+        ws = connection.ws
+        if ws.closed or connection.close is not None:
+            return False
+        try:
+            if isinstance(data, str):
+                await ws.send_str(data)
+            else:
+                await ws.send_bytes(data)
+            return True
+        except (ConnectionError, RuntimeError):
+            return False
+
+    # -- server-side closes ----------------------------------------------------------------
+    def close_connection(self, connection: Connection, code: int, reason: str) -> None:
+        if connection.close is not None:
+            return
+        connection.close = (code, reason)
+        self.connections.pop(connection.id, None)  # from now on the id is gone (410)
+        self._spawn(connection.ws.close(code=code, message=reason.encode()))
+
+    async def _sweep(self) -> None:
+        interval = max(0.05, min(1.0, self.config.idle_timeout / 4, self.config.max_duration / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.time()
+            for connection in list(self.connections.values()):
+                if now - connection.last_active >= self.config.idle_timeout or \
+                        now - connection.origin.connected_at / 1000 >= self.config.max_duration:
+                    self.close_connection(connection, *GOING_AWAY)
+
+    async def shutdown(self, timeout: float = 10.0) -> None:
+        """Close every socket with 1001 and wait for their $disconnect invocations."""
+        if self._sweeper:
+            self._sweeper.cancel()
+        for connection in list(self.connections.values()):
+            self.close_connection(connection, *GOING_AWAY)
+        deadline = time.monotonic() + timeout
+        while (self.tasks or self.disconnects) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    # -- the management API --------------------------------------------------------------------
+    async def management(self, request: web.Request):
+        if request.match_info["stage"] != self.config.stage:
+            return forbidden()
+        try:
+            sigv4.check(request.headers, request.query)
+        except sigv4.Rejected as rejected:
+            return _json_error(403, rejected.error_type, str(rejected))
+        if request.method not in ("POST", "GET", "DELETE"):
+            return forbidden()
+        injected = self.config.faults.management_status()
+        if injected is not None:
+            if request.method == "POST":
+                await request.read()
+            error_type = {410: "GoneException", 429: "LimitExceededException", 403: "ForbiddenException",
+                          413: "PayloadTooLargeException"}.get(injected, "InternalServerErrorException")
+            return _json_error(injected, error_type, "injected fault")
+        connection = self.connections.get(request.match_info["id"])
+        if request.method == "POST":
+            data = await request.read()
+            if len(data) > MAX_MESSAGE:
+                return _json_error(413, "PayloadTooLargeException",
+                                   "Request must be smaller than 131072 bytes for the PostToConnection operation")
+            if connection is None:
+                return _json_error(410, "GoneException", "")
+            try:
+                payload = data.decode("utf-8")  # a text frame when the data is UTF-8
+            except UnicodeDecodeError:
+                payload = data
+            if not await self._send(connection, payload):
+                return _json_error(410, "GoneException", "")
+            connection.last_active = time.time()
+            self.stats["posts"] += 1
+            return web.Response(status=200)
+        if connection is None:
+            return _json_error(410, "GoneException", "")
+        if request.method == "GET":
+            origin = connection.origin
+            identity = {"sourceIp": origin.source_ip}
+            if origin.user_agent is not None:
+                identity["userAgent"] = origin.user_agent
+            return web.json_response({"connectedAt": _iso(origin.connected_at / 1000), "identity": identity,
+                                      "lastActiveAt": _iso(connection.last_active)})
+        self.close_connection(connection, *DELETED)
+        return web.Response(status=204)
