@@ -42,9 +42,13 @@ def warn(message: str) -> None:
 def table(columns: list[str], rows: list[list], title: str | None = None) -> None:
     from rich.table import Table
 
+    from rich import box
+
     out = console()
-    grid = Table(title=title, show_lines=False, header_style="bold",
-                 box=None if not out.is_terminal else __import__("rich.box").box.SIMPLE_HEAD)
+    if title:  # left-aligned above the table: rich's centred titles wrap badly in narrow terminals
+        line(title, style="bold")
+    grid = Table(show_lines=False, header_style="bold", box=box.SIMPLE_HEAD if out.is_terminal else None,
+                 pad_edge=False)
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
@@ -74,3 +78,34 @@ def relative_time(epoch_seconds: float, now: float) -> str:
             amount = "%d%s" % (size // seconds, unit)
             break
     return "in " + amount if delta > 0 else amount + " ago"
+
+
+class DelayedProgress:
+    """A progress bar that appears only on a terminal and only for runs over a second."""
+
+    def __init__(self, label: str, enabled: bool = True, delay: float = 1.0):
+        import time
+
+        self.label, self.delay, self._time = label, delay, time.monotonic
+        self.enabled = enabled and console(True).is_terminal
+        self.started = self._time()
+        self.progress = None
+        self.task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.progress is None:
+            if self._time() - self.started < self.delay:
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                     console=console(True), transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -8,7 +8,6 @@ import os
 import sys
 from dataclasses import dataclass
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -50,13 +49,13 @@ class WsctlGroup(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except KeyboardInterrupt:
             from .. import render
 
             render.error("interrupted")
-            raise click.exceptions.Exit(130) from None
+            raise typer.Exit(130) from None
         except Exception as error:  # one line for people; the traceback only with --debug
             from .. import render
             from ..errors import WsctlError
@@ -68,11 +67,11 @@ class WsctlGroup(TyperGroup):
                 traceback.print_exc()
             if isinstance(error, WsctlError):
                 render.error(str(error))
-                raise click.exceptions.Exit(error.exit_code) from None
+                raise typer.Exit(error.exit_code) from None
             from ..aws import describe
 
             render.error(describe(error) or "%s: %s" % (type(error).__name__, error))
-            raise click.exceptions.Exit(1) from None
+            raise typer.Exit(1) from None
 
 
 @dataclass
@@ -140,6 +139,7 @@ def root(
 
 from . import deploy as _deploy  # noqa: E402,F401  (each module registers its commands)
 from . import local as _local  # noqa: E402,F401
+from . import ops as _ops  # noqa: E402,F401
 
 
 def main() -> None:

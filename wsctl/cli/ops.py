@@ -1,0 +1,245 @@
+"""connections list/show, send, broadcast, prune, disconnect: operating a live API."""
+
+import asyncio
+import time
+
+import typer
+
+from . import app
+
+connections_app = typer.Typer(help="Who is connected: the registry joined with API Gateway's view.",
+                              no_args_is_help=True)
+app.add_typer(connections_app, name="connections")
+
+CONCURRENCY_HELP = "Management API calls in flight at once."
+TRANSPORT_OPTION = typer.Option("lean", "--transport", hidden=True, help="lean (aiohttp + SigV4) or boto3.")
+
+
+def _summary(target, report, pruned: int, recipients: int, json_output: bool, prune: bool) -> None:
+    from .. import render
+    from ..ops import forbidden_hint
+
+    counts = report.counts()
+    if json_output:
+        render.print_json({"target": target.describe(), "recipients": recipients, "counts": counts,
+                           "pruned": pruned, "retries": report.retries, "seconds": round(report.seconds, 3),
+                           "notDelivered": [r.connection_id for r in report.results
+                                            if r.outcome not in ("delivered", "gone")],
+                           "stopped": report.stopped})
+    else:
+        rows = [[outcome, count] for outcome, count in counts.items() if count or outcome == "delivered"]
+        if pruned or (counts["gone"] and prune):
+            rows.append(["pruned from registry", pruned])
+        if report.retries:
+            rows.append(["retries", report.retries])
+        render.table(["outcome", "connections"], rows,
+                     title="%d recipient(s) in %.2f s (%s)" % (recipients, report.seconds, target.describe()))
+    if report.stopped:
+        render.error(forbidden_hint(target, report))
+    elif not report.complete:
+        render.error("%d live connection(s) did not get the message" % len(
+            [r for r in report.results if r.outcome not in ("delivered", "gone")]))
+
+
+def _deliver(ctx, ids, payload, concurrency, no_prune, transport, single: bool):
+    from .. import render
+    from ..errors import WsctlError
+    from ..ops import EXIT_NO_RECIPIENT, deliver, exit_code
+
+    options = ctx.obj
+    target = options.target()
+    progress = render.DelayedProgress("sending", enabled=not options.json)
+    try:
+        report, pruned = asyncio.run(deliver(target, ids, payload, concurrency, not no_prune, progress, transport))
+    finally:
+        progress.close()
+    _summary(target, report, pruned, len(ids), options.json, not no_prune)
+    if single and report.counts()["gone"]:
+        raise WsctlError("connection %s is gone%s" % (ids[0], " (its registry entry was removed)" if pruned else ""),
+                         EXIT_NO_RECIPIENT)
+    code = exit_code(report)
+    if code:
+        raise typer.Exit(code)
+
+
+def _check_concurrency(concurrency: int) -> int:
+    from ..errors import UsageError
+
+    if not 1 <= concurrency <= 1024:
+        raise UsageError("--concurrency must be between 1 and 1024")
+    return concurrency
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    message: str = typer.Argument(None, help="The payload, sent as given (text or JSON); - reads stdin."),
+    connection: str = typer.Option(None, "--connection", "-c", help="One connection id."),
+    user: str = typer.Option(None, "--user", "-u", help="Every live connection of this user."),
+    room: str = typer.Option(None, "--room", "-r", help="Every live member of this room."),
+    file: str = typer.Option(None, "--file", "-f", help="Read the payload from this file (- for stdin)."),
+    concurrency: int = typer.Option(64, "--concurrency", help=CONCURRENCY_HELP),
+    no_prune: bool = typer.Option(False, "--no-prune", help="Keep registry entries of gone connections."),
+    transport: str = TRANSPORT_OPTION,
+):
+    """Send a message to a connection, a user or a room. Exit 0 only when every live recipient got it."""
+    from ..ops import read_payload, recipients
+
+    payload = read_payload(message, file)
+    target = ctx.obj.target()
+    ids = recipients(target, connection, user, room)
+    _deliver(ctx, ids, payload, _check_concurrency(concurrency), no_prune, transport, single=bool(connection))
+
+
+@app.command()
+def broadcast(
+    ctx: typer.Context,
+    message: str = typer.Argument(None, help="The payload, sent as given (text or JSON); - reads stdin."),
+    file: str = typer.Option(None, "--file", "-f", help="Read the payload from this file (- for stdin)."),
+    concurrency: int = typer.Option(64, "--concurrency", help=CONCURRENCY_HELP),
+    no_prune: bool = typer.Option(False, "--no-prune", help="Keep registry entries of gone connections."),
+    transport: str = TRANSPORT_OPTION,
+):
+    """Send a message to every live connection in the registry."""
+    from .. import render
+    from ..ops import all_connection_ids, read_payload
+
+    payload = read_payload(message, file)
+    target = ctx.obj.target()
+    ids = all_connection_ids(target)
+    if not ids:
+        if ctx.obj.json:
+            render.print_json({"target": target.describe(), "recipients": 0, "counts": {}})
+        else:
+            render.line("No live connections in the registry: nothing to send.", style="yellow")
+        return
+    _deliver(ctx, ids, payload, _check_concurrency(concurrency), no_prune, transport, single=False)
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed; change nothing."),
+    concurrency: int = typer.Option(64, "--concurrency", help=CONCURRENCY_HELP),
+    transport: str = TRANSPORT_OPTION,
+):
+    """Remove stale registry entries (ttl passed, or GetConnection says 410), sending no message."""
+    from .. import render
+    from ..ops import prune as run_prune
+
+    options = ctx.obj
+    target = options.target()
+    progress = render.DelayedProgress("checking", enabled=not options.json)
+    try:
+        report = asyncio.run(run_prune(target, dry_run, _check_concurrency(concurrency), progress, transport))
+    finally:
+        progress.close()
+    if options.json:
+        render.print_json(dict(report, target=target.describe()))
+    else:
+        verb = "would remove" if dry_run else "removed"
+        render.key_values([("checked", report["checked"]), ("live", report["live"]),
+                           ("expired (ttl passed)", report["expired"]), ("gone (410)", report["gone"]),
+                           ("orphaned memberships", report["orphaned"]), ("could not check", report["unknown"]),
+                           (verb, report["wouldRemove"] if dry_run else report["removed"])],
+                          title="Prune %s%s" % (target.describe(), " (dry run)" if dry_run else ""))
+    if report["unknown"]:
+        render.error("%d connection(s) could not be checked (throttled or failing); run prune again"
+                     % report["unknown"])
+        raise typer.Exit(1)
+
+
+@app.command()
+def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection to close."),
+               transport: str = TRANSPORT_OPTION):
+    """Close a connection (DeleteConnection): API Gateway closes it with 1000 and runs $disconnect."""
+    from .. import render
+    from ..errors import WsctlError
+    from ..ops import EXIT_NO_RECIPIENT
+    from ..ops import disconnect as kick
+
+    options = ctx.obj
+    target = options.target()
+    outcome = asyncio.run(kick(target, connection_id, transport))
+    if options.json:
+        render.print_json({"connectionId": connection_id, "outcome": outcome})
+    if outcome == "gone":
+        raise WsctlError("connection %s was already gone (its registry entry was removed)" % connection_id,
+                         EXIT_NO_RECIPIENT)
+    if not options.json:
+        render.line("Disconnected %s." % connection_id, style="green")
+
+
+def _relative_iso(value: str | None, now: float) -> str:
+    from datetime import datetime
+
+    from .. import render
+
+    if not value:
+        return "-"
+    try:
+        return render.relative_time(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp(), now)
+    except ValueError:
+        return value
+
+
+@connections_app.command("list")
+def list_connections(
+    ctx: typer.Context,
+    user: str = typer.Option(None, "--user", "-u", help="Only this user's connections (GSI1 query)."),
+    room: str = typer.Option(None, "--room", "-r", help="Only this room's members (GSI1 query)."),
+    live: bool = typer.Option(False, "--live", help="Ask API Gateway about each one: state and last activity."),
+    limit: int = typer.Option(None, "--limit", "-n", min=1, help="At most N connections."),
+    concurrency: int = typer.Option(64, "--concurrency", help=CONCURRENCY_HELP),
+    transport: str = TRANSPORT_OPTION,
+):
+    """The registry's live connections: id, user, rooms, connected, expires."""
+    from .. import render
+    from ..ops import list_connections as listing
+    from ..ops import liveness
+
+    options = ctx.obj
+    target = options.target()
+    rows = listing(target, user, room, limit)
+    if live and rows:
+        states = asyncio.run(liveness(target, [r["connectionId"] for r in rows], _check_concurrency(concurrency),
+                                      transport))
+        for row in rows:
+            row.update(states.get(row["connectionId"], {}))
+    if options.json:
+        render.print_json(rows)
+        return
+    now = time.time()
+    columns = ["connection", "user", "rooms", "connected", "expires"] + (["state", "last active"] if live else [])
+    table = []
+    for row in rows:
+        cells = [row["connectionId"], row["userId"], ",".join(row["rooms"]) or "-",
+                 render.relative_time(row["connectedAt"] / 1000, now) if row["connectedAt"] else "?",
+                 render.relative_time(row["ttl"], now) if row["ttl"] else "never"]
+        if live:
+            cells += [row.get("state", "?"), _relative_iso(row.get("lastActiveAt"), now)]
+        table.append(cells)
+    render.table(columns, table, title="%d connection(s) (%s)" % (len(rows), target.describe()))
+
+
+@connections_app.command("show")
+def show(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection id."),
+         transport: str = TRANSPORT_OPTION):
+    """One connection's registry item joined with API Gateway's GetConnection answer."""
+    from .. import render
+    from ..ops import show as show_one
+
+    options = ctx.obj
+    document = asyncio.run(show_one(options.target(), connection_id, transport))
+    if options.json:
+        render.print_json(document)
+        return
+    registry = document["registry"] or {}
+    api = document["apiGateway"]
+    render.key_values([
+        ("connection", connection_id), ("user", registry.get("userId", "(not in the registry)")),
+        ("rooms", ", ".join(document["rooms"]) or "-"), ("connected at (registry)", registry.get("connectedAt")),
+        ("expires (ttl)", registry.get("ttl")), ("source ip", registry.get("sourceIp")),
+        ("user agent", registry.get("userAgent")), ("API Gateway", api["state"]),
+        ("last active", api.get("lastActiveAt")), ("identity", api.get("identity")),
+    ])

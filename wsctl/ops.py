@@ -1,0 +1,232 @@
+"""Operating a live API: who is connected, sending, broadcasting, pruning, kicking.
+
+These services join the registry (what the table says) with the management
+API (what API Gateway says) through the fan-out engine. They act on one
+target, local or AWS, the same way.
+"""
+
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from lambda_src import keys
+from lambda_src.delivery import MAX_PAYLOAD
+
+from . import fanout
+from .errors import UsageError, WsctlError
+from .fanout.policy import DELIVERED, GONE
+from .fanout.transport import for_target
+from .registry import registry_for, scan_all
+
+EXIT_NOT_DELIVERED = 1  # throttled or failed for some live connection
+EXIT_NO_RECIPIENT = 3  # unknown or gone target
+EXIT_FORBIDDEN = 4  # the caller lacks execute-api:ManageConnections
+
+
+# -- payloads ---------------------------------------------------------------------
+def read_payload(message: str | None, file: str | None, stdin=None) -> bytes:
+    """The payload exactly as given: MESSAGE, --file F, or '-' (MESSAGE or F) for stdin."""
+    if message is not None and file is not None:
+        raise UsageError("give the payload once: MESSAGE or --file, not both")
+    if message is None and file is None:
+        raise UsageError("no payload: give MESSAGE, --file FILE, or - to read stdin")
+    if message == "-" or file == "-":
+        data = (stdin or sys.stdin.buffer).read()
+    elif file is not None:
+        try:
+            with open(file, "rb") as handle:
+                data = handle.read(MAX_PAYLOAD + 1)
+        except OSError as error:
+            raise UsageError("cannot read %s: %s" % (file, error.strerror)) from None
+    else:
+        data = message.encode("utf-8")
+    if not data:
+        raise UsageError("the payload is empty: API Gateway delivers no empty messages")
+    if len(data) > MAX_PAYLOAD:
+        raise UsageError("the payload is over %d bytes (API Gateway's limit for one message); nothing was sent"
+                         % MAX_PAYLOAD)
+    return data
+
+
+# -- recipients -----------------------------------------------------------------------
+def recipients(target, connection: str | None = None, user: str | None = None, room: str | None = None) -> list[str]:
+    chosen = [name for name, value in (("--connection", connection), ("--user", user), ("--room", room)) if value]
+    if len(chosen) != 1:
+        raise UsageError("choose exactly one of --connection, --user or --room%s"
+                         % (" (got %s)" % " and ".join(chosen) if chosen else ""))
+    if connection:
+        return [connection]
+    registry = registry_for(target)
+    if user:
+        ids = [item["connectionId"] for item in registry.connections_of_user(user)]
+        if not ids:
+            raise WsctlError("user %r has no live connection in the registry" % user, EXIT_NO_RECIPIENT)
+        return ids
+    ids = [item["connectionId"] for item in registry.members_of_room(room)]
+    if not ids:
+        raise WsctlError("room %r has no live member in the registry" % room, EXIT_NO_RECIPIENT)
+    return ids
+
+
+def all_connection_ids(target) -> list[str]:
+    return [item["connectionId"] for item in scan_all(target) if item["SK"] == keys.CONN_SK]
+
+
+# -- delivery ---------------------------------------------------------------------------
+def remove_connections(target, connection_ids) -> int:
+    """Delete every registry item of each connection (in parallel); returns how many had any."""
+    ids = list(connection_ids)
+    if not ids:
+        return 0
+    registry = registry_for(target)
+    with ThreadPoolExecutor(max_workers=min(16, len(ids))) as pool:
+        return sum(1 for deleted in pool.map(registry.delete_connection, ids) if deleted)
+
+
+async def deliver(target, connection_ids, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
+                  prune: bool = True, progress=None, transport: str = "lean") -> tuple:
+    """POST the payload to each id; gone ids leave the registry unless prune is False."""
+    async with for_target(target, concurrency, transport) as sender:
+        report = await fanout.run(sender, "POST", connection_ids, payload, concurrency, progress=progress)
+    pruned = remove_connections(target, report.ids(GONE)) if prune else 0
+    return report, pruned
+
+
+def exit_code(report) -> int:
+    counts = report.counts()
+    if counts["forbidden"]:
+        return EXIT_FORBIDDEN
+    if not report.complete:
+        return EXIT_NOT_DELIVERED
+    return 0
+
+
+def forbidden_hint(target, report) -> str:
+    where = "this stage" if target.local else "arn:aws:execute-api:%s:<account>:%s/%s/*/@connections/*" % (
+        target.region_name, target.api_id, target.stage)
+    return ("forbidden: your AWS identity needs execute-api:ManageConnections on %s (AWS said: %s)"
+            % (where, report.stopped or "403"))
+
+
+# -- listing --------------------------------------------------------------------------------
+def _rows(connection_items: list[dict], memberships: dict) -> list[dict]:
+    rows = []
+    for item in connection_items:
+        cid = item["connectionId"]
+        rows.append({"connectionId": cid, "userId": item.get("userId"), "rooms": sorted(memberships.get(cid, [])),
+                     "connectedAt": item.get("connectedAt"), "ttl": item.get("ttl"),
+                     "sourceIp": item.get("sourceIp"), "userAgent": item.get("userAgent"),
+                     "endpoint": item.get("endpoint")})
+    return sorted(rows, key=lambda r: r["connectedAt"] or 0)
+
+
+def list_connections(target, user: str | None = None, room: str | None = None, limit: int | None = None) -> list[dict]:
+    if user and room:
+        raise UsageError("choose --user or --room, not both")
+    registry = registry_for(target)
+    if user or room:
+        if user:
+            items = registry.connections_of_user(user)
+        else:
+            ids = [m["connectionId"] for m in registry.members_of_room(room)]
+            items = [i for i in (registry.get_connection(cid) for cid in ids) if i]
+        items = items[:limit] if limit else items
+        memberships = {i["connectionId"]: registry.rooms_of(i["connectionId"]) for i in items}
+        return _rows(items, memberships)
+    if limit:  # a plain scan that stops early, instead of reading the whole table
+        items = []
+        for item in registry.scan_connections():
+            items.append(item)
+            if len(items) >= limit:
+                break
+        memberships = {i["connectionId"]: registry.rooms_of(i["connectionId"]) for i in items}
+        return _rows(items, memberships)
+    everything = scan_all(target)
+    memberships: dict = {}
+    for item in everything:
+        if item["SK"].startswith(keys.ROOM_PREFIX):
+            memberships.setdefault(item["connectionId"], []).append(keys.room_of(item["SK"]))
+    return _rows([i for i in everything if i["SK"] == keys.CONN_SK], memberships)
+
+
+async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CONCURRENCY,
+                   transport: str = "lean") -> dict:
+    """GetConnection for each id: {id: {"state": live|gone|unknown, "lastActiveAt": ...}}."""
+    import json
+
+    async with for_target(target, concurrency, transport) as sender:
+        report = await fanout.run(sender, "GET", connection_ids, None, concurrency)
+    states = {}
+    for result in report.results:
+        state = {DELIVERED: "live", GONE: "gone"}.get(result.outcome, "unknown")
+        info = {"state": state}
+        if result.outcome == DELIVERED:
+            try:
+                document = json.loads(result.answer.body or b"{}")
+            except ValueError:
+                document = {}
+            info.update(lastActiveAt=document.get("lastActiveAt"), connectedAtApi=document.get("connectedAt"),
+                        identity=document.get("identity"))
+        elif state == "unknown":
+            info["error"] = result.answer.error_code or result.answer.message or result.outcome
+        states[result.connection_id] = info
+    return states
+
+
+async def show(target, connection_id: str, transport: str = "lean") -> dict:
+    items = registry_for(target).items_of(connection_id)
+    live = (await liveness(target, [connection_id], 1, transport))[connection_id]
+    connection = next((i for i in items if i["SK"] == keys.CONN_SK), None)
+    if connection is None and live["state"] != "live":
+        raise WsctlError("no connection %s: not in the registry, and API Gateway says %s" % (
+            connection_id, live["state"] if live["state"] != "unknown" else live.get("error")), EXIT_NO_RECIPIENT)
+    rooms = sorted(keys.room_of(i["SK"]) for i in items if i["SK"].startswith(keys.ROOM_PREFIX))
+    return {"connectionId": connection_id, "registry": connection, "rooms": rooms, "apiGateway": live}
+
+
+# -- pruning and kicking ------------------------------------------------------------------------
+async def prune(target, dry_run: bool = False, concurrency: int = fanout.DEFAULT_CONCURRENCY,
+                progress=None, transport: str = "lean") -> dict:
+    """Reconcile the registry with API Gateway, sending nobody a message: remove entries whose
+    ttl has passed, whose GetConnection answers 410, and memberships left without a connection."""
+    now = time.time()
+    connections, members = {}, set()
+    for item in scan_all(target, include_expired=True):
+        cid = keys.connection_id_of(item["PK"])
+        if item["SK"] == keys.CONN_SK:
+            connections[cid] = item
+        else:
+            members.add(cid)
+    expired = sorted(cid for cid, item in connections.items()
+                     if item.get(keys.TTL_ATTRIBUTE) is not None and item[keys.TTL_ATTRIBUTE] <= now)
+    orphaned = sorted(members - set(connections))
+    candidates = sorted(set(connections) - set(expired))
+    async with for_target(target, concurrency, transport) as sender:
+        report = await fanout.run(sender, "GET", candidates, None, concurrency, progress=progress)
+    if report.stopped:
+        raise WsctlError(forbidden_hint(target, report), EXIT_FORBIDDEN)
+    gone = sorted(report.ids(GONE))
+    unknown = sorted(r.connection_id for r in report.results if r.outcome not in (DELIVERED, GONE))
+    doomed = expired + gone + orphaned
+    removed = 0 if dry_run else remove_connections(target, doomed)
+    return {"dryRun": dry_run, "checked": len(connections), "live": len(report.ids(DELIVERED)),
+            "expired": len(expired), "gone": len(gone), "orphaned": len(orphaned), "unknown": len(unknown),
+            "removed": removed, "wouldRemove": len(doomed) if dry_run else 0,
+            "removedIds": doomed, "unknownIds": unknown, "seconds": round(report.seconds, 3)}
+
+
+async def disconnect(target, connection_id: str, transport: str = "lean") -> str:
+    """DeleteConnection (kick). Returns 'disconnected' or 'gone' (registry entry removed)."""
+    async with for_target(target, 1, transport) as sender:
+        report = await fanout.run(sender, "DELETE", [connection_id], None, 1)
+    outcome = report.results[0].outcome
+    if outcome == DELIVERED:
+        return "disconnected"
+    if outcome == GONE:
+        remove_connections(target, [connection_id])
+        return "gone"
+    if report.stopped:
+        raise WsctlError(forbidden_hint(target, report), EXIT_FORBIDDEN)
+    answer = report.results[0].answer
+    raise WsctlError("DeleteConnection failed for %s: %s %s" % (
+        connection_id, answer.status or "no answer", answer.error_code or answer.message))
