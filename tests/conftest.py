@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/ is not a package: moto_s
 
 import moto_shim  # noqa: E402,F401  (must patch moto before any mock starts)
 
-pytest_plugins: list[str] = []  # e.g. "emulator_fixtures"
+pytest_plugins = ["emulator_fixtures"]
 
 REGION = "us-east-1"
 MOTO_CONFIG = {"lambda": {"use_docker": False}}

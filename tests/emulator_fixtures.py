@@ -1,0 +1,151 @@
+"""Fixtures that run the real local emulator (`wsctl local up`) in a subprocess.
+
+Tests talk to it over real sockets: `websockets` clients on the ws:// URL and
+boto3's apigatewaymanagementapi client on the management endpoint. The
+session-wide `emulator` is shared (use unique user ids per test); tests that
+need other options start their own with `start_emulator`.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from lambda_src import signing
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _clean_env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WSCTL_"))}
+    env.update(WSCTL_HOME=str(home), AWS_EC2_METADATA_DISABLED="true", NO_COLOR="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+class Emulator:
+    """One running `wsctl local up`, and helpers to talk to it."""
+
+    def __init__(self, home: Path, args: list[str], stack: str = "app"):
+        self.home = home
+        self.stack = stack
+        self.env = _clean_env(home)
+        self.log_path = home / "emulator.log"
+        home.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wsctl", "--stack", stack, "local", "up", "--port", "0", *args],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.state = self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60.0) -> dict:
+        path = self.home / "local.json"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("emulator exited with %s:\n%s" % (self.process.returncode, self.output()))
+            try:
+                state = json.loads(path.read_text())
+                if state.get("pid") == self.process.pid:
+                    return state
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("emulator not ready in %ss:\n%s" % (timeout, self.output()))
+
+    # -- coordinates ----------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.state["ws_url"]
+
+    @property
+    def wss_url(self) -> str:
+        return self.state["wss_url"]
+
+    @property
+    def endpoint(self) -> str:
+        return self.state["management_endpoint"]
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    def token(self, user: str, ttl: int = 600) -> str:
+        return signing.mint(self.state["keyset"], self.stack, user, ttl)
+
+    def url_for(self, user: str) -> str:
+        return "%s?token=%s" % (self.url, self.token(user))
+
+    # -- clients -----------------------------------------------------------------
+    def management(self, endpoint: str | None = None, **config):
+        import boto3
+        from botocore.config import Config
+
+        config.setdefault("retries", {"mode": "standard", "max_attempts": 1})
+        return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint or self.endpoint,
+                            region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local",
+                            config=Config(**config))
+
+    def dynamodb(self):
+        import boto3
+
+        return boto3.client("dynamodb", endpoint_url=self.state["dynamodb_endpoint"], region_name="us-east-1",
+                            aws_access_key_id="local", aws_secret_access_key="local")
+
+    def registry(self):
+        from lambda_src.registry import Registry
+
+        return Registry(self.dynamodb(), self.state["table"])
+
+    def cli(self, *args, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run `wsctl --local ARGS` in a subprocess against this emulator."""
+        return subprocess.run([sys.executable, "-m", "wsctl", "--local", *args], cwd=ROOT, env=self.env,
+                              input=input, capture_output=True, text=True, timeout=timeout)
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+
+def unique(prefix: str = "u") -> str:
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """One emulator for the whole session: JWT auth, the bundled handler, broadcast allowed."""
+    instance = Emulator(tmp_path_factory.mktemp("emulator"), ["--allow-client-broadcast"])
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def start_emulator(tmp_path):
+    """Start emulators with other options; each is stopped at the end of the test."""
+    started = []
+
+    def start(*args: str, stack: str = "app") -> Emulator:
+        instance = Emulator(tmp_path / ("emulator-%d" % len(started)), list(args), stack=stack)
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop()
