@@ -217,6 +217,11 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _ack(counts: dict) -> dict:
+    """The sender's ack: delivered always, other outcomes only when they happened."""
+    return {k: v for k, v in counts.items() if v or k == delivery.DELIVERED}
+
+
 def _summary(counts: dict) -> str:
     return " ".join("%s=%d" % (k, v) for k, v in counts.items() if v) or "none"
 
@@ -231,7 +236,7 @@ def send_message(sender: Sender, frame: dict):
                                 "ts": _now_ms()})
     if counts[delivery.DELIVERED] == 0 and counts[delivery.GONE] == len(ids):
         raise ClientError("no_connection", "user %s has no live connection" % json.dumps(target))
-    return {"type": "sent", "to": target, **counts}, _summary(counts)
+    return {"type": "sent", "to": target, **_ack(counts)}, _summary(counts)
 
 
 def join(sender: Sender, frame: dict):
@@ -256,7 +261,7 @@ def send_room(sender: Sender, frame: dict):
            if item["connectionId"] != sender.connection_id]
     counts = sender.relay(ids, {"type": "room", "room": room, "from": sender.user,
                                 "text": frame["text"], "ts": _now_ms()})
-    return {"type": "sent", "room": room, **counts}, _summary(counts)
+    return {"type": "sent", "room": room, **_ack(counts)}, _summary(counts)
 
 
 def whoami(sender: Sender, frame: dict):
@@ -273,7 +278,7 @@ def broadcast_all(sender: Sender, frame: dict):
            if item["connectionId"] != sender.connection_id]
     counts = sender.relay(ids, {"type": "broadcast", "from": sender.user, "text": frame["text"],
                                 "ts": _now_ms()})
-    return {"type": "sent", "broadcast": True, **counts}, _summary(counts)
+    return {"type": "sent", "broadcast": True, **_ack(counts)}, _summary(counts)
 
 
 ROUTES = {

@@ -243,3 +243,11 @@ def show(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The 
         ("user agent", registry.get("userAgent")), ("API Gateway", api["state"]),
         ("last active", api.get("lastActiveAt")), ("identity", api.get("identity")),
     ])
+
+
+@app.command()
+def demo():
+    """Show the whole job on the local emulator in about ten seconds (no AWS account needed)."""
+    from ..demo import run
+
+    run()
