@@ -140,6 +140,7 @@ def root(
 from . import deploy as _deploy  # noqa: E402,F401  (each module registers its commands)
 from . import local as _local  # noqa: E402,F401
 from . import ops as _ops  # noqa: E402,F401
+from . import connect as _connect  # noqa: E402,F401
 
 
 def main() -> None:

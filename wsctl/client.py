@@ -1,0 +1,324 @@
+"""The live WebSocket client behind `wsctl connect`.
+
+Pure parts first (slash commands, what a close code or an API Gateway error
+frame means, the jsonl event shapes), then the session that drives a
+`websockets` connection and reports every event to a view: the interactive
+terminal view, plain lines, or one JSON object per event.
+"""
+
+import asyncio
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+
+# -- what things mean -------------------------------------------------------------
+CLOSE_MEANINGS = {
+    1000: "normal closure",
+    1001: "going away: idle timeout (10 min without data frames), the 2-hour cap, or a shutdown",
+    1002: "protocol error",
+    1003: "binary frame not accepted (API Gateway takes text frames only)",
+    1005: "closed without a status code",
+    1006: "dropped: the connection ended without a close frame",
+    1007: "invalid UTF-8 in a text frame",
+    1008: "policy violation",
+    1009: "message too big (API Gateway: 32 KB per frame, 128 KB per message)",
+    1011: "internal server error",
+}
+HANDSHAKE_MEANINGS = {
+    400: "bad request (the $connect handler refused the request)",
+    401: "unauthorized: no token, or the token is invalid or expired",
+    403: "forbidden: the authorizer denied this connection (or the stage does not exist)",
+    429: "too many requests: connection rate limit",
+    500: "the authorizer failed",
+    502: "the $connect handler failed (raised an exception or returned a malformed answer)",
+    504: "the $connect handler timed out",
+}
+GATEWAY_ERRORS = {
+    "Forbidden": "no route matched and there is no $default route",
+    "Internal server error": "the integration (handler) failed",
+    "Endpoint request timed out": "the integration took longer than its timeout (29 s at most)",
+    "Bad request body": "the request failed model validation",
+}
+EXIT_OK, EXIT_CONNECT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_ABNORMAL = 0, 1, 2, 3, 4
+NORMAL_CLOSES = (1000, 1001)
+
+HELP = """\
+/action NAME key=value ...   send {"action": NAME, ...} (values parsed as JSON when they can be)
+/action NAME {"k": "v"}      the same with a JSON object
+/ping [data]                 send a ping and show the round trip
+/close [code [reason]]       close the connection (default 1000)
+/raw                         toggle pretty-printing of JSON frames
+/help                        this help
+/quit                        close and exit (as does Ctrl-D)
+anything else                sent as one text frame"""
+
+
+def close_meaning(code: int | None) -> str:
+    if code is None:
+        return CLOSE_MEANINGS[1006]
+    if 4000 <= code <= 4999:
+        return "application-defined"
+    return CLOSE_MEANINGS.get(code, "")
+
+
+def gateway_error(text: str) -> str | None:
+    """The message of an API Gateway error frame ({"message": ..., "connectionId": ..., ...}), or None."""
+    try:
+        frame = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(frame, dict) and frame.get("message") in GATEWAY_ERRORS and (
+            "connectionId" in frame or "requestId" in frame):
+        return frame["message"]
+    return None
+
+
+class CommandError(ValueError):
+    pass
+
+
+@dataclass
+class Command:
+    kind: str  # send | ping | close | raw | help | quit
+    data: str = ""
+    code: int = 1000
+    reason: str = ""
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_line(line: str) -> Command | None:
+    """A line typed at the prompt -> what to do (None for an empty line)."""
+    if not line.strip():
+        return None
+    if not line.startswith("/") or line.startswith("//"):
+        return Command("send", line[1:] if line.startswith("//") else line)
+    name, _, rest = line[1:].partition(" ")
+    rest = rest.strip()
+    if name == "action":
+        action, _, args = rest.partition(" ")
+        if not action:
+            raise CommandError("usage: /action NAME key=value ... (or a JSON object)")
+        frame = {"action": action}
+        args = args.strip()
+        if args.startswith("{"):
+            try:
+                extra = json.loads(args)
+            except ValueError as error:
+                raise CommandError("not a JSON object: %s" % error) from None
+            if not isinstance(extra, dict):
+                raise CommandError("not a JSON object")
+            frame.update(extra)
+        elif args:
+            try:
+                words = shlex.split(args)
+            except ValueError as error:
+                raise CommandError(str(error)) from None
+            for word in words:
+                key, sep, value = word.partition("=")
+                if not sep or not key:
+                    raise CommandError("%r is not key=value" % word)
+                frame[key] = _value(value)
+        return Command("send", json.dumps(frame))
+    if name == "ping":
+        return Command("ping", rest)
+    if name == "close":
+        code_text, _, reason = rest.partition(" ")
+        code = 1000
+        if code_text:
+            if not code_text.isdigit() or not (code_text == "1000" or 3000 <= int(code_text) <= 4999):
+                raise CommandError("a client may close with 1000 or a code from 3000 to 4999")
+            code = int(code_text)
+        return Command("close", code=code, reason=reason)
+    if name in ("raw", "help", "quit", "exit"):
+        return Command("quit" if name == "exit" else name)
+    raise CommandError("unknown command /%s (try /help)" % name)
+
+
+# -- the session ----------------------------------------------------------------------
+@dataclass
+class Options:
+    url: str
+    headers: list = field(default_factory=list)
+    subprotocols: list = field(default_factory=list)
+    origin: str | None = None
+    connect_timeout: float = 10.0
+    ping_interval: float | None = None
+    reconnect: bool = False
+    sends: list = field(default_factory=list)
+    wait: float | None = None
+    count: int | None = None
+    ssl: object = None
+    interactive: bool = False
+    read_stdin: bool = False
+
+
+class Session:
+    """One `wsctl connect` run: connect (and reconnect), send, receive, report to `view`."""
+
+    def __init__(self, options: Options, view):
+        self.options = options
+        self.view = view
+        self.received = 0
+        self.exit_code = EXIT_OK
+        self.user_closed = False
+        self.done = asyncio.Event()
+
+    async def run(self) -> int:
+        attempt = 0
+        while True:
+            opened = await self._connect_once()
+            if not self.options.reconnect or self.user_closed or self.done.is_set() or self.exit_code == EXIT_REFUSED:
+                return self.exit_code
+            attempt = 0 if opened else attempt + 1
+            delay = min(30.0, 0.5 * 2 ** attempt)
+            self.view.info("reconnecting in %.1f s (attempt %d)" % (delay, attempt + 1))
+            await asyncio.sleep(delay)
+
+    async def _connect_once(self) -> bool:
+        import websockets
+        from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+        options = self.options
+        try:
+            connection = await websockets.connect(
+                options.url, additional_headers=options.headers or None,
+                subprotocols=options.subprotocols or None, origin=options.origin,
+                open_timeout=options.connect_timeout, ping_interval=options.ping_interval,
+                ping_timeout=options.ping_interval, ssl=options.ssl, max_size=4 * 2 ** 20,
+                user_agent_header="wsctl-connect", close_timeout=5)
+        except InvalidStatus as error:
+            status = error.response.status_code
+            self.view.error("handshake refused: HTTP %d %s" % (status, HANDSHAKE_MEANINGS.get(status, "")),
+                            status=status)
+            self.exit_code = EXIT_REFUSED
+            return False
+        except (OSError, asyncio.TimeoutError, InvalidHandshake) as error:
+            self.view.error("cannot connect to %s: %s" % (_redact(options.url), error or type(error).__name__))
+            self.exit_code = EXIT_CONNECT_FAILED
+            return False
+        self.exit_code = EXIT_OK
+        self.view.opened(_redact(options.url), connection.subprotocol)
+        reader = asyncio.create_task(self._read(connection))
+        writer = asyncio.create_task(self._write(connection))
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if not reader.done():
+            await self._close(connection, 1000, "")
+            await reader
+        writer.cancel()
+        return True
+
+    async def _read(self, connection) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for message in connection:
+                self.received += 1
+                self.view.received(message)
+                if self.options.count is not None and self.received >= self.options.count:
+                    self.done.set()
+                    await self._close(connection, 1000, "")
+                    break
+        except ConnectionClosed:
+            pass
+        protocol = connection.protocol  # websockets' sans-I/O state: what each side sent
+        received, sent = protocol.close_rcvd, protocol.close_sent
+        if received is None:
+            by, code, reason = "network", 1006, ""
+        elif protocol.close_rcvd_then_sent:
+            by, code, reason = "server", received.code, received.reason
+        else:
+            by, code, reason = "client", (sent or received).code, (sent or received).reason
+        self.view.closed(code, reason, by)
+        if by == "network" or (by == "server" and code not in NORMAL_CLOSES):
+            self.exit_code = EXIT_ABNORMAL
+
+    async def _close(self, connection, code: int, reason: str) -> None:
+        self.user_closed = True
+        await connection.close(code, reason)
+
+    async def _send(self, connection, text: str) -> None:
+        await connection.send(text)
+        self.view.sent(text)
+
+    async def _write(self, connection) -> None:
+        for text in self.options.sends:
+            await self._send(connection, text)
+        if self.options.interactive:
+            await self._interactive(connection)
+            return
+        if self.options.read_stdin:
+            loop = asyncio.get_running_loop()
+            while True:
+                line = await loop.run_in_executor(None, sys.stdin.readline)
+                if not line:
+                    break
+                line = line.rstrip("\r\n")
+                if line:
+                    await self._send(connection, line)
+        await self._linger()
+
+    async def _linger(self) -> None:
+        """After the last send: wait --wait seconds, or for --count frames, or for the close."""
+        if self.options.count is not None and self.options.wait is None:
+            await self.done.wait()
+            return
+        try:
+            await asyncio.wait_for(self.done.wait(), self.options.wait if self.options.wait is not None else 1.0)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _interactive(self, connection) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                line = await loop.run_in_executor(None, self.view.prompt)
+            except EOFError:
+                return
+            try:
+                command = parse_line(line)
+            except CommandError as error:
+                self.view.info(str(error))
+                continue
+            if command is None:
+                continue
+            if command.kind == "send":
+                await self._send(connection, command.data)
+            elif command.kind == "ping":
+                started = time.perf_counter()
+                waiter = await connection.ping(command.data or None)
+                try:
+                    await asyncio.wait_for(waiter, 10)
+                    self.view.info("pong in %.1f ms" % ((time.perf_counter() - started) * 1000))
+                except asyncio.TimeoutError:
+                    self.view.info("no pong within 10 s")
+            elif command.kind == "close":
+                await self._close(connection, command.code, command.reason)
+                return
+            elif command.kind == "raw":
+                self.view.raw = not self.view.raw
+                self.view.info("pretty-printing %s" % ("off" if self.view.raw else "on"))
+            elif command.kind == "help":
+                self.view.info(HELP)
+            elif command.kind == "quit":
+                await self._close(connection, 1000, "")
+                return
+
+
+def _redact(url: str) -> str:
+    """Never print a token or a signature that is in the URL."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    hidden = [(k, "***" if k.lower() in ("token", "x-amz-signature", "x-amz-security-token", "x-amz-credential")
+               else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(hidden, safe="*")))
