@@ -31,6 +31,9 @@ def deploy(
                                     help="Registry entry lifetime (default just past API Gateway's 2 h cap)."),
     log_retention_days: int = typer.Option(14, "--log-retention-days",
                                            help="CloudWatch retention (1, 3, 5, 7, 14, 30, 60, 90, ...)."),
+    rotate_key: bool = typer.Option(False, "--rotate-key",
+                                    help="Rotate the token signing key: connected clients stay connected, new tokens "
+                                         "use the new key, tokens of the old key work until they expire (24 h at most)."),
 ):
     """Bundle lambda_src and create or converge the stack (idempotent)."""
     from .. import render
@@ -45,7 +48,8 @@ def deploy(
         raise UsageError("--log-retention-days must be one CloudWatch accepts: 1, 3, 5, 7, 14, 30, 60, 90, ...")
     target = options.target()
     deploy_options = DeployOptions(spec=default_spec(auth), allow_client_broadcast=allow_client_broadcast,
-                                   ttl_seconds=ttl_seconds, log_retention_days=log_retention_days)
+                                   ttl_seconds=ttl_seconds, log_retention_days=log_retention_days,
+                                   rotate_key=rotate_key)
     config, plan = plan_deploy(target, deploy_options)
     if options.json and dry_run:
         render.print_json({"target": target.describe(), "dryRun": True, "steps": _plan_document(plan)})

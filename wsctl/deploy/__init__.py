@@ -18,13 +18,15 @@ class DeployOptions:
     allow_client_broadcast: bool = False
     ttl_seconds: int = 7500
     log_retention_days: int = 14
+    rotate_key: bool = False
 
 
 def stack_config(target, options: DeployOptions, code: bytes | None = None) -> StackConfig:
     return StackConfig(stack=target.stack, stage=target.stage, region=target.region_name, spec=options.spec,
                        code=code if code is not None else bundle.build(),
                        allow_client_broadcast=options.allow_client_broadcast,
-                       ttl_seconds=options.ttl_seconds, log_retention_days=options.log_retention_days)
+                       ttl_seconds=options.ttl_seconds, log_retention_days=options.log_retention_days,
+                       rotate_key=options.rotate_key)
 
 
 def plan_deploy(target, options: DeployOptions) -> tuple[StackConfig, Plan]:

@@ -131,6 +131,14 @@ def create_signing_key(clients, ctx, args):
                                  Description="wsctl: the stack's token signing keys", Tags=args["Tags"])
 
 
+def rotate_signing_key(clients, ctx, args):
+    """A new current key; the previous one keeps verifying its tokens until they expire.
+    Warm handler containers pick the new key up when a token names a key id they lack."""
+    ssm = clients("ssm")
+    current = ssm.get_parameter(Name=args["Name"], WithDecryption=True)["Parameter"]["Value"]
+    ssm.put_parameter(Name=args["Name"], Value=signing.rotate(current), Type="SecureString", Overwrite=True)
+
+
 def delete_parameter(clients, ctx, args):
     ssm = clients("ssm")
     try:
@@ -270,6 +278,7 @@ OPS = {fn.__name__: fn for fn in (
     tag_log_group,
     put_retention_policy,
     create_signing_key,
+    rotate_signing_key,
     delete_parameter,
     create_function,
     update_function_code,

@@ -47,6 +47,7 @@ class StackConfig:
     log_retention_days: int = 14
     memory_mb: int = 256
     timeout_s: int = 29
+    rotate_key: bool = False
 
     @property
     def auth(self) -> str:
@@ -273,6 +274,10 @@ def _plan_parameter(config, remote, steps, tags):
     if config.auth == "jwt" and remote.parameter is None:
         steps.append(Step("SSM parameter", name, "create", "SecureString: a new signing key", "create_signing_key",
                           {"Name": name, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}))
+    elif config.auth == "jwt" and config.rotate_key:
+        steps.append(Step("SSM parameter", name, "update",
+                          "rotate the signing key (tokens of the old key verify until they expire, 24 h at most)",
+                          "rotate_signing_key", {"Name": name}))
     elif config.auth == "none" and remote.parameter is not None:
         steps.append(Step("SSM parameter", name, "delete", "no authorizer with --auth none", "delete_parameter",
                           {"Name": name}))
