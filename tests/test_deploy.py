@@ -310,6 +310,18 @@ def test_changing_only_the_handler_source_plans_one_code_update(deployed):
         bundle.sha256_b64(code)
 
 
+def test_a_route_deleted_by_hand_is_recreated_and_the_stage_redeployed(deployed):
+    before = stage_deployment()
+    client("apigatewayv2").delete_route(ApiId=api_id(), RouteId=routes()["whoami"]["RouteId"])
+
+    plan = deploy()
+
+    assert [(step.op, step.name) for step in plan.steps] == [("create_route", "whoami"),
+                                                             ("create_deployment", STAGE)]
+    assert set(routes()) == ROUTE_KEYS
+    assert stage_deployment() != before  # API Gateway serves routes only from a deployment
+
+
 # -- the CLI ------------------------------------------------------------------------------------
 def test_cli_deploy_status_and_redeploy(aws):
     result = ok(wsctl("deploy"))
