@@ -29,6 +29,8 @@ from .invoker import HandlerFailed, HandlerTimedOut, Invoker
 
 MAX_FRAME = 32 * 1024
 MAX_MESSAGE = 128 * 1024
+MAX_URL = 4096
+MAX_HEADERS = 10240
 # Idle timeout and 2-hour cap: AWS documents neither code nor reason; like
 # serverless-offline we close with 1001 "Going away" [infer].
 GOING_AWAY = (1001, "Going away")
@@ -215,6 +217,13 @@ class Gateway:
     async def upgrade(self, request: web.Request):
         if request.match_info["stage"] != self.config.stage:
             return forbidden()
+        # API Gateway's documented cap on a WebSocket URL, and the 10 KB cap on the request
+        # line plus headers; the status for an oversize header is not documented: 431 [infer].
+        if len(str(request.rel_url)) + len(request.host) + 6 > MAX_URL:
+            return web.Response(status=414, text='{"message":"Request-URI Too Long"}', content_type="application/json")
+        if sum(len(k) + len(v) + 4 for k, v in request.raw_headers) + len(str(request.rel_url)) > MAX_HEADERS:
+            return web.Response(status=431, text='{"message":"Request Header Fields Too Large"}',
+                                content_type="application/json")
         if not web.WebSocketResponse().can_prepare(request).ok:
             return web.Response(status=426, text="Upgrade Required")
         started = time.perf_counter()
