@@ -1,0 +1,253 @@
+"""The Lambda proxy events the emulator sends (reference §1), checked over real sockets.
+
+A recorder handler writes every event it gets to a file; each test compares
+what it recorded with the reference's example events (§1.3): the same keys at
+the top level, in requestContext and in identity, and the formats of the ids
+and times. The emulator runs a REQUEST authorizer (the recorder's own) whose
+identity source is the Authorization header, so connections with and without
+a query string both carry `requestContext.authorizer`.
+"""
+
+import asyncio
+import re
+import time
+import uuid
+
+import pytest
+
+from emulator_kit import (ID_PATTERN, REQUEST_TIME_PATTERN, ask, client, run, routes, start_all,
+                          stop_all)
+
+# Reference §1.3, verbatim: the keys of these events are the contract.
+REFERENCE_CONNECT = {
+    "headers": {"Host": "abc123defg.execute-api.us-east-1.amazonaws.com", "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits", "Sec-WebSocket-Key": "q4xkZ0pR9mYc2Vb1nA7t8w==", "Sec-WebSocket-Protocol": "chat.v1, chat.v2", "Sec-WebSocket-Version": "13", "User-Agent": "wsctl/0.3", "X-Amzn-Trace-Id": "Root=1-67c85a11-0a1b2c3d4e5f60718293a4b5", "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Port": "443", "X-Forwarded-Proto": "https"},  # noqa: E501
+    "multiValueHeaders": {"Host": ["abc123defg.execute-api.us-east-1.amazonaws.com"], "Sec-WebSocket-Extensions": ["permessage-deflate; client_max_window_bits"], "Sec-WebSocket-Key": ["q4xkZ0pR9mYc2Vb1nA7t8w=="], "Sec-WebSocket-Protocol": ["chat.v1, chat.v2"], "Sec-WebSocket-Version": ["13"], "User-Agent": ["wsctl/0.3"], "X-Amzn-Trace-Id": ["Root=1-67c85a11-0a1b2c3d4e5f60718293a4b5"], "X-Forwarded-For": ["203.0.113.7"], "X-Forwarded-Port": ["443"], "X-Forwarded-Proto": ["https"]},  # noqa: E501
+    "queryStringParameters": {"token": "t-991"}, "multiValueQueryStringParameters": {"token": ["t-991"]},
+    "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "extendedRequestId": "Xk3aPEe2IAMFq1w=", "requestTime": "05/Mar/2025:14:02:11 +0000", "messageDirection": "IN", "stage": "dev", "connectedAt": 1741183331204, "requestTimeEpoch": 1741183331211, "identity": {"userAgent": "wsctl/0.3", "sourceIp": "203.0.113.7"}, "requestId": "Xk3aPEe2IAMFq1w=", "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "connectionId": "Xk3aPd_1IAMCJxg=", "apiId": "abc123defg",  # noqa: E501
+                       "authorizer": {"principalId": "user-42", "tenant": "acme", "integrationLatency": 37}},
+    "isBase64Encoded": False}
+REFERENCE_MESSAGE = {
+    "requestContext": {"routeKey": "sendmessage", "messageId": "Xk3bQa9vIAMCJxg=", "eventType": "MESSAGE", "extendedRequestId": "Xk3bQH0-IAMF7ww=", "requestTime": "05/Mar/2025:14:02:19 +0000", "messageDirection": "IN", "stage": "dev", "connectedAt": 1741183331204, "requestTimeEpoch": 1741183339520, "identity": {"userAgent": "wsctl/0.3", "sourceIp": "203.0.113.7"}, "requestId": "Xk3bQH0-IAMF7ww=", "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "connectionId": "Xk3aPd_1IAMCJxg=", "apiId": "abc123defg", "authorizer": {"principalId": "user-42", "tenant": "acme", "integrationLatency": 37}},  # noqa: E501
+    "body": "{\"action\":\"sendmessage\",\"text\":\"hi\"}", "isBase64Encoded": False}
+REFERENCE_DISCONNECT = {
+    "headers": {"Host": "abc123defg.execute-api.us-east-1.amazonaws.com", "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""},  # noqa: E501
+    "multiValueHeaders": {"Host": ["abc123defg.execute-api.us-east-1.amazonaws.com"], "x-api-key": [""], "X-Forwarded-For": [""], "x-restapi": [""]},  # noqa: E501
+    "requestContext": {"routeKey": "$disconnect", "disconnectStatusCode": 1005, "eventType": "DISCONNECT", "extendedRequestId": "Xk3dN2_qIAMF0Ag=", "requestTime": "05/Mar/2025:14:05:40 +0000", "messageDirection": "IN", "disconnectReason": "Client-side close frame status not set", "stage": "dev", "connectedAt": 1741183331204, "requestTimeEpoch": 1741183540113, "identity": {"userAgent": "wsctl/0.3", "sourceIp": "203.0.113.7"}, "requestId": "Xk3dN2_qIAMF0Ag=", "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "connectionId": "Xk3aPd_1IAMCJxg=", "apiId": "abc123defg", "authorizer": {"principalId": "user-42", "tenant": "acme", "integrationLatency": 37}},  # noqa: E501
+    "isBase64Encoded": False}
+
+QUERY_KEYS = {"queryStringParameters", "multiValueQueryStringParameters"}
+# The recorder's authorizer answers principalId "user-<token>" and context {tenant, plan}.
+AUTHORIZER_KEYS = (set(REFERENCE_CONNECT["requestContext"]["authorizer"]) - {"tenant"}) | {"tenant", "plan"}
+BEARER = {"Authorization": "Bearer allow"}
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    emulators = start_all(tmp_path_factory, {"events": (
+        routes("$connect", "$disconnect", "$default", "echo"),
+        ["--identity-source", "route.request.header.Authorization"], True)})
+    yield emulators["events"]
+    stop_all(emulators)
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+async def open_and_identify(url: str, **options):
+    ws = await client(url, **options)
+    reply = await ask(ws, {"action": "echo"})
+    return ws, reply["connectionId"]
+
+
+def lifecycle(gw, url: str, close=lambda ws: ws.close(), **options) -> tuple[str, list[dict]]:
+    """Connect, send one frame, close; return the connection id and its events in order."""
+    async def main():
+        ws, connection_id = await open_and_identify(url, additional_headers=BEARER, **options)
+        await close(ws)
+        return connection_id
+
+    connection_id = run(main())
+    gw.events.disconnect_of(connection_id)
+    return connection_id, gw.events.of(connection_id)
+
+
+# -- key sets ------------------------------------------------------------------------
+def test_connect_event_has_the_reference_keys_with_a_query_string(gw):
+    mark, other = tag(), tag()
+    connection_id, events = lifecycle(gw, "%s?tag=%s&tag=%s" % (gw.url, mark, other))
+    connect = events[0]
+    assert connect["requestContext"]["eventType"] == "CONNECT"
+    assert set(connect) == set(REFERENCE_CONNECT)
+    assert set(connect["requestContext"]) == set(REFERENCE_CONNECT["requestContext"])
+    assert set(connect["requestContext"]["identity"]) == {"userAgent", "sourceIp"}
+    assert set(connect["requestContext"]["authorizer"]) == AUTHORIZER_KEYS
+    assert connect["isBase64Encoded"] is False
+    # A repeated key: every value in the multi-value map, the last in the single-value map.
+    assert connect["multiValueQueryStringParameters"] == {"tag": [mark, other]}
+    assert connect["queryStringParameters"] == {"tag": other}
+
+
+def test_connect_event_without_query_string_or_user_agent(gw):
+    connection_id, events = lifecycle(gw, gw.url, user_agent_header=None)
+    connect = events[0]
+    assert set(connect) == set(REFERENCE_CONNECT) - QUERY_KEYS
+    assert set(connect["requestContext"]) == set(REFERENCE_CONNECT["requestContext"])
+    assert connect["requestContext"]["identity"] == {"sourceIp": "127.0.0.1"}
+    assert not any(name.lower() == "user-agent" for name in connect["headers"])
+    for later in events[1:]:
+        assert later["requestContext"]["identity"] == {"sourceIp": "127.0.0.1"}
+
+
+def test_connect_headers_are_the_upgrade_headers_in_the_clients_casing(gw):
+    mark = tag()
+    connection_id, events = lifecycle(gw, "%s?tag=%s" % (gw.url, mark), user_agent_header="wsctl-test/1.0",
+                                      subprotocols=["chat.v1", "chat.v2"])
+    connect = events[0]
+    headers = connect["headers"]
+    for name in ("Host", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol", "User-Agent",
+                 "X-Amzn-Trace-Id", "X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto", "Authorization"):
+        assert name in headers, name
+    assert headers["User-Agent"] == "wsctl-test/1.0"
+    assert headers["Sec-WebSocket-Protocol"] == "chat.v1, chat.v2"
+    assert headers["X-Forwarded-For"] == "127.0.0.1"
+    assert headers["X-Forwarded-Proto"] == "http"
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", headers["X-Amzn-Trace-Id"])
+    # Connection and Upgrade reach the authorizer but not the $connect integration (§1.2).
+    assert not {"connection", "upgrade"} & {name.lower() for name in headers}
+    assert connect["multiValueHeaders"] == {name: [value] for name, value in headers.items()}
+    (auth_event,) = gw.auth_events.tagged(mark)
+    assert {"connection", "upgrade"} <= {name.lower() for name in auth_event["headers"]}
+
+
+def test_message_event_has_the_reference_keys_and_no_headers(gw):
+    async def main():
+        async with client(gw.url, additional_headers=BEARER) as ws:
+            reply = await ask(ws, {"action": "echo", "text": "hi"})
+            return reply["connectionId"]
+
+    connection_id = run(main())
+    (message,) = gw.events.wait(lambda r: r.of(connection_id, "MESSAGE"))
+    assert set(message) == set(REFERENCE_MESSAGE)
+    assert set(message["requestContext"]) == set(REFERENCE_MESSAGE["requestContext"])
+    assert "headers" not in message and "multiValueHeaders" not in message
+    assert message["body"] == '{"action": "echo", "text": "hi"}'
+    assert message["isBase64Encoded"] is False
+    context = message["requestContext"]
+    assert context["routeKey"] == "echo" and context["eventType"] == "MESSAGE"
+    assert re.fullmatch(ID_PATTERN, context["messageId"])
+    assert context["messageId"] != context["requestId"]
+
+
+def test_disconnect_event_has_the_reference_keys_and_its_fixed_headers(gw):
+    connection_id, events = lifecycle(gw, gw.url)
+    disconnect = events[-1]
+    assert disconnect["requestContext"]["eventType"] == "DISCONNECT"
+    assert set(disconnect) == set(REFERENCE_DISCONNECT)
+    assert set(disconnect["requestContext"]) == set(REFERENCE_DISCONNECT["requestContext"])
+    assert set(disconnect["headers"]) == set(REFERENCE_DISCONNECT["headers"])
+    host = gw.url.split("/")[2]
+    assert disconnect["headers"] == {"Host": host, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""}
+    assert disconnect["multiValueHeaders"] == {k: [v] for k, v in disconnect["headers"].items()}
+    assert isinstance(disconnect["requestContext"]["disconnectStatusCode"], int)
+
+
+def test_only_message_events_carry_message_id_and_only_disconnect_the_status(gw):
+    connection_id, events = lifecycle(gw, gw.url)
+    assert [e["requestContext"]["eventType"] for e in events] == ["CONNECT", "MESSAGE", "DISCONNECT"]
+    for event in events:
+        context = event["requestContext"]
+        assert ("messageId" in context) == (context["eventType"] == "MESSAGE")
+        assert ("disconnectStatusCode" in context) == (context["eventType"] == "DISCONNECT")
+        assert ("disconnectReason" in context) == (context["eventType"] == "DISCONNECT")
+        assert ("body" in event) == (context["eventType"] == "MESSAGE")
+
+
+# -- values common to every event of a connection --------------------------------------
+def test_ids_times_and_authorizer_are_consistent_across_a_connection(gw):
+    before = int(time.time() * 1000)
+
+    async def main():
+        ws, connection_id = await open_and_identify(gw.url, additional_headers=BEARER)
+        await asyncio.sleep(0.02)
+        await ask(ws, {"action": "nothing-matches"})  # -> $default
+        await ws.close()
+        return connection_id
+
+    connection_id = run(main())
+    gw.events.disconnect_of(connection_id)
+    after = int(time.time() * 1000)
+    events = gw.events.of(connection_id)
+    contexts = [e["requestContext"] for e in events]
+    assert [c["routeKey"] for c in contexts] == ["$connect", "echo", "$default", "$disconnect"]
+    assert [c["eventType"] for c in contexts] == ["CONNECT", "MESSAGE", "MESSAGE", "DISCONNECT"]
+
+    connected_at = contexts[0]["connectedAt"]
+    assert before <= connected_at <= after  # epoch milliseconds
+    epochs = [c["requestTimeEpoch"] for c in contexts]
+    assert epochs == sorted(epochs) and before <= epochs[0] and epochs[-1] <= after
+    assert connected_at <= epochs[0] < connected_at + 1000  # C: a few ms after the handshake began
+    request_ids = set()
+    for context in contexts:
+        assert context["connectedAt"] == connected_at
+        assert context["connectionId"] == connection_id
+        assert context["messageDirection"] == "IN"
+        assert context["stage"] == gw.state["stage"] and context["apiId"] == gw.state["api_id"]
+        assert context["domainName"] == gw.url.split("/")[2]
+        assert context["identity"]["sourceIp"] == "127.0.0.1"
+        assert re.fullmatch(REQUEST_TIME_PATTERN, context["requestTime"])
+        assert context["requestTime"] == time.strftime("%d/%b/%Y:%H:%M:%S +0000",
+                                                       time.gmtime(context["requestTimeEpoch"] / 1000))
+        for name in ("connectionId", "requestId", "extendedRequestId"):
+            assert re.fullmatch(ID_PATTERN, context[name]), (name, context[name])
+        assert context["requestId"] == context["extendedRequestId"]
+        request_ids.add(context["requestId"])
+    assert len(request_ids) == len(contexts)  # a new request id for every event
+    assert len({c["messageId"] for c in contexts[1:3]}) == 2
+
+    # The authorizer's answer rides on every event of the connection, unchanged.
+    authorizer = contexts[0]["authorizer"]
+    assert authorizer["principalId"] == "user-allow"
+    assert authorizer["tenant"] == "acme" and authorizer["plan"] == "gold"
+    assert isinstance(authorizer["integrationLatency"], int) and authorizer["integrationLatency"] >= 0
+    assert all(c["authorizer"] == authorizer for c in contexts)
+
+
+def test_authorizer_event_is_a_request_event_for_the_connect_method_arn(gw):
+    mark = tag()
+    connection_id, events = lifecycle(gw, "%s?tag=%s" % (gw.url, mark))
+    (auth_event,) = gw.auth_events.tagged(mark)
+    assert auth_event["type"] == "REQUEST"
+    assert auth_event["methodArn"] == "arn:aws:execute-api:us-east-1:123456789012:%s/%s/$connect" % (
+        gw.state["api_id"], gw.state["stage"])
+    assert auth_event["stageVariables"] == {}
+    assert auth_event["requestContext"]["connectionId"] == connection_id
+    assert auth_event["requestContext"]["eventType"] == "CONNECT"
+    assert "authorizer" not in auth_event["requestContext"]
+
+
+# -- disconnectStatusCode / disconnectReason ------------------------------------------
+@pytest.mark.parametrize("close, expected", [
+    pytest.param(lambda ws: ws.close(code=None), (1005, "Client-side close frame status not set"), id="no-code"),
+    pytest.param(lambda ws: ws.close(1000), (1000, ""), id="normal-1000"),
+    pytest.param(lambda ws: ws.close(1000, "done"), (1000, "done"), id="normal-with-reason"),
+    pytest.param(lambda ws: ws.close(4001, "bye now"), (4001, "bye now"), id="own-code"),
+    pytest.param(lambda ws: ws.close(1001), (1001, ""), id="going-away"),
+])
+def test_disconnect_reports_how_the_client_closed(gw, close, expected):
+    connection_id, events = lifecycle(gw, gw.url, close=close)
+    context = events[-1]["requestContext"]
+    assert (context["disconnectStatusCode"], context["disconnectReason"]) == expected
+
+
+def test_disconnect_after_delete_connection_is_1000_closed_normally(gw):
+    async def main():
+        ws, connection_id = await open_and_identify(gw.url, additional_headers=BEARER)
+        await asyncio.to_thread(gw.management().delete_connection, ConnectionId=connection_id)
+        await ws.wait_closed()
+        return connection_id, ws.close_code
+
+    connection_id, client_code = run(main())
+    assert client_code == 1000
+    context = gw.events.disconnect_of(connection_id)["requestContext"]
+    assert (context["disconnectStatusCode"], context["disconnectReason"]) == (1000, "Connection Closed Normally")
