@@ -42,6 +42,10 @@ _FIXES = {
 }
 
 
+_TABLE_OPERATIONS = {"Query", "Scan", "GetItem", "PutItem", "DeleteItem", "BatchWriteItem", "BatchGetItem",
+                     "DescribeTable"}
+
+
 def describe(error: BaseException) -> str | None:
     """One line naming the problem and the fix, for the errors people hit; None if unknown."""
     try:
@@ -66,6 +70,9 @@ def describe(error: BaseException) -> str | None:
         message = error.response.get("Error", {}).get("Message", "") or str(error)
         if code in _FIXES:
             return _FIXES[code]
+        if code == "ResourceNotFoundException" and operation in _TABLE_OPERATIONS:
+            return ("the registry table does not exist (%s): is the stack deployed? check --stack and --region, "
+                    "or run `wsctl status`" % message)
         if code.startswith("AccessDenied") or code in ("UnauthorizedOperation", "AuthorizationError") or (
                 status_code(error) == 403):
             return "access denied for %s: %s (grant that permission to your AWS identity)" % (

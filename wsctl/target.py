@@ -157,9 +157,10 @@ class Target:
     def management_endpoint(self) -> str:
         if self.local:
             return self.local_state["management_endpoint"]
+        api_id = self.api_id  # the stack must exist, whatever serves its management API
         if self.endpoint_url:  # another emulator (moto's server serves @connections at its root)
             return self.endpoint_url
-        return names.management_url(self.api_id, self.region_name, self.stage)
+        return names.management_url(api_id, self.region_name, self.stage)
 
     @property
     def ws_url(self) -> str:

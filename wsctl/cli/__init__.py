@@ -42,14 +42,30 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
+def _one_line_usage_error(error, ctx) -> None:
+    """Typer prints usage errors as a four-line block; wsctl says it in one line."""
+    from .. import render
+
+    if type(error).__name__ == "NoArgsIsHelpError":  # `wsctl connections`: show the help
+        raise error
+    command = getattr(getattr(error, "ctx", None), "command_path", None) or ctx.command_path
+    render.error("%s (see `%s --help`)" % (error.format_message(), command))
+    raise typer.Exit(getattr(error, "exit_code", 2)) from None
+
+
 class WsctlGroup(TyperGroup):
     def parse_args(self, ctx, args):
-        return super().parse_args(ctx, hoist_global_options(list(args)))
+        try:
+            return super().parse_args(ctx, hoist_global_options(list(args)))
+        except typer.TyperException as error:
+            _one_line_usage_error(error, ctx)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
+        except typer.TyperException as error:
+            _one_line_usage_error(error, ctx)
+        except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
             from .. import render

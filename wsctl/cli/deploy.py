@@ -108,9 +108,14 @@ def status(ctx: typer.Context):
     document = stack_status(target)
     if options.json:
         render.print_json(document)
+        if not document["deployed"]:
+            raise typer.Exit(3)
         return
     if not document["deployed"]:
         render.line("Stack %s is not deployed in %s." % (target.stack, target.region_name), style="yellow")
+        render.table(["resource", "name", "state"],
+                     [[r["resource"], r["name"], r["state"]] for r in document["resources"]])
+        raise typer.Exit(3)
     else:
         render.key_values([("WebSocket URL", document["url"]), ("management endpoint", document["managementEndpoint"]),
                            ("table", document["table"]),
@@ -193,8 +198,9 @@ def token(ctx: typer.Context, user: str = typer.Option(..., "--user", "-u", help
 
     from ..errors import UsageError
 
+    seconds = parse_duration(ttl)  # bad input first, before any AWS call
     target = ctx.obj.target()
     try:
-        print(signing.mint(target.keyset(), target.audience_stack, user, parse_duration(ttl)))
+        print(signing.mint(target.keyset(), target.audience_stack, user, seconds))
     except ValueError as error:
         raise UsageError(str(error)) from None

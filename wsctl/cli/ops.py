@@ -86,9 +86,10 @@ def send(
     from ..ops import read_payload, recipients
 
     payload = read_payload(message, file)
+    _check_concurrency(concurrency)
     target = ctx.obj.target()
     ids = recipients(target, connection, user, room)
-    _deliver(ctx, ids, payload, _check_concurrency(concurrency), no_prune, transport, single=bool(connection))
+    _deliver(ctx, ids, payload, concurrency, no_prune, transport, single=bool(connection))
 
 
 @app.command()
@@ -105,6 +106,7 @@ def broadcast(
     from ..ops import all_connection_ids, read_payload
 
     payload = read_payload(message, file)
+    _check_concurrency(concurrency)
     target = ctx.obj.target()
     ids = all_connection_ids(target)
     if not ids:

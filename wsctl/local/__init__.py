@@ -98,6 +98,9 @@ def _local_keyset(folder: Path) -> str:
 
 def _handler_locations(options: LocalOptions) -> tuple[Path, str, Path]:
     """(folder on sys.path, module.function, folder to watch)."""
+    for option, value in (("--handler", options.handler), ("--authorizer", options.authorizer)):
+        if value is not None and not value.rpartition(".")[0]:
+            raise UsageError("%s must be module.function (e.g. app.handler), not %r" % (option, value))
     if options.source is None:
         import lambda_src
 
@@ -196,15 +199,17 @@ async def _serve(options: LocalOptions) -> None:
             "aws_endpoint": aws_endpoint, "table": table, "auth": options.spec.auth, "ca_bundle": str(bundle),
             "source": str(watch_dir), "handler": handler, "started": time.time(),
         }
+        # Ctrl-C handling is in place before the state file says we are ready: a stop
+        # requested right after start-up still closes sockets, runs $disconnect, exits 0.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         if keyset:
             state["keyset"] = keyset
         write_local_state(state)
         _panel(state, note, options, time.monotonic() - started)
 
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         if not options.quiet:
             render.line("shutting down: closing %d connections with 1001" % len(gateway.connections), style="dim")
