@@ -437,11 +437,7 @@ def test_console_script_error_has_no_traceback():
         "error: no AWS region: pass --region or set AWS_REGION (or use --local for the emulator)"]
 
 
-@pytest.mark.parametrize("out_option", [
-    "--out",
-    pytest.param("-o", marks=pytest.mark.xfail(strict=True, reason="the global -o/--output is hoisted out of "
-                                                                   "`bundle -o FILE` (wsctl/cli/__init__.py)")),
-])
+@pytest.mark.parametrize("out_option", ["--out", "-o"])
 def test_cli_bundle_is_reproducible_and_small(tmp_path, monkeypatch, out_option):
     monkeypatch.chdir(tmp_path)
     ok(runner.invoke(cli, ["bundle", out_option, "f1.zip"]))

@@ -22,7 +22,7 @@ def print_json(document) -> None:
 
 
 def line(text: str = "", style: str | None = None, stderr: bool = False) -> None:
-    console(stderr).print(text, style=style, markup=False, highlight=False)
+    console(stderr).print(text, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 def markup(text: str, stderr: bool = False) -> None:

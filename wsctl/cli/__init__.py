@@ -17,6 +17,7 @@ from .. import __version__
 # `wsctl send --local --user bob hi` means `wsctl --local send --user bob hi`.
 GLOBAL_FLAGS = {"--local", "--debug"}
 GLOBAL_VALUED = {"--profile", "--region", "--endpoint-url", "--stack", "--stage", "--output", "-o"}
+OUTPUT_FORMATS = ("text", "json", "jsonl")
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -28,7 +29,10 @@ def hoist_global_options(args: list[str]) -> list[str]:
             rest += args[index:]
             break
         name = arg.split("=", 1)[0]
-        if arg in GLOBAL_FLAGS:
+        if name == "-o" and (arg[3:] if "=" in arg else (args[index + 1] if index + 1 < len(args) else "")) \
+                not in OUTPUT_FORMATS:
+            rest.append(arg)  # `wsctl bundle -o FILE`: a command's own -o, not the output format
+        elif arg in GLOBAL_FLAGS:
             front.append(arg)
         elif name in GLOBAL_VALUED and ("=" in arg or index + 1 < len(args)):
             if "=" in arg:
