@@ -140,11 +140,7 @@ def rotate_signing_key(clients, ctx, args):
 
 
 def delete_parameter(clients, ctx, args):
-    ssm = clients("ssm")
-    try:
-        ssm.delete_parameter(**args)
-    except ssm.exceptions.ParameterNotFound:
-        pass
+    _unless_missing(clients("ssm"), "delete_parameter", "ParameterNotFound", **args)
 
 
 # -- Lambda -------------------------------------------------------------------------
@@ -202,46 +198,36 @@ def add_permission(clients, ctx, args):
     lam.add_permission(**args)
 
 
-def remove_permission(clients, ctx, args):
-    lam = clients("lambda")
+def _unless_missing(client, operation: str, missing: str, **args) -> bool:
+    """Call `operation`; a resource that is already gone is fine (destroy runs twice). True if it was there."""
     try:
-        lam.remove_permission(**args)
-    except lam.exceptions.ResourceNotFoundException:
-        pass
+        getattr(client, operation)(**args)
+        return True
+    except getattr(client.exceptions, missing):
+        return False
+
+
+def remove_permission(clients, ctx, args):
+    _unless_missing(clients("lambda"), "remove_permission", "ResourceNotFoundException", **args)
 
 
 # -- destroy ---------------------------------------------------------------------
 def delete_api(clients, ctx, args):
-    apigw = clients("apigatewayv2")
-    try:
-        apigw.delete_api(**args)
-    except apigw.exceptions.NotFoundException:
-        pass
+    _unless_missing(clients("apigatewayv2"), "delete_api", "NotFoundException", **args)
 
 
 def delete_function(clients, ctx, args):
-    lam = clients("lambda")
-    try:
-        lam.delete_function(**args)
-    except lam.exceptions.ResourceNotFoundException:
-        pass
+    _unless_missing(clients("lambda"), "delete_function", "ResourceNotFoundException", **args)
 
 
 def delete_log_group(clients, ctx, args):
-    logs = clients("logs")
-    try:
-        logs.delete_log_group(**args)
-    except logs.exceptions.ResourceNotFoundException:
-        pass
+    _unless_missing(clients("logs"), "delete_log_group", "ResourceNotFoundException", **args)
 
 
 def delete_table(clients, ctx, args):
     ddb = clients("dynamodb")
-    try:
-        ddb.delete_table(**args)
+    if _unless_missing(ddb, "delete_table", "ResourceNotFoundException", **args):
         ddb.get_waiter("table_not_exists").wait(TableName=args["TableName"], WaiterConfig={"Delay": 2, "MaxAttempts": 90})
-    except ddb.exceptions.ResourceNotFoundException:
-        pass
 
 
 def delete_role(clients, ctx, args):
