@@ -150,7 +150,7 @@ def for_target(target, concurrency: int, kind: str = "lean"):
 
         client = target.session.client("apigatewaymanagementapi", endpoint_url=target.management_endpoint,
                                        config=Config(max_pool_connections=concurrency,
-                                                     retries={"mode": "standard", "max_attempts": 1}))
+                                                     retries={"mode": "standard", "total_max_attempts": 1}))
         return Boto3Transport(client, concurrency)
     credentials = target.session.get_credentials()
     if credentials is None:
