@@ -190,8 +190,10 @@ def start_all(tmp_path_factory, configs: dict) -> dict:
 
 
 def stop_all(emulators: dict) -> None:
-    for custom in emulators.values():
-        custom.emulator.stop()
+    """Stop them in parallel (each takes ~1 s: closing sockets, stopping moto)."""
+    if emulators:
+        with ThreadPoolExecutor(len(emulators)) as pool:
+            list(pool.map(lambda custom: custom.emulator.stop(), emulators.values()))
 
 
 class Recording:
