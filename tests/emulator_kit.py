@@ -57,6 +57,8 @@ RECORDER = textwrap.dedent('''
             do = query.get("connect", "")
             if do == "raise":
                 raise RuntimeError("$connect failed on purpose")
+            if do == "sleep":
+                time.sleep(float(query.get("seconds", 2)))
             response = {"statusCode": int(do) if do.isdigit() else 200, "body": "never sent to the client",
                         "headers": {"X-Not-Forwarded": "1"}}
             if query.get("proto"):
