@@ -401,3 +401,98 @@ def sigv4_header(url: str, body: bytes = b"", region: str = "us-east-1") -> dict
     request = AWSRequest(method="POST", url=url, data=body)
     SigV4Auth(Credentials("local", "local"), "execute-api", region).add_auth(request)
     return {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "x-amz-date")}
+
+
+# -- profiling ---------------------------------------------------------------------------------
+class PySpy:
+    """`py-spy record` of one process for a phase (collapsed stacks, threads kept apart).
+    py-spy comes from PyPI (`pip install py-spy`); without it profiling is skipped."""
+
+    def __init__(self, pid: int, path: Path, seconds: float, rate: int = 250, gil: bool = False):
+        self.path = Path(path)
+        self.process = None
+        binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not os.path.exists(binary):
+            print("(py-spy not found: pip install py-spy; profiling skipped)")
+            return
+        args = [binary, "record", "-p", str(pid), "-o", str(self.path), "-f", "raw", "-r", str(rate),
+                "-d", str(max(1, int(seconds))), "--threads", "--nonblocking"]
+        if gil:
+            args.append("--gil")
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finish(self, title: str, top: int = 18) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+        if not self.path.exists():
+            print("(py-spy wrote nothing)")
+            return
+        print_profile(self.path, title, top)
+
+
+def _short(frame: str) -> str:
+    # "function (path/to/module.py:123)" -> "function (module.py)"
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")").rsplit(":", 1)[0]
+    parts = where.split("/")
+    return "%s (%s)" % (name, "/".join(parts[-2:]) if parts[-1] == "__init__.py" else parts[-1])
+
+
+PACKAGES = (("botocore/", "botocore"), ("boto3/", "boto3"), ("urllib3/", "urllib3"), ("aiohttp/", "aiohttp"),
+            ("jwt/", "PyJWT"), ("asyncio/", "asyncio"), ("concurrent/", "concurrent.futures"),
+            ("threading.py", "threading"), ("ssl.py", "ssl (TLS)"), ("http/", "http.client"),
+            ("socket.py", "socket"), ("json/", "json"), ("selectors.py", "selectors"), ("weakref.py", "weakref"),
+            ("wsctl/", "wsctl"), ("lambda_src/", "lambda_src (handler)"), ("moto/", "moto"),
+            ("werkzeug/", "werkzeug"), ("flask/", "flask"), ("websockets/", "websockets"), ("uuid.py", "uuid"))
+
+
+def _package(frame: str) -> str:
+    path = frame.partition(" (")[2]
+    for marker, name in PACKAGES:
+        if path.startswith(marker) or ("/" + marker) in path:
+            return name
+    return "other"
+
+
+def print_profile(path: Path, title: str, top: int = 15) -> None:
+    """Sample shares by thread group, by package and function of the leaf frame (own time), and
+    for wsctl / handler / botocore entry points including what they call."""
+    from collections import Counter
+
+    threads, leaf, packages, inclusive, total = Counter(), Counter(), Counter(), Counter(), 0
+    for line in Path(path).read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        count = int(count)
+        frames = stack.split(";")
+        thread = frames[0]
+        group = ("event loop (MainThread)" if "MainThread" in thread else "handler threads (lambda_*)"
+                 if "lambda" in thread else "handler's post_* threads" if "post" in thread
+                 else "other threads")
+        frames = [f for f in frames[1:] if f.strip()]
+        threads[group] += count
+        total += count
+        if frames:
+            leaf[_short(frames[-1])] += count
+            packages[_package(frames[-1])] += count
+            for name in {_short(f) for f in frames if ("wsctl/local/" in f or "lambda_src/" in f
+                                                       or "_make_api_call" in f or "moto/" in f)}:
+                inclusive[name] += count
+    if not total:
+        print("(no samples)")
+        return
+    print("\n   py-spy profile: %s (%d samples; %s)" % (title, total, path))
+    print("   by thread: " + ", ".join("%s %.0f%%" % (k, 100 * v / total) for k, v in threads.most_common()))
+    print("   own time by package: " + ", ".join("%s %.0f%%" % (k, 100 * v / total) for k, v in packages.most_common(10)))
+    print("   top functions by own time (leaf frame):")
+    for name, count in leaf.most_common(top):
+        print("     %5.1f%%  %s" % (100 * count / total, name))
+    print("   wsctl, handler and botocore entry points, including callees:")
+    for name, count in inclusive.most_common(top):
+        print("     %5.1f%%  %s" % (100 * count / total, name))
+    sys.stdout.flush()

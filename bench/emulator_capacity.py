@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from backends import (CpuWatch, DynamoDBLocal, Emulator, banner, cpu_seconds, free_port, median, mint, raise_nofile,  # noqa: E402
+from backends import (CpuWatch, DynamoDBLocal, PySpy, Emulator, banner, cpu_seconds, free_port, median, mint, raise_nofile,  # noqa: E402
                       rss_mb, verdict, wait_quiet)
 from loadgen import BareServer, ConnectionPool, batch_rates  # noqa: E402
 
@@ -32,6 +32,13 @@ def measure(label, url_of, count, args, pids, extra_before=None):
     rss_before = {name: rss_mb(pid) for name, pid in pids.items()}
     pool = ConnectionPool(url_of, count, args.procs, args.inflight, timeout=args.timeout)
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    spies = []
+    if args.profile:
+        for name, pid in pids.items():
+            if pid and ("gateway" in name or "moto (DynamoDB" in name):
+                path = os.path.join(args.profile, "capacity-%s-%s.txt" % (label.split(",")[1].strip().replace(" ", "-"),
+                                                                        name.split()[0]))
+                spies.append((name, PySpy(pid, path, args.profile_seconds, gil=args.profile_mode == "gil")))
     watch = CpuWatch()
     t0, times, errors, client_cpu, wall = pool.run()
     machine = watch.stop()
@@ -50,6 +57,7 @@ def measure(label, url_of, count, args, pids, extra_before=None):
         "client_cpu": sum(client_cpu), "client_procs": len(client_cpu), "wall": wall, "machine": machine,
     }
     result["pool"] = pool
+    result["spies"] = spies
     return result
 
 
@@ -99,6 +107,8 @@ def run_emulator(backend, args):
             "DynamoDB Local" if ddb else "embedded moto", args.connections)
         result = measure(label, urls, args.connections, args, pids)
         result["pool"].close()
+        for name, spy in result.pop("spies"):
+            spy.finish("%s during the connects, %s" % (name, label.split(",")[1].strip()))
         if ddb:
             result["ddb_start"] = ddb.started_in
         result["ready_in"] = emulator.ready_in
@@ -119,6 +129,7 @@ def run_baseline(args):
         result = measure("baseline: bare aiohttp WebSocket server (no auth, no handler), same client, %d connections"
                          % args.connections, urls, args.connections, args, {"bare aiohttp server": server.pid})
         result["pool"].close()
+        result.pop("spies")
         report(result)
         return result
     finally:
@@ -136,10 +147,18 @@ def main():
     parser.add_argument("--settle", type=float, default=1.0, help="seconds to wait before reading RSS")
     parser.add_argument("--ddb-heap", default=None, help="-Xmx for DynamoDB Local (default: the JVM's)")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the gateway (and moto) during the connects; "
+                        "collapsed stacks go to DIR (needs `pip install py-spy`)")
+    parser.add_argument("--profile-seconds", type=float, default=10.0)
+    parser.add_argument("--profile-mode", choices=("gil", "wall"), default="gil",
+                        help="gil: sample only the thread holding the GIL (where the CPU goes); wall: every "
+                             "non-idle thread (where threads wait)")
     parser.add_argument("--emulator-arg", action="append", default=[],
                         help="extra argument for `wsctl local up` (repeatable), e.g. --emulator-arg=--workers=16")
     args = parser.parse_args()
     limit = raise_nofile()
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
     banner("emulator capacity: %d idle connections through JWT auth + $connect (RLIMIT_NOFILE %d)"
            % (args.connections, limit))
     results = {}

@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from backends import (CpuWatch, DynamoDBLocal, Emulator, banner, cpu_seconds, free_port, median, mint, percentile,  # noqa: E402
+from backends import (CpuWatch, DynamoDBLocal, Emulator, PySpy, banner, cpu_seconds, free_port, mint, percentile,  # noqa: E402
                       raise_nofile, rss_mb, verdict, wait_quiet)
 from loadgen import ConnectionPool  # noqa: E402
 
@@ -142,8 +142,9 @@ def run_backend(backend: str, args, management_http: bool) -> dict:
         pids = {"gateway": emulator.pid, "DynamoDB Local" if ddb else "moto": ddb.pid if ddb else emulator.moto_pid()}
         out = {"name": name}
 
-        def phase(label):
+        def phase(label, profile=None):
             wait_quiet()
+            spy = PySpy(emulator.pid, profile, args.warmup + args.seconds, gil=True) if profile else None
             cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
             t0 = time.monotonic()
             watch = CpuWatch()
@@ -152,6 +153,8 @@ def run_backend(backend: str, args, management_http: bool) -> dict:
             wall = time.monotonic() - t0
             cpu = {k: (cpu_seconds(p) - cpu0[k]) if cpu0[k] is not None else None for k, p in pids.items()}
             print_run(label, r, cpu, wall)
+            if spy:
+                spy.finish("gateway while relaying (GIL holder samples; warm-up included), " + label)
             return r
 
         out["base"] = phase("baseline: %s, 2 connections" % name)
@@ -166,7 +169,9 @@ def run_backend(backend: str, args, management_http: bool) -> dict:
                 len(times), time.monotonic() - started, errors or "none", rss_mb(emulator.pid) or 0,
                 list(pids)[1], rss_mb(list(pids.values())[1]) or 0))
             time.sleep(args.settle)
-            out["full"] = phase("%s, %d connections" % (name, len(times) + 2))
+            profile = os.path.join(args.profile, "relay-%s-%s.txt" % (backend, "http" if management_http else "https")) \
+                if args.profile else None
+            out["full"] = phase("%s, %d connections" % (name, len(times) + 2), profile)
             out["opened"] = len(times) + 2
         return out
     finally:
@@ -192,9 +197,13 @@ def main():
     parser.add_argument("--management-http", action="store_true",
                         help="also run with the handler posting over plain http (isolates the TLS cost)")
     parser.add_argument("--ddb-heap", default=None)
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the gateway (GIL holder) during the N-connection "
+                        "phase; collapsed stacks go to DIR (needs `pip install py-spy`)")
     parser.add_argument("--emulator-arg", action="append", default=[])
     args = parser.parse_args()
     limit = raise_nofile()
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
     banner("emulator relay: sendMessage at %.0f/s for %.0f s with %d connections (RLIMIT_NOFILE %d)" % (
         args.rate, args.seconds, args.connections, limit))
     runs = []

@@ -21,7 +21,6 @@ wsctl's goals: >= 1,500 connects/s, >= 8,000 POSTs/s, round trip p50 < 0.8 ms, p
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import os
 import shutil
 import signal
@@ -33,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from backends import (BENCH, SCRATCH, CpuWatch, Emulator, banner, descendants, free_port, median,  # noqa: E402
+from backends import (BENCH, SCRATCH, CpuWatch, Emulator, PySpy, banner, descendants, free_port, median,  # noqa: E402
                       npm_install, percentile, raise_nofile, rss_mb, sigv4_header, verdict, wait_quiet)
 from loadgen import CTX, BareServer, ConnectionPool, batch_rates  # noqa: E402
 
@@ -278,7 +277,7 @@ def _poster(base: str, ids: list, signed: bool, concurrency: int, seconds: float
         body = b'{"type":"message","text":"hello"}'
         headers = [sigv4_header(url, body) if signed else {} for url in urls]  # valid-looking for 15 min
         connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-        statuses, count = {}, [0]
+        statuses = {}
         measuring = [False]
 
         async with aiohttp.ClientSession(connector=connector, skip_auto_headers=("Content-Type",)) as session:
@@ -347,6 +346,12 @@ def post_rate(server, args) -> dict:
             "machine": machine}
 
 
+def _spy(server, args, what, seconds):
+    if not args.profile or not isinstance(server, WsctlServer):
+        return None
+    return PySpy(server.emulator.pid, os.path.join(args.profile, "vs-wsctl-%s.txt" % what), seconds, gil=True)
+
+
 def measure(server, args) -> dict:
     out = {"name": server.name}
     out["start"] = server.start()
@@ -368,12 +373,18 @@ def measure(server, args) -> dict:
         out["rss"] = server.rss()
         # 2. round trip through @connections (the 1,000 idle connections still open)
         wait_quiet()
+        spy = _spy(server, args, "roundtrip", 4)
         latencies = asyncio.run(_round_trips(server.ws_url, args.round_trips, args.rt_warmup,
                                              getattr(server, "baseline", False)))
         out.update(rt_p50=percentile(latencies, 50), rt_p99=percentile(latencies, 99), rt_max=max(latencies))
+        if spy:
+            spy.finish("wsctl gateway during the round trips (GIL holder samples)")
         # 3. management POSTs/s
         wait_quiet()
+        spy = _spy(server, args, "posts", args.post_seconds)
         posts = post_rate(server, args)
+        if spy:
+            spy.finish("wsctl gateway during the management POSTs (GIL holder samples)")
         out.update(posts=posts["rate"], post_statuses=posts["statuses"], post_delivered=posts["delivered"],
                    post_client_cpu=posts["client_cpu"], post_machine=posts["machine"])
         pool.close()
@@ -414,8 +425,12 @@ def main():
     parser.add_argument("--servers", default="baseline,wsctl,sls-python,sls-node",
                         help="comma list of baseline, wsctl, sls-python, sls-node")
     parser.add_argument("--emulator-arg", action="append", default=[])
+    parser.add_argument("--profile", metavar="DIR", help="py-spy wsctl's gateway (GIL holder) during the round "
+                        "trips and the POSTs; collapsed stacks go to DIR (needs `pip install py-spy`)")
     args = parser.parse_args()
     limit = raise_nofile()
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
     banner("wsctl local up vs serverless-offline 13.10, trivial handler (RLIMIT_NOFILE %d)" % limit)
     results, failures = {}, {}
     makers = {"baseline": lambda: BaselineServer(args), "wsctl": lambda: WsctlServer(args),
