@@ -59,6 +59,10 @@ RECORDER = textwrap.dedent('''
                 raise RuntimeError("$connect failed on purpose")
             if do == "sleep":
                 time.sleep(float(query.get("seconds", 2)))
+            if do == "selfpost":  # post to this very connection before the upgrade has finished
+                _record("EVENTS_FILE", {"selfpost": _post_to_self(request["connectionId"]),
+                                        "requestContext": {"connectionId": request["connectionId"],
+                                                           "eventType": "SELFPOST"}})
             response = {"statusCode": int(do) if do.isdigit() else 200, "body": "never sent to the client",
                         "headers": {"X-Not-Forwarded": "1"}}
             if query.get("proto"):
@@ -88,6 +92,17 @@ RECORDER = textwrap.dedent('''
         if do == "body":
             answer["body"] = event["body"]
         return {"statusCode": 200, "body": json.dumps(answer)}
+
+
+    def _post_to_self(connection_id):
+        import boto3  # its endpoint comes from AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI
+
+        try:
+            boto3.client("apigatewaymanagementapi").post_to_connection(ConnectionId=connection_id, Data=b"early")
+            return 200
+        except Exception as error:  # noqa: BLE001 - what happened is the result
+            response = getattr(error, "response", None) or {}
+            return response.get("ResponseMetadata", {}).get("HTTPStatusCode", repr(error))
 
 
     def _token(event):

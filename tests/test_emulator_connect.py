@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from emulator_fixtures import unique
-from emulator_kit import ask, client, refused, routes, run, start_all, stop_all
+from emulator_kit import ask, client, refused, routes, run, silent, start_all, stop_all
 from lambda_src import signing
 
 
@@ -101,6 +101,24 @@ def test_no_subprotocol_is_selected_unless_the_handler_returns_one(gw):
     offered, plain = run(main())
     assert offered == (None, None)  # API Gateway never echoes or negotiates by itself
     assert plain == (None, None)
+
+
+def test_posting_to_the_connection_from_inside_connect_is_gone(gw):
+    """Reference §3.1/§5: the connection is not established until $connect returns."""
+    mark = tag()
+
+    async def main():
+        async with client(url(gw, mark, connect="selfpost")) as ws:
+            return (await ask(ws, {"action": "x"}))["connectionId"], await silent(ws, 0.3)
+
+    connection_id, nothing_arrived = run(main())
+    (attempt,) = gw.events.of(connection_id, "SELFPOST")
+    assert attempt["selfpost"] == 410
+    assert nothing_arrived
+
+
+def test_an_upgrade_on_another_stage_is_403(gw):
+    assert run(refused(gw.url.rsplit("/", 1)[0] + "/prod?token=allow")) == 403
 
 
 def test_plain_http_without_upgrade_is_426(gw):

@@ -227,7 +227,22 @@ def test_authorizer_event_is_a_request_event_for_the_connect_method_arn(gw):
 
 
 # -- disconnectStatusCode / disconnectReason ------------------------------------------
+async def drop(ws):
+    """The TCP connection ends without a close frame (a dead peer)."""
+    ws.transport.abort()
+    await asyncio.sleep(0.05)
+
+
+async def invalid_utf8(ws):
+    await ws.send(b"\xff\xfe", text=True)  # a text frame that is not UTF-8
+    await ws.wait_closed()
+
+
 @pytest.mark.parametrize("close, expected", [
+    # [infer] a dropped TCP connection: 1006 with an empty reason, as clients see it (reference §6).
+    pytest.param(drop, (1006, ""), id="dropped"),
+    # [infer] RFC 6455 §8.1: invalid UTF-8 in a text frame fails the connection with 1007.
+    pytest.param(invalid_utf8, (1007, ""), id="invalid-utf8"),
     pytest.param(lambda ws: ws.close(code=None), (1005, "Client-side close frame status not set"), id="no-code"),
     pytest.param(lambda ws: ws.close(1000), (1000, ""), id="normal-1000"),
     pytest.param(lambda ws: ws.close(1000, "done"), (1000, "done"), id="normal-with-reason"),

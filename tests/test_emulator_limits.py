@@ -13,6 +13,7 @@ documents neither code nor reason; serverless-offline uses the same].
 
 import asyncio
 import json
+import random
 import time
 
 import pytest
@@ -151,6 +152,21 @@ def test_a_binary_frame_closes_with_1003(fleet):
     assert code == 1003
     assert disconnect_code(gw, connection_id)[0] == 1003
     assert len(gw.events.of(connection_id, "MESSAGE")) == 1  # the binary frame never reached the handler
+
+
+def test_many_frames_of_every_header_size_back_to_back_are_all_delivered(fleet):
+    """Frame headers of 2, 4 and 10 bytes, split across TCP reads anywhere: the frame-size gate
+    must follow the stream exactly (no false 1009, no frame missed)."""
+    rng = random.Random(7)
+    sizes = [rng.choice([25, 125, 126, 127, 128, FRAME - 1, FRAME, rng.randrange(25, FRAME)]) for _ in range(150)]
+
+    async def main():
+        async with client(fleet["limits"].url) as ws:
+            for size in sizes:
+                await ws.send(frame_of(size))
+            return [(await answer(ws, 10))["length"] for _ in sizes]
+
+    assert sorted(run(main(), 60)) == sorted(sizes)
 
 
 # -- timers ------------------------------------------------------------------------------
