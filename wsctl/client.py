@@ -10,6 +10,7 @@ import asyncio
 import json
 import shlex
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -255,9 +256,8 @@ class Session:
             await self._interactive(connection)
             return
         if self.options.read_stdin:
-            loop = asyncio.get_running_loop()
             while True:
-                line = await loop.run_in_executor(None, sys.stdin.readline)
+                line = await _blocking(sys.stdin.readline)
                 if not line:
                     break
                 line = line.rstrip("\r\n")
@@ -276,10 +276,9 @@ class Session:
             pass
 
     async def _interactive(self, connection) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             try:
-                line = await loop.run_in_executor(None, self.view.prompt)
+                line = await _blocking(self.view.prompt)
             except EOFError:
                 return
             try:
@@ -310,6 +309,32 @@ class Session:
             elif command.kind == "quit":
                 await self._close(connection, 1000, "")
                 return
+
+
+async def _blocking(read):
+    """Run a blocking read (input(), stdin.readline) on a daemon thread. Not the loop's
+    executor: asyncio.run waits for that executor's threads at exit, so a read still
+    pending when the server closes the connection would keep the process alive until
+    the user pressed Enter (or the pipe closed)."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(outcome, value):
+        if not future.done():
+            (future.set_result if outcome == "result" else future.set_exception)(value)
+
+    def work():
+        try:
+            outcome, value = "result", read()
+        except BaseException as error:  # EOFError at the prompt, mostly
+            outcome, value = "error", error
+        try:
+            loop.call_soon_threadsafe(settle, outcome, value)
+        except RuntimeError:  # the session is over and its loop closed
+            pass
+
+    threading.Thread(target=work, name="wsctl-input", daemon=True).start()
+    return await future
 
 
 def _redact(url: str) -> str:

@@ -160,6 +160,30 @@ class JsonlView:
         self.emit("error", message=text, **({"status": status} if status else {}))
 
 
+def _tty_state():
+    """The terminal's settings, to put back at exit: a session can end (closed by the server)
+    while readline has the terminal in its own mode (no echo, no line editing)."""
+    try:
+        import termios
+    except ImportError:  # not a POSIX terminal
+        return None
+    try:
+        return termios.tcgetattr(sys.stdin.fileno())
+    except (termios.error, OSError, ValueError):
+        return None
+
+
+def _restore_tty(state) -> None:
+    if state is None:
+        return
+    import termios
+
+    try:
+        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, state)
+    except (termios.error, OSError, ValueError):
+        pass
+
+
 def _iam_presign(url: str, target) -> str:
     """Presign the handshake with SigV4 (query parameters) for APIs whose $connect uses AWS_IAM."""
     from urllib.parse import urlsplit, urlunsplit
@@ -258,9 +282,12 @@ def connect(
                               connect_timeout=connect_timeout, ping_interval=ping_interval, reconnect=reconnect,
                               sends=list(send or []), wait=wait, count=count, ssl=context,
                               interactive=not scripted and stdin_tty, read_stdin=not stdin_tty), view)
+    saved_tty = _tty_state() if isinstance(view, TerminalView) else None
     try:
         code = asyncio.run(session.run())
     except KeyboardInterrupt:
         code = EXIT_OK
+    finally:
+        _restore_tty(saved_tty)
     if code:
         raise typer.Exit(code)
