@@ -1,0 +1,288 @@
+"""`wsctl connect` (the live client) and `wsctl demo`.
+
+The pure parts (slash commands, what close codes and handshake statuses
+mean) as units; the command itself as a real process against the emulator:
+scripted (--send/--wait/--count, -o jsonl), fed by a pipe, and interactive
+on a pseudo-terminal (pexpect). Other clients are plain `websockets` ones.
+"""
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pexpect
+import pytest
+from websockets.sync.client import connect
+
+from emulator_fixtures import ROOT, unique
+from live_support import drain, one_error_line, whoami, wsctl
+from wsctl.client import (CLOSE_MEANINGS, HANDSHAKE_MEANINGS, Command, CommandError, _redact, close_meaning,
+                          gateway_error, parse_line)
+
+ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[78])")
+
+
+# -- slash commands ---------------------------------------------------------------------
+@pytest.mark.parametrize("line, expected", [
+    ("", None),
+    ("   ", None),
+    ("hello there", Command("send", "hello there")),
+    ('{"action": "whoami"}', Command("send", '{"action": "whoami"}')),
+    ("//not a command", Command("send", "/not a command")),
+    ("/action whoami", Command("send", '{"action": "whoami"}')),
+    ('/action sendMessage targetUserId=bob text="hello world" n=3 ok=true none=null',
+     Command("send", json.dumps({"action": "sendMessage", "targetUserId": "bob", "text": "hello world", "n": 3,
+                                 "ok": True, "none": None}))),
+    ("/action join room=lobby", Command("send", '{"action": "join", "room": "lobby"}')),
+    ("""/action sendRoom room='a b' text='{"x": 1}'""",
+     Command("send", json.dumps({"action": "sendRoom", "room": "a b", "text": {"x": 1}}))),
+    ('/action sendMessage {"targetUserId": "bob", "text": "hi there"}',
+     Command("send", json.dumps({"action": "sendMessage", "targetUserId": "bob", "text": "hi there"}))),
+    ("/ping", Command("ping", "")),
+    ("/ping hello", Command("ping", "hello")),
+    ("/close", Command("close", code=1000)),
+    ("/close 1000", Command("close", code=1000)),
+    ("/close 4001 going home", Command("close", code=4001, reason="going home")),
+    ("/close 3000", Command("close", code=3000)),
+    ("/raw", Command("raw")),
+    ("/help", Command("help")),
+    ("/quit", Command("quit")),
+    ("/exit", Command("quit")),
+])
+def test_parse_line(line, expected):
+    assert parse_line(line) == expected
+
+
+@pytest.mark.parametrize("line, words", [
+    ("/action", "usage: /action NAME"),
+    ("/action sendMessage text", "'text' is not key=value"),
+    ("/action sendMessage =x", "is not key=value"),
+    ("/action join {not json", "not a JSON object"),
+    ('/action join {"a": 1', "not a JSON object"),
+    ("/action join text='unclosed", "quotation"),
+    ("/close 1001", "1000 or a code from 3000 to 4999"),
+    ("/close 2999", "1000 or a code from 3000 to 4999"),
+    ("/close 5000", "1000 or a code from 3000 to 4999"),
+    ("/close abc", "1000 or a code from 3000 to 4999"),
+    ("/frobnicate now", "unknown command /frobnicate (try /help)"),
+])
+def test_parse_line_refuses(line, words):
+    with pytest.raises(CommandError, match=re.escape(words)):
+        parse_line(line)
+
+
+def test_what_close_codes_and_handshake_statuses_mean():
+    assert close_meaning(1000) == "normal closure"
+    assert "idle timeout" in close_meaning(1001) and "2-hour" in close_meaning(1001)
+    assert "binary" in close_meaning(1003)
+    assert "without a close frame" in close_meaning(1006) and close_meaning(None) == close_meaning(1006)
+    assert "32 KB per frame" in close_meaning(1009) and "128 KB per message" in close_meaning(1009)
+    assert close_meaning(4000) == close_meaning(4999) == "application-defined"
+    assert close_meaning(2999) == ""
+    assert set(CLOSE_MEANINGS) >= {1000, 1001, 1003, 1006, 1009, 1011}
+    assert "token" in HANDSHAKE_MEANINGS[401] and "authorizer denied" in HANDSHAKE_MEANINGS[403]
+    assert "$connect handler" in HANDSHAKE_MEANINGS[502] and "timed out" in HANDSHAKE_MEANINGS[504]
+
+
+def test_gateway_error_frames_are_recognised_only_in_their_own_shape():
+    frame = {"message": "Forbidden", "connectionId": "abc=", "requestId": "def="}
+    assert gateway_error(json.dumps(frame)) == "Forbidden"
+    assert gateway_error(json.dumps({"message": "Internal server error", "connectionId": "x",
+                                     "requestId": "y"})) == "Internal server error"
+    assert gateway_error(json.dumps({"message": "Forbidden"})) is None  # an application's own message
+    assert gateway_error(json.dumps({"message": "hello", "connectionId": "x"})) is None
+    assert gateway_error("Forbidden") is None and gateway_error("[1, 2]") is None
+
+
+def test_tokens_and_signatures_never_show_in_a_printed_url():
+    url = _redact("wss://h/dev?token=eyJ.secret.sig&room=lobby&X-Amz-Signature=abc&X-Amz-Credential=AKIA")
+    assert "secret" not in url and "abc" not in url and "AKIA" not in url
+    assert "room=lobby" in url and "token=***" in url
+    assert _redact("ws://h/dev") == "ws://h/dev"
+
+
+# -- the command against the emulator ------------------------------------------------------------
+def events_of(stdout: str) -> list[dict]:
+    events = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    assert all(isinstance(e["ts"], float) for e in events)
+    assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
+    return events
+
+
+def connect_process(emulator, *args: str, stdin=subprocess.DEVNULL) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "wsctl", "--local", "connect", *args], cwd=ROOT,
+                            env=emulator.env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def read_event(process, event: str) -> dict:
+    """Read jsonl events until the first `event` (fails on EOF); all read so far are in process.seen."""
+    seen = process.__dict__.setdefault("seen", [])
+    while True:
+        line = process.stdout.readline()
+        assert line, "wsctl connect ended before a %r event: %s" % (event, process.stderr.read())
+        seen.append(json.loads(line))
+        if seen[-1]["event"] == event:
+            return seen[-1]
+
+
+def finish(process, timeout: float = 20) -> tuple[list[dict], str]:
+    """Wait for the process to end; every jsonl event it printed, and its stderr."""
+    if process.stdin:
+        process.stdin.close()
+        process.stdin = None
+    out, err = process.communicate(timeout=timeout)
+    return process.__dict__.get("seen", []) + events_of(out), err
+
+
+def test_scripted_send_is_relayed_and_count_ends_the_run(emulator):
+    sender, receiver = unique("ann"), unique("ben")
+    frame = json.dumps({"action": "sendMessage", "targetUserId": receiver, "text": "hi \u2603"})
+    with connect(emulator.url_for(receiver)) as ws:
+        result = emulator.cli("connect", "--user", sender, "--send", frame, "--count", "1", "-o", "jsonl", input="")
+        assert result.returncode == 0, result.stderr
+        events = events_of(result.stdout)
+        assert [e["event"] for e in events] == ["open", "sent", "received", "closed"]
+        assert "token=***" in events[0]["url"] and emulator.url.split("?")[0] in events[0]["url"]
+        assert events[1]["data"] == frame
+        ack = json.loads(events[2]["data"])
+        assert ack["type"] == "sent" and ack["to"] == receiver and ack["delivered"] == 1
+        assert {k: events[3][k] for k in ("code", "by", "meaning")} == {"code": 1000, "by": "client",
+                                                                        "meaning": "normal closure"}
+        relayed = [json.loads(f) for f in drain(ws, 0.2)]
+        assert len(relayed) == 1
+        assert {k: relayed[0][k] for k in ("type", "from", "text")} == {"type": "message", "from": sender,
+                                                                       "text": "hi \u2603"}
+
+
+def test_wait_keeps_receiving_then_closes_normally(emulator):
+    result = emulator.cli("connect", "--user", unique("cal"), "--wait", "0.5", "-o", "jsonl", input="")
+    assert result.returncode == 0, result.stderr
+    events = events_of(result.stdout)
+    assert [e["event"] for e in events] == ["open", "closed"]
+    assert 0.5 <= events[1]["ts"] - events[0]["ts"] < 3
+    assert events[1]["code"] == 1000 and events[1]["by"] == "client"
+
+
+def test_piped_stdin_sends_one_frame_per_line_and_frames_within_wait_are_printed(emulator):
+    room = unique("room")
+    process = connect_process(emulator, "--user", unique("dee"), "-o", "jsonl", "--wait", "1.5",
+                              stdin=subprocess.PIPE)
+    lines = ['{"action": "whoami"}', "", json.dumps({"action": "join", "room": room})]
+    process.stdin.write("\n".join(lines) + "\n")
+    process.stdin.close()  # stdin ends here; --wait counts from now
+    cid = json.loads(read_event(process, "received")["data"])["connectionId"]
+    emulator.management().post_to_connection(ConnectionId=cid, Data=b"late \xe2\x98\x83")
+    events, err = finish(process)
+    assert process.returncode == 0, err
+    assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
+    assert [e["data"] for e in events if e["event"] == "sent"] == [lines[0], lines[2]]  # the empty line: no frame
+    received = [e["data"] for e in events if e["event"] == "received"]
+    assert [json.loads(r)["type"] for r in received[:2]] == ["whoami", "joined"]
+    assert received[2:] == ["late \u2603"]
+    late = next(e for e in events if e.get("data") == "late \u2603")
+    assert late["ts"] > max(e["ts"] for e in events if e["event"] == "sent")
+    assert events[-1]["event"] == "closed" and events[-1]["by"] == "client"
+
+
+def test_a_refused_handshake_prints_the_status_and_its_meaning(emulator):
+    result = emulator.cli("connect", "--wait", "0.1", input="")  # no token
+    assert result.returncode == 3
+    line = one_error_line(result)
+    assert "handshake refused: HTTP 401" in line and "no token" in line
+    result = emulator.cli("connect", "--wait", "0.1", "-o", "jsonl", input="")
+    assert result.returncode == 3
+    assert [(e["event"], e.get("status")) for e in events_of(result.stdout)] == [("error", 401)]
+
+
+def test_a_frame_over_32_kb_is_closed_by_the_server_with_1009(emulator):
+    result = emulator.cli("connect", "--user", unique("eli"), "--send", "x" * 40_000, "--wait", "5", input="")
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert re.search(r"\* closed by server: 1009 message too big \(API Gateway: 32 KB per frame", result.stdout)
+    assert "Traceback" not in result.stderr
+
+
+def test_disconnect_from_another_process_is_a_normal_close_even_with_stdin_open(emulator):
+    """DeleteConnection closes with 1000 (exit 0), and the client exits at once although its
+    stdin pipe is still open and no line is coming."""
+    process = connect_process(emulator, "--user", unique("fox"), "-o", "jsonl", stdin=subprocess.PIPE)
+    try:
+        process.stdin.write('{"action": "whoami"}\n')
+        process.stdin.flush()
+        cid = json.loads(read_event(process, "received")["data"])["connectionId"]
+        assert wsctl(emulator, "disconnect", cid).exit_code == 0
+        closed = read_event(process, "closed")
+        assert (closed["code"], closed["by"]) == (1000, "server")
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdin.close()
+
+
+def spawn_interactive(emulator, user: str, shell_suffix: str = "") -> pexpect.spawn:
+    command = "%s -m wsctl --local connect --user %s%s" % (sys.executable, user, shell_suffix)
+    return pexpect.spawn("bash", ["-c", command], cwd=str(ROOT), env=emulator.env, encoding="utf-8",
+                         timeout=10, dimensions=(50, 200))
+
+
+def test_interactive_prompt_action_ping_and_close(emulator):
+    user = unique("gus")
+    child = spawn_interactive(emulator, user)
+    child.logfile_read = screen = io.StringIO()
+    try:
+        child.expect_exact("> ")
+        child.sendline("/action whoami")
+        child.expect_exact("rooms")
+        child.sendline("/ping")
+        child.expect(r"pong in (\d+\.\d) ms")
+        assert float(child.match.group(1)) < 1000
+        child.sendline("/frobnicate")
+        child.expect_exact("unknown command /frobnicate")
+        child.sendline("/close")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    transcript = ANSI.sub("", screen.getvalue()).replace("\r\n", "\n")
+    assert child.exitstatus == 0
+    assert "closed by client: 1000 normal closure" in transcript
+    # the answer is pretty-printed, one field a line
+    assert re.search(r'\{\s*\n\s+"type": "whoami",\s*\n\s+"connectionId": "[^"]+",\s*\n\s+"userId": "%s",'
+                     % re.escape(user), transcript), transcript
+
+
+def test_interactive_session_ends_when_the_server_closes_it(emulator):
+    """Kicked while the prompt waits for a line: the client says so, exits 0 at once,
+    and leaves the terminal as it found it (echo and line editing on)."""
+    child = spawn_interactive(emulator, unique("hat"), "; echo EXIT=$?; stty -a")
+    try:
+        child.expect_exact("> ")
+        child.sendline("/action whoami")
+        child.expect(r'"connectionId"\S*: \S*"([A-Za-z0-9_=-]+)"')
+        cid = child.match.group(1)
+        assert wsctl(emulator, "disconnect", cid).exit_code == 0
+        child.expect(r"EXIT=(\d+)", timeout=5)
+        transcript = ANSI.sub("", child.before)
+        assert child.match.group(1) == "0"
+        child.expect(pexpect.EOF)
+        settings = child.before.split()
+    finally:
+        child.close()
+    assert "closed by server: 1000 normal closure" in transcript
+    assert "echo" in settings and "icanon" in settings
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WSCTL_"))}
+    env.update(WSCTL_HOME=str(tmp_path), NO_COLOR="1", AWS_EC2_METADATA_DISABLED="true")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "wsctl", "demo"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Demo complete" in result.stdout and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 60
