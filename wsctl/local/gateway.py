@@ -37,6 +37,7 @@ GOING_AWAY = (1001, "Going away")
 NO_STATUS = (1005, "Client-side close frame status not set")
 DELETED = (1000, "Connection Closed Normally")
 DROPPED = (1006, "")
+POST_DRAIN_WAIT = 0.5  # seconds a PostToConnection waits for a slow client's buffer to drain
 
 
 @dataclass
@@ -148,13 +149,21 @@ class GatewaySocket(web.WebSocketResponse):
 
 
 class Connection:
-    __slots__ = ("id", "ws", "origin", "last_active", "close", "message_count")
+    __slots__ = ("id", "ws", "origin", "last_active", "close", "message_count", "transport")
 
-    def __init__(self, ws, origin):
+    def __init__(self, ws, origin, transport=None):
         self.id, self.ws, self.origin = origin.connection_id, ws, origin
         self.last_active = time.time()
         self.close = None  # (code, reason) once the server decided to close it
         self.message_count = 0
+        self.transport = transport
+
+    def backlogged(self) -> bool:
+        """The client is not reading: what we queued for it is past the transport's high-water mark."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        return transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
 
 
 def _iso(epoch_seconds: float) -> str:
@@ -259,7 +268,7 @@ class Gateway:
             await ws.prepare(request)
         except (ConnectionError, RuntimeError):
             return ws
-        connection = Connection(ws, origin)
+        connection = Connection(ws, origin, request.transport)
         self.connections[origin.connection_id] = connection
         self.stats["connects"] += 1
         self.log("$connect", origin.connection_id, 101, (time.perf_counter() - started) * 1000)
@@ -471,7 +480,17 @@ class Gateway:
                 payload = data.decode("utf-8")  # a text frame when the data is UTF-8
             except UnicodeDecodeError:
                 payload = data
-            if not await self._send(connection, payload):
+            if connection.backlogged():
+                # AWS's LimitExceededException also means "the WebSocket client-side buffer is full".
+                return _json_error(429, "LimitExceededException", "The connection's client-side buffer is full")
+            # The frame is queued at once; waiting for a client that does not read to drain it
+            # would hang the caller, so answer 200 once it is queued.
+            sending = self._spawn(self._send(connection, payload))
+            try:
+                delivered = await asyncio.wait_for(asyncio.shield(sending), POST_DRAIN_WAIT)
+            except asyncio.TimeoutError:
+                delivered = True
+            if not delivered:
                 return _json_error(410, "GoneException", "")
             connection.last_active = time.time()
             self.stats["posts"] += 1
