@@ -12,9 +12,13 @@ documents neither code nor reason; serverless-offline uses the same].
 """
 
 import asyncio
+import base64
 import json
+import os
 import random
+import socket
 import time
+import uuid
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -167,6 +171,52 @@ def test_many_frames_of_every_header_size_back_to_back_are_all_delivered(fleet):
             return [(await answer(ws, 10))["length"] for _ in sizes]
 
     assert sorted(run(main(), 60)) == sorted(sizes)
+
+
+def raw_upgrade(port: int, path: str) -> socket.socket:
+    """A WebSocket client that completes the handshake and then reads nothing (tiny receive buffer)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, port, key)).encode())
+    sock.settimeout(5)
+    assert sock.recv(12) == b"HTTP/1.1 101"
+    return sock
+
+
+def test_posts_to_a_client_that_stops_reading_get_429_instead_of_hanging(fleet):
+    """Reference §5: LimitExceededException (429) also means "the WebSocket client-side buffer is full"."""
+    gw = fleet["limits"]
+    mark = uuid.uuid4().hex
+    sock = raw_upgrade(gw.port, "/%s?tag=%s" % (gw.state["stage"], mark))
+    try:
+        (connect,) = gw.events.wait(lambda r: r.tagged(mark))
+        connection_id = connect["requestContext"]["connectionId"]
+        management = gw.management(read_timeout=10)
+        outcome, posted = None, 0
+        while outcome is None and posted < 400:  # the kernel's buffers take a few MB first
+            started = time.monotonic()
+            try:
+                management.post_to_connection(ConnectionId=connection_id, Data=b"x" * MESSAGE)
+                posted += 1
+            except management.exceptions.LimitExceededException as error:
+                outcome = error.response
+            assert time.monotonic() - started < 3, "a post to a stuck client hung"
+        assert outcome is not None, "no 429 after %d posts of 128 KB" % posted
+        assert outcome["ResponseMetadata"]["HTTPStatusCode"] == 429
+        assert outcome["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "LimitExceededException"
+        # Once the client reads again, posts are accepted again.
+        sock.settimeout(0.5)
+        try:
+            while sock.recv(1 << 20):
+                pass
+        except socket.timeout:
+            pass
+        management.post_to_connection(ConnectionId=connection_id, Data=b"after the backlog")
+    finally:
+        sock.close()
 
 
 # -- timers ------------------------------------------------------------------------------
