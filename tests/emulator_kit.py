@@ -127,16 +127,22 @@ RECORDER = textwrap.dedent('''
         if token == "noprincipal":
             return {"policyDocument": {"Version": "2012-10-17", "Statement": [
                 {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}]}}
+        resource = event["methodArn"]
         if token == "otherresource":
             resource = event["methodArn"].rsplit("/", 2)[0] + "/otherstage/$connect"
-        else:
-            resource = event["methodArn"]
+        if token == "wildcard":  # arn:aws:execute-api:{region}:{account}:{api-id}/*
+            resource = event["methodArn"].rsplit("/", 2)[0] + "/*"
+        context = {"tenant": "acme", "plan": "gold"}
+        if token == "objectcontext":
+            context["nested"] = {"not": "allowed"}
+        if token == "huge":
+            context["padding"] = "x" * 9000
         return {
             "principalId": "user-" + token,
             "policyDocument": {"Version": "2012-10-17", "Statement": [
                 {"Action": "execute-api:Invoke", "Effect": "Deny" if token == "deny" else "Allow",
                  "Resource": resource}]},
-            "context": {"tenant": "acme", "plan": "gold"},
+            "context": context,
         }
 ''')
 

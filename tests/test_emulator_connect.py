@@ -144,6 +144,8 @@ def test_a_missing_identity_source_is_401_without_invoking_the_authorizer(gw, to
     ("crash", 500),  # any other exception
     ("malformed", 500),  # no principalId, policyDocument not a policy
     ("noprincipal", 500),  # a good policy but no principalId
+    ("objectcontext", 500),  # context values must be strings, numbers or booleans
+    ("huge", 500),  # an answer over 8 KB
 ])
 def test_authorizer_outcomes(gw, token, status):
     mark = tag()
@@ -151,6 +153,14 @@ def test_authorizer_outcomes(gw, token, status):
     assert len(gw.auth_events.tagged(mark)) == 1
     assert gw.events.tagged(mark) == []  # the $connect integration never ran
     assert_no_connection_left(gw, mark)
+
+
+def test_an_allow_with_a_wildcard_resource_connects(gw):
+    async def main():
+        async with client(url(gw, tag(), token="wildcard")) as ws:
+            return await ask(ws, {"action": "x"})
+
+    assert run(main())["route"] == "$default"
 
 
 def test_an_allowing_authorizer_runs_before_connect_and_fills_its_authorizer(gw):
