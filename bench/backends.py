@@ -289,7 +289,8 @@ class Emulator:
     """One `wsctl local up --port 0 --quiet ...` in a subprocess (its own WSCTL_HOME)."""
 
     def __init__(self, *args: str, dynamodb_endpoint: str | None = None, stack: str = "bench",
-                 home: Path | None = None, log_name: str = "emulator.log", port: int = 0):
+                 home: Path | None = None, log_name: str = "emulator.log", port: int = 0,
+                 switch_interval: float | None = None):
         self.stack = stack
         self.home = Path(home or tempfile.mkdtemp(prefix="wsctl-bench-"))
         self.home.mkdir(parents=True, exist_ok=True)
@@ -298,6 +299,7 @@ class Emulator:
             self.args += ["--dynamodb-endpoint", dynamodb_endpoint]
         self.env = clean_env(self.home)
         self.log_path = self.home / log_name
+        self.switch_interval = switch_interval  # experiment: sys.setswitchinterval in the emulator process
         self.process = None
         self.state = None
         self.ready_in = None
@@ -305,8 +307,12 @@ class Emulator:
     def start(self, timeout: float = 90.0) -> dict:
         self.log = open(self.log_path, "wb")
         started = time.monotonic()
+        launcher = [sys.executable, "-m", "wsctl"]
+        if self.switch_interval:
+            launcher = [sys.executable, "-c", "import sys, runpy; sys.setswitchinterval(%r); sys.argv[0] = 'wsctl'; "
+                        "runpy.run_module('wsctl', run_name='__main__')" % self.switch_interval]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "wsctl", "--stack", self.stack, "local", "up", *self.args],
+            [*launcher, "--stack", self.stack, "local", "up", *self.args],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         path = self.home / "local.json"

@@ -129,9 +129,11 @@ def run_backend(backend: str, args, management_http: bool) -> dict:
     if management_http:
         port = free_port()
         emulator_args += ["--env", "APIGW_MANAGEMENT_ENDPOINT=http://127.0.0.1:%d/%s" % (port, args.stage)]
-    emulator = Emulator(*emulator_args, port=port, **extra)
+    emulator = Emulator(*emulator_args, port=port, switch_interval=args.switch_interval, **extra)
     emulator.start()
     name = "%s, posts over %s" % ("DynamoDB Local" if ddb else "moto", "http" if management_http else "https")
+    if args.switch_interval:
+        name += ", switch interval %g s" % args.switch_interval
     pool = None
     try:
         keyset, stack, base = emulator.state["keyset"], emulator.stack, emulator.url
@@ -197,6 +199,8 @@ def main():
     parser.add_argument("--management-http", action="store_true",
                         help="also run with the handler posting over plain http (isolates the TLS cost)")
     parser.add_argument("--ddb-heap", default=None)
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="experiment: run the emulator with sys.setswitchinterval(S) (Python's default 0.005)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the gateway (GIL holder) during the N-connection "
                         "phase; collapsed stacks go to DIR (needs `pip install py-spy`)")
     parser.add_argument("--emulator-arg", action="append", default=[])
