@@ -214,7 +214,7 @@ def test_disconnect_from_another_process_is_a_normal_close_even_with_stdin_open(
         process.stdin.write('{"action": "whoami"}\n')
         process.stdin.flush()
         cid = json.loads(read_event(process, "received")["data"])["connectionId"]
-        assert wsctl(emulator, "disconnect", cid).exit_code == 0
+        assert wsctl(emulator, "disconnect", "--", cid).exit_code == 0
         closed = read_event(process, "closed")
         assert (closed["code"], closed["by"]) == (1000, "server")
         assert process.wait(timeout=5) == 0
@@ -265,7 +265,7 @@ def test_interactive_session_ends_when_the_server_closes_it(emulator):
         child.sendline("/action whoami")
         child.expect(r'"connectionId"\S*: \S*"([A-Za-z0-9_=-]+)"')
         cid = child.match.group(1)
-        assert wsctl(emulator, "disconnect", cid).exit_code == 0
+        assert wsctl(emulator, "disconnect", "--", cid).exit_code == 0
         child.expect(r"EXIT=(\d+)", timeout=5)
         transcript = ANSI.sub("", child.before)
         assert child.match.group(1) == "0"

@@ -208,6 +208,8 @@ def test_bad_input_gets_one_line_and_a_non_zero_exit(emulator, clients, tmp_path
     cases = [
         (["send", "--connection", "NoSuchConn00=", "hi"], 3, "NoSuchConn00= is gone"),
         (["connections", "show", "NoSuchConn00="], 3, "no connection NoSuchConn00="),
+        (["send", "--connection", "-NoSuchConn0=", "hi"], 3, "-NoSuchConn0= is gone"),  # ids may start with "-"
+        (["connections", "show", "--", "-NoSuchConn0="], 3, "no connection -NoSuchConn0="),
         (["disconnect", "NoSuchConn00="], 3, "already gone"),
         (["send", "--user", unique("nobody"), "hi"], 3, "has no live connection"),
         (["send", "--room", unique("empty"), "hi"], 3, "has no live member"),
@@ -295,13 +297,13 @@ def test_connections_show(emulator, clients):
     ws = clients(emulator, user)
     ws.send(json.dumps({"action": "join", "room": room}))
     ws.recv(timeout=5)
-    document = ok_json(wsctl(emulator, "connections", "show", ws.cid, "-o", "json"))
+    document = ok_json(wsctl(emulator, "connections", "show", "-o", "json", "--", ws.cid))
     assert document["connectionId"] == ws.cid and document["rooms"] == [room]
     assert document["registry"]["userId"] == user and document["registry"]["connectionId"] == ws.cid
     assert document["apiGateway"]["state"] == "live"
     assert document["apiGateway"]["lastActiveAt"].endswith("Z")
     assert document["apiGateway"]["identity"]["sourceIp"] == "127.0.0.1"
-    result = wsctl(emulator, "connections", "show", ws.cid)
+    result = wsctl(emulator, "connections", "show", "--", ws.cid)
     assert result.exit_code == 0
     shown = dict((re.split(r"\s{2,}", line.strip(), maxsplit=1) + [""])[:2] for line in result.stdout.splitlines())
     assert (shown["connection"], shown["user"], shown["rooms"]) == (ws.cid, user, room)
@@ -311,7 +313,7 @@ def test_connections_show(emulator, clients):
 # -- disconnect --------------------------------------------------------------------------------------
 def test_disconnect_closes_the_client_with_1000_then_reports_it_gone(emulator, clients):
     ws = clients(emulator, unique("ian"))
-    result = wsctl(emulator, "disconnect", ws.cid)
+    result = wsctl(emulator, "disconnect", "--", ws.cid)  # ids may start with "-"
     assert result.exit_code == 0 and "Disconnected %s" % ws.cid in result.stdout
     with pytest.raises(ConnectionClosedOK):
         ws.recv(timeout=5)
@@ -322,7 +324,7 @@ def test_disconnect_closes_the_client_with_1000_then_reports_it_gone(emulator, c
     while registry.get_connection(ws.cid) is not None:  # $disconnect ran
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    result = wsctl(emulator, "disconnect", ws.cid, "-o", "json")
+    result = wsctl(emulator, "disconnect", "-o", "json", "--", ws.cid)
     assert result.exit_code == 3
     assert json.loads(result.stdout) == {"connectionId": ws.cid, "outcome": "gone"}
     assert "already gone" in one_error_line(result)
