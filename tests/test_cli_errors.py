@@ -160,3 +160,17 @@ def test_oversize_payload_from_stdin(tmp_path):
                          ids=lambda a: " ".join(a))
 def test_the_console_script_prints_one_line_too(tmp_path, args):
     assert_one_line(run_console(args, tmp_path))
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["disconnect", "-AbCdEfGhIjKCmn="], ["disconnect", "--", "-AbCdEfGhIjKCmn="]),
+    (["connections", "show", "-AbCdEfGhIjKCmn=", "--local"], ["--local", "connections", "show", "--",
+                                                               "-AbCdEfGhIjKCmn="]),
+    (["send", "--connection", "-AbCdEfGhIjKCmn=", "hi"], ["send", "--connection", "-AbCdEfGhIjKCmn=", "hi"]),
+    (["bundle", "-o", "out.zip"], ["bundle", "-o", "out.zip"]),
+    (["send", "-o", "json", "--user", "u", "hi"], ["-o", "json", "send", "--user", "u", "hi"]),
+])
+def test_global_options_and_dash_ids_are_placed_for_the_parser(args, expected):
+    from wsctl.cli import hoist_global_options
+
+    assert hoist_global_options(args) == expected

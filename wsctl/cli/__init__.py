@@ -5,6 +5,7 @@ aiohttp and moto only inside their bodies, so `wsctl --help` stays fast.
 """
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -20,14 +21,24 @@ GLOBAL_VALUED = {"--profile", "--region", "--endpoint-url", "--stack", "--stage"
 OUTPUT_FORMATS = ("text", "json", "jsonl")
 
 
+# Connection ids are URL-safe base64 and one in 64 starts with "-": after `disconnect` or
+# `connections show`, such an id is the argument, not an unknown option.
+_ID_SHAPE = re.compile(r"^-[A-Za-z0-9_-]{14}=$")
+_TAKES_ID = ("disconnect", "show")
+
+
 def hoist_global_options(args: list[str]) -> list[str]:
-    front, rest = [], []
+    front, rest, tail = [], [], []
     index = 0
     while index < len(args):
         arg = args[index]
         if arg == "--":
             rest += args[index:]
             break
+        if _ID_SHAPE.match(arg) and index and args[index - 1] in _TAKES_ID and "--" not in args:
+            tail = ["--", arg]
+            index += 1
+            continue
         name = arg.split("=", 1)[0]
         if name == "-o" and (arg[3:] if "=" in arg else (args[index + 1] if index + 1 < len(args) else "")) \
                 not in OUTPUT_FORMATS:
@@ -43,7 +54,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
         else:
             rest.append(arg)
         index += 1
-    return front + rest
+    return front + rest + tail
 
 
 def _one_line_usage_error(error, ctx) -> None:
