@@ -207,8 +207,10 @@ async def _serve(options: LocalOptions) -> None:
             loop.add_signal_handler(signum, stop.set)
         if keyset:
             state["keyset"] = keyset
-        write_local_state(state)
+        # The banner (and its warnings) first: the state file is the signal that start-up is
+        # complete, so whoever waits for it can read everything start-up printed.
         _panel(state, note, options, time.monotonic() - started)
+        write_local_state(state)
 
         await stop.wait()
         if not options.quiet:
