@@ -97,6 +97,9 @@ def test_connect_event_without_query_string_or_user_agent(gw):
     assert not any(name.lower() == "user-agent" for name in connect["headers"])
     for later in events[1:]:
         assert later["requestContext"]["identity"] == {"sourceIp": "127.0.0.1"}
+    # The authorizer's event always has the query maps, empty here (reference §3.3).
+    (auth_event,) = gw.auth_events.of(connection_id)
+    assert auth_event["queryStringParameters"] == {} and auth_event["multiValueQueryStringParameters"] == {}
 
 
 def test_connect_headers_are_the_upgrade_headers_in_the_clients_casing(gw):
