@@ -302,7 +302,7 @@ def test_cli_send_and_disconnect_reach_the_socket(emulator):
         ws, connection_id = await identified(emulator)
         sent = await asyncio.to_thread(emulator.cli, "send", "--connection", connection_id, "from the cli")
         frame = await answer(ws)
-        kicked = await asyncio.to_thread(emulator.cli, "disconnect", connection_id)
+        kicked = await asyncio.to_thread(emulator.cli, "disconnect", "--", connection_id)  # ids may start with "-"
         return sent, frame, kicked, await closed(ws)
 
     sent, frame, kicked, code = run(main())
