@@ -140,8 +140,9 @@ class Invoker:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.pool, self._call, event, timeout_s)
         try:
-            return await asyncio.wait_for(future, timeout_s)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout_s):  # lighter than wait_for: no extra task per call
+                return await future
+        except TimeoutError:
             raise HandlerTimedOut() from None  # the thread runs on; its result is dropped, as on Lambda
 
     def close(self) -> None:

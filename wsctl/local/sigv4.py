@@ -10,6 +10,7 @@ request time more than 15 minutes off. Each refusal is a 403 whose
 
 import re
 from datetime import datetime, timezone
+from functools import lru_cache
 
 MAX_SKEW_SECONDS = 15 * 60
 _HEADER = re.compile(
@@ -23,8 +24,14 @@ class Rejected(Exception):
         self.error_type = error_type
 
 
+@lru_cache(maxsize=512)
 def _parse_time(value: str) -> datetime:
-    return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    # Sliced rather than strptime'd: this runs for every management request (strptime
+    # was half the cost of the check), and X-Amz-Date repeats within a second.
+    if len(value) != 16 or value[8] != "T" or value[15] != "Z" or not (value[:8] + value[9:15]).isdigit():
+        raise ValueError(value)
+    return datetime(int(value[:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]), int(value[11:13]),
+                    int(value[13:15]), tzinfo=timezone.utc)
 
 
 def check(headers, query, now: datetime | None = None) -> str:
