@@ -158,6 +158,13 @@ class Connection:
         self.message_count = 0
         self.transport = transport
 
+    def roomy(self, size: int) -> bool:
+        """Writing `size` more bytes leaves the transport well below its high-water mark."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        return transport.get_write_buffer_size() + size < transport.get_write_buffer_limits()[1] // 2
+
     def backlogged(self) -> bool:
         """The client is not reading: what we queued for it is past the transport's high-water mark."""
         transport = self.transport
@@ -485,13 +492,18 @@ class Gateway:
             if connection.backlogged():
                 # AWS's LimitExceededException also means "the WebSocket client-side buffer is full".
                 return _json_error(429, "LimitExceededException", "The connection's client-side buffer is full")
-            # The frame is queued at once; waiting for a client that does not read to drain it
-            # would hang the caller, so answer 200 once it is queued.
-            sending = self._spawn(self._send(connection, payload))
-            try:
-                delivered = await asyncio.wait_for(asyncio.shield(sending), POST_DRAIN_WAIT)
-            except asyncio.TimeoutError:
-                delivered = True
+            if connection.roomy(len(data)):
+                # The common case: the frame fits well below the high-water mark, so aiohttp
+                # writes it without waiting for a drain (no task, no timer: this is the hot path).
+                delivered = await self._send(connection, payload)
+            else:
+                # The frame is queued at once; waiting for a client that does not read to drain
+                # it would hang the caller, so answer 200 once it is queued.
+                sending = self._spawn(self._send(connection, payload))
+                try:
+                    delivered = await asyncio.wait_for(asyncio.shield(sending), POST_DRAIN_WAIT)
+                except asyncio.TimeoutError:
+                    delivered = True
             if not delivered:
                 return _json_error(410, "GoneException", "")
             connection.last_active = time.time()
