@@ -57,6 +57,9 @@ def up(
     allow_client_broadcast: bool = typer.Option(False, "--allow-client-broadcast", help="Enable the broadcastAll route."),
     workers: int = typer.Option(64, "--workers", help="Handler threads (concurrent invocations)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-event log lines."),
+    network_management: bool = typer.Option(False, "--network-management",
+                                            help="Handlers reach the management API over TCP/TLS like any client "
+                                                 "(default: in-process, same requests and answers, no sockets)."),
     fault: list[str] = typer.Option(None, "--fault", help="Test option, KIND=SHARE: " + ", ".join(FAULT_KINDS)
                                                            + " (repeatable)."),
     fault_seed: int = typer.Option(None, "--fault-seed", help="Seed for --fault, for repeatable runs."),
@@ -90,6 +93,7 @@ def up(
                      dynamodb_endpoint=dynamodb_endpoint, env=handler_env, idle_timeout=idle_timeout,
                      max_duration=max_duration, integration_timeout=integration_timeout, ttl_seconds=ttl_seconds,
                      allow_client_broadcast=allow_client_broadcast, workers=workers, quiet=quiet,
+                     network_management=network_management,
                      faults=parse_faults(fault or [], fault_seed)))
 
 

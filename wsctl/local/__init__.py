@@ -45,6 +45,7 @@ class LocalOptions:
     allow_client_broadcast: bool = False
     workers: int = 64
     quiet: bool = False
+    network_management: bool = False  # handlers reach @connections over sockets, not in-process
     faults: object = None
 
 
@@ -173,6 +174,12 @@ async def _serve(options: LocalOptions) -> None:
             env.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
         env.update(options.env)  # the user's own settings win
         os.environ.update(env)  # this process is the handler's "container"
+        loopback = None
+        if not options.network_management:  # before the handler is imported: it may make clients then
+            from .loopback import Loopback
+
+            loopback = Loopback(asyncio.get_running_loop(), port, [advertised])
+            loopback.install()
 
         function = names.function_name(options.stack)
         invoker = Invoker(source_dir, handler, watch_dir, function, REGION, options.integration_timeout, options.workers)
@@ -193,6 +200,8 @@ async def _serve(options: LocalOptions) -> None:
                                integration_timeout=options.integration_timeout,
                                faults=options.faults or Faults(), quiet=options.quiet)
         gateway = Gateway(config, invoker, authorizer_invoker)
+        if loopback is not None:
+            loopback.gateway = gateway
         runner = web.AppRunner(gateway.app(), handle_signals=False, access_log=None)
         await runner.setup()
         sniffer = listener.SniffingListener(sock, runner.server, listener.server_context(cert, key))

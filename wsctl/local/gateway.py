@@ -177,13 +177,15 @@ def _iso(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _json_error(status: int, error_type: str, message: str) -> web.Response:
-    return web.Response(status=status, text=json.dumps({"message": message}), content_type="application/json",
-                        headers={"x-amzn-ErrorType": error_type})
+def _error(status: int, error_type: str, message: str) -> tuple[int, dict, bytes]:
+    """A management API error as API Gateway sends it: botocore reads x-amzn-ErrorType."""
+    return status, {"x-amzn-ErrorType": error_type, "Content-Type": "application/json"}, \
+        json.dumps({"message": message}).encode()
 
 
 def forbidden() -> web.Response:
-    return _json_error(403, "ForbiddenException", "Forbidden")
+    status, headers, body = _error(403, "ForbiddenException", "Forbidden")
+    return web.Response(status=status, headers=headers, body=body)
 
 
 class Gateway:
@@ -462,37 +464,44 @@ class Gateway:
 
     # -- the management API --------------------------------------------------------------------
     async def management(self, request: web.Request):
-        if request.match_info["stage"] != self.config.stage:
-            return forbidden()
+        """The @connections route over HTTP(S): a thin shell around `answer_management`."""
+        body = await request.read() if request.method == "POST" else b""
+        status, headers, payload = await self.answer_management(
+            request.method, request.match_info["stage"], request.match_info["id"], request.headers,
+            request.query, body)
+        return web.Response(status=status, headers=headers, body=payload)
+
+    async def answer_management(self, method: str, stage: str, connection_id: str, headers, query,
+                                body: bytes) -> tuple[int, dict, bytes]:
+        """One management API request -> (status, headers, body), whatever carried it."""
+        if stage != self.config.stage:
+            return _error(403, "ForbiddenException", "Forbidden")
         try:
-            sigv4.check(request.headers, request.query)
+            sigv4.check(headers, query)
         except sigv4.Rejected as rejected:
-            return _json_error(403, rejected.error_type, str(rejected))
-        if request.method not in ("POST", "GET", "DELETE"):
-            return forbidden()
+            return _error(403, rejected.error_type, str(rejected))
+        if method not in ("POST", "GET", "DELETE"):
+            return _error(403, "ForbiddenException", "Forbidden")
         injected = self.config.faults.management_status()
         if injected is not None:
-            if request.method == "POST":
-                await request.read()
             error_type = {410: "GoneException", 429: "LimitExceededException", 403: "ForbiddenException",
                           413: "PayloadTooLargeException"}.get(injected, "InternalServerErrorException")
-            return _json_error(injected, error_type, "injected fault")
-        connection = self.connections.get(request.match_info["id"])
-        if request.method == "POST":
-            data = await request.read()
-            if len(data) > MAX_MESSAGE:
-                return _json_error(413, "PayloadTooLargeException",
-                                   "Request must be smaller than 131072 bytes for the PostToConnection operation")
+            return _error(injected, error_type, "injected fault")
+        connection = self.connections.get(connection_id)
+        if method == "POST":
+            if len(body) > MAX_MESSAGE:
+                return _error(413, "PayloadTooLargeException",
+                              "Request must be smaller than 131072 bytes for the PostToConnection operation")
             if connection is None:
-                return _json_error(410, "GoneException", "")
+                return _error(410, "GoneException", "")
             try:
-                payload = data.decode("utf-8")  # a text frame when the data is UTF-8
+                payload = body.decode("utf-8")  # a text frame when the data is UTF-8
             except UnicodeDecodeError:
-                payload = data
+                payload = body
             if connection.backlogged():
                 # AWS's LimitExceededException also means "the WebSocket client-side buffer is full".
-                return _json_error(429, "LimitExceededException", "The connection's client-side buffer is full")
-            if connection.roomy(len(data)):
+                return _error(429, "LimitExceededException", "The connection's client-side buffer is full")
+            if connection.roomy(len(body)):
                 # The common case: the frame fits well below the high-water mark, so aiohttp
                 # writes it without waiting for a drain (no task, no timer: this is the hot path).
                 delivered = await self._send(connection, payload)
@@ -505,18 +514,19 @@ class Gateway:
                 except asyncio.TimeoutError:
                     delivered = True
             if not delivered:
-                return _json_error(410, "GoneException", "")
+                return _error(410, "GoneException", "")
             connection.last_active = time.time()
             self.stats["posts"] += 1
-            return web.Response(status=200)
+            return 200, {}, b""
         if connection is None:
-            return _json_error(410, "GoneException", "")
-        if request.method == "GET":
+            return _error(410, "GoneException", "")
+        if method == "GET":
             origin = connection.origin
             identity = {"sourceIp": origin.source_ip}
             if origin.user_agent is not None:
                 identity["userAgent"] = origin.user_agent
-            return web.json_response({"connectedAt": _iso(origin.connected_at / 1000), "identity": identity,
-                                      "lastActiveAt": _iso(connection.last_active)})
+            document = {"connectedAt": _iso(origin.connected_at / 1000), "identity": identity,
+                        "lastActiveAt": _iso(connection.last_active)}
+            return 200, {"Content-Type": "application/json"}, json.dumps(document).encode()
         self.close_connection(connection, *DELETED)
-        return web.Response(status=204)
+        return 204, {}, b""
