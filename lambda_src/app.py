@@ -148,7 +148,7 @@ def parse_frame(route: str, body) -> tuple[str, dict]:
     """(action, frame) for a valid frame; ClientError naming what was wrong otherwise."""
     try:
         frame = json.loads(body) if isinstance(body, str) else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         frame = None
     if not isinstance(frame, dict):
         raise ClientError("bad_json", "a frame must be a JSON object like "
@@ -157,16 +157,35 @@ def parse_frame(route: str, body) -> tuple[str, dict]:
     if not isinstance(action, str) or action not in ACTIONS:  # a list or object is unhashable
         if action is None:
             raise ClientError("missing_action", 'the frame has no "action" field')
-        raise ClientError("unknown_action", "unknown action %s" % json.dumps(action)[:MAX_NAME])
+        raise ClientError("unknown_action", "unknown action %s" % _shown(action))
     if route != "$default" and route != action:
         raise ClientError("unknown_action", "route %s does not serve action %s" % (route, action))
     for field in ACTIONS[action]:
         value = frame.get(field)
         if not isinstance(value, str) or not value:
             raise ClientError("missing_field", '%s needs a non-empty string "%s"' % (action, field))
+    for field in ("room", "targetUserId"):  # DynamoDB keys: a lone surrogate (valid JSON) is not Unicode
+        if field in ACTIONS[action] and not _is_unicode(frame[field]):
+            raise ClientError("bad_field", '"%s" must be valid Unicode text (no lone surrogates)' % field)
     if "room" in ACTIONS[action] and len(frame["room"]) > MAX_NAME:  # checked a string above
         raise ClientError("bad_field", "a room name is at most %d characters" % MAX_NAME)
     return action, frame
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _shown(value) -> str:
+    """A client's value quoted in an error message, cut short."""
+    try:
+        return json.dumps(value)[:MAX_NAME]
+    except RecursionError:
+        return "(a value nested too deeply to show)"
 
 
 def error_frame(error: ClientError) -> dict:

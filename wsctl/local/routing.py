@@ -81,10 +81,12 @@ def evaluate(expression: str, body: str):
         return "".join(parsed.parts)
     try:
         document = json.loads(body)
+        return "".join(part if isinstance(part, str) else stringify(_lookup(document, part))
+                       for part in parsed.parts)
     except (TypeError, ValueError):
         return None  # non-JSON messages always go to $default
-    return "".join(part if isinstance(part, str) else stringify(_lookup(document, part))
-                   for part in parsed.parts)
+    except RecursionError:
+        return None  # nested deeper than Python can parse or stringify: cannot be evaluated
 
 
 def select(expression: str, body: str, route_keys) -> str | None:

@@ -1,0 +1,92 @@
+"""Regression cases for what bench/fuzz_emulator.py found: hostile frames, handshakes and
+management requests that crashed, hung or mis-answered (reference sections in brackets).
+
+The raw RFC 6455 client comes from the fuzzer (bench/fuzz_emulator.py), so frames no
+library would send (unmasked, pipelined with the upgrade, bad close codes) can be sent.
+"""
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from lambda_src import app
+from wsctl.local import routing
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import fuzz_emulator as fz  # noqa: E402
+
+DEEP_ARRAY = "[" * 5000 + "]" * 5000
+DEEP_ACTION = '{"action":' + "[" * 990 + "]" * 990 + "}"
+DEEP_OBJECT = '{"a":' * 3000 + "1" + "}" * 3000
+
+
+def run(coroutine, timeout: float = 30.0):
+    return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+# -- JSON nested deeper than Python parses [§2] ----------------------------------------------------------
+@pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_ACTION, DEEP_OBJECT], ids=["array", "action", "object"])
+def test_a_body_too_deep_to_evaluate_goes_to_default(body):
+    # The expression "cannot be evaluated": $default (it used to raise RecursionError, and the
+    # frame was never answered).
+    assert routing.select("$request.body.action", body, {"$default", "whoami"}) == "$default"
+    assert routing.select("$request.body.action", body, {"whoami"}) is None
+
+
+@pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_OBJECT], ids=["array", "object"])
+def test_the_handler_answers_bad_json_for_json_too_deep_to_parse(body):
+    with pytest.raises(app.ClientError) as refused:
+        app.parse_frame("$default", body)
+    assert refused.value.code == "bad_json"
+
+
+def test_the_handler_names_an_unknown_action_too_deep_to_show():
+    with pytest.raises(app.ClientError) as refused:
+        app.parse_frame("$default", '{"action":' + "[" * 50 + "]" * 50 + "}")
+    assert refused.value.code == "unknown_action"
+    action = []
+    for _ in range(5000):
+        action = [action]
+    assert app._shown(action) == "(a value nested too deeply to show)"
+
+
+@pytest.mark.parametrize("frame", [
+    '{"action":"join","room":"\\ud800"}',
+    '{"action":"sendRoom","room":"a\\udc00b","text":"x"}',
+    '{"action":"sendMessage","targetUserId":"\\ud83d","text":"x"}',
+])
+def test_lone_surrogates_in_key_fields_are_bad_fields(frame):
+    # Valid JSON, but not Unicode: DynamoDB (moto answered 500) cannot store it as a key.
+    with pytest.raises(app.ClientError) as refused:
+        app.parse_frame("$default", frame)
+    assert refused.value.code == "bad_field"
+
+
+def test_a_lone_surrogate_in_text_is_relayed_as_sent():
+    assert app.parse_frame("$default", '{"action":"sendMessage","targetUserId":"bob","text":"\\ud83d"}')[0] == \
+        "sendMessage"
+
+
+@pytest.mark.parametrize("text, code", [
+    (DEEP_ARRAY, "error:bad_json"),
+    (DEEP_ACTION, "error:unknown_action"),
+    ('{"action":"join","room":"\\ud800"}', "error:bad_field"),
+], ids=["deep-array", "deep-action", "surrogate-room"])
+def test_hostile_json_is_answered_with_the_handlers_error_frame(emulator, text, code):
+    async def main():
+        status, ws = await fz.RawSocket.connect("127.0.0.1", emulator.port, "/dev?token=" + emulator.token(
+            "hostile-json"))
+        assert status == 101
+        ws.send(*fz.chunked(text.encode()))
+        answer = await ws.reply(10.0)
+        ws.send(fz.frame(1, b'{"action":"whoami"}'))  # and the connection is still open
+        after = await ws.reply(10.0)
+        await ws.close()
+        return fz.label(answer), fz.label(after)
+
+    got, after = run(main())
+    assert got in (code, "error:bad_json")  # how deep Python parses depends on the stack
+    assert after == "whoami"
