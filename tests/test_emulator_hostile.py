@@ -90,3 +90,35 @@ def test_hostile_json_is_answered_with_the_handlers_error_frame(emulator, text, 
     got, after = run(main())
     assert got in (code, "error:bad_json")  # how deep Python parses depends on the stack
     assert after == "whoami"
+
+
+# -- odd bytes in the upgrade request's headers [§1.2, §3.1] ------------------------------------------------
+def _raw_upgrade(port: int, target: str, headers: bytes, host: bytes | None = None) -> bytes:
+    host = b"127.0.0.1:%d" % port if host is None else host
+    return (b"GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" % (
+                target.encode(), host)) + headers + b"\r\n"
+
+
+@pytest.mark.parametrize("host, headers", [
+    (None, b"User-Agent: fuzz \xc3\xa9 \xff\xfe\r\n"),  # not UTF-8: used to reach the registry as lone surrogates
+    (b"\xff\xfe", b""),  # request.url could not be built: 500 with a traceback
+    (b"127.0.0.1:99999", b""),
+    (b"127.0.0.1:1/../x", b""),
+], ids=["user-agent-bytes", "host-bytes", "host-port-too-big", "host-port-junk"])
+def test_odd_bytes_in_host_and_user_agent_still_connect(emulator, host, headers):
+    async def main():
+        raw = _raw_upgrade(emulator.port, "/dev?token=" + emulator.token("odd-headers"), headers, host)
+        reader, writer = await asyncio.open_connection("127.0.0.1", emulator.port)
+        writer.write(raw)
+        status, _, _ = await fz.read_head(reader, 10.0)
+        if status != 101:
+            writer.transport.abort()
+            return status, None
+        ws = fz.RawSocket(reader, writer)
+        ws.send(fz.frame(1, b'{"action":"whoami"}'))
+        answer = await ws.reply(10.0)
+        await ws.close()
+        return status, fz.label(answer)
+
+    assert run(main()) == (101, "whoami")

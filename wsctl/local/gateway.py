@@ -247,14 +247,19 @@ class Gateway:
         started = time.perf_counter()
         now_ms = int(time.time() * 1000)
         peer = request.transport.get_extra_info("peername") if request.transport else None
+        # Header values from the raw bytes, as in the event's maps: aiohttp's own str values
+        # carry lone surrogates for bytes that are not UTF-8 (which the handler cannot store),
+        # and request.url raises on a Host it cannot parse (bad bytes, a port over 65535).
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
         scheme = "https" if request.transport and request.transport.get_extra_info("sslcontext") else "http"
+        local = request.transport.get_extra_info("sockname") if request.transport else None
         headers += [("X-Amzn-Trace-Id", events.trace_id(now_ms)), ("X-Forwarded-For", peer[0] if peer else ""),
-                    ("X-Forwarded-Port", str(request.url.port or "")), ("X-Forwarded-Proto", scheme)]
+                    ("X-Forwarded-Port", str(local[1]) if local else ""), ("X-Forwarded-Proto", scheme)]
         origin = events.Origin(
             connection_id=events.connection_id(), connected_at=now_ms, source_ip=peer[0] if peer else "127.0.0.1",
-            domain_name=request.host, stage=self.config.stage, api_id=self.config.api_id,
-            user_agent=request.headers.get("User-Agent"), headers=headers,
+            domain_name=next((v for k, v in headers if k.lower() == "host"), None) or request.host,
+            stage=self.config.stage, api_id=self.config.api_id,
+            user_agent=next((v for k, v in headers if k.lower() == "user-agent"), None), headers=headers,
             query=[(k, v) for k, v in request.query.items()] if request.query_string else [])
 
         refusal = await self._authorize(request, origin)
