@@ -8,6 +8,7 @@ library would send (unmasked, pipelined with the upgrade, bad close codes) can b
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,25 @@ def test_odd_bytes_in_host_and_user_agent_still_connect(emulator, host, headers)
         return status, fz.label(answer)
 
     assert run(main()) == (101, "whoami")
+
+
+# -- a client that leaves while $connect runs [§3.1, §6] ------------------------------------------------------
+def test_a_client_that_leaves_during_connect_gets_a_disconnect_and_leaves_no_registry_item(emulator):
+    # $connect stored the connection; the upgrade then failed on a closed socket, and nothing
+    # removed the item until its TTL (2 h). Now $disconnect runs with 1006.
+    user = "leaves-early"
+
+    async def main():
+        for delay in (0, 0, 0, 0.002, 0.005):
+            reader, writer = await asyncio.open_connection("127.0.0.1", emulator.port)
+            writer.write(_raw_upgrade(emulator.port, "/dev?token=" + emulator.token(user), b""))
+            await writer.drain()
+            await asyncio.sleep(delay)
+            writer.transport.abort()
+
+    run(main())
+    registry = emulator.registry()
+    deadline = time.monotonic() + 10
+    while registry.connections_of_user(user) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert registry.connections_of_user(user) == []

@@ -281,6 +281,10 @@ class Gateway:
         try:
             await ws.prepare(request)
         except (ConnectionError, RuntimeError):
+            # The client left while $connect ran. The handler has stored the connection by
+            # now, so it gets its $disconnect (1006), as after any other drop [infer].
+            if "$connect" in self.route_keys and "$disconnect" in self.route_keys:
+                self._spawn(self._disconnect(Connection(ws, origin), *DROPPED), self.disconnects)
             return ws
         connection = Connection(ws, origin, request.transport)
         self.connections[origin.connection_id] = connection
