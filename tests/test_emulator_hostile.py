@@ -145,3 +145,36 @@ def test_a_client_that_leaves_during_connect_gets_a_disconnect_and_leaves_no_reg
     while registry.connections_of_user(user) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert registry.connections_of_user(user) == []
+
+
+# -- frames sent with the upgrade request, before the 101 [§6, §8] ----------------------------------------
+def _pipelined(emulator, user: str, early: bytes, late: bytes = b""):
+    async def main():
+        status, ws = await fz.RawSocket.connect("127.0.0.1", emulator.port, "/dev?token=" + emulator.token(user),
+                                                pipelined=early)
+        assert status == 101
+        ws.send(late)
+        got = []
+        try:
+            while True:
+                got.append(fz.label(await ws.reply(5.0)))
+        except fz.Closed as closed:
+            got.append(closed.code)
+        except asyncio.TimeoutError:
+            got.append("open")
+        ws.abort()
+        return got
+
+    return run(main())
+
+
+def test_a_frame_header_over_32_kb_sent_with_the_upgrade_closes_with_1009(emulator):
+    # It used to reach aiohttp's reader past the 32 KB frame gate, which waited for the payload.
+    head = fz.frame(1, b"", length=40000)
+    assert _pipelined(emulator, "pipelined-big", head) == [1009]
+
+
+def test_frames_split_across_the_upgrade_are_read_whole(emulator):
+    stream = fz.frame(1, b'{"action":"whoami","pad":"' + b"z" * 300 + b'"}') + fz.frame(1, b'{"action":"whoami"}')
+    for split in (0, 1, 2, 6, 10, 100, len(stream) - 1, len(stream)):
+        assert _pipelined(emulator, "pipelined-split", stream[:split], stream[split:]) == ["whoami", "whoami", "open"]

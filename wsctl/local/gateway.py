@@ -142,10 +142,17 @@ class GatewaySocket(web.WebSocketResponse):
     max_frame = MAX_FRAME
 
     def _post_start(self, request, protocol, writer):
-        super()._post_start(request, protocol, writer)
         handler = request.protocol
+        # Frames a client sent before it saw the 101 wait in the handler's tail, and aiohttp
+        # feeds them straight to its reader: past the gate, which then started mid-frame.
+        tail = getattr(handler, "_message_tail", b"")
+        if tail:
+            handler._message_tail = b""
+        super()._post_start(request, protocol, writer)
         if getattr(handler, "_payload_parser", None) is self._parser:
             handler._payload_parser = FrameGate(self._parser, self._reader, self.max_frame)
+        if tail:
+            handler._payload_parser.feed_data(tail)
 
 
 class Connection:
