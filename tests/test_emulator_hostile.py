@@ -178,3 +178,14 @@ def test_frames_split_across_the_upgrade_are_read_whole(emulator):
     stream = fz.frame(1, b'{"action":"whoami","pad":"' + b"z" * 300 + b'"}') + fz.frame(1, b'{"action":"whoami"}')
     for split in (0, 1, 2, 6, 10, 100, len(stream) - 1, len(stream)):
         assert _pipelined(emulator, "pipelined-split", stream[:split], stream[split:]) == ["whoami", "whoami", "open"]
+
+
+# -- RFC 6455 protocol errors aiohttp lets through -----------------------------------------------------------
+@pytest.mark.parametrize("frames", [
+    [fz.frame(1, b'{"action":"whoami"}', mask=False)],
+    [fz.frame(9, b"ping", mask=False)],
+    [fz.frame(1, b'{"action":', fin=False), fz.frame(0, b'"whoami"}', mask=False)],
+], ids=["text", "ping", "continuation"])
+def test_an_unmasked_client_frame_closes_with_1002(emulator, frames):
+    # RFC 6455 §5.1: "a server MUST close the connection upon receiving a frame that is not masked".
+    assert _pipelined(emulator, "unmasked", b"", b"".join(frames)) == [1002]

@@ -84,7 +84,8 @@ class GatewayConfig:
 class FrameGate:
     """Sits in front of aiohttp's WebSocket reader and looks at frame headers only:
     aiohttp limits whole messages, API Gateway also limits single frames (32 KB) and
-    refuses binary data (1003), so each data frame's header is checked as it arrives."""
+    refuses binary data (1003), so each data frame's header is checked as it arrives.
+    aiohttp also accepts unmasked client frames, which RFC 6455 makes a protocol error (1002)."""
 
     def __init__(self, inner, queue, max_frame: int):
         self.inner, self.queue, self.max_frame = inner, queue, max_frame
@@ -124,6 +125,8 @@ class FrameGate:
             position += needed - len(self.header)
             self.header = b""
             opcode = buffer[0] & 0x0F
+            if not buffer[1] & 0x80:  # RFC 6455 §5.1: a server fails a client frame that is not masked
+                return WSCloseCode.PROTOCOL_ERROR, "client frames must be masked"
             if length_flag == 126:
                 length = int.from_bytes(buffer[2:4], "big")
             elif length_flag == 127:
