@@ -7,6 +7,7 @@ library would send (unmasked, pipelined with the upgrade, bad close codes) can b
 
 import asyncio
 import json
+import struct
 import sys
 import time
 from pathlib import Path
@@ -189,3 +190,42 @@ def test_frames_split_across_the_upgrade_are_read_whole(emulator):
 def test_an_unmasked_client_frame_closes_with_1002(emulator, frames):
     # RFC 6455 §5.1: "a server MUST close the connection upon receiving a frame that is not masked".
     assert _pipelined(emulator, "unmasked", b"", b"".join(frames)) == [1002]
+
+
+@pytest.mark.parametrize("code", [1006, 5000, 65535])
+def test_a_close_frame_with_a_code_never_sent_on_the_wire_closes_with_1002(emulator, code):
+    # aiohttp accepted these and echoed 1000; $disconnect then said 1006 or 5000.
+    assert _pipelined(emulator, "close-code", b"", fz.frame(8, struct.pack("!H", code))) == [1002]
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1003, 1011, 3000, 4999])
+def test_a_valid_close_code_is_echoed_and_given_to_disconnect(emulator, code):
+    async def main():
+        ws, connection_id = await _identified(emulator, "close-valid")
+        ws.send(fz.frame(8, struct.pack("!H", code) + b"bye"))
+        echoed = await ws.close_code()
+        ws.abort()
+        return echoed, connection_id
+
+    echoed, connection_id = run(main())
+    assert echoed == 1000
+    assert _disconnect_line(emulator, connection_id).split()[3] == str(code)
+
+
+async def _identified(emulator, user: str):
+    status, ws = await fz.RawSocket.connect("127.0.0.1", emulator.port, "/dev?token=" + emulator.token(user))
+    assert status == 101
+    ws.send(fz.frame(1, b'{"action":"whoami"}'))
+    answer = await ws.reply(10.0)
+    return ws, answer["connectionId"]
+
+
+def _disconnect_line(emulator, connection_id: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in emulator.output().splitlines():
+            parts = line.split()
+            if len(parts) >= 4 and parts[1] == "$disconnect" and parts[2] == connection_id:
+                return line
+        time.sleep(0.05)
+    raise AssertionError("no $disconnect for %s" % connection_id)

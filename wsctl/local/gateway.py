@@ -286,7 +286,7 @@ class Gateway:
                 return web.Response(status=status)
         # Compression off: API Gateway does not negotiate permessage-deflate [infer].
         ws = GatewaySocket(protocols=(protocol,) if protocol else (), max_msg_size=self.config.max_message + 1,
-                           autoping=True, compress=False, timeout=5.0)
+                           autoping=True, autoclose=False, compress=False, timeout=5.0)
         ws.max_frame = self.config.max_frame
         try:
             await ws.prepare(request)
@@ -371,7 +371,14 @@ class Gateway:
                     await ws.close(code=1003)
                     break
                 elif msg.type is WSMsgType.CLOSE:
-                    client_close = (msg.data or NO_STATUS[0], msg.extra or "") if msg.data else NO_STATUS
+                    if msg.data == 1006 or msg.data >= 5000:
+                        # RFC 6455 §7.4: 1006 is never sent in a close frame and codes from 5000
+                        # are undefined; aiohttp accepts both, so the protocol error is closed here.
+                        connection.close = (WSCloseCode.PROTOCOL_ERROR, "")
+                        await ws.close(code=WSCloseCode.PROTOCOL_ERROR, drain=False)
+                    else:
+                        client_close = (msg.data, msg.extra or "") if msg.data else NO_STATUS
+                        await ws.close(drain=False)  # the echo (autoclose is off to allow the above)
                     break
                 elif msg.type is WSMsgType.ERROR:
                     error = msg.data
