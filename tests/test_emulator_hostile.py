@@ -149,7 +149,9 @@ def test_a_client_that_leaves_during_connect_gets_a_disconnect_and_leaves_no_reg
 
 
 # -- frames sent with the upgrade request, before the 101 [§6, §8] ----------------------------------------
-def _pipelined(emulator, user: str, early: bytes, late: bytes = b""):
+def _pipelined(emulator, user: str, early: bytes, late: bytes = b"", answers: int = 0):
+    """Send `early` with the upgrade request and `late` after the 101; read `answers` answers,
+    then (if the connection is still open) close with 1000. Returns the answers and the close code."""
     async def main():
         status, ws = await fz.RawSocket.connect("127.0.0.1", emulator.port, "/dev?token=" + emulator.token(user),
                                                 pipelined=early)
@@ -157,12 +159,12 @@ def _pipelined(emulator, user: str, early: bytes, late: bytes = b""):
         ws.send(late)
         got = []
         try:
-            while True:
-                got.append(fz.label(await ws.reply(5.0)))
+            for _ in range(answers):
+                got.append(fz.label(await ws.reply(10.0)))
+            ws.send(fz.frame(8, struct.pack("!H", 1000)))
+            got.append(await ws.close_code(10.0))
         except fz.Closed as closed:
             got.append(closed.code)
-        except asyncio.TimeoutError:
-            got.append("open")
         ws.abort()
         return got
 
@@ -178,7 +180,8 @@ def test_a_frame_header_over_32_kb_sent_with_the_upgrade_closes_with_1009(emulat
 def test_frames_split_across_the_upgrade_are_read_whole(emulator):
     stream = fz.frame(1, b'{"action":"whoami","pad":"' + b"z" * 300 + b'"}') + fz.frame(1, b'{"action":"whoami"}')
     for split in (0, 1, 2, 6, 10, 100, len(stream) - 1, len(stream)):
-        assert _pipelined(emulator, "pipelined-split", stream[:split], stream[split:]) == ["whoami", "whoami", "open"]
+        got = _pipelined(emulator, "pipelined-split", stream[:split], stream[split:], answers=2)
+        assert got == ["whoami", "whoami", 1000]
 
 
 # -- RFC 6455 protocol errors aiohttp lets through -----------------------------------------------------------
@@ -229,3 +232,46 @@ def _disconnect_line(emulator, connection_id: str, timeout: float = 10.0) -> str
                 return line
         time.sleep(0.05)
     raise AssertionError("no $disconnect for %s" % connection_id)
+
+
+# -- sizes of the upgrade request, and malformed requests [§6] -------------------------------------------------
+async def _status(port: int, raw: bytes) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    try:
+        writer.write(raw)
+        status, _, _ = await fz.read_head(reader, 10.0)
+        return status
+    finally:
+        writer.transport.abort()
+
+
+@pytest.mark.parametrize("pad, headers, status", [
+    (9000, b"", 414),  # past aiohttp's 8 KB request line: used to be its 400
+    (50000, b"", 414),
+    (0, b"X-Long: " + b"L" * 17000 + b"\r\n", 431),  # past its 16 KB header field: used to be 400
+    (0, b"".join(b"X-Many-%d: v\r\n" % i for i in range(200)), 101),  # past its 128 headers: used to be 400
+    (0, b"".join(b"X-Many-%d: v\r\n" % i for i in range(3000)), 431),
+], ids=["url-9k", "url-50k", "header-17k", "200-headers", "3000-headers"])
+def test_oversize_upgrade_requests_get_api_gateways_status_not_the_parsers_400(emulator, pad, headers, status):
+    target = "/dev?token=%s%s" % (emulator.token("sizes"), "&pad=" + "p" * pad if pad else "")
+    assert run(_status(emulator.port, _raw_upgrade(emulator.port, target, headers))) == status
+
+
+def test_a_long_connection_id_on_the_management_api_is_gone_not_400(emulator):
+    raw = (b"GET /dev/@connections/" + b"A" * 20000 + b" HTTP/1.1\r\nHost: x\r\n" + fz.sigv4_headers()
+           + b"Connection: close\r\n\r\n")
+    assert run(_status(emulator.port, raw)) == 410
+
+
+@pytest.mark.parametrize("raw", [
+    b"GET /dev?x=\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /dev HTTP/1.1\r\nHost: x\r\nX-Ctl: a\x01b\r\n\r\n",
+    b"GET /dev HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+], ids=["raw-byte-in-query", "control-char", "two-hosts"])
+def test_a_request_the_http_parser_refuses_is_400_and_one_log_line(emulator, raw):
+    before = emulator.output().count("Traceback")
+    assert run(_status(emulator.port, raw)) == 400
+    time.sleep(0.2)
+    output = emulator.output()
+    assert output.count("Traceback") == before
+    assert "Error handling request from 127.0.0.1: 400 " in output

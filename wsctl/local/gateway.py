@@ -13,6 +13,7 @@ $disconnect with its status code and reason.
 
 import asyncio
 import json
+import logging
 import random
 import sys
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_websocket import WebSocketError
 
 from ..apispec import ApiSpec
@@ -31,6 +33,10 @@ MAX_FRAME = 32 * 1024
 MAX_MESSAGE = 128 * 1024
 MAX_URL = 4096
 MAX_HEADERS = 10240
+# aiohttp's HTTP parser answers 400 itself past 8 KB in the request line, 16 KB in one header or
+# 128 headers. It lets through this much, so that the gateway's own checks answer 414 and 431 as
+# above; only past these does the parser's 400 remain.
+PARSER_LIMITS = {"max_line_size": 64 * 1024, "max_field_size": 64 * 1024, "max_headers": 4096}
 # Idle timeout and 2-hour cap: AWS documents neither code nor reason; like
 # serverless-offline we close with 1001 "Going away" [infer].
 GOING_AWAY = (1001, "Going away")
@@ -141,6 +147,20 @@ class FrameGate:
         return None
 
 
+class BadRequestLog(logging.Filter):
+    """aiohttp logs each request its HTTP parser refuses (and answers 400) with a traceback.
+    A client's malformed request is no fault of the emulator: one line says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            reason = (str(error.message or "") or type(error).__name__).strip().splitlines()[0]
+            record.msg, record.args = "%s: 400 %s", (record.getMessage(), reason)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class GatewaySocket(web.WebSocketResponse):
     max_frame = MAX_FRAME
 
@@ -215,7 +235,10 @@ class Gateway:
 
     # -- the aiohttp application ------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=4 * 1024 * 1024, handler_args={"max_field_size": 16384})
+        app = web.Application(client_max_size=4 * 1024 * 1024, handler_args=dict(PARSER_LIMITS))
+        server_log = logging.getLogger("aiohttp.server")
+        if not any(isinstance(f, BadRequestLog) for f in server_log.filters):
+            server_log.addFilter(BadRequestLog())
         app.router.add_route("*", "/{stage}/@connections/{id}", self.management)
         app.router.add_route("GET", "/{stage}", self.upgrade)
         app.router.add_route("*", "/{tail:.*}", self.not_found)
