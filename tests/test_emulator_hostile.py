@@ -20,6 +20,7 @@ from wsctl.local import routing
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import fuzz_emulator as fz  # noqa: E402
 
+MESSAGE = 128 * 1024
 DEEP_ARRAY = "[" * 5000 + "]" * 5000
 DEEP_ACTION = '{"action":' + "[" * 990 + "]" * 990 + "}"
 DEEP_OBJECT = '{"a":' * 3000 + "1" + "}" * 3000
@@ -275,3 +276,13 @@ def test_a_request_the_http_parser_refuses_is_400_and_one_log_line(emulator, raw
     output = emulator.output()
     assert output.count("Traceback") == before
     assert "Error handling request from 127.0.0.1: 400 " in output
+
+
+# -- the close code survives a client that is still sending [§6] -------------------------------------------
+@pytest.mark.parametrize("size", [MESSAGE + 1000, 3 * MESSAGE])
+def test_an_oversize_message_sent_in_one_go_still_reads_1009(emulator, size):
+    # The emulator closed the socket with the rest of the message unread: the kernel sent RST
+    # and the client lost the close frame (1006). It now reads and drops the rest first.
+    data = b"x" * size
+    for _ in range(5):
+        assert _pipelined(emulator, "oversize-in-one-go", b"", b"".join(fz.chunked(data))) == [1009]

@@ -43,6 +43,7 @@ GOING_AWAY = (1001, "Going away")
 NO_STATUS = (1005, "Client-side close frame status not set")
 DELETED = (1000, "Connection Closed Normally")
 DROPPED = (1006, "")
+LINGER = 2.0  # seconds a closed socket goes on reading (and dropping) what the client still sends
 POST_DRAIN_WAIT = 0.5  # seconds a PostToConnection waits for a slow client's buffer to drain
 
 
@@ -176,6 +177,43 @@ class GatewaySocket(web.WebSocketResponse):
             handler._payload_parser = FrameGate(self._parser, self._reader, self.max_frame)
         if tail:
             handler._payload_parser.feed_data(tail)
+
+    def _close_transport(self):
+        """A lingering close. Closing a socket that still has unread data makes the kernel send
+        RST, and a client still sending (the rest of an oversize message, say) then loses our
+        close frame and sees 1006 instead of 1009. So: FIN after the close frame, go on reading
+        and dropping, and close when the client does (or after LINGER; see `lingered`)."""
+        transport = self._req.transport if self._req is not None else None
+        if transport is None or transport.is_closing():
+            return
+        if not transport.can_write_eof():  # TLS: no half-close, and a client waits for our close
+            transport.close()
+            return
+        self._req.protocol._payload_parser = _Dropped()
+        try:
+            transport.resume_reading()
+            transport.write_eof()
+        except OSError:
+            transport.close()
+
+    async def lingered(self) -> None:
+        """Wait for the client to close after a lingering close, LINGER at most; then close."""
+        transport = self._req.transport if self._req is not None else None
+        deadline = time.monotonic() + LINGER
+        while transport is not None and not transport.is_closing() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if transport is not None:
+            transport.close()
+
+
+class _Dropped:
+    """The payload parser of a closed WebSocket: what still arrives is dropped."""
+
+    def feed_data(self, data):
+        return False, b""
+
+    def feed_eof(self):
+        pass
 
 
 class Connection:
@@ -324,6 +362,7 @@ class Gateway:
         self.stats["connects"] += 1
         self.log("$connect", origin.connection_id, 101, (time.perf_counter() - started) * 1000)
         await self._read(connection)
+        await ws.lingered()  # the handler's return closes the socket
         return ws
 
     async def _authorize(self, request, origin) -> web.Response | None:
