@@ -132,9 +132,10 @@ def test_a_client_that_leaves_during_connect_gets_a_disconnect_and_leaves_no_reg
     # $connect stored the connection; the upgrade then failed on a closed socket, and nothing
     # removed the item until its TTL (2 h). Now $disconnect runs with 1006.
     user = "leaves-early"
+    before = emulator.output().count("Traceback")
 
     async def main():
-        for delay in (0, 0, 0, 0.002, 0.005):
+        for delay in (0, 0, 0, 0, 0, 0, 0, 0, 0.001, 0.002, 0.003, 0.005):
             reader, writer = await asyncio.open_connection("127.0.0.1", emulator.port)
             writer.write(_raw_upgrade(emulator.port, "/dev?token=" + emulator.token(user), b""))
             await writer.drain()
@@ -147,6 +148,8 @@ def test_a_client_that_leaves_during_connect_gets_a_disconnect_and_leaves_no_reg
     while registry.connections_of_user(user) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert registry.connections_of_user(user) == []
+    # and aiohttp is not handed the half-prepared socket ("RuntimeError: Call .prepare() first")
+    assert emulator.output().count("Traceback") == before
 
 
 # -- frames sent with the upgrade request, before the 101 [§6, §8] ----------------------------------------

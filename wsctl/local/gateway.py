@@ -356,7 +356,9 @@ class Gateway:
             # now, so it gets its $disconnect (1006), as after any other drop [infer].
             if "$connect" in self.route_keys and "$disconnect" in self.route_keys:
                 self._spawn(self._disconnect(Connection(ws, origin), *DROPPED), self.disconnects)
-            return ws
+            # Not `ws`: aiohttp would finish the half-prepared socket and log a RuntimeError.
+            # Nobody reads this answer.
+            return web.Response(status=400, text="the client left during the handshake")
         connection = Connection(ws, origin, request.transport)
         self.connections[origin.connection_id] = connection
         self.stats["connects"] += 1
