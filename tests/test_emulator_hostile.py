@@ -289,3 +289,18 @@ def test_an_oversize_message_sent_in_one_go_still_reads_1009(emulator, size):
     data = b"x" * size
     for _ in range(5):
         assert _pipelined(emulator, "oversize-in-one-go", b"", b"".join(fz.chunked(data))) == [1009]
+
+
+# -- odd paths: only 403 / 410, never aiohttp's 404 [§5] ------------------------------------------------------
+@pytest.mark.parametrize("path, status", [
+    ("/dev/@connections/%7Bx%7D", 410),  # braces in an id: the route did not match (403)
+    ("/dev/@connections/a%0Ab", 410),
+    ("/dev/@connections/a%0A%7B", 410),  # a newline and a brace: nothing matched, 404
+    ("/dev/%0A", 403),
+    ("/%0A/@connections/x", 403),
+    ("/dev%0A", 403),
+])
+def test_odd_characters_in_paths_are_gone_or_forbidden(emulator, path, status):
+    raw = (b"POST %s HTTP/1.1\r\nHost: x\r\n" % path.encode()) + fz.sigv4_headers() + \
+        b"Content-Length: 2\r\nConnection: close\r\n\r\nhi"
+    assert run(_status(emulator.port, raw)) == status

@@ -277,9 +277,11 @@ class Gateway:
         server_log = logging.getLogger("aiohttp.server")
         if not any(isinstance(f, BadRequestLog) for f in server_log.filters):
             server_log.addFilter(BadRequestLog())
-        app.router.add_route("*", "/{stage}/@connections/{id}", self.management)
+        # Any id routes to @connections (aiohttp's default segment pattern refuses "{" and "}"),
+        # and anything else is 403: "." does not match a decoded newline, which aiohttp answered 404.
+        app.router.add_route("*", "/{stage}/@connections/{id:[^/]+}", self.management)
         app.router.add_route("GET", "/{stage}", self.upgrade)
-        app.router.add_route("*", "/{tail:.*}", self.not_found)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.not_found)
         app.on_startup.append(self._start)
         return app
 
