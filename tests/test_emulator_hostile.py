@@ -304,3 +304,16 @@ def test_odd_characters_in_paths_are_gone_or_forbidden(emulator, path, status):
     raw = (b"POST %s HTTP/1.1\r\nHost: x\r\n" % path.encode()) + fz.sigv4_headers() + \
         b"Content-Length: 2\r\nConnection: close\r\n\r\nhi"
     assert run(_status(emulator.port, raw)) == status
+
+
+def test_a_refused_upgrade_ends_the_connection_and_frames_behind_it_are_not_read_as_http(emulator):
+    async def main():
+        reader, writer = await asyncio.open_connection("127.0.0.1", emulator.port)
+        writer.write(_raw_upgrade(emulator.port, "/dev?token=not.a.token", b"") + fz.frame(1, b'{"action":"whoami"}'))
+        status, headers, _ = await fz.read_head(reader, 10.0)
+        await reader.readexactly(int(headers["content-length"]))
+        rest = await asyncio.wait_for(reader.read(), 10.0)  # EOF: no second answer (it was a 400)
+        writer.transport.abort()
+        return status, headers.get("connection"), rest
+
+    assert run(main()) == (401, "close", b"")

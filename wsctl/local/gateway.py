@@ -306,6 +306,14 @@ class Gateway:
 
     # -- handshake ----------------------------------------------------------------
     async def upgrade(self, request: web.Request):
+        response = await self._upgrade(request)
+        if response.status != 101:
+            # A refused upgrade ends the connection [infer]: kept alive, the frames a client sent
+            # right behind its request were read as a second HTTP request (and answered 400).
+            response.force_close()
+        return response
+
+    async def _upgrade(self, request: web.Request):
         if request.match_info["stage"] != self.config.stage:
             return forbidden()
         # API Gateway's documented cap on a WebSocket URL, and the 10 KB cap on the request
