@@ -317,3 +317,11 @@ def test_a_refused_upgrade_ends_the_connection_and_frames_behind_it_are_not_read
         return status, headers.get("connection"), rest
 
     assert run(main()) == (401, "close", b"")
+
+
+@pytest.mark.parametrize("opcode", [1, 2, 9, 10, 8], ids=["text", "binary", "ping", "pong", "close"])
+@pytest.mark.parametrize("rsv", [1, 4, 6])
+def test_reserved_bits_are_a_protocol_error_on_any_frame(emulator, opcode, rsv):
+    # Autobahn 3.5/3.6: a binary frame with RSV set was closed with 1003 (binary) instead of 1002.
+    payload = struct.pack("!H", 1000) if opcode == 8 else b"Hello, world!"
+    assert _pipelined(emulator, "reserved-bits", b"", fz.frame(opcode, payload, rsv=rsv)) == [1002]

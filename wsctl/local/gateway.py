@@ -134,6 +134,8 @@ class FrameGate:
             opcode = buffer[0] & 0x0F
             if not buffer[1] & 0x80:  # RFC 6455 §5.1: a server fails a client frame that is not masked
                 return WSCloseCode.PROTOCOL_ERROR, "client frames must be masked"
+            if buffer[0] & 0x70:  # no extension is negotiated: reserved bits fail any frame, binary too
+                return WSCloseCode.PROTOCOL_ERROR, "reserved bits set"
             if length_flag == 126:
                 length = int.from_bytes(buffer[2:4], "big")
             elif length_flag == 127:
