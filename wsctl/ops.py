@@ -16,7 +16,7 @@ from . import fanout
 from .errors import UsageError, WsctlError
 from .fanout.policy import DELIVERED, GONE
 from .fanout.transport import for_target
-from .registry import registry_for, scan_all
+from .registry import live_connection_ids, registry_for, scan_all
 
 EXIT_NOT_DELIVERED = 1  # throttled or failed for some live connection
 EXIT_NO_RECIPIENT = 3  # unknown or gone target
@@ -69,7 +69,7 @@ def recipients(target, connection: str | None = None, user: str | None = None, r
 
 
 def all_connection_ids(target) -> list[str]:
-    return [item["connectionId"] for item in scan_all(target) if item["SK"] == keys.CONN_SK]
+    return live_connection_ids(target)
 
 
 # -- delivery ---------------------------------------------------------------------------

@@ -34,13 +34,26 @@ def count_live(target) -> int:
         kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
-def scan_all(target, segments: int = PARALLEL_SCAN_SEGMENTS, include_expired: bool = False) -> list[dict]:
+def live_connection_ids(target, segments: int = PARALLEL_SCAN_SEGMENTS) -> list[str]:
+    """Ids of the live connections only (what a broadcast needs): a parallel scan that
+    asks DynamoDB for three attributes of connection items, not whole items."""
+    now = str(int(time.time()))
+    items = scan_all(target, segments, include_expired=True, projection={
+        "FilterExpression": "SK = :conn AND (attribute_not_exists(#ttl) OR #ttl > :now)",
+        "ProjectionExpression": "connectionId",
+        "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
+        "ExpressionAttributeValues": {":conn": {"S": keys.CONN_SK}, ":now": {"N": now}}})
+    return [item["connectionId"] for item in items]
+
+
+def scan_all(target, segments: int = PARALLEL_SCAN_SEGMENTS, include_expired: bool = False,
+             projection: dict | None = None) -> list[dict]:
     """Every item of the table (connections and memberships), in parallel scan segments."""
     client = target.client("dynamodb", max_pool_connections=32)
     now = int(time.time())
 
     def segment(index: int) -> list[dict]:
-        kwargs = {"TableName": target.table, "Segment": index, "TotalSegments": segments}
+        kwargs = {"TableName": target.table, "Segment": index, "TotalSegments": segments, **(projection or {})}
         items = []
         while True:
             answer = client.scan(**kwargs)

@@ -2,18 +2,21 @@
 
 boto3 spends most of a millisecond of CPU per call, which caps a fan-out at
 about a thousand posts per second per process whatever the concurrency. The
-lean transport signs each request with botocore's own SigV4 signer (about
-50 µs) and sends it over aiohttp with keep-alive, then reads the answer the
-way botocore does (status code, then x-amzn-ErrorType, then the JSON body's
-code), so 410, 429, 413 and 403 mean exactly what they mean to boto3. The
-boto3 transport is kept for parity tests and for moto's in-process mock.
+lean transport signs each request with a cached SigV4 signer that produces
+botocore's exact headers (signing.py), sends it over aiohttp with keep-alive,
+then reads the answer the way botocore does (status code, then
+x-amzn-ErrorType, then the JSON body's code), so 410, 429, 413 and 403 mean
+exactly what they mean to boto3. The boto3 transport is kept for parity tests
+and for moto's in-process mock.
 """
 
 import asyncio
 import json
-from urllib.parse import quote
+import urllib.request
+from urllib.parse import quote, urlsplit
 
 from .policy import Answer
+from .signing import ManagementSigner
 
 
 def _error_code(headers, body: bytes) -> str | None:
@@ -40,18 +43,27 @@ def _message(body: bytes) -> str:
     return ""
 
 
+def _proxy_for(url: str) -> str | None:
+    """The proxy for `url` from the usual variables, resolved once per run rather than per request."""
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 class LeanTransport:
-    """aiohttp + botocore SigV4, one keep-alive pool sized to the concurrency."""
+    """aiohttp + cached SigV4, one keep-alive pool sized to the concurrency."""
 
     def __init__(self, endpoint: str, credentials, region: str, concurrency: int = 64,
                  ca_bundle: str | None = None, timeout: float = 10.0):
-        from botocore.auth import SigV4Auth
-
         self.endpoint = endpoint.rstrip("/")
-        self.signer = SigV4Auth(credentials, "execute-api", region)
+        parts = urlsplit(self.endpoint)
+        self.host, self.base_path = parts.netloc, parts.path
+        self.signer = ManagementSigner(credentials, region)
         self.concurrency = concurrency
         self.ca_bundle = ca_bundle
         self.timeout = timeout
+        self.proxy = _proxy_for(self.endpoint)
         self.session = None
 
     async def __aenter__(self):
@@ -62,7 +74,11 @@ class LeanTransport:
         context = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else None
         connector = aiohttp.TCPConnector(limit=self.concurrency, ssl=context if context else True,
                                          ttl_dns_cache=300, enable_cleanup_closed=True)
-        self.session = aiohttp.ClientSession(connector=connector, trust_env=True,
+        # trust_env=False: aiohttp would otherwise read ~/.netrc and the proxy variables in a
+        # worker thread for every request (a quarter of a broadcast's CPU), and a netrc
+        # `default` entry would clash with our Authorization header. The proxy is resolved once.
+        self.session = aiohttp.ClientSession(connector=connector, trust_env=False,
+                                             cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
                                              timeout=aiohttp.ClientTimeout(total=self.timeout),
                                              skip_auto_headers=("User-Agent", "Content-Type"))
         return self
@@ -71,19 +87,19 @@ class LeanTransport:
         await self.session.close()
 
     def _signed(self, method: str, connection_id: str, data: bytes | None):
-        from botocore.awsrequest import AWSRequest
-
-        url = "%s/@connections/%s" % (self.endpoint, quote(connection_id, safe=""))
-        request = AWSRequest(method=method, url=url, data=data)
-        self.signer.add_auth(request)
-        return url, dict(request.headers.items())
+        path = "%s/@connections/%s" % (self.base_path, quote(connection_id, safe=""))
+        return "%s/@connections/%s" % (self.endpoint, quote(connection_id, safe="")), \
+            self.signer.headers(method, self.host, path, data)
 
     async def call(self, method: str, connection_id: str, data: bytes | None = None) -> Answer:
         import aiohttp
+        from yarl import URL
 
         url, headers = self._signed(method, connection_id, data)
         try:
-            async with self.session.request(method, url, data=data, headers=headers) as response:
+            # encoded=True: the id is already percent-encoded exactly as it was signed
+            async with self.session.request(method, URL(url, encoded=True), data=data, headers=headers,
+                                            proxy=self.proxy) as response:
                 body = await response.read()
                 if response.status < 300:
                     return Answer(response.status, None, "", body)
