@@ -180,6 +180,37 @@ def test_engine_bounds_concurrency_and_reports_progress():
     assert seen[-1] == (40, 40) and len(seen) == 40
 
 
+def test_engine_streams_ids_as_they_arrive_each_once_and_starts_before_the_last_page():
+    transport = Scripted({}, delay=0.002)
+
+    async def scenario():
+        stream = fanout.IdStream()
+        running = asyncio.create_task(fanout.run(transport, "POST", stream, b"p", 4, policy=FAST, seed=1))
+        stream.feed(["a", "b", "c"])
+        await asyncio.sleep(0.05)
+        started_before_close = len(transport.calls)
+        stream.feed(["c", "d"])  # a duplicate across pages is called once
+        stream.feed([])
+        stream.close()
+        return started_before_close, await running
+
+    started_before_close, report = asyncio.run(scenario())
+    assert started_before_close == 3  # the first page went out while the "scan" was still running
+    assert [r.connection_id for r in report.results] == ["a", "b", "c", "d"]
+    assert [cid for _, cid, _ in transport.calls] == ["a", "b", "c", "d"]
+    assert report.complete
+
+
+def test_an_empty_stream_ends_with_no_calls():
+    async def scenario():
+        stream = fanout.IdStream()
+        stream.close()
+        return await fanout.run(Scripted({}), "POST", stream, b"p", 8, policy=FAST)
+
+    report = asyncio.run(scenario())
+    assert report.results == [] and report.complete
+
+
 def test_get_and_delete_accept_their_own_success_codes():
     transport = Scripted({"x": [Answer(204)]})
     assert run(transport, ["x"], method="DELETE").results[0].outcome == DELIVERED

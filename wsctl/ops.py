@@ -92,6 +92,27 @@ async def deliver(target, connection_ids, payload: bytes, concurrency: int = fan
     return report, pruned
 
 
+async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
+                         prune: bool = True, progress=None, transport: str = "lean") -> tuple:
+    """Broadcast: POST to every live connection, starting with the first scan page."""
+    import asyncio
+
+    async with for_target(target, concurrency, transport) as sender:
+        stream = fanout.IdStream()
+
+        def scan():
+            try:
+                live_connection_ids(target, on_page=stream.feed)
+            finally:
+                stream.close()
+
+        scanning = asyncio.get_running_loop().run_in_executor(None, scan)
+        report = await fanout.run(sender, "POST", stream, payload, concurrency, progress=progress)
+        await scanning  # re-raises a failed scan (a missing table, no credentials)
+    pruned = remove_connections(target, report.ids(GONE)) if prune else 0
+    return report, pruned
+
+
 def exit_code(report) -> int:
     counts = report.counts()
     if counts["forbidden"]:

@@ -34,11 +34,13 @@ def count_live(target) -> int:
         kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
-def live_connection_ids(target, segments: int = PARALLEL_SCAN_SEGMENTS) -> list[str]:
-    """Ids of the live connections only (what a broadcast needs): a parallel scan that
-    asks DynamoDB for three attributes of connection items, not whole items."""
+def live_connection_ids(target, segments: int = PARALLEL_SCAN_SEGMENTS, on_page=None) -> list[str]:
+    """Ids of the live connections only (what a broadcast needs): a parallel scan that asks
+    DynamoDB for the id of live connection items, not whole items. `on_page(ids)` sees each
+    page as it arrives (from the scan's threads), so sending can start before the scan ends."""
     now = str(int(time.time()))
-    items = scan_all(target, segments, include_expired=True, projection={
+    page_ids = None if on_page is None else (lambda items: on_page([i["connectionId"] for i in items]))
+    items = scan_all(target, segments, include_expired=True, on_page=page_ids, projection={
         "FilterExpression": "SK = :conn AND (attribute_not_exists(#ttl) OR #ttl > :now)",
         "ProjectionExpression": "connectionId",
         "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
@@ -47,7 +49,7 @@ def live_connection_ids(target, segments: int = PARALLEL_SCAN_SEGMENTS) -> list[
 
 
 def scan_all(target, segments: int = PARALLEL_SCAN_SEGMENTS, include_expired: bool = False,
-             projection: dict | None = None) -> list[dict]:
+             projection: dict | None = None, on_page=None) -> list[dict]:
     """Every item of the table (connections and memberships), in parallel scan segments."""
     client = target.client("dynamodb", max_pool_connections=32)
     now = int(time.time())
@@ -57,7 +59,10 @@ def scan_all(target, segments: int = PARALLEL_SCAN_SEGMENTS, include_expired: bo
         items = []
         while True:
             answer = client.scan(**kwargs)
-            items += [decode(i) for i in answer.get("Items", ())]
+            page = [decode(i) for i in answer.get("Items", ())]
+            if on_page is not None and page:
+                on_page(page)
+            items += page
             if not answer.get("LastEvaluatedKey"):
                 return items
             kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]

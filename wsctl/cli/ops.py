@@ -42,18 +42,30 @@ def _summary(target, report, pruned: int, recipients: int, json_output: bool, pr
 
 
 def _deliver(ctx, ids, payload, concurrency, no_prune, transport, single: bool):
+    """Send to `ids`, or to every live connection when ids is None (broadcast)."""
     from .. import render
     from ..errors import WsctlError
-    from ..ops import EXIT_NO_RECIPIENT, deliver, exit_code
+    from ..ops import EXIT_NO_RECIPIENT, deliver, deliver_to_all, exit_code
 
     options = ctx.obj
     target = options.target()
     progress = render.DelayedProgress("sending", enabled=not options.json)
     try:
-        report, pruned = asyncio.run(deliver(target, ids, payload, concurrency, not no_prune, progress, transport))
+        if ids is None:
+            run = deliver_to_all(target, payload, concurrency, not no_prune, progress, transport)
+        else:
+            run = deliver(target, ids, payload, concurrency, not no_prune, progress, transport)
+        report, pruned = asyncio.run(run)
     finally:
         progress.close()
-    _summary(target, report, pruned, len(ids), options.json, not no_prune)
+    recipients = len(report.results)
+    if ids is None and not recipients:
+        if options.json:
+            render.print_json({"target": target.describe(), "recipients": 0, "counts": report.counts()})
+        else:
+            render.line("No live connections in the registry: nothing to send.", style="yellow")
+        return
+    _summary(target, report, pruned, recipients, options.json, not no_prune)
     if single and report.counts()["gone"]:
         raise WsctlError("connection %s is gone%s" % (ids[0], " (its registry entry was removed)" if pruned else ""),
                          EXIT_NO_RECIPIENT)
@@ -101,21 +113,12 @@ def broadcast(
     no_prune: bool = typer.Option(False, "--no-prune", help="Keep registry entries of gone connections."),
     transport: str = TRANSPORT_OPTION,
 ):
-    """Send a message to every live connection in the registry."""
-    from .. import render
-    from ..ops import all_connection_ids, read_payload
+    """Send a message to every live connection in the registry (sending starts with the first scan page)."""
+    from ..ops import read_payload
 
     payload = read_payload(message, file)
     _check_concurrency(concurrency)
-    target = ctx.obj.target()
-    ids = all_connection_ids(target)
-    if not ids:
-        if ctx.obj.json:
-            render.print_json({"target": target.describe(), "recipients": 0, "counts": {}})
-        else:
-            render.line("No live connections in the registry: nothing to send.", style="yellow")
-        return
-    _deliver(ctx, ids, payload, _check_concurrency(concurrency), no_prune, transport, single=False)
+    _deliver(ctx, None, payload, concurrency, no_prune, transport, single=False)
 
 
 @app.command()

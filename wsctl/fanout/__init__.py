@@ -67,31 +67,84 @@ async def _attempts(transport, method: str, connection_id: str, data, policy: Re
         await asyncio.sleep(policy.delay(attempt, rng))
 
 
+class IdStream:
+    """Connection ids that arrive while the fan-out runs (a registry scan's pages), so the
+    first posts go out before the scan has finished. Thread-safe to feed; close() when done."""
+
+    def __init__(self):
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.closed = False
+
+    def feed(self, ids) -> None:
+        """From any thread: more ids."""
+        self.loop.call_soon_threadsafe(self._put, list(ids))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self._put, None)
+
+    def _put(self, batch) -> None:
+        self.queue.put_nowait(batch)
+
+
 async def run(transport, method: str, connection_ids, data: bytes | None = None,
               concurrency: int = DEFAULT_CONCURRENCY, policy: RetryPolicy = RetryPolicy(),
               progress=None, stop_on_forbidden: bool = True, seed: int | None = None) -> Report:
-    """Call `method` on every id with at most `concurrency` calls in flight."""
-    ids = list(dict.fromkeys(connection_ids))  # each connection once, in order
+    """Call `method` on every id (a list, or an IdStream) with at most `concurrency` calls in flight.
+    Each connection is called once, in the order the ids arrive."""
     report = Report(method)
     started = time.perf_counter()
     rng = random.Random(seed)
-    pending = iter(ids)
+    seen: dict[str, None] = {}
+    ready: list[str] = []  # ids waiting for a worker, consumed from the front
+    position = 0
+    more = asyncio.Event()
+    finished = not isinstance(connection_ids, IdStream)
+    if finished:
+        ready = list(dict.fromkeys(connection_ids))
+        seen = dict.fromkeys(ready)
     results: dict[str, Result] = {}
     stop = asyncio.Event()
 
-    async def worker():
-        for connection_id in pending:
-            if stop.is_set():
+    async def pump():
+        nonlocal finished
+        while True:
+            batch = await connection_ids.queue.get()
+            if batch is None:
+                finished = True
+                more.set()
                 return
+            for cid in batch:
+                if cid not in seen:
+                    seen[cid] = None
+                    ready.append(cid)
+            more.set()
+
+    async def worker():
+        nonlocal position
+        while not stop.is_set():
+            if position >= len(ready):
+                if finished:
+                    return
+                more.clear()
+                await more.wait()
+                continue
+            connection_id = ready[position]
+            position += 1
             result = await _attempts(transport, method, connection_id, data, policy, rng)
             results[connection_id] = result
             if result.outcome == FORBIDDEN and stop_on_forbidden and not stop.is_set():
                 report.stopped = result.answer.message or "HTTP 403 %s" % (result.answer.error_code or "")
                 stop.set()
+                more.set()
             if progress:
-                progress(len(results), len(ids))
+                progress(len(results), len(seen))
 
-    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(ids))))))
-    report.results = [results.get(cid) or Result(cid, SKIPPED, 0, Answer(None)) for cid in ids]
+    pumping = None if finished else asyncio.create_task(pump())
+    workers = max(1, concurrency if pumping else min(concurrency, len(ready)))
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    if pumping is not None:
+        pumping.cancel()
+    report.results = [results.get(cid) or Result(cid, SKIPPED, 0, Answer(None)) for cid in seen]
     report.seconds = time.perf_counter() - started
     return report
