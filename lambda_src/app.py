@@ -52,8 +52,14 @@ def _registry() -> Registry:
         import boto3
         from botocore.config import Config
 
+        # A registry that stops answering must fail the invocation (and refuse a $connect with
+        # 500) well inside API Gateway's 29 s: botocore's defaults (60 s read timeout, each
+        # attempt) would outlast it, and a refused client's item could land after the refusal.
+        # About 3 attempts x 3 s when DynamoDB hangs; at once when it refuses connections.
+        # (botocore's "max_attempts" counts retries, "total_max_attempts" every attempt.)
         _ddb = boto3.client("dynamodb", config=Config(
-            max_pool_connections=32, retries={"mode": "standard", "max_attempts": 4}))
+            max_pool_connections=32, connect_timeout=2, read_timeout=3,
+            retries={"mode": "standard", "total_max_attempts": 3}))
     return Registry(_ddb, os.environ["TABLE_NAME"])
 
 
