@@ -12,15 +12,26 @@ from lambda_src import keys
 from lambda_src.registry import Registry, decode
 
 PARALLEL_SCAN_SEGMENTS = 4
+# The registry's DynamoDB client. botocore's defaults wait 60 s for each answer, and the
+# control-plane retries (8 retries) made a DynamoDB that stops answering hang a command for
+# about 9 minutes; this gives one clear error after about 3 x 10 s (at once when the endpoint
+# refuses connections). A scan page takes moto about 0.65 ms per item in the table, so 10 s
+# leaves room for ~15,000 items there; DynamoDB itself answers in milliseconds.
+DATA_CONFIG = {"max_pool_connections": 32, "connect_timeout": 3, "read_timeout": 10,
+               "retries": {"mode": "standard", "total_max_attempts": 3}}
+
+
+def _client(target):
+    return target.client("dynamodb", **DATA_CONFIG)
 
 
 def registry_for(target) -> Registry:
-    return Registry(target.client("dynamodb", max_pool_connections=32), target.table)
+    return Registry(_client(target), target.table)
 
 
 def count_live(target) -> int:
     """Live connection entries (ttl not passed), by a COUNT scan."""
-    client = target.client("dynamodb", max_pool_connections=32)
+    client = _client(target)
     kwargs = {"TableName": target.table, "Select": "COUNT",
               "FilterExpression": "SK = :conn AND (attribute_not_exists(#ttl) OR #ttl > :now)",
               "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
@@ -51,7 +62,7 @@ def live_connection_ids(target, segments: int = PARALLEL_SCAN_SEGMENTS, on_page=
 def scan_all(target, segments: int = PARALLEL_SCAN_SEGMENTS, include_expired: bool = False,
              projection: dict | None = None, on_page=None) -> list[dict]:
     """Every item of the table (connections and memberships), in parallel scan segments."""
-    client = target.client("dynamodb", max_pool_connections=32)
+    client = _client(target)
     now = int(time.time())
 
     def segment(index: int) -> list[dict]:

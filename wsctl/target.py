@@ -120,7 +120,7 @@ class Target:
     def client(self, service: str, **config):
         from . import aws
 
-        key = (service, tuple(sorted(config.items())))
+        key = (service, repr(sorted(config.items())))  # values may be dicts (retries)
         if key not in self._clients:
             self._clients[key] = aws.client(self.session, service, self._endpoint_for(service), **config)
         return self._clients[key]
