@@ -5,7 +5,7 @@ from urllib.parse import quote, urlsplit
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wsctl.fanout.signing import ManagementSigner
@@ -25,6 +25,8 @@ def botocore_headers(credentials, region, method, url, body):
 @given(connection_id=ids, endpoint=endpoints, method=st.sampled_from(["POST", "GET", "DELETE"]),
        body=st.one_of(st.none(), st.binary(max_size=300)), token=st.one_of(st.none(), st.text(min_size=1,
        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", max_size=60)))
+@example(connection_id=".", endpoint="https://ws.example.com", method="POST", body=None, token=None)
+@example(connection_id="..", endpoint="https://h.example.com/a/b", method="GET", body=None, token=None)
 def test_headers_match_botocore(connection_id, endpoint, method, body, token):
     credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
     url = "%s/@connections/%s" % (endpoint, quote(connection_id, safe=""))

@@ -14,6 +14,8 @@ import hmac
 import time
 from urllib.parse import quote
 
+from botocore.utils import normalize_url_path
+
 
 class ManagementSigner:
     def __init__(self, credentials, region: str, service: str = "execute-api"):
@@ -44,7 +46,8 @@ class ManagementSigner:
         """The X-Amz-Date, Authorization (and X-Amz-Security-Token) headers for one request.
 
         `path` is the request path as sent (the connection id already percent-encoded);
-        like botocore for every service but S3, the canonical URI encodes it once more.
+        like botocore for every service but S3, the canonical URI drops dot segments and
+        empty segments (an id of "." or "..") and encodes it once more.
         """
         amz_date = amz_date or self._now()
         body = body or b""
@@ -54,7 +57,7 @@ class ManagementSigner:
         canonical_headers = "host:%s\nx-amz-date:%s\n" % (host, amz_date)
         if self.token:
             canonical_headers += "x-amz-security-token:%s\n" % self.token
-        canonical = "%s\n%s\n\n%s\n%s\n%s" % (method, quote(path, safe="/~"), canonical_headers,
+        canonical = "%s\n%s\n\n%s\n%s\n%s" % (method, quote(normalize_url_path(path), safe="/~"), canonical_headers,
                                              self.signed_headers, self._hash[1])
         to_sign = "AWS4-HMAC-SHA256\n%s\n%s%s\n%s" % (amz_date, day, self.scope_tail,
                                                      hashlib.sha256(canonical.encode()).hexdigest())
