@@ -76,7 +76,7 @@ def test_local_commands_without_an_emulator(tmp_path, args):
 UNKNOWN_STACK = [
     (["connections", "list"], "registry table does not exist"),
     (["send", "--user", "u", "hi"], "registry table does not exist"),
-    (["broadcast", "hi"], "registry table does not exist"),
+    (["broadcast", "hi"], "is not deployed"),  # streams: resolves the endpoint before the first scan page
     (["prune"], "registry table does not exist"),
     (["disconnect", "abc="], "is not deployed"),
     (["connections", "show", "abc="], "registry table does not exist"),

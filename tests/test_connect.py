@@ -176,6 +176,7 @@ def test_piped_stdin_sends_one_frame_per_line_and_frames_within_wait_are_printed
     process.stdin.write("\n".join(lines) + "\n")
     process.stdin.close()  # stdin ends here; --wait counts from now
     cid = json.loads(read_event(process, "received")["data"])["connectionId"]
+    read_event(process, "received")  # the join's answer; posting earlier could overtake it
     emulator.management().post_to_connection(ConnectionId=cid, Data=b"late \xe2\x98\x83")
     events, err = finish(process)
     assert process.returncode == 0, err
