@@ -217,11 +217,13 @@ def dynamodb_local_dir() -> Path:
 
 
 class DynamoDBLocal:
-    """`java -jar DynamoDBLocal.jar -inMemory -disableTelemetry -port P`, from the unpacked folder."""
+    """`java -jar DynamoDBLocal.jar -inMemory -disableTelemetry -port P`, from the unpacked folder
+    (`-dbPath DIR` instead of -inMemory when db_path is given: the data outlives a restart)."""
 
-    def __init__(self, port: int | None = None, heap: str | None = None):
+    def __init__(self, port: int | None = None, heap: str | None = None, db_path: str | None = None):
         self.port = port or free_port()
         self.heap = heap
+        self.db_path = db_path
         self.process = None
         self.endpoint = "http://127.0.0.1:%d" % self.port
         self.started_in = None
@@ -232,7 +234,8 @@ class DynamoDBLocal:
         if self.heap:
             args.append("-Xmx" + self.heap)
         args += ["-Djava.library.path=%s" % (folder / "DynamoDBLocal_lib"), "-jar", str(folder / "DynamoDBLocal.jar"),
-                 "-inMemory", "-disableTelemetry", "-port", str(self.port)]
+                 *(("-dbPath", self.db_path) if self.db_path else ("-inMemory",)), "-disableTelemetry",
+                 "-port", str(self.port)]
         self.log_path = Path(tempfile.mkstemp(prefix="ddblocal-", suffix=".log")[1])
         log = open(self.log_path, "wb")
         started = time.monotonic()
