@@ -232,7 +232,7 @@ async def _round(emulator, pop: Population, ledger: Ledger, number: int, opts: F
     after = await asyncio.to_thread(Snapshot, emulator)
     counts = report.get("counts", {})
     not_delivered = set(report.get("notDelivered", []))
-    row = ledger.account("broadcast", mid, before.connections & live, before.connections - live, before, after,
+    ledger.account("broadcast", mid, before.connections & live, before.connections - live, before, after,
                          clients, not_delivered & live, len(not_delivered), counts.get("gone", 0),
                          refused=None if "counts" in report else "wsctl exit %d: %s" % (code, stderr.strip()),
                          answer=report)
