@@ -38,7 +38,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from backends import SCRATCH, Emulator, banner  # noqa: E402
+from backends import SCRATCH, Emulator, banner, exit_on_sigterm  # noqa: E402
 
 SUITE = "autobahntestsuite==25.10.1"
 # autobahntestsuite-25.10.1's egg-info/requires.txt (setup.py cannot find it at install time)
@@ -169,6 +169,7 @@ def summarize(run: dict) -> bool:
 
 
 def main(argv=None) -> int:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--echo", choices=["route", "management", "both"], default="both")
     parser.add_argument("--cases", default="1.*,2.*,3.*,4.*,5.*,6.*,7.*",

@@ -111,6 +111,13 @@ class CpuWatch:
         return text
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM (timeout, kill) unwinds like Ctrl-C, so the emulator, DynamoDB Local and the
+    other servers a benchmark started are stopped (they run in sessions of their own and would
+    outlive us). Each benchmark's main() calls it first."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def wait_quiet(limit: float = 0.15, timeout: float = 180.0) -> float:
     """Wait until processes outside this benchmark use under `limit` of one core (sampled over
     1 s), at most `timeout` seconds; returns the seconds waited (the machine may be shared)."""

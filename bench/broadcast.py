@@ -47,7 +47,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from backends import (ROOT, CpuWatch, DynamoDBLocal, Emulator, PySpy, banner, clean_env, cpu_seconds,  # noqa: E402
-                      median, mint, raise_nofile, verdict, wait_quiet)
+                      median, mint, raise_nofile, verdict, wait_quiet, exit_on_sigterm)
 
 GOAL_SECONDS, GOAL_RATIO = 2.0, 10.0
 CTX = mp.get_context("fork")
@@ -617,7 +617,6 @@ def print_run(r: dict, expected: int) -> None:
         print("      sender outcomes: %s" % r["outcomes"])
     if r["pattern"] == "cli" and r.get("exit"):
         print("      wsctl exit code %s" % r["exit"])
-    wall = max(r["total"], r["to_return"]) or 1
     cpu = r["cpu"]
     print("      CPU s: sender %.2f (%.0f us/post; system %.2f), gateway %.2f, DynamoDB Local %.2f, clients %.2f, "
           "other processes %.2f  (window %.2f s; 2 cores = %.2f CPU-s)%s" % (
@@ -641,6 +640,7 @@ def cli_startup(runs: int = 3) -> float:
 
 # -- main --------------------------------------------------------------------------------------------
 def main():
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", "-n", type=int, default=10000, help="live client connections")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each pattern's time is the median")

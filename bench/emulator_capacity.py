@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from backends import (CpuWatch, DynamoDBLocal, PySpy, Emulator, banner, cpu_seconds, free_port, median, mint, raise_nofile,  # noqa: E402
-                      rss_mb, verdict, wait_quiet)
+                      rss_mb, verdict, wait_quiet, exit_on_sigterm)
 from loadgen import BareServer, ConnectionPool, batch_rates  # noqa: E402
 
 GOAL_RSS_MB = 600
@@ -137,6 +137,7 @@ def run_baseline(args):
 
 
 def main():
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", "-n", type=int, default=10000)
     parser.add_argument("--backends", default="moto,ddblocal", help="comma list of moto, ddblocal")

@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from backends import (CpuWatch, DynamoDBLocal, Emulator, PySpy, banner, cpu_seconds, free_port, mint, percentile,  # noqa: E402
-                      raise_nofile, rss_mb, verdict, wait_quiet)
+                      raise_nofile, rss_mb, verdict, wait_quiet, exit_on_sigterm)
 from loadgen import ConnectionPool  # noqa: E402
 
 GOAL_P50, GOAL_P99 = 5.0, 20.0
@@ -185,6 +185,7 @@ def run_backend(backend: str, args, management_http: bool) -> dict:
 
 
 def main():
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", "-n", type=int, default=10000, help="connections registered in all")
     parser.add_argument("--backends", default="ddblocal", help="comma list of ddblocal, moto")

@@ -66,9 +66,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from backends import Emulator, banner, raise_nofile, verdict  # noqa: E402
+from backends import Emulator, banner, exit_on_sigterm, raise_nofile, verdict  # noqa: E402
 from reliability import (ERROR_FRAMES, Client, LogTail, RestartableDynamoDBLocal, RestartableMoto,  # noqa: E402
-                         backend_name, exit_on_sigterm, prune_until_checked, refusal_status, registry_items,
+                         backend_name, prune_until_checked, refusal_status, registry_items,
                          start_stack, stop_stack, wsctl, wsctl_json, ws_options)
 
 from lambda_src import keys  # noqa: E402

@@ -1559,7 +1559,9 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-log", action="store_true", help="print where the emulator's log is")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "bench"))
-    from backends import Emulator, banner
+    from backends import Emulator, banner, exit_on_sigterm
+
+    exit_on_sigterm()
 
     banner("fuzz_emulator: %d examples, seed %d" % (args.examples, args.seed))
     emulator = Emulator(stack="fuzz")

@@ -51,12 +51,6 @@ def start_stack(backend: str = "moto", dynamodb_endpoint: str | None = None, emu
     return emulator, ddb
 
 
-def exit_on_sigterm() -> None:
-    """SIGTERM (timeout, kill) unwinds like Ctrl-C, so the emulator and the backend are stopped
-    (they run in sessions of their own and would outlive us)."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
-
 def stop_stack(emulator, ddb=None) -> None:
     try:
         emulator.stop(timeout=30)

@@ -44,8 +44,8 @@ from dataclasses import asdict, dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from backends import banner, cpu_seconds, percentile, raise_nofile, rss_mb, verdict  # noqa: E402
-from reliability import (LogTail, backend_name, exit_on_sigterm, lean_transport,  # noqa: E402
+from backends import banner, cpu_seconds, exit_on_sigterm, percentile, raise_nofile, rss_mb, verdict  # noqa: E402
+from reliability import (LogTail, backend_name, lean_transport,  # noqa: E402
                          prune_until_checked, refusal_status, registry_ids, start_stack, stop_stack, ws_options)
 
 ENDINGS = ("clean", "drop", "kick", "idle")

@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from backends import (BENCH, SCRATCH, CpuWatch, Emulator, PySpy, banner, descendants, free_port, median,  # noqa: E402
-                      npm_install, percentile, raise_nofile, rss_mb, sigv4_header, verdict, wait_quiet)
+                      npm_install, percentile, raise_nofile, rss_mb, sigv4_header, verdict, wait_quiet, exit_on_sigterm)
 from loadgen import CTX, BareServer, ConnectionPool, batch_rates  # noqa: E402
 
 SLS_PACKAGES = ("serverless@3.40.0", "serverless-offline@13.10.1", "@aws-sdk/client-apigatewaymanagementapi@3")
@@ -411,6 +411,7 @@ def print_one(out, args) -> None:
 
 
 def main():
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", "-n", type=int, default=1000)
     parser.add_argument("--procs", type=int, default=2, help="client processes opening connections")
