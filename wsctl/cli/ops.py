@@ -11,8 +11,12 @@ connections_app = typer.Typer(help="Who is connected: the registry joined with A
                               no_args_is_help=True)
 app.add_typer(connections_app, name="connections")
 
-CONCURRENCY_HELP = "Management API calls in flight at once."
+# Options shared by the commands that deliver (one definition, so they never drift apart).
+CONCURRENCY_OPTION = typer.Option(64, "--concurrency", help="Management API calls in flight at once.")
 TRANSPORT_OPTION = typer.Option("lean", "--transport", hidden=True, help="lean (aiohttp + SigV4) or boto3.")
+MESSAGE_ARGUMENT = typer.Argument(None, help="The payload, sent as given (text or JSON); - reads stdin.")
+FILE_OPTION = typer.Option(None, "--file", "-f", help="Read the payload from this file (- for stdin).")
+NO_PRUNE_OPTION = typer.Option(False, "--no-prune", help="Keep registry entries of gone connections.")
 
 
 def _summary(target, report, pruned: int, recipients: int, json_output: bool, prune: bool) -> None:
@@ -85,13 +89,13 @@ def _check_concurrency(concurrency: int) -> int:
 @app.command()
 def send(
     ctx: typer.Context,
-    message: str = typer.Argument(None, help="The payload, sent as given (text or JSON); - reads stdin."),
+    message: str = MESSAGE_ARGUMENT,
     connection: str = typer.Option(None, "--connection", "-c", help="One connection id."),
     user: str = typer.Option(None, "--user", "-u", help="Every live connection of this user."),
     room: str = typer.Option(None, "--room", "-r", help="Every live member of this room."),
-    file: str = typer.Option(None, "--file", "-f", help="Read the payload from this file (- for stdin)."),
-    concurrency: int = typer.Option(64, "--concurrency", help=CONCURRENCY_HELP),
-    no_prune: bool = typer.Option(False, "--no-prune", help="Keep registry entries of gone connections."),
+    file: str = FILE_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    no_prune: bool = NO_PRUNE_OPTION,
     transport: str = TRANSPORT_OPTION,
 ):
     """Send a message to a connection, a user or a room. Exit 0 only when every live recipient got it."""
@@ -107,10 +111,10 @@ def send(
 @app.command()
 def broadcast(
     ctx: typer.Context,
-    message: str = typer.Argument(None, help="The payload, sent as given (text or JSON); - reads stdin."),
-    file: str = typer.Option(None, "--file", "-f", help="Read the payload from this file (- for stdin)."),
-    concurrency: int = typer.Option(64, "--concurrency", help=CONCURRENCY_HELP),
-    no_prune: bool = typer.Option(False, "--no-prune", help="Keep registry entries of gone connections."),
+    message: str = MESSAGE_ARGUMENT,
+    file: str = FILE_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    no_prune: bool = NO_PRUNE_OPTION,
     transport: str = TRANSPORT_OPTION,
 ):
     """Send a message to every live connection in the registry (sending starts with the first scan page)."""
@@ -125,7 +129,7 @@ def broadcast(
 def prune(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed; change nothing."),
-    concurrency: int = typer.Option(64, "--concurrency", help=CONCURRENCY_HELP),
+    concurrency: int = CONCURRENCY_OPTION,
     transport: str = TRANSPORT_OPTION,
 ):
     """Remove stale registry entries (ttl passed, or GetConnection says 410), sending no message."""
@@ -195,7 +199,7 @@ def list_connections(
     room: str = typer.Option(None, "--room", "-r", help="Only this room's members (GSI1 query)."),
     live: bool = typer.Option(False, "--live", help="Ask API Gateway about each one: state and last activity."),
     limit: int = typer.Option(None, "--limit", "-n", min=1, help="At most N connections."),
-    concurrency: int = typer.Option(64, "--concurrency", help=CONCURRENCY_HELP),
+    concurrency: int = CONCURRENCY_OPTION,
     transport: str = TRANSPORT_OPTION,
 ):
     """The registry's live connections: id, user, rooms, connected, expires."""
