@@ -230,7 +230,9 @@ class Recording:
             text = self.path.read_text()
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        # a handler may be appending right now: only complete lines (ending in a newline) count
+        complete = text[:text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def of(self, connection_id: str, event_type: str | None = None) -> list[dict]:
         return [e for e in self.all() if e["requestContext"]["connectionId"] == connection_id
