@@ -111,6 +111,17 @@ class CpuWatch:
         return text
 
 
+def stop_process(process, grace: float = 10.0) -> None:
+    """SIGTERM a server this benchmark started, SIGKILL it after `grace` seconds."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def exit_on_sigterm() -> None:
     """SIGTERM (timeout, kill) unwinds like Ctrl-C, so the emulator, DynamoDB Local and the
     other servers a benchmark started are stopped (they run in sessions of their own and would
@@ -279,13 +290,7 @@ class DynamoDBLocal:
         return rss_mb(self.pid)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 # -- the emulator -------------------------------------------------------------------------

@@ -48,15 +48,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from backends import (ROOT, CpuWatch, DynamoDBLocal, Emulator, PySpy, banner, clean_env, cpu_seconds,  # noqa: E402
                       median, mint, raise_nofile, verdict, wait_quiet, exit_on_sigterm)
+from loadgen import stop_workers  # noqa: E402
 
 GOAL_SECONDS, GOAL_RATIO = 2.0, 10.0
 CTX = mp.get_context("fork")
 PATTERNS = ("cli", "service", "seq", "pool32")
-EXPERIMENTS = ("x-notrust", "x-signer", "x-raw")
+EXPERIMENTS = ("x-raw",)
 LABELS = {"cli": "wsctl --local broadcast (CLI, subprocess)", "service": "wsctl ops.deliver (in process)",
           "seq": "seed: boto3 scan + sequential posts", "pool32": "seed + boto3 thread pool of 32",
-          "x-notrust": "experiment: lean, trust_env=False", "x-signer": "experiment: + cached SigV4",
-          "x-raw": "experiment: cached SigV4 + raw HTTP/1.1"}
+          "x-raw": "experiment: wsctl's signer + raw HTTP/1.1"}
 
 
 # -- the clients ---------------------------------------------------------------------------
@@ -203,15 +203,7 @@ class Clients:
                 "dups": sum(r["dups"] for r in parts), "closed": sum(r["closed"] for r in parts)}
 
     def close(self):
-        for pipe in self.pipes:
-            try:
-                pipe.send(("stop", None))
-            except (BrokenPipeError, OSError):
-                pass
-        for process in self.workers:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
+        stop_workers(self.pipes, self.workers, ("stop", None))
 
 
 # -- the senders ------------------------------------------------------------------------------
@@ -313,118 +305,13 @@ def run_seed(ctx, payload: str, pool: int | None = None) -> dict:
             "ok": outcomes["delivered"], "outcomes": dict(outcomes)}
 
 
-# -- experiments: what the sender would cost with a changed transport (bench code, not wsctl's) ----
-# Each plugs into wsctl's own engine (wsctl.fanout.run: concurrency, retries, outcomes) after
-# wsctl's own scan (wsctl.ops.all_connection_ids); only the transport differs.
-#   x-notrust  wsctl's LeanTransport with the aiohttp session's trust_env=False (wsctl passes True,
-#              which costs two thread-pool round trips per request: ~/.netrc and the proxy variables)
-#   x-signer   the same plus CachedSigV4 below instead of botocore's SigV4Auth per request
-#   x-raw      CachedSigV4 over a minimal asyncio HTTP/1.1 keep-alive client (no aiohttp): the
-#              floor the emulator and the clients leave to any sender
-class CachedSigV4:
-    """The Authorization header botocore's SigV4Auth computes for a management call (execute-api),
-    with the day's signing key, the X-Amz-Date of the current second and the payload's SHA-256
-    cached, and the canonical request formatted directly. check() compares it with botocore's."""
-
-    def __init__(self, credentials, region: str, service: str = "execute-api"):
-        self.access, self.secret, self.token = credentials.access_key, credentials.secret_key, credentials.token
-        self.tail = "/%s/%s/aws4_request" % (region, service)
-        self.names = "host;x-amz-date;x-amz-security-token" if self.token else "host;x-amz-date"
-        self._key = (None, None)
-        self._stamp = (None, None)
-        self._hash = (None, None)
-
-    def _signing_key(self, day: str) -> bytes:
-        import hashlib
-        import hmac
-
-        if self._key[0] != day:
-            key = ("AWS4" + self.secret).encode()
-            for part in (day, *self.tail.strip("/").split("/")):
-                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-            self._key = (day, key)
-        return self._key[1]
-
-    def headers(self, method: str, host: str, path: str, body: bytes | None, amz_date: str | None = None) -> dict:
-        import hashlib
-        import hmac
-        from urllib.parse import quote
-
-        if amz_date is None:
-            second = int(time.time())
-            if self._stamp[0] != second:
-                self._stamp = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
-            amz_date = self._stamp[1]
-        body = body or b""
-        if self._hash[0] is not body:
-            self._hash = (body, hashlib.sha256(body).hexdigest())
-        day = amz_date[:8]
-        lines = "host:%s\nx-amz-date:%s\n" % (host, amz_date)
-        if self.token:
-            lines += "x-amz-security-token:%s\n" % self.token
-        canonical = "%s\n%s\n\n%s\n%s\n%s" % (method, quote(path, safe="/~"), lines, self.names, self._hash[1])
-        to_sign = "AWS4-HMAC-SHA256\n%s\n%s%s\n%s" % (amz_date, day, self.tail,
-                                                     hashlib.sha256(canonical.encode()).hexdigest())
-        signature = hmac.new(self._signing_key(day), to_sign.encode(), hashlib.sha256).hexdigest()
-        out = {"X-Amz-Date": amz_date, "Authorization": "AWS4-HMAC-SHA256 Credential=%s/%s%s, SignedHeaders=%s, "
-               "Signature=%s" % (self.access, day, self.tail, self.names, signature)}
-        if self.token:
-            out["X-Amz-Security-Token"] = self.token
-        return out
-
-    def check(self, credentials, region: str, endpoint: str) -> int:
-        """Sign a few calls both ways; raise if any header differs from botocore's. Returns how many."""
-        from urllib.parse import quote, urlsplit
-
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
-        reference = SigV4Auth(credentials, "execute-api", region)
-        cases = [("POST", "abcDEF123-_x=", b'{"a":1}'), ("POST", "-startsWithDash=", b"x" * 300),
-                 ("GET", "Zz09azAZaz0=", None), ("DELETE", "a/b c=", None)]
-        for method, cid, body in cases:
-            url = "%s/@connections/%s" % (endpoint.rstrip("/"), quote(cid, safe=""))
-            request = AWSRequest(method=method, url=url, data=body)
-            reference.add_auth(request)
-            split = urlsplit(url)
-            mine = self.headers(method, split.netloc, split.path, body, request.headers["X-Amz-Date"])
-            if mine["Authorization"] != request.headers["Authorization"]:
-                raise AssertionError("CachedSigV4 differs from botocore for %s %s:\n %s\n %s" % (
-                    method, url, mine["Authorization"], request.headers["Authorization"]))
-        return len(cases)
-
-
-def _lean_variant(signer_kind: str):
-    from urllib.parse import quote, urlsplit
-
-    from wsctl.fanout.transport import LeanTransport
-
-    class Variant(LeanTransport):
-        async def __aenter__(self):  # LeanTransport.__aenter__ with trust_env=False
-            import ssl
-
-            import aiohttp
-
-            context = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else None
-            connector = aiohttp.TCPConnector(limit=self.concurrency, ssl=context if context else True,
-                                             ttl_dns_cache=300, enable_cleanup_closed=True)
-            self.session = aiohttp.ClientSession(connector=connector, trust_env=False,
-                                                 timeout=aiohttp.ClientTimeout(total=self.timeout),
-                                                 skip_auto_headers=("User-Agent", "Content-Type"))
-            return self
-
-        if signer_kind == "cached":
-            def _signed(self, method, connection_id, data):
-                if not hasattr(self, "cached"):
-                    split = urlsplit(self.endpoint)
-                    self.cached, self.host, self.base = CachedSigV4(self.signer.credentials,
-                                                                    self.signer._region_name), split.netloc, split.path
-                path = "%s/@connections/%s" % (self.base, quote(connection_id, safe=""))
-                return self.endpoint + path[len(self.base):], self.cached.headers(method, self.host, path, data)
-
-    return Variant
-
-
+# -- experiment: what the sender would cost without aiohttp's client (bench code, not wsctl's) ----
+# It plugs into wsctl's own engine (wsctl.fanout.run: concurrency, retries, outcomes) after wsctl's
+# own scan (wsctl.ops.all_connection_ids); only the transport differs.
+#   x-raw      wsctl's ManagementSigner over a minimal asyncio HTTP/1.1 keep-alive client (no
+#              aiohttp): the floor the emulator and the clients leave to any sender.
+# (The earlier experiments x-notrust and x-signer, aiohttp with trust_env=False and a cached
+# signer, became wsctl's LeanTransport in 426c90b.)
 class _RawConnection(asyncio.Protocol):
     def __init__(self):
         self.buffer, self.waiter, self.transport, self.closed = bytearray(), None, None, False
@@ -458,17 +345,19 @@ class _RawConnection(asyncio.Protocol):
 
 
 class RawTransport:
-    """CachedSigV4 + a minimal HTTP/1.1 keep-alive client: `concurrency` connections, one request
+    """wsctl's ManagementSigner + a minimal HTTP/1.1 keep-alive client: `concurrency` connections, one request
     in flight on each; answers read as wsctl's LeanTransport reads them (status, x-amzn-ErrorType,
     JSON body). Experiment only: no TLS verification options, no chunked responses."""
 
     def __init__(self, endpoint: str, credentials, region: str, concurrency: int = 64, timeout: float = 10.0):
         from urllib.parse import urlsplit
 
+        from wsctl.fanout.signing import ManagementSigner
+
         split = urlsplit(endpoint.rstrip("/"))
         self.host, self.base, self.secure = split.netloc, split.path, split.scheme == "https"
         self.address = (split.hostname, split.port or (443 if self.secure else 80))
-        self.signer = CachedSigV4(credentials, region)
+        self.signer = ManagementSigner(credentials, region)
         self.concurrency, self.timeout = concurrency, timeout
         self.idle, self.opened = None, 0
 
@@ -530,11 +419,7 @@ def run_experiment(ctx, payload: str, kind: str) -> dict:
     t2 = time.time()
     concurrency = ctx.concurrency or fanout.DEFAULT_CONCURRENCY
     credentials = target.session.get_credentials().get_frozen_credentials()
-    if kind == "x-raw":
-        sender = RawTransport(target.management_endpoint, credentials, target.region_name, concurrency)
-    else:
-        sender = _lean_variant("cached" if kind == "x-signer" else "botocore")(
-            target.management_endpoint, credentials, target.region_name, concurrency)
+    sender = RawTransport(target.management_endpoint, credentials, target.region_name, concurrency)
 
     async def send():
         async with sender:
@@ -545,17 +430,6 @@ def run_experiment(ctx, payload: str, kind: str) -> dict:
     counts = report.counts()
     return {"returned": t3, "setup": t1 - t0, "scan": t2 - t1, "fanout": t3 - t2, "sent_to": len(ids),
             "ok": counts["delivered"], "outcomes": {k: v for k, v in counts.items() if v}, "retries": report.retries}
-
-
-def check_cached_signer(ctx) -> None:
-    from wsctl.target import Target
-
-    target = Target(local=True)
-    credentials = target.session.get_credentials().get_frozen_credentials()
-    count = CachedSigV4(credentials, target.region_name).check(credentials, target.region_name,
-                                                              target.management_endpoint)
-    print("CachedSigV4 (experiments x-signer, x-raw): same Authorization as botocore's SigV4Auth for %d "
-          "sample calls" % count)
 
 
 SENDERS = {"cli": run_cli, "service": run_service, "seq": run_seed, "pool32": lambda ctx, p: run_seed(ctx, p, 32),
@@ -712,8 +586,6 @@ def main():
             ctx.cli_start = cli_startup()
             print("  the CLI's process start + imports (python -c 'import wsctl.cli.ops, wsctl.ops, boto3, aiohttp', "
                   "measured apart): median %.3f s" % ctx.cli_start)
-        if any(p in EXPERIMENTS for p in patterns):
-            check_cached_signer(ctx)
 
         for round_no in range(1, args.repeat + 1):
             print("\nround %d/%d" % (round_no, args.repeat))
@@ -793,8 +665,8 @@ SENDER_PARTS = (
     ("thread hand-offs (executor submit, self-pipe wake-ups, future chaining)", (
         "ThreadPoolExecutor.submit", "call_soon_threadsafe", "_write_to_self", "_read_from_self", "_chain_future",
         "_copy_future_state", "run_in_executor", "to_thread", "_WorkItem.run")),
-    ("SigV4 signing (botocore SigV4Auth + AWSRequest, or CachedSigV4)", (
-        "botocore/auth.py", "botocore/awsrequest.py", "LeanTransport._signed", "CachedSigV4", "hmac.py")),
+    ("SigV4 signing (botocore SigV4Auth + AWSRequest, or wsctl's ManagementSigner)", (
+        "botocore/auth.py", "botocore/awsrequest.py", "LeanTransport._signed", "ManagementSigner", "hmac.py")),
     ("aiohttp client (request building, response reading)", ("aiohttp/", "yarl/", "multidict/")),
     ("raw HTTP/1.1 client (experiment)", ("RawTransport", "_RawConnection")),
     ("botocore/urllib3 call machinery (scan pages; the seed's post_to_connection)", (
@@ -894,7 +766,7 @@ def profile_runs(ctx, args, results) -> None:
             if spy.process:
                 spy.process.wait(60)
                 busy_profile(spy.path, title + " during the CLI broadcast", parts, main_only="gateway" in title)
-    for pattern in ("x-notrust", "x-signer", "x-raw", "seq"):
+    for pattern in ("x-raw", "seq"):
         if pattern not in results:
             continue
         seconds = median(r["total"] for r in results[pattern]) + 2

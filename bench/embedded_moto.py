@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.request
 
-from backends import ROOT, banner, exit_on_sigterm, free_port
+from backends import ROOT, banner, exit_on_sigterm, free_port, stop_process
 
 from lambda_src import keys
 from wsctl.local import dynamo
@@ -110,8 +110,7 @@ def main() -> None:
         try:
             results[label] = measure(endpoint, args.items, args.repeat)
         finally:
-            process.terminate()
-            process.wait(10)
+            stop_process(process)
         print("  %s: done" % label, flush=True)
     base, ours = results["moto as shipped"], results["wsctl motoserver"]
     print("\n%-34s %16s %16s %8s" % ("median", "moto as shipped", "wsctl", "ratio"))

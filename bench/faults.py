@@ -61,15 +61,15 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from backends import Emulator, banner, exit_on_sigterm, raise_nofile, verdict  # noqa: E402
 from reliability import (ERROR_FRAMES, Client, LogTail, RestartableDynamoDBLocal, RestartableMoto,  # noqa: E402
-                         backend_name, prune_until_checked, refusal_status, registry_items,
-                         start_stack, stop_stack, wsctl, wsctl_json, ws_options)
+                         prune_until_checked, refusal_status, registry_items, run_on_stack, wsctl,
+                         wsctl_json, ws_options)
 
 from lambda_src import keys  # noqa: E402
 
@@ -326,16 +326,7 @@ async def _faults(emulator, opts: FaultOptions, figures: dict) -> None:
 
 
 def run_faults(opts: FaultOptions, home=None) -> dict:
-    emulator, ddb = start_stack(opts.backend, opts.dynamodb_endpoint, opts.emulator_args(), stack="faults",
-                               home=home)
-    figures = {"backend": backend_name(emulator, ddb),
-               "options": {k: v for k, v in asdict(opts).items() if k != "progress"}}
-    try:
-        asyncio.run(_faults(emulator, opts, figures))
-    finally:
-        stop_stack(emulator, ddb)
-    figures["failures"] = fault_failures(figures)
-    return figures
+    return run_on_stack(opts, opts.emulator_args(), "faults", home, _faults, fault_failures)
 
 
 def fault_failures(f: dict) -> list[str]:

@@ -95,15 +95,20 @@ class ConnectionPool:
         return [w.pid for w in self.workers]
 
     def close(self):
-        for pipe in self.pipes:
-            try:
-                pipe.send("stop")
-            except (BrokenPipeError, OSError):
-                pass
-        for process in self.workers:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
+        stop_workers(self.pipes, self.workers, "stop")
+
+
+def stop_workers(pipes, workers, message) -> None:
+    """Ask each client worker process to stop over its pipe; kill any still alive after 10 s."""
+    for pipe in pipes:
+        try:
+            pipe.send(message)
+        except (BrokenPipeError, OSError):
+            pass
+    for process in workers:
+        process.join(10)
+        if process.is_alive():
+            process.kill()
 
 
 def batch_rates(t0: float, times: list, batch: int) -> list:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from backends import ROOT, DynamoDBLocal, Emulator, free_port  # noqa: E402
+from backends import ROOT, DynamoDBLocal, Emulator, free_port, stop_process  # noqa: E402
 
 from lambda_src import keys  # noqa: E402
 
@@ -57,6 +57,22 @@ def stop_stack(emulator, ddb=None) -> None:
     finally:
         if ddb:
             ddb.stop()
+
+
+def run_on_stack(opts, emulator_args, stack: str, home, body, failures) -> dict:
+    """Start the emulator (and backend) that `opts` names, run `body(emulator, opts, figures)`,
+    stop them; the figures, with the options and `failures(figures)`."""
+    from dataclasses import asdict
+
+    emulator, ddb = start_stack(opts.backend, opts.dynamodb_endpoint, emulator_args, stack=stack, home=home)
+    figures = {"backend": backend_name(emulator, ddb),
+               "options": {k: v for k, v in asdict(opts).items() if k != "progress"}}
+    try:
+        asyncio.run(body(emulator, opts, figures))
+    finally:
+        stop_stack(emulator, ddb)
+    figures["failures"] = failures(figures)
+    return figures
 
 
 def backend_name(emulator, ddb=None) -> str:
@@ -316,14 +332,8 @@ class RestartableMoto:
         return time.monotonic() - started
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.thaw()
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.thaw()
+        stop_process(self.process)
 
     def freeze(self) -> None:
         os.kill(self.process.pid, signal.SIGSTOP)

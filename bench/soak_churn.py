@@ -40,13 +40,13 @@ import random
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from backends import banner, cpu_seconds, exit_on_sigterm, percentile, raise_nofile, rss_mb, verdict  # noqa: E402
-from reliability import (LogTail, backend_name, lean_transport,  # noqa: E402
-                         prune_until_checked, refusal_status, registry_ids, start_stack, stop_stack, ws_options)
+from reliability import (LogTail, lean_transport, prune_until_checked, refusal_status, registry_ids,  # noqa: E402
+                         run_on_stack, ws_options)
 
 ENDINGS = ("clean", "drop", "kick", "idle")
 EXPECTED_CODE = {"clean": 1000, "kick": 1000, "idle": 1001}
@@ -367,15 +367,7 @@ def run_churn(opts: ChurnOptions, home=None) -> dict:
     `failures` listing every check that did not hold."""
     args = ["--idle-timeout", str(opts.idle_timeout), "--fault", "disconnect-loss=%s" % opts.disconnect_loss,
             "--fault-seed", str(opts.seed), *opts.emulator_args]
-    emulator, ddb = start_stack(opts.backend, opts.dynamodb_endpoint, args, stack="churn", home=home)
-    figures = {"backend": backend_name(emulator, ddb), "options": {k: v for k, v in asdict(opts).items()
-                                                                  if k != "progress"}}
-    try:
-        asyncio.run(_run(emulator, opts, figures))
-    finally:
-        stop_stack(emulator, ddb)
-    figures["failures"] = failures(figures)
-    return figures
+    return run_on_stack(opts, args, "churn", home, _run, failures)
 
 
 def failures(f: dict) -> list[str]:

@@ -29,13 +29,17 @@ def registry_for(target) -> Registry:
     return Registry(_client(target), target.table)
 
 
+def _live_connections() -> dict:
+    """Scan parameters that keep only connection items whose ttl has not passed."""
+    return {"FilterExpression": "SK = :conn AND (attribute_not_exists(#ttl) OR #ttl > :now)",
+            "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
+            "ExpressionAttributeValues": {":conn": {"S": keys.CONN_SK}, ":now": {"N": str(int(time.time()))}}}
+
+
 def count_live(target) -> int:
     """Live connection entries (ttl not passed), by a COUNT scan."""
     client = _client(target)
-    kwargs = {"TableName": target.table, "Select": "COUNT",
-              "FilterExpression": "SK = :conn AND (attribute_not_exists(#ttl) OR #ttl > :now)",
-              "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
-              "ExpressionAttributeValues": {":conn": {"S": keys.CONN_SK}, ":now": {"N": str(int(time.time()))}}}
+    kwargs = {"TableName": target.table, "Select": "COUNT", **_live_connections()}
     total = 0
     while True:
         answer = client.scan(**kwargs)
@@ -49,13 +53,9 @@ def live_connection_ids(target, segments: int = PARALLEL_SCAN_SEGMENTS, on_page=
     """Ids of the live connections only (what a broadcast needs): a parallel scan that asks
     DynamoDB for the id of live connection items, not whole items. `on_page(ids)` sees each
     page as it arrives (from the scan's threads), so sending can start before the scan ends."""
-    now = str(int(time.time()))
     page_ids = None if on_page is None else (lambda items: on_page([i["connectionId"] for i in items]))
-    items = scan_all(target, segments, include_expired=True, on_page=page_ids, projection={
-        "FilterExpression": "SK = :conn AND (attribute_not_exists(#ttl) OR #ttl > :now)",
-        "ProjectionExpression": "connectionId",
-        "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
-        "ExpressionAttributeValues": {":conn": {"S": keys.CONN_SK}, ":now": {"N": now}}})
+    items = scan_all(target, segments, include_expired=True, on_page=page_ids,
+                     projection={"ProjectionExpression": "connectionId", **_live_connections()})
     return [item["connectionId"] for item in items]
 
 

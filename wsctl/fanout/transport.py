@@ -87,9 +87,8 @@ class LeanTransport:
         await self.session.close()
 
     def _signed(self, method: str, connection_id: str, data: bytes | None):
-        path = "%s/@connections/%s" % (self.base_path, quote(connection_id, safe=""))
-        return "%s/@connections/%s" % (self.endpoint, quote(connection_id, safe="")), \
-            self.signer.headers(method, self.host, path, data)
+        tail = "/@connections/" + quote(connection_id, safe="")
+        return self.endpoint + tail, self.signer.headers(method, self.host, self.base_path + tail, data)
 
     async def call(self, method: str, connection_id: str, data: bytes | None = None) -> Answer:
         import aiohttp
