@@ -1,0 +1,40 @@
+"""wsctl's own API (lambda_src): one function serves every route and is its own authorizer.
+
+The app's setup lives here, in the model that describes it, rather than in the
+emulator's start-up: its function (code, handler, environment), its registry
+table and, with --auth jwt, its authorizer.
+"""
+
+from pathlib import Path
+
+from .. import stack as names
+from .model import ApiSpec, Authorizer, FunctionSpec, Route, TableSpec
+from .routefile import check_auth
+
+RUNTIME = "python3.12"
+MEMORY_MB = 256
+TIMEOUT_S = 29.0
+DEFAULT_TTL_SECONDS = 7500
+
+
+def default_spec(auth: str = "jwt", stack: str = names.DEFAULT_STACK, ttl_seconds: int = DEFAULT_TTL_SECONDS,
+                 allow_client_broadcast: bool = False, environment: dict | None = None) -> ApiSpec:
+    """The bundled handler's API: $connect/$disconnect, plus $default and every action two-way."""
+    import lambda_src
+    from lambda_src import keys
+    from lambda_src.app import ACTIONS
+
+    check_auth(auth)
+    function = names.function_name(stack)
+    package = Path(lambda_src.__file__).resolve().parent
+    env = names.handler_environment(stack, auth, ttl_seconds, allow_client_broadcast)
+    env.update(environment or {})
+    spec = FunctionSpec(name=function, runtime=RUNTIME, code_dir=package.parent, handler="lambda_src.app.handler",
+                        environment=env, timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB, watch_dir=package)
+    routes = [Route("$connect", function=function), Route("$disconnect", function=function),
+              Route("$default", two_way=True, function=function)]
+    routes += [Route(action, two_way=True, function=function) for action in ACTIONS]
+    table = names.table_name(stack)
+    return ApiSpec(routes=tuple(routes), auth=auth, functions=(spec,),
+                   authorizer=Authorizer(function) if auth == "jwt" else None,
+                   tables=(TableSpec(table, keys.table_definition(table), keys.TTL_ATTRIBUTE),), bundled=True)

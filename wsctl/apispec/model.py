@@ -1,0 +1,88 @@
+"""The API model: one description of a WebSocket API that deploy and the emulator consume.
+
+It is read from wsctl's own lambda_src (`bundled.py`), from a route file
+(`routefile.py`) or from a SAM/CloudFormation template (`template.py`); each
+reader is a pure translation into these values.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+AUTH_MODES = ("jwt", "none")
+SPECIAL_ROUTES = ("$connect", "$disconnect", "$default")
+# Lambda's own defaults for a function that does not say (CloudFormation and SAM use them too).
+DEFAULT_TIMEOUT_S = 3.0
+DEFAULT_MEMORY_MB = 128
+DEFAULT_MAX_ENVIRONMENTS = 10
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function: what it runs and in what environment."""
+    name: str
+    runtime: str  # python3.12, nodejs20.x, provided.al2023, ...
+    code_dir: Path  # the function's code folder (Lambda's /var/task)
+    handler: str  # module.function (Python), file.export (Node), anything (provided)
+    environment: dict = field(default_factory=dict, hash=False)  # the function's own variables
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    memory_mb: int = DEFAULT_MEMORY_MB
+    max_environments: int = DEFAULT_MAX_ENVIRONMENTS  # concurrent execution environments
+    watch_dir: Path | None = None  # where code changes are looked for (default: code_dir)
+
+    @property
+    def language(self) -> str:
+        if self.runtime.startswith("python"):
+            return "python"
+        if self.runtime.startswith("nodejs"):
+            return "node"
+        if self.runtime.startswith("provided"):
+            return "provided"
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Route:
+    key: str
+    two_way: bool = False  # API Gateway sends the integration's `body` back only on two-way routes
+    function: str | None = None  # the FunctionSpec.name this route invokes (None: no integration)
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    """A REQUEST authorizer on $connect."""
+    function: str
+    identity_sources: tuple[str, ...] = ("route.request.header.Host",)
+    name: str = "authorizer"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A DynamoDB table the API needs: CreateTable's arguments and the TTL attribute, if any."""
+    name: str
+    create_args: dict = field(hash=False)
+    ttl_attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    routes: tuple[Route, ...]
+    route_selection_expression: str = "$request.body.action"
+    auth: str = "jwt"  # the bundled app: "jwt" (its authorizer on $connect) or "none" (anonymous)
+    integration_timeout_ms: int = 29000
+    functions: tuple[FunctionSpec, ...] = ()
+    authorizer: Authorizer | None = None
+    tables: tuple[TableSpec, ...] = ()
+    stage: str | None = None  # a template's StageName; None: the CLI's --stage
+    not_emulated: tuple[str, ...] = ()  # "LogicalId (AWS::S3::Bucket)": listed once at start
+    origin: str = "wsctl's bundled handler"  # where this description came from, for the banner
+    bundled: bool = False  # wsctl's own API: the emulator provisions its signing key
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(r.key for r in self.routes)
+
+    def function(self, name: str) -> FunctionSpec:
+        for function in self.functions:
+            if function.name == name:
+                return function
+        raise KeyError(name)

@@ -1,0 +1,198 @@
+"""Execution environments: one worker process each, serving one invocation at a time
+through the Runtime API, reused warm, replaced after a timeout or a crash.
+
+An environment's life: STARTING (process spawned, initialising) -> READY (its
+runtime called /next) -> BUSY (an event handed out) -> READY ... -> DEAD (exit,
+crash, timeout or retirement). The Runtime API handlers (runtime_api.py) drive
+the transitions from the runtime's side; `invoke` drives them from the caller's.
+"""
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from ...apispec import FunctionSpec
+from . import errors, logs
+
+INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
+MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # RAPID's MaxPayloadSize: 6291556 bytes
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    payload: bytes
+    timeout_s: float
+    invoked_arn: str
+    deadline_ms: int = 0  # set when an environment takes the event (the wait for one is not billed)
+    trace_id: str = ""
+    client_context: str | None = None
+    future: asyncio.Future = None
+    log: list = field(default_factory=list)  # the invocation's log lines (for Invoke's LogType=Tail)
+    answered: bool = False
+
+
+class Environment:
+    def __init__(self, spec: FunctionSpec, generation: int, sink):
+        self.spec = spec
+        self.generation = generation
+        self.id = uuid.uuid4().hex
+        self.sink = sink  # sink(function_name, line, invocation | None)
+        self.process: asyncio.subprocess.Process | None = None
+        self.site = None  # the Runtime API listener for this environment
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+        self.current: Invocation | None = None
+        self.waiting_next = False
+        self.ready: asyncio.Future | None = None
+        self.init_error: errors.FunctionError | None = None
+        self.init_ms: float | None = None
+        self.init_reported = False
+        self.started_at = 0.0
+        self.dead = False
+        self.returncode: int | None = None
+        self.invocations = 0
+        self._tasks: list = []
+
+    # -- process ---------------------------------------------------------------------------
+    async def start(self, command: list[str], env: dict, cwd: str) -> None:
+        loop = asyncio.get_running_loop()
+        self.ready = loop.create_future()
+        self.started_at = time.perf_counter()
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *command, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        except OSError as error:
+            self.dead = True
+            failure = errors.FunctionError("Runtime.InvalidEntrypoint", "RequestId: %s Error: %s" % (
+                "", "cannot start %s: %s" % (command[0], error.strerror)))
+            self.ready.set_result(failure)
+            return
+        self._tasks = [asyncio.create_task(self._pump(self.process.stdout)),
+                       asyncio.create_task(self._pump(self.process.stderr)),
+                       asyncio.create_task(self._watch())]
+
+    async def _pump(self, stream) -> None:
+        while True:
+            line = await stream.readline()
+            if not line:
+                return
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            self.sink(self.spec.name, text, self.current)
+
+    async def _watch(self) -> None:
+        self.returncode = await self.process.wait()
+        self.dead = True
+        failure = self.init_error or errors.exited(self.current.request_id if self.current else "", self.returncode)
+        if self.ready is not None and not self.ready.done():
+            self.ready.set_result(failure)
+        if self.current is not None and not self.current.future.done():
+            # Give the pipes a moment so the crash's last lines come before REPORT.
+            await asyncio.sleep(0.01)
+            if not self.current.future.done():
+                self.current.future.set_exception(errors.exited(self.current.request_id, self.returncode))
+
+    def kill(self) -> None:
+        """Lambda's reset: the runtime is killed (its /tmp would survive; ours is the host's)."""
+        self.dead = True
+        if self.process is not None and self.process.returncode is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)  # the runtime and anything it started
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Shutdown: SIGTERM, then SIGKILL after `grace` seconds, as Lambda does."""
+        self.dead = True
+        if self.process is not None and self.process.returncode is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                await asyncio.wait_for(self.process.wait(), grace)
+            except asyncio.TimeoutError:
+                self.kill()
+                await self.process.wait()
+        for task in self._tasks:
+            if not task.done():
+                try:
+                    await asyncio.wait_for(task, 1.0)
+                except (asyncio.TimeoutError, asyncio.CancelledError):
+                    pass
+        if self.site is not None:
+            await self.site.stop()
+            self.site = None
+
+    def max_memory_mb(self) -> int:
+        try:
+            with open("/proc/%d/status" % self.process.pid) as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return max(1, int(line.split()[1]) // 1024)
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
+
+    # -- the Runtime API's side ---------------------------------------------------------------
+    def runtime_ready(self) -> None:
+        """The runtime asked for its first event: initialisation is over."""
+        if self.init_ms is None:
+            self.init_ms = (time.perf_counter() - self.started_at) * 1000
+            if not self.ready.done():
+                self.ready.set_result(None)
+
+    # -- the caller's side --------------------------------------------------------------------------
+    async def wait_ready(self) -> None:
+        try:
+            failure = await asyncio.wait_for(asyncio.shield(self.ready), INIT_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self.kill()
+            raise errors.FunctionError("Sandbox.Timedout", "RequestId: %s Error: Init timed out after %.2f seconds"
+                                       % ("", INIT_TIMEOUT_S)) from None
+        if failure is not None:
+            raise failure
+
+    async def invoke(self, invocation: Invocation) -> bytes:
+        """Run one invocation; returns the response payload or raises FunctionError."""
+        loop = asyncio.get_running_loop()
+        invocation.future = loop.create_future()
+        invocation.deadline_ms = int((time.time() + invocation.timeout_s) * 1000)
+        self.current = invocation
+        self.invocations += 1
+        started = time.perf_counter()
+        cold = not self.init_reported
+        self.init_reported = True
+        self.sink(self.spec.name, logs.start_line(invocation.request_id), invocation)
+        outcome = None
+        timeout_ms = None
+        try:
+            self.queue.put_nowait(invocation)
+            remaining = invocation.deadline_ms / 1000 - time.time()
+            try:
+                async with asyncio.timeout(max(0.0, remaining)):
+                    return await invocation.future
+            except TimeoutError:
+                self.kill()
+                outcome = "timeout"
+                timeout_ms = int(invocation.timeout_s * 1000)
+                self.sink(self.spec.name, logs.timeout_line(invocation.request_id, time.perf_counter() - started),
+                          invocation)
+                raise errors.timed_out(invocation.request_id, invocation.timeout_s) from None
+            except errors.FunctionError as failure:
+                if failure.error_type == "Runtime.ExitError":
+                    outcome = "error\tError Type: Runtime.ExitError"
+                raise
+        finally:
+            duration = (time.perf_counter() - started) * 1000
+            self.sink(self.spec.name, logs.end_line(invocation.request_id), invocation)
+            self.sink(self.spec.name, logs.report_line(
+                invocation.request_id, duration, self.spec.memory_mb, self.max_memory_mb(),
+                self.init_ms if cold else None, timeout_ms, outcome), invocation)
+            invocation.answered = True
+            self.current = None
+            while not self.queue.empty():  # an event the runtime never took (it died first)
+                self.queue.get_nowait()

@@ -1,0 +1,239 @@
+"""wsctl's Python runtime: the loop Lambda's Python runtime (awslambdaric) runs, on the
+local Python, talking to the emulator through the Runtime API.
+
+Run as `python -u -P bootstrap.py` in the function's code folder; it imports
+nothing from wsctl (the function must not see it), only the standard library.
+Handler resolution, error types and payloads, the context object and the log
+format follow awslambdaric 4 (reference §4).
+"""
+
+import decimal
+import http.client
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+
+API = "/2018-06-01/runtime"
+
+
+class Runtime:
+    def __init__(self, address: str):
+        host, _, port = address.rpartition(":")
+        self.connection = http.client.HTTPConnection(host, int(port))  # keep-alive, no timeout on /next
+
+    def _call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        self.connection.request(method, API + path, body=body, headers=headers or {})
+        response = self.connection.getresponse()
+        return response, response.read()
+
+    def next(self):
+        response, body = self._call("GET", "/invocation/next")
+        if response.status != 200:
+            sys.exit("the Runtime API answered /next with %d: %s" % (response.status, body[:200]))
+        return response.headers, body
+
+    def respond(self, request_id: str, body: bytes, content_type: str) -> None:
+        self._call("POST", "/invocation/%s/response" % request_id, body, {"Content-Type": content_type})
+
+    def error(self, request_id: str | None, document: dict) -> None:
+        path = "/init/error" if request_id is None else "/invocation/%s/error" % request_id
+        self._call("POST", path, json.dumps(document).encode(),
+                   {"Content-Type": "application/json", "Lambda-Runtime-Function-Error-Type": document["errorType"]})
+
+
+class FaultException(Exception):
+    def __init__(self, error_type: str, message: str, trace: list | None = None):
+        super().__init__(message)
+        self.error_type, self.message, self.trace = error_type, message, trace or []
+
+
+# -- logging, as the Python runtime installs it ---------------------------------------------------
+class _RequestId(logging.Filter):
+    request_id = ""
+
+    def filter(self, record):
+        record.aws_request_id = _RequestId.request_id
+        return True
+
+
+def install_logging() -> None:
+    logging.Formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"))
+    handler.addFilter(_RequestId())
+    root = logging.getLogger()
+    root.addHandler(handler)  # so logging.basicConfig() is a no-op, as on Lambda
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    if level:
+        root.setLevel({"TRACE": "DEBUG", "FATAL": "CRITICAL"}.get(level, level))
+
+
+def log_error(error_type: str, message: str, trace: list) -> None:
+    """[ERROR] Type: message + traceback as one line (\\r joins, NBSP indents), as Lambda prints it."""
+    lines = ["[ERROR] %s: %s" % (error_type, message)]
+    if trace:
+        lines.append("Traceback (most recent call last):")
+        lines += [entry.rstrip("\n").replace("\n", "\r").replace("  ", "\u00a0\u00a0") for entry in trace]
+    sys.stdout.write("\r".join(lines) + "\n")
+
+
+# -- the handler -------------------------------------------------------------------------------------
+def load_handler(spec: str):
+    try:
+        modname, fname = spec.rsplit(".", 1)
+    except ValueError:
+        raise FaultException("Runtime.MalformedHandlerName", "Bad handler '%s': not enough values to unpack "
+                             "(expected 2, got 1)" % spec) from None
+    if modname.split(".")[0] in sys.builtin_module_names:
+        raise FaultException("Runtime.BuiltInModuleConflict", "Cannot use built-in module %s as a handler module"
+                             % modname)
+    try:
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as error:
+        raise FaultException("Runtime.ImportModuleError", "Unable to import module '%s': %s" % (modname, error)) \
+            from None
+    except SyntaxError as error:
+        trace = ['  File "%s" Line %s\n    %s\n' % (error.filename, error.lineno, (error.text or "").strip())]
+        raise FaultException("Runtime.UserCodeSyntaxError", "Syntax error in module '%s': %s" % (modname, error),
+                             trace) from None
+    handler = getattr(module, fname, None)
+    if handler is None:
+        raise FaultException("Runtime.HandlerNotFound", "Handler '%s' missing on module '%s'" % (fname, modname))
+    return handler
+
+
+def user_trace(error: BaseException) -> list:
+    """The traceback without this bootstrap's own frames."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename != __file__]
+    return traceback.format_list(frames)
+
+
+def error_document(error: BaseException, request_id: str) -> dict:
+    if isinstance(error, FaultException):
+        return {"errorMessage": error.message, "errorType": error.error_type, "requestId": request_id,
+                "stackTrace": error.trace}
+    return {"errorMessage": str(error), "errorType": type(error).__name__, "requestId": request_id,
+            "stackTrace": user_trace(error)}
+
+
+# -- context ---------------------------------------------------------------------------------------------
+class CognitoIdentity:
+    def __init__(self, document: dict):
+        self.cognito_identity_id = document.get("cognitoIdentityId")
+        self.cognito_identity_pool_id = document.get("cognitoIdentityPoolId")
+
+
+class ClientContext:
+    def __init__(self, document: dict):
+        client = document.get("client") or {}
+        self.client = type("Client", (), {k: client.get(v) for k, v in (
+            ("installation_id", "installation_id"), ("app_title", "app_title"),
+            ("app_version_name", "app_version_name"), ("app_version_code", "app_version_code"),
+            ("app_package_name", "app_package_name"))})() if client else None
+        self.custom = document.get("custom")
+        self.env = document.get("env")
+
+
+class LambdaContext:
+    def __init__(self, request_id: str, deadline_ms: int, invoked_arn: str, client_context, identity):
+        self.aws_request_id = request_id
+        self.invoked_function_arn = invoked_arn
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.tenant_id = None
+        self.client_context = ClientContext(client_context) if client_context else None
+        self.identity = CognitoIdentity(identity or {})
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+    def log(self, message: str) -> None:
+        sys.stdout.write(message)
+
+    def __repr__(self):
+        return "LambdaContext([aws_request_id=%s,function_name=%s])" % (self.aws_request_id, self.function_name)
+
+
+def _json_default(value):
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
+
+
+def _header_json(headers, name):
+    value = headers.get(name)
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise FaultException("Runtime.LambdaContextUnmarshalError", "Unable to parse %s JSON" % name) from None
+
+
+def handle(runtime: Runtime, handler, headers, body: bytes) -> None:
+    request_id = headers["Lambda-Runtime-Aws-Request-Id"]
+    _RequestId.request_id = request_id
+    trace = headers.get("Lambda-Runtime-Trace-Id")
+    if trace:
+        os.environ["_X_AMZN_TRACE_ID"] = trace
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    try:
+        content_type = headers.get("Content-Type", "application/json")
+        try:
+            event = json.loads(body) if content_type.startswith("application/json") else body
+        except ValueError as error:
+            raise FaultException("Runtime.UnmarshalError", "Unable to unmarshal input: %s" % error) from None
+        context = LambdaContext(request_id, int(headers.get("Lambda-Runtime-Deadline-Ms", "0")),
+                                headers.get("Lambda-Runtime-Invoked-Function-Arn", ""),
+                                _header_json(headers, "Lambda-Runtime-Client-Context"),
+                                _header_json(headers, "Lambda-Runtime-Cognito-Identity"))
+        result = handler(event, context)
+        if isinstance(result, (bytes, bytearray)):
+            payload, result_type = bytes(result), "application/unknown"
+        else:
+            try:
+                payload = json.dumps(result, default=_json_default, ensure_ascii=False).encode()
+            except (TypeError, ValueError) as error:
+                raise FaultException("Runtime.MarshalError", "Unable to marshal response: %s" % error) from None
+            result_type = "application/json"
+    except Exception as error:
+        document = error_document(error, request_id)
+        log_error(document["errorType"], document["errorMessage"], document["stackTrace"])
+        runtime.error(request_id, document)
+        return
+    runtime.respond(request_id, payload, result_type)
+
+
+def main() -> None:
+    root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
+    sys.path.insert(0, root)
+    runtime = Runtime(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    install_logging()
+    try:
+        handler = load_handler(os.environ["_HANDLER"])
+    except Exception as error:
+        document = error_document(error, "")
+        sys.stdout.write("[WARNING]\t%s\t%s\tLAMBDA_WARNING: Unhandled exception. The most likely cause is an "
+                         "issue in the function code. However, in rare cases, a Lambda runtime update can cause "
+                         "unexpected function behavior.\n" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+                                                             + ".000Z", ""))
+        log_error(document["errorType"], document["errorMessage"], document["stackTrace"])
+        runtime.error(None, document)
+        sys.exit(1)
+    while True:
+        headers, body = runtime.next()
+        handle(runtime, handler, headers, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""AWS Lambda's Runtime API (2018-06-01), served to execution environments.
+
+Each environment gets a listener of its own (AWS_LAMBDA_RUNTIME_API is a bare
+host:port, so the port is what tells environments apart); one aiohttp
+application serves them all. The state rules and error bodies are RAPID's:
+an unknown or stale request id is 400 InvalidRequestID, a call out of turn
+403 InvalidStateTransition, a response over 6291556 bytes 413.
+"""
+
+import socket
+
+from aiohttp import web
+
+from . import errors
+from .environment import MAX_PAYLOAD, Environment
+
+PREFIX = "/2018-06-01/runtime"
+ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+
+
+def _json(status: int, error_type: str, message: str) -> web.Response:
+    return web.json_response({"errorMessage": message, "errorType": error_type}, status=status)
+
+
+def _state(from_state: str, to_state: str) -> web.Response:
+    return _json(403, "InvalidStateTransition", "State transition from %s to %s failed for runtime. Error: "
+                 "invalid state transition" % (from_state, to_state))
+
+
+def _accepted() -> web.Response:
+    return web.json_response({"status": "OK"}, status=202)
+
+
+class RuntimeApi:
+    def __init__(self):
+        self.by_port: dict[int, Environment] = {}
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_PAYLOAD + 1024 * 1024)
+        app.router.add_get(PREFIX + "/invocation/next", self.next)
+        app.router.add_post(PREFIX + "/invocation/{id}/response", self.response)
+        app.router.add_post(PREFIX + "/invocation/{id}/error", self.error)
+        app.router.add_post(PREFIX + "/init/error", self.init_error)
+        app.router.add_get("/2018-06-01/ping", self.ping)
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self.runner.setup()
+
+    async def listen(self, environment: Environment) -> str:
+        """A loopback listener for one environment; returns its AWS_LAMBDA_RUNTIME_API value."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        site = web.SockSite(self.runner, sock)
+        await site.start()
+        environment.site = site
+        self.by_port[port] = environment
+        return "127.0.0.1:%d" % port
+
+    def forget(self, environment: Environment) -> None:
+        for port, known in list(self.by_port.items()):
+            if known is environment:
+                del self.by_port[port]
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def _environment(self, request: web.Request) -> Environment | None:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        return self.by_port.get(sockname[1]) if sockname else None
+
+    # -- endpoints --------------------------------------------------------------------------
+    async def ping(self, request):
+        return web.Response(text="pong")
+
+    async def next(self, request: web.Request):
+        environment = self._environment(request)
+        if environment is None or environment.dead:
+            return _json(500, "InternalServerError", "Internal Server Error")
+        if environment.waiting_next:
+            return _state("INVOKE_NEXT", "INVOKE_NEXT")
+        if environment.current is not None and not environment.current.answered and \
+                environment.current.future is not None and environment.queue.empty() and \
+                not environment.current.future.done():
+            return _state("INVOKE_NEXT", "INVOKE_NEXT")  # the event in hand was never answered
+        environment.runtime_ready()
+        environment.waiting_next = True
+        try:
+            invocation = await environment.queue.get()
+        finally:
+            environment.waiting_next = False
+        headers = {"Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                   "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
+                   "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
+                   "Content-Type": "application/json"}
+        if invocation.trace_id:
+            headers["Lambda-Runtime-Trace-Id"] = invocation.trace_id
+        if invocation.client_context:
+            headers["Lambda-Runtime-Client-Context"] = invocation.client_context
+        return web.Response(body=invocation.payload, headers=headers)
+
+    def _current(self, request: web.Request, to_state: str):
+        """(environment, invocation) for a /response or /error, or the error answer."""
+        environment = self._environment(request)
+        if environment is None:
+            return None, _json(500, "InternalServerError", "Internal Server Error")
+        invocation = environment.current
+        if invocation is None or invocation.future is None:
+            return None, _state("READY", to_state)
+        if request.match_info["id"] != invocation.request_id or invocation.future.done():
+            return None, _json(400, "InvalidRequestID", "Invalid request ID")
+        return invocation, None
+
+    async def response(self, request: web.Request):
+        invocation, refusal = self._current(request, "INVOKE_RESPONSE")
+        if refusal is not None:
+            return refusal
+        mode = request.headers.get("Lambda-Runtime-Function-Response-Mode")
+        if mode is not None and mode.lower() != "streaming":
+            invocation.future.set_exception(errors.FunctionError(
+                "Runtime.InvalidResponseModeHeader", "Invalid response mode header: %s" % mode))
+            return _json(400, "InvalidFunctionResponseMode", "Invalid function response mode")
+        body = await request.content.read(MAX_PAYLOAD + 1)
+        if len(body) > MAX_PAYLOAD:
+            invocation.future.set_exception(errors.FunctionError(
+                "Function.ResponseSizeTooLarge",
+                "Response payload size exceeded maximum allowed payload size (%d bytes)." % MAX_PAYLOAD))
+            return _json(413, "RequestEntityTooLarge",
+                         "Exceeded maximum allowed payload size (%d bytes)." % MAX_PAYLOAD)
+        invocation.future.set_result(body)
+        return _accepted()
+
+    async def error(self, request: web.Request):
+        invocation, refusal = self._current(request, "INVOKE_ERROR")
+        if refusal is not None:
+            return refusal
+        body = await request.read()
+        invocation.future.set_exception(errors.FunctionError.from_payload(body, _error_type(request)))
+        return _accepted()
+
+    async def init_error(self, request: web.Request):
+        environment = self._environment(request)
+        if environment is None:
+            return _json(500, "InternalServerError", "Internal Server Error")
+        if environment.init_ms is not None:
+            return _state("READY", "INIT_ERROR")
+        body = await request.read()
+        environment.init_error = errors.FunctionError.from_payload(body, _error_type(request))
+        return _accepted()
+
+
+def _error_type(request: web.Request) -> str | None:
+    value = request.headers.get(ERROR_TYPE_HEADER)
+    if not value:
+        return None
+    return value

@@ -1,0 +1,130 @@
+"""How each runtime's environment is started, and the variables Lambda gives it (pure but for
+a version probe).
+
+python3.x runs on the local Python, nodejs*.x on the local `node`, provided.*
+runs the function's own `bootstrap` executable unchanged (Go, Rust, or AWS's
+runtime interface clients).
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from ...apispec import FunctionSpec
+
+HERE = Path(__file__).resolve().parent
+PYTHON_BOOTSTRAP = HERE / "python" / "bootstrap.py"
+NODE_BOOTSTRAP = HERE / "node" / "bootstrap.mjs"
+# Lambda starts Node 20 and 22 with require(esm) off; NODE_OPTIONS can turn it back on.
+NODE_FLAGS = ("--no-experimental-require-module",)
+
+
+class RuntimeUnavailable(Exception):
+    pass
+
+
+def command(spec: FunctionSpec) -> list[str]:
+    language = spec.language
+    if language == "python":
+        # -P: the bootstrap's own folder is not put on sys.path (it would shadow the function's modules).
+        return [sys.executable, "-u", "-P", str(PYTHON_BOOTSTRAP)]
+    if language == "node":
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeUnavailable("%s needs Node.js (`node` on PATH) for runtime %s" % (spec.name, spec.runtime))
+        return [node, *node_flags(), str(NODE_BOOTSTRAP)]
+    if language == "provided":
+        return [str(spec.code_dir / "bootstrap")]
+    raise RuntimeUnavailable("%s: runtime %s is not supported locally (python3.x, nodejs*.x and provided.* are)"
+                             % (spec.name, spec.runtime))
+
+
+@lru_cache(maxsize=None)
+def node_flags() -> tuple[str, ...]:
+    major = local_node_major()
+    return NODE_FLAGS if major in (20, 21, 22) else ()
+
+
+@lru_cache(maxsize=None)
+def local_node_major() -> int | None:
+    node = shutil.which("node")
+    if node is None:
+        return None
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.match(r"v(\d+)", out.strip())
+    return int(match.group(1)) if match else None
+
+
+def version_note(runtime: str) -> str | None:
+    """A banner note when the declared runtime differs from what runs it here."""
+    match = re.fullmatch(r"python(\d+)\.(\d+)", runtime)
+    if match:
+        local = "%d.%d" % sys.version_info[:2]
+        declared = "%s.%s" % match.groups()
+        return None if local == declared else "%s functions run on the local Python %s" % (runtime, local)
+    match = re.fullmatch(r"nodejs(\d+)\.x", runtime)
+    if match:
+        local = local_node_major()
+        if local is None:
+            return "%s functions need Node.js, which is not on PATH" % runtime
+        return None if int(match.group(1)) == local else "%s functions run on the local Node.js %d" % (runtime, local)
+    if runtime.startswith("provided"):
+        return None
+    return None
+
+
+def execution_env(spec: FunctionSpec) -> str | None:
+    """AWS_EXECUTION_ENV: AWS_Lambda_python3.12, AWS_Lambda_nodejs20.x; absent on provided.*."""
+    return None if spec.language == "provided" else "AWS_Lambda_" + spec.runtime
+
+
+def variables(spec: FunctionSpec, *, runtime_api: str, region: str, log_stream: str, account_id: str,
+              endpoints: dict, credentials: dict, ca_bundle: str | None, node_path: str | None,
+              host_env: dict) -> dict:
+    """The environment of one execution environment, as Lambda sets it (reference §2).
+
+    Only a few host variables come through (PATH, locale, HOME for tools); never the operator's
+    AWS_* settings: `credentials` and `endpoints` are what the function gets.
+    """
+    env = {k: v for k, v in host_env.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "SYSTEMROOT")}
+    env.setdefault("LANG", "en_US.UTF-8")
+    env.update(spec.environment)  # the function's own variables; reserved ones below win, as on AWS
+    env.update({
+        "_HANDLER": spec.handler,
+        "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(spec.timeout_s)) if spec.timeout_s == int(spec.timeout_s)
+        else str(spec.timeout_s),
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/" + spec.name,
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "LAMBDA_TASK_ROOT": str(spec.code_dir),
+        "LAMBDA_RUNTIME_DIR": str(HERE),
+        "TZ": ":UTC",
+        "AWS_ACCOUNT_ID": account_id,
+    })
+    env.update(credentials)
+    execution = execution_env(spec)
+    if execution:
+        env["AWS_EXECUTION_ENV"] = execution
+    for service, url in endpoints.items():
+        env["AWS_ENDPOINT_URL" + ("_" + service if service else "")] = url
+    if ca_bundle:
+        env["AWS_CA_BUNDLE"] = ca_bundle
+        env.setdefault("NODE_EXTRA_CA_CERTS", ca_bundle)
+    if spec.language == "node" and node_path:
+        env["NODE_PATH"] = node_path
+    for key, value in spec.environment.items():  # user settings the platform does not reserve win
+        if key in ("NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_LOG_FORMAT") or \
+                key.startswith("AWS_ENDPOINT_URL"):
+            env[key] = value
+    return env

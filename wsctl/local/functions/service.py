@@ -1,0 +1,246 @@
+"""The Lambda service: the functions of one API, their execution environments, the
+Runtime API they talk to, and Invoke.
+
+Each function has a pool of environments: an idle one is reused (warm), a new
+one is started when invocations overlap, up to the function's limit; past it
+an invocation waits for one to free up, and the log says so once per burst.
+A change to a function's code retires its environments: the next invocation
+starts cold on the new code.
+"""
+
+import asyncio
+import json
+import os
+import sys
+import threading
+import uuid
+from collections import deque
+from pathlib import Path
+
+from ...apispec import FunctionSpec
+from . import errors, logs, runtimes
+from .environment import Environment, Invocation
+from .runtime_api import RuntimeApi
+
+ACCOUNT_ID = "123456789012"
+WATCH_INTERVAL = 0.5
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
+
+
+def function_arn(region: str, name: str) -> str:
+    return "arn:aws:lambda:%s:%s:function:%s" % (region, ACCOUNT_ID, name)
+
+
+def print_sink(function: str, line: str, invocation) -> None:
+    sys.stdout.write("[%s] %s\n" % (function, line))
+    sys.stdout.flush()
+
+
+class FunctionPool:
+    def __init__(self, spec: FunctionSpec, service: "LambdaService"):
+        self.spec = spec
+        self.service = service
+        self.idle: list[Environment] = []
+        self.environments: set[Environment] = set()
+        self.waiters: deque = deque()
+        self.generation = 0
+        self.queued_note = False
+        self.cold_starts = 0
+        self.invocations = 0
+
+    async def _start_environment(self) -> Environment:
+        service = self.service
+        environment = Environment(self.spec, self.generation, service.sink)
+        self.environments.add(environment)
+        self.cold_starts += 1
+        address = await service.runtime_api.listen(environment)
+        env = runtimes.variables(
+            self.spec, runtime_api=address, region=service.region,
+            log_stream=logs.stream_name("$LATEST", environment.id), account_id=ACCOUNT_ID,
+            endpoints=service.endpoints, credentials=service.credentials, ca_bundle=service.ca_bundle,
+            node_path=service.node_path, host_env=os.environ)
+        try:
+            command = runtimes.command(self.spec)
+        except runtimes.RuntimeUnavailable as error:
+            environment.dead = True
+            raise errors.FunctionError("Runtime.InvalidEntrypoint", str(error)) from None
+        if self.spec.language == "provided" and not os.access(command[0], os.X_OK):
+            environment.dead = True
+            raise errors.FunctionError("Runtime.InvalidEntrypoint", "RequestId: Error: Couldn't find valid "
+                                       "bootstrap(s): [%s]" % command[0])
+        await environment.start(command, env, str(self.spec.code_dir))
+        return environment
+
+    async def acquire(self) -> Environment:
+        while True:
+            while self.idle:
+                environment = self.idle.pop()
+                if not environment.dead and environment.generation == self.generation:
+                    return environment
+                self._retire(environment)
+            if len(self.environments) < self.spec.max_environments:
+                environment = await self._start_environment()
+                try:
+                    await environment.wait_ready()
+                except errors.FunctionError:
+                    self._retire(environment)
+                    raise
+                return environment
+            if not self.queued_note:
+                self.queued_note = True
+                self.service.sink(self.spec.name, "all %d execution environments are busy: invocations wait for "
+                                  "one to free up (--max-environments)" % self.spec.max_environments, None)
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            await waiter
+
+    def release(self, environment: Environment) -> None:
+        if environment.dead or environment.generation != self.generation:
+            self._retire(environment)
+        else:
+            self.idle.append(environment)
+        if not self.waiters:
+            self.queued_note = False
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    def _retire(self, environment: Environment) -> None:
+        if environment in self.environments:
+            self.environments.discard(environment)
+            self.service.runtime_api.forget(environment)
+            self.service.spawn(environment.stop())
+
+    def code_changed(self) -> None:
+        self.generation += 1
+        for environment in list(self.idle):
+            self.idle.remove(environment)
+            self._retire(environment)
+
+    async def invoke(self, invocation: Invocation) -> bytes:
+        self.invocations += 1
+        environment = await self.acquire()
+        try:
+            return await environment.invoke(invocation)
+        finally:
+            self.release(environment)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(e.stop() for e in list(self.environments)), return_exceptions=True)
+        self.environments.clear()
+        self.idle.clear()
+
+    @property
+    def warm(self) -> int:
+        return sum(1 for e in self.environments if not e.dead)
+
+
+class LambdaService:
+    def __init__(self, functions, home: Path, region: str = "us-east-1", endpoints: dict | None = None,
+                 sink=None, credentials: dict | None = None, ca_bundle: str | None = None,
+                 node_path: str | None = None, watch: bool = False):
+        self.specs = {f.name: f for f in functions}
+        self.home = Path(home)
+        self.region = region
+        self.endpoints = dict(endpoints or {})  # service id suffix ("DYNAMODB", "" for all) -> URL
+        self.sink = sink or print_sink
+        self.credentials = dict(LOCAL_CREDENTIALS if credentials is None else credentials)
+        self.ca_bundle = ca_bundle
+        self.node_path = node_path
+        self.runtime_api = RuntimeApi()
+        self.pools = {name: FunctionPool(spec, self) for name, spec in self.specs.items()}
+        self.tasks: set = set()
+        self.watch = watch
+        self._stop = threading.Event()
+        self._loop = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.node_path is None and any(s.language == "node" for s in self.specs.values()):
+            from .nodesdk import ensure_sdk
+
+            say = lambda text: self.sink("wsctl", text, None)  # noqa: E731
+            self.node_path = str(await asyncio.to_thread(ensure_sdk, self.home, say))
+        await self.runtime_api.start()
+        if self.watch:
+            threading.Thread(target=self._watch, name="code-watcher", daemon=True).start()
+
+    def spawn(self, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def function_arn(self, name: str) -> str:
+        return function_arn(self.region, name)
+
+    async def invoke(self, name: str, payload: bytes, *, invoked_arn: str | None = None,
+                     trace_id: str = "", client_context: str | None = None,
+                     request_id: str | None = None, log: list | None = None) -> bytes:
+        """Invoke a function synchronously; returns its response payload or raises FunctionError.
+        KeyError: no such function."""
+        pool = self.pools[name]
+        invocation = Invocation(request_id=request_id or str(uuid.uuid4()), payload=payload,
+                                timeout_s=pool.spec.timeout_s, invoked_arn=invoked_arn or self.function_arn(name),
+                                trace_id=trace_id, client_context=client_context)
+        if log is not None:
+            invocation.log = log
+        return await pool.invoke(invocation)
+
+    def invoker(self, name: str) -> "FunctionInvoker":
+        return FunctionInvoker(self, name)
+
+    # -- code changes ----------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        snapshots = {name: _snapshot(spec.watch_dir or spec.code_dir) for name, spec in self.specs.items()}
+        while not self._stop.wait(WATCH_INTERVAL):
+            for name, spec in self.specs.items():
+                current = _snapshot(spec.watch_dir or spec.code_dir)
+                if current != snapshots[name]:
+                    snapshots[name] = current
+                    self._loop.call_soon_threadsafe(self._changed, name)
+
+    def _changed(self, name: str) -> None:
+        self.sink(name, "code changed: the next invocation starts a new environment", None)
+        self.pools[name].code_changed()
+
+    async def close(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*(pool.close() for pool in self.pools.values()), return_exceptions=True)
+        if self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        await self.runtime_api.close()
+
+
+WATCHED_SUFFIXES = (".py", ".js", ".mjs", ".cjs", ".json")
+
+
+def _snapshot(folder: Path) -> dict:
+    found = {}
+    try:
+        for path in folder.rglob("*"):
+            if path.suffix in WATCHED_SUFFIXES and "node_modules" not in path.parts and \
+                    "__pycache__" not in path.parts:
+                try:
+                    found[str(path)] = path.stat().st_mtime_ns
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    return found
+
+
+class FunctionInvoker:
+    """What the gateway calls: invoke(event dict) -> the decoded result, or raises FunctionError."""
+
+    def __init__(self, service: LambdaService, name: str):
+        self.service = service
+        self.name = name
+
+    async def invoke(self, event: dict, timeout_s: float | None = None):
+        payload = await self.service.invoke(self.name, json.dumps(event).encode())
+        try:
+            return json.loads(payload) if payload else None
+        except ValueError:
+            return payload.decode("utf-8", "replace")
