@@ -115,6 +115,7 @@ class Options:
     stage: str
     output: str
     debug: bool
+    stage_given: bool = True  # --stage or WSCTL_STAGE was set (a template's StageName yields otherwise)
 
     def target(self):
         from .. import stack as names
@@ -157,8 +158,11 @@ def root(
 ):
     if output not in ("text", "json", "jsonl"):
         raise typer.BadParameter("use text, json or jsonl", param_hint="--output")
+    from click.core import ParameterSource
+
     ctx.obj = Options(local=local, profile=profile, region=region, endpoint_url=endpoint_url, stack=stack,
-                      stage=stage, output=output, debug=debug)
+                      stage=stage, output=output, debug=debug,
+                      stage_given=ctx.get_parameter_source("stage") is not ParameterSource.DEFAULT)
     if debug:
         import logging
 

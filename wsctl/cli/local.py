@@ -38,36 +38,48 @@ def up(
     ctx: typer.Context,
     port: int = typer.Option(8080, "--port", "-p", help="Port for ws://, wss://, http:// and https:// (0: any free)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback unless you say otherwise)."),
+    template: str = typer.Option(None, "--template", "-t",
+                                 help="SAM or CloudFormation template (YAML or JSON) defining the API, its "
+                                      "functions and tables."),
+    parameter_overrides: list[str] = typer.Option(None, "--parameter-overrides",
+                                                  help="Template parameters, as SAM takes them: Key=Value "
+                                                       "(repeatable, or several in one quoted value)."),
     auth: str = typer.Option("jwt", "--auth", help="jwt (the authorizer, as deployed) or none (anonymous)."),
     source: str = typer.Option(None, "--source", help="Folder holding your own handler (default: bundled lambda_src)."),
     handler: str = typer.Option(None, "--handler", help="module.function in --source (e.g. app.handler)."),
+    runtime: str = typer.Option(None, "--runtime",
+                                help="Runtime of --handler: python3.x or nodejs*.x (default: from the file found)."),
     authorizer: str = typer.Option(None, "--authorizer", help="module.function of your REQUEST authorizer (--auth jwt)."),
     identity_source: list[str] = typer.Option(None, "--identity-source",
                                               help="Authorizer identity source, e.g. route.request.querystring.token "
                                                    "(repeatable; a missing one answers 401)."),
-    routes: str = typer.Option(None, "--routes", help="Route definition JSON (default: the bundled handler's)."),
+    routes: str = typer.Option(None, "--routes", help="Route file (JSON): routes, functions, authorizer, tables."),
     dynamodb_endpoint: str = typer.Option(None, "--dynamodb-endpoint",
                                           help="Use this DynamoDB (DynamoDB Local, dynalite, ...) instead of moto."),
-    env: list[str] = typer.Option(None, "--env", "-e", help="KEY=VALUE for the handler's environment (repeatable)."),
-    env_file: str = typer.Option(None, "--env-file", help="File of KEY=VALUE lines for the handler's environment."),
+    env: list[str] = typer.Option(None, "--env", "-e", help="KEY=VALUE for every function's environment (repeatable)."),
+    env_file: str = typer.Option(None, "--env-file", help="File of KEY=VALUE lines for every function's environment."),
     idle_timeout: float = typer.Option(600, "--idle-timeout", help="Seconds without data frames before 1001 (AWS: 600)."),
     max_duration: float = typer.Option(7200, "--max-duration", help="Connection lifetime cap in seconds (AWS: 7200)."),
-    integration_timeout: float = typer.Option(29, "--integration-timeout", help="Handler timeout in seconds (AWS: 29)."),
+    integration_timeout: float = typer.Option(29, "--integration-timeout",
+                                              help="API Gateway's integration timeout in seconds (AWS: 29)."),
     ttl_seconds: int = typer.Option(7500, "--ttl-seconds", help="Registry entry lifetime (CONNECTION_TTL_SECONDS)."),
     allow_client_broadcast: bool = typer.Option(False, "--allow-client-broadcast", help="Enable the broadcastAll route."),
-    workers: int = typer.Option(64, "--workers", help="Handler threads (concurrent invocations)."),
+    max_environments: int = typer.Option(None, "--max-environments",
+                                         help="Execution environments per function (concurrent invocations; "
+                                              "default 10 each)."),
+    aws_passthrough: bool = typer.Option(False, "--aws-passthrough",
+                                         help="Let functions reach real AWS (your credentials) for services the "
+                                              "emulator does not serve. Off: they get a local error."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-event log lines."),
-    network_management: bool = typer.Option(False, "--network-management",
-                                            help="Handlers reach the management API over TCP/TLS like any client "
-                                                 "(default: in-process, same requests and answers, no sockets)."),
     fault: list[str] = typer.Option(None, "--fault", help="Test option, KIND=SHARE: " + ", ".join(FAULT_KINDS)
                                                            + " (repeatable)."),
     fault_seed: int = typer.Option(None, "--fault-seed", help="Seed for --fault, for repeatable runs."),
 ):
-    """Start the local emulator: API Gateway, the handler, and an embedded DynamoDB."""
-    from ..apispec import check_auth, default_spec, load_spec
+    """Start the local emulator: API Gateway, the functions (Lambda), and an embedded DynamoDB."""
+    from ..apispec import check_auth
     from ..errors import UsageError
     from ..local import LocalOptions, parse_env_file, parse_env_pairs, run
+    from ..apispec.project import build_spec
 
     options = ctx.obj
     if not 0 <= port <= 65535:
@@ -76,24 +88,23 @@ def up(
                         ("--integration-timeout", integration_timeout)):
         if value <= 0:
             raise UsageError("%s must be positive" % name)
+    if max_environments is not None and not 1 <= max_environments <= 1000:
+        raise UsageError("--max-environments must be between 1 and 1000")
     check_auth(auth)
-    spec = load_spec(routes, auth) if routes else default_spec(auth)
-    if routes is None and source is not None:
-        from ..apispec import ApiSpec, Route
-
-        # Someone else's handler: every message goes to $default unless --routes says otherwise.
-        spec = ApiSpec(routes=(Route("$connect"), Route("$disconnect"), Route("$default", two_way=True)), auth=auth)
-    handler_env = parse_env_file(env_file) if env_file else {}
-    handler_env.update(parse_env_pairs(env or []))
     from .. import stack as names
 
-    run(LocalOptions(spec=spec, host=host, port=port, stage=names.check_stage(options.stage),
-                     stack=names.check_stack(options.stack), source=source, handler=handler, authorizer=authorizer,
-                     identity_sources=tuple(identity_source) if identity_source else ("route.request.header.Host",),
-                     dynamodb_endpoint=dynamodb_endpoint, env=handler_env, idle_timeout=idle_timeout,
-                     max_duration=max_duration, integration_timeout=integration_timeout, ttl_seconds=ttl_seconds,
-                     allow_client_broadcast=allow_client_broadcast, workers=workers, quiet=quiet,
-                     network_management=network_management,
+    stack = names.check_stack(options.stack)
+    spec = build_spec(template=template, parameter_overrides=parameter_overrides or [], routes=routes,
+                      source=source, handler=handler, runtime=runtime, authorizer=authorizer,
+                      identity_sources=tuple(identity_source or ()), auth=auth, stack=stack,
+                      ttl_seconds=ttl_seconds, allow_client_broadcast=allow_client_broadcast)
+    stage = options.stage if options.stage_given or not spec.stage else spec.stage
+    function_env = parse_env_file(env_file) if env_file else {}
+    function_env.update(parse_env_pairs(env or []))
+    run(LocalOptions(spec=spec, host=host, port=port, stage=names.check_stage(stage), stack=stack,
+                     dynamodb_endpoint=dynamodb_endpoint, env=function_env, idle_timeout=idle_timeout,
+                     max_duration=max_duration, integration_timeout=integration_timeout,
+                     max_environments=max_environments, aws_passthrough=aws_passthrough, quiet=quiet,
                      faults=parse_faults(fault or [], fault_seed)))
 
 

@@ -1,11 +1,12 @@
 """`wsctl local up`: the whole API on this machine.
 
-One process runs the gateway (aiohttp, one port for ws/wss and http/https)
-and the handler (from source, in threads); a second process runs moto's
-DynamoDB and SSM, unless --dynamodb-endpoint names another DynamoDB. The
-handler gets the environment `deploy` gives the Lambda function, plus
-AWS_ENDPOINT_URL_* and AWS_CA_BUNDLE so an unmodified handler's boto3 clients
-reach the local services.
+One process runs the gateway (aiohttp, one port for ws/wss and http/https),
+the Lambda service (functions in execution environments of their own, worker
+processes on the Runtime API) and Lambda's Invoke API; another runs moto's
+DynamoDB and SSM, unless --dynamodb-endpoint names another DynamoDB. Every
+function gets the environment Lambda gives it, local credentials, and
+AWS_ENDPOINT_URL_* pointing at the local services (every other service answers
+"not emulated"), so unmodified code reaches only this machine.
 """
 
 import asyncio
@@ -32,20 +33,14 @@ class LocalOptions:
     port: int = 8080
     stage: str = names.DEFAULT_STAGE
     stack: str = names.DEFAULT_STACK
-    source: str | None = None  # None: the bundled lambda_src
-    handler: str | None = None
-    authorizer: str | None = None
-    identity_sources: tuple = ("route.request.header.Host",)
     dynamodb_endpoint: str | None = None
-    env: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)  # added to every function's environment
     idle_timeout: float = 600.0
     max_duration: float = 7200.0
     integration_timeout: float = 29.0
-    ttl_seconds: int = 7500
-    allow_client_broadcast: bool = False
-    workers: int = 64
+    max_environments: int | None = None  # overrides every function's limit
+    aws_passthrough: bool = False  # functions may reach real AWS for services not emulated here
     quiet: bool = False
-    network_management: bool = False  # handlers reach @connections over sockets, not in-process
     faults: object = None
 
 
@@ -97,31 +92,46 @@ def _local_keyset(folder: Path) -> str:
         return keyset
 
 
-def _handler_locations(options: LocalOptions) -> tuple[Path, str, Path]:
-    """(folder on sys.path, module.function, folder to watch)."""
-    for option, value in (("--handler", options.handler), ("--authorizer", options.authorizer)):
-        if value is not None and not value.rpartition(".")[0]:
-            raise UsageError("%s must be module.function (e.g. app.handler), not %r" % (option, value))
-    if options.source is None:
-        import lambda_src
-
-        package = Path(lambda_src.__file__).resolve().parent
-        return package.parent, options.handler or "lambda_src.app.handler", package
-    source = Path(options.source).resolve()
-    if not source.is_dir():
-        raise UsageError("--source %s is not a folder" % options.source)
-    if not options.handler:
-        raise UsageError("--source needs --handler module.function (e.g. --handler app.handler)")
-    return source, options.handler, source
-
-
 def run(options: LocalOptions) -> None:
+    asyncio.run(_serve(options))
+
+
+def _sealed_environment(state_home: Path, passthrough: bool) -> dict:
+    """What stands in for a function's credentials: local ones that reach nothing real, and no
+    AWS config file (a profile could name an endpoint or a credential process). With
+    --aws-passthrough, the operator's own AWS settings instead."""
+    if passthrough:
+        return {k: v for k, v in os.environ.items()
+                if k.startswith("AWS_") and not k.startswith("AWS_ENDPOINT_URL") and k != "AWS_CA_BUNDLE"}
+    return {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
+            "AWS_CONFIG_FILE": str(state_home / "sealed" / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(state_home / "sealed" / "credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def _functions(options: LocalOptions) -> list:
+    from dataclasses import replace
+
+    functions = []
+    for function in options.spec.functions:
+        changes = {"environment": {**function.environment, **options.env}}
+        if options.max_environments:
+            changes["max_environments"] = options.max_environments
+        functions.append(replace(function, **changes))
+    return functions
+
+
+def _sink(quiet: bool):
+    """Each function's log line, prefixed with the function's name; -q drops the per-invocation
+    START/END/REPORT lines but never what a function itself prints."""
     import sys
 
-    # Handler threads share the GIL with the event loop; a shorter switch interval (default
-    # 5 ms) keeps a busy handler from holding socket I/O back that long (relay p99).
-    sys.setswitchinterval(0.001)
-    asyncio.run(_serve(options))
+    def sink(function: str, line: str, invocation) -> None:
+        if quiet and line.startswith(("START RequestId:", "END RequestId:", "REPORT RequestId:")):
+            return
+        sys.stdout.write("[%s] %s\n" % (function, line))
+        sys.stdout.flush()
+    return sink
 
 
 async def _serve(options: LocalOptions) -> None:
@@ -130,78 +140,68 @@ async def _serve(options: LocalOptions) -> None:
     from .. import render
     from . import dynamo, listener
     from .events import api_id_for
+    from .functions import LambdaService
+    from .functions.invoke_api import InvokeApi
     from .gateway import Faults, Gateway, GatewayConfig
-    from .invoker import Invoker
 
-    source_dir, handler, watch_dir = _handler_locations(options)
-    jwt_auth = options.spec.auth == "jwt"
-    if jwt_auth and options.source is not None and not options.authorizer:
-        raise UsageError("--auth jwt with your own --handler needs --authorizer module.function (or --auth none)")
+    spec = options.spec
     state_home = home()
     state_home.mkdir(parents=True, exist_ok=True, mode=0o700)
     sock = listener.bind(options.host, options.port)  # fail fast on a taken port, before anything starts
+    lambda_sock = listener.bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     advertised = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
     origin = "%s:%d" % (("[%s]" % advertised) if ":" in advertised else advertised, port)
-    cert, key = listener.make_certificate(state_home / "tls", [advertised])
+    api_id = api_id_for(options.stack)
+    # The API's AWS host name too: a handler that builds https://{apiId}.execute-api.{region}.
+    # amazonaws.com/{stage} is pointed here (see the runtimes' host map) and must trust it.
+    aws_host = "%s.execute-api.%s.amazonaws.com" % (api_id, REGION)
+    cert, key = listener.make_certificate(state_home / "tls", [advertised, aws_host])
     bundle = listener.ca_bundle(state_home / "tls", cert)
 
-    table = names.table_name(options.stack)
     moto = dynamo.EmbeddedMoto(state_home / "moto.log")
     started = time.monotonic()
+    service = None
+    lambda_runner = None
     try:
         aws_endpoint = await asyncio.to_thread(moto.start)
         ddb_endpoint = options.dynamodb_endpoint or aws_endpoint
-        note = await asyncio.to_thread(dynamo.prepare_table, ddb_endpoint, table, REGION)
-        keyset = _local_keyset(state_home) if jwt_auth else None
-        if jwt_auth:
+        notes = []
+        for table in spec.tables:
+            note = await asyncio.to_thread(dynamo.prepare_table, ddb_endpoint, table, REGION)
+            if note and note not in notes:
+                notes.append(note)
+        keyset = None
+        if spec.bundled and spec.auth == "jwt":
+            keyset = _local_keyset(state_home)
             await asyncio.to_thread(dynamo.put_keyset, aws_endpoint, names.signing_key_param(options.stack),
                                     keyset, REGION)
         stage_path = "%s/%s" % (origin, options.stage)
-        env = names.handler_environment(options.stack, options.spec.auth, options.ttl_seconds,
-                                        options.allow_client_broadcast)
-        env.update({
-            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-            "AWS_ENDPOINT_URL_DYNAMODB": ddb_endpoint, "AWS_ENDPOINT_URL_SSM": aws_endpoint,
-            "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI": "http://" + stage_path,
-            "AWS_CA_BUNDLE": str(bundle),
-            "AWS_LAMBDA_FUNCTION_NAME": names.function_name(options.stack),
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12", "LAMBDA_TASK_ROOT": str(source_dir),
-            "AWS_LAMBDA_LOG_GROUP_NAME": names.log_group(options.stack),
-        })
-        if "AWS_ACCESS_KEY_ID" not in os.environ and not (options.dynamodb_endpoint or "").endswith("amazonaws.com"):
-            env.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
-        env.update(options.env)  # the user's own settings win
-        os.environ.update(env)  # this process is the handler's "container"
-        loopback = None
-        if not options.network_management:  # before the handler is imported: it may make clients then
-            from .loopback import Loopback
+        lambda_url = "http://127.0.0.1:%d" % lambda_sock.getsockname()[1]
+        endpoints = {"DYNAMODB": ddb_endpoint, "SSM": aws_endpoint, "LAMBDA": lambda_url,
+                     "APIGATEWAYMANAGEMENTAPI": "http://" + stage_path}
+        if not options.aws_passthrough:
+            endpoints[""] = lambda_url  # every other service: the sealed answer
+        platform_env = _sealed_environment(state_home, options.aws_passthrough)
+        platform_env["_WSCTL_HOST_MAP"] = "%s=127.0.0.1:%d" % (aws_host, port)
+        service = LambdaService(_functions(options), state_home, REGION, endpoints=endpoints,
+                                sink=_sink(options.quiet), credentials=platform_env, ca_bundle=str(bundle),
+                                watch=True)
+        await service.start()
+        invoke_api = InvokeApi(service, options.aws_passthrough,
+                               log=lambda text: service.sink("lambda", text, None))
+        lambda_runner = web.AppRunner(invoke_api.app(), handle_signals=False, access_log=None)
+        await lambda_runner.setup()
+        await web.SockSite(lambda_runner, lambda_sock).start()
 
-            loopback = Loopback(asyncio.get_running_loop(), port, [advertised])
-            loopback.install()
-
-        function = names.function_name(options.stack)
-        invoker = Invoker(source_dir, handler, watch_dir, function, REGION, options.integration_timeout, options.workers)
-        invoker.check_loadable()
-        authorizer_invoker = None
-        if jwt_auth:
-            authorizer_invoker = invoker if not options.authorizer else Invoker(
-                source_dir, options.authorizer, watch_dir, function, REGION, options.integration_timeout, 8)
-            authorizer_invoker.check_loadable()
-        invoker.start_watching()
-        if authorizer_invoker is not None and authorizer_invoker is not invoker:
-            authorizer_invoker.start_watching()
-
-        api_id = api_id_for(options.stack)
-        config = GatewayConfig(stage=options.stage, api_id=api_id, region=REGION, spec=options.spec,
-                               identity_sources=tuple(options.identity_sources),
+        invokers = {route.key: service.invoker(route.function) for route in spec.routes if route.function}
+        authorizer = service.invoker(spec.authorizer.function) if spec.authorizer else None
+        config = GatewayConfig(stage=options.stage, api_id=api_id, region=REGION, spec=spec,
+                               identity_sources=spec.authorizer.identity_sources if spec.authorizer else (),
                                idle_timeout=options.idle_timeout, max_duration=options.max_duration,
                                integration_timeout=options.integration_timeout,
                                faults=options.faults or Faults(), quiet=options.quiet)
-        gateway = Gateway(config, invoker, authorizer_invoker)
-        if loopback is not None:
-            loopback.gateway = gateway
+        gateway = Gateway(config, invokers, authorizer)
         runner = web.AppRunner(gateway.app(), handle_signals=False, access_log=None)
         await runner.setup()
         sniffer = listener.SniffingListener(sock, runner.server, listener.server_context(cert, key))
@@ -209,10 +209,19 @@ async def _serve(options: LocalOptions) -> None:
             "pid": os.getpid(), "stack": options.stack, "stage": options.stage, "region": REGION, "api_id": api_id,
             "ws_url": "ws://" + stage_path, "wss_url": "wss://" + stage_path,
             "management_endpoint": "http://" + stage_path, "tls_management_endpoint": "https://" + stage_path,
+            "lambda_endpoint": lambda_url,
             "dynamodb_endpoint": ddb_endpoint, "backend": "external" if options.dynamodb_endpoint else "moto",
-            "aws_endpoint": aws_endpoint, "table": table, "auth": options.spec.auth, "ca_bundle": str(bundle),
-            "source": str(watch_dir), "handler": handler, "started": time.time(),
+            "aws_endpoint": aws_endpoint, "auth": spec.auth, "ca_bundle": str(bundle),
+            "origin": spec.origin, "bundled": spec.bundled, "started": time.time(),
+            "functions": [{"name": f.name, "runtime": f.runtime, "handler": f.handler, "code": str(f.code_dir),
+                           "timeout": f.timeout_s, "memory": f.memory_mb} for f in service.specs.values()],
+            "routes": {route.key: route.function for route in spec.routes if route.function},
+            "authorizer": spec.authorizer.function if spec.authorizer else None,
+            "tables": [t.name for t in spec.tables],
+            "not_emulated": list(spec.not_emulated), "aws_passthrough": options.aws_passthrough,
         }
+        if spec.bundled:
+            state["table"] = spec.tables[0].name
         # Ctrl-C handling is in place before the state file says we are ready: a stop
         # requested right after start-up still closes sockets, runs $disconnect, exits 0.
         stop = asyncio.Event()
@@ -223,7 +232,7 @@ async def _serve(options: LocalOptions) -> None:
             state["keyset"] = keyset
         # The banner (and its warnings) first: the state file is the signal that start-up is
         # complete, so whoever waits for it can read everything start-up printed.
-        _panel(state, note, options, time.monotonic() - started)
+        _panel(state, notes, options, time.monotonic() - started)
         write_local_state(state)
 
         await stop.wait()
@@ -232,18 +241,24 @@ async def _serve(options: LocalOptions) -> None:
         await gateway.shutdown()
         sniffer.close()
         await runner.cleanup()
-        invoker.close()
+        await invoke_api.close()
     finally:
+        if service is not None:
+            await service.close()
+        if lambda_runner is not None:
+            await lambda_runner.cleanup()
         sock.close()
+        lambda_sock.close()
         moto.stop()
         remove_local_state(os.getpid())
 
 
-def _panel(state: dict, note: str, options: LocalOptions, seconds: float) -> None:
+def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
     from .. import render
+    from .functions import runtimes
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -253,14 +268,43 @@ def _panel(state: dict, note: str, options: LocalOptions, seconds: float) -> Non
     rows = [
         ("WebSocket URL", "%s  (also %s)" % (state["ws_url"], state["wss_url"])),
         ("management API", "%s  (also %s)" % (state["management_endpoint"], state["tls_management_endpoint"])),
+        ("Lambda API", "%s  (Invoke; every other AWS service %s)" % (
+            state["lambda_endpoint"], "reaches real AWS (--aws-passthrough)" if state["aws_passthrough"]
+            else "answers 'not emulated': functions are sealed from real AWS")),
         ("DynamoDB", "%s  %s" % (state["dynamodb_endpoint"], backend)),
-        ("table", state["table"]),
-        ("handler", "%s from %s (reloaded on change)" % (state["handler"], state["source"])),
-        ("auth", "JWT authorizer on $connect" if state["auth"] == "jwt" else "none: anonymous connections"),
-        ("connect", "wsctl --local connect --user alice" if state["auth"] == "jwt" else "wsctl --local connect"),
+        ("API", state["origin"]),
     ]
-    if note:
+    by_function: dict = {}
+    for key, function in state["routes"].items():
+        by_function.setdefault(function, []).append(key)
+    for function in state["functions"]:
+        routes = by_function.get(function["name"], [])
+        if state["authorizer"] == function["name"]:
+            routes = ["authorizer"] + routes
+        rows.append(("function", "%s  %s %s  (%s)" % (
+            function["name"], function["runtime"], function["handler"],
+            ", ".join(routes) if len(routes) <= 4 else "%s and %d more routes" % (", ".join(routes[:3]),
+                                                                               len(routes) - 3))))
+    for table in state["tables"]:
+        rows.append(("table", table))
+    if state["not_emulated"]:
+        rows.append(("not emulated", ", ".join(state["not_emulated"])))
+    if state["bundled"]:
+        rows.append(("auth", "JWT authorizer on $connect" if state["auth"] == "jwt" else "none: anonymous connections"))
+        rows.append(("connect", "wsctl --local connect --user alice" if state["auth"] == "jwt"
+                     else "wsctl --local connect"))
+    seen = set()
+    for function in state["functions"]:
+        note = runtimes.version_note(function["runtime"])
+        if note and note not in seen:
+            seen.add(note)
+            rows.append(("note", note))
+    for note in notes:
         rows.append(("note", note))
+    faults = options.faults
+    if faults is not None and (faults.management or faults.handler_error or faults.handler_timeout
+                               or faults.disconnect_loss):
+        rows.append(("faults", "injected: see --fault"))
     for key, value in rows:
         grid.add_row(key, value)
     render.console().print(Panel(grid, title="wsctl local emulator: stage %s, ready in %.1f s" % (

@@ -61,4 +61,11 @@ def decide(result, method_arn: str) -> dict:
     if not isinstance(context, dict) or not all(
             isinstance(v, (str, int, float, bool)) for v in context.values()):
         raise Refused(500, "authorizer context values must be strings, numbers or booleans")
-    return {"principalId": result["principalId"], **context}
+    # API Gateway hands every context value on as a string: true -> "true", 42 -> "42".
+    return {"principalId": result["principalId"], **{k: _string(v) for k, v in context.items()}}
+
+
+def _string(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

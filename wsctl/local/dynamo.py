@@ -9,8 +9,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lambda_src import keys
-
 from ..errors import WsctlError
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
@@ -66,24 +64,27 @@ def client(service: str, endpoint: str, region: str):
                         **LOCAL_CREDENTIALS)
 
 
-def prepare_table(endpoint: str, table: str, region: str) -> str:
-    """Create the registry table (from the one key-schema definition) if it is missing; TTL on.
+def prepare_table(endpoint: str, table, region: str) -> str:
+    """Create a table of the API (a TableSpec) if it is missing, with TTL on its attribute.
     Returns a note for the start-up panel when the server lacks TTL support."""
     ddb = client("dynamodb", endpoint, region)
     try:
-        ddb.create_table(**keys.table_definition(table))
-        ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
+        ddb.create_table(**table.create_args)
+        ddb.get_waiter("table_exists").wait(TableName=table.name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
     except ddb.exceptions.ResourceInUseException:
         pass
     except Exception as error:
         from ..aws import describe
 
-        raise WsctlError("cannot create table %s at %s: %s" % (table, endpoint, describe(error) or error)) from None
+        raise WsctlError("cannot create table %s at %s: %s" % (table.name, endpoint, describe(error) or error)) \
+            from None
+    if not table.ttl_attribute:
+        return ""
     try:
-        status = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"].get("TimeToLiveStatus")
+        status = ddb.describe_time_to_live(TableName=table.name)["TimeToLiveDescription"].get("TimeToLiveStatus")
         if status not in ("ENABLED", "ENABLING"):
-            ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={
-                "Enabled": True, "AttributeName": keys.TTL_ATTRIBUTE})
+            ddb.update_time_to_live(TableName=table.name, TimeToLiveSpecification={
+                "Enabled": True, "AttributeName": table.ttl_attribute})
     except Exception:
         return "this DynamoDB has no TTL support; readers filter expired items anyway"
     return ""

@@ -26,8 +26,8 @@ from aiohttp.http_websocket import WebSocketError
 from ..apispec import ApiSpec
 from . import authorizer as authz
 from . import events, routing, sigv4
-from .invoker import HandlerFailed, HandlerTimedOut, Invoker
-from .sockets import MAX_FRAME, BadRequestLog, Connection, GatewaySocket
+from .functions import FunctionError
+from .sockets import MAX_FRAME, BadRequestLog, Connection, GatewaySocket, send_fragmented
 
 MAX_MESSAGE = 128 * 1024
 MAX_URL = 4096
@@ -96,25 +96,44 @@ def _error(status: int, error_type: str, message: str) -> tuple[int, dict, bytes
         json.dumps({"message": message}).encode()
 
 
+def _frame_size(data) -> int:
+    if isinstance(data, bytes) or len(data) * 4 <= MAX_FRAME:  # a str: at most 4 bytes a character
+        return len(data)
+    return len(data.encode())
+
+
 def forbidden() -> web.Response:
     status, headers, body = _error(403, "ForbiddenException", "Forbidden")
     return web.Response(status=status, headers=headers, body=body)
 
 
+class IntegrationTimedOut(Exception):
+    """The integration did not answer within API Gateway's timeout (29 s): the function may still run."""
+
+
 class Gateway:
-    def __init__(self, config: GatewayConfig, invoker: Invoker, authorizer: Invoker | None = None, log=None):
+    def __init__(self, config: GatewayConfig, invokers: dict, authorizer=None, log=None):
+        """`invokers` maps each route key to what runs it (`invoke(event) -> result`, raising
+        FunctionError); `authorizer` runs the REQUEST authorizer on $connect."""
         self.config = config
-        self.invoker = invoker
+        self.invokers = invokers
         self.authorizer = authorizer
         self.connections: dict[str, Connection] = {}
-        self.route_keys = frozenset(config.spec.keys)
+        self.route_keys = frozenset(k for k in config.spec.keys if k in invokers)
         self.two_way = frozenset(r.key for r in config.spec.routes if r.two_way)
         self.method_arn = events.method_arn(config.region, config.api_id, config.stage)
         self.log = log or self._print
         self.tasks: set = set()
         self.disconnects: set = set()
-        self.stats = {"connects": 0, "refused": 0, "messages": 0, "posts": 0, "handler_errors": 0}
         self._sweeper = None
+
+    async def _integrate(self, route: str, event: dict):
+        """Invoke a route's integration within the integration timeout."""
+        try:
+            async with asyncio.timeout(self.config.integration_timeout):
+                return await self.invokers[route].invoke(event)
+        except TimeoutError:
+            raise IntegrationTimedOut() from None
 
     # -- the aiohttp application ------------------------------------------------
     def app(self) -> web.Application:
@@ -197,13 +216,15 @@ class Gateway:
             event = events.connect_event(origin, int(time.time() * 1000), req_id)
             status, protocol = await self._run_connect(event)
             if not 200 <= status < 300:
-                self.stats["refused"] += 1
                 self.log("$connect", origin.connection_id, status, (time.perf_counter() - started) * 1000)
                 return web.Response(status=status)
         # Compression off: API Gateway does not negotiate permessage-deflate [infer].
         ws = GatewaySocket(protocols=(protocol,) if protocol else (), max_msg_size=self.config.max_message + 1,
                            autoping=True, autoclose=False, compress=False, timeout=5.0)
         ws.max_frame = self.config.max_frame
+        # API Gateway passes on whatever subprotocol $connect chose, offered or not (a client
+        # then fails the handshake, as RFC 6455 says it must).
+        ws.chosen_protocol = protocol
         try:
             await ws.prepare(request)
         except (ConnectionError, RuntimeError):
@@ -216,37 +237,36 @@ class Gateway:
             return web.Response(status=400, text="the client left during the handshake")
         connection = Connection(ws, origin, request.transport)
         self.connections[origin.connection_id] = connection
-        self.stats["connects"] += 1
         self.log("$connect", origin.connection_id, 101, (time.perf_counter() - started) * 1000)
         await self._read(connection)
         await ws.lingered()  # the handler's return closes the socket
         return ws
 
     async def _authorize(self, request, origin) -> web.Response | None:
-        if self.config.spec.auth != "jwt" or self.authorizer is None:
+        if self.authorizer is None:
             return None
         started = time.perf_counter()
         for source in self.config.identity_sources:  # any missing source: 401 without invoking
             kind, _, name = source.partition("route.request.")[2].partition(".")
             value = request.headers.get(name) if kind == "header" else request.query.get(name) if kind == "querystring" else "x"
             if not value:
-                self.stats["refused"] += 1
                 self.log("$connect(auth)", origin.connection_id, 401, 0.0)
                 return web.Response(status=401, text='{"message":"Unauthorized"}', content_type="application/json")
         event = events.authorizer_event(origin, self.method_arn, int(time.time() * 1000), events.request_id())
         status = 500
         try:
-            result = await self.authorizer.invoke(event, self.config.integration_timeout)
+            async with asyncio.timeout(self.config.integration_timeout):
+                result = await self.authorizer.invoke(event)
             origin.authorizer = authz.decide(result, self.method_arn)
             origin.authorizer["integrationLatency"] = int((time.perf_counter() - started) * 1000)
             return None
-        except HandlerFailed as failed:
-            status = 401 if str(failed.error) == "Unauthorized" else 500
-        except HandlerTimedOut:
+        except FunctionError as failed:
+            # An authorizer refuses with the error message "Unauthorized" (any runtime's way of raising it).
+            status = 401 if failed.error_message == "Unauthorized" else 500
+        except TimeoutError:
             status = 500
         except authz.Refused as refused:
             status = refused.status
-        self.stats["refused"] += 1
         self.log("$connect(auth)", origin.connection_id, status, (time.perf_counter() - started) * 1000)
         message = {401: "Unauthorized", 403: "Forbidden"}.get(status, "Internal server error")
         return web.Response(status=status, text=json.dumps({"message": message}), content_type="application/json")
@@ -258,11 +278,10 @@ class Gateway:
         if faults.hit(faults.handler_timeout):
             return 504, None
         try:
-            result = await self.invoker.invoke(event, self.config.integration_timeout)
-        except HandlerFailed:
-            self.stats["handler_errors"] += 1
+            result = await self._integrate("$connect", event)
+        except FunctionError:
             return 502, None
-        except HandlerTimedOut:
+        except IntegrationTimedOut:
             return 504, None
         if not isinstance(result, dict):
             return 200, None
@@ -321,15 +340,15 @@ class Gateway:
         event = events.disconnect_event(connection.origin, code, reason, int(time.time() * 1000), events.request_id())
         status = code
         try:
-            await self.invoker.invoke(event, self.config.integration_timeout)  # its result is ignored, as on AWS
-        except (HandlerFailed, HandlerTimedOut) as error:
-            status = "error:%s" % type(error).__name__
-            self.stats["handler_errors"] += 1
+            await self._integrate("$disconnect", event)  # its result is ignored, as on AWS
+        except FunctionError as error:
+            status = "error:%s" % error.error_type
+        except IntegrationTimedOut:
+            status = "error:timeout"
         self.log("$disconnect", connection.id, status, (time.perf_counter() - started) * 1000)
 
     async def _message(self, connection: Connection, text: str) -> None:
         started = time.perf_counter()
-        self.stats["messages"] += 1
         req_id = events.request_id()
         route = routing.select(self.config.spec.route_selection_expression, text, self.route_keys)
         if route is None:
@@ -342,15 +361,14 @@ class Gateway:
         outcome = 200
         try:
             if faults.hit(faults.handler_error):
-                raise HandlerFailed(RuntimeError("injected fault"))
+                raise FunctionError("Injected.Fault", "injected fault")
             if faults.hit(faults.handler_timeout):
-                raise HandlerTimedOut()
-            result = await self.invoker.invoke(event, self.config.integration_timeout)
-        except HandlerFailed:
-            self.stats["handler_errors"] += 1
+                raise IntegrationTimedOut()
+            result = await self._integrate(route, event)
+        except FunctionError:
             outcome = "Internal server error"
             await self._send(connection, events.error_frame(outcome, connection.id, req_id))
-        except HandlerTimedOut:
+        except IntegrationTimedOut:
             outcome = "Endpoint request timed out"
             await self._send(connection, events.error_frame(outcome, connection.id, req_id))
         else:
@@ -369,7 +387,9 @@ class Gateway:
         if ws.closed or connection.close is not None:
             return False
         try:
-            if isinstance(data, str):
+            if _frame_size(data) > MAX_FRAME:
+                send_fragmented(ws, data)  # API Gateway fragments messages over 32 KB
+            elif isinstance(data, str):
                 await ws.send_str(data)
             else:
                 await ws.send_bytes(data)
@@ -461,7 +481,6 @@ class Gateway:
             if not delivered:
                 return _error(410, "GoneException", "")
             connection.last_active = time.time()
-            self.stats["posts"] += 1
             return 200, {}, b""
         if connection is None:
             return _error(410, "GoneException", "")

@@ -97,6 +97,13 @@ class BadRequestLog(logging.Filter):
 
 class GatewaySocket(web.WebSocketResponse):
     max_frame = MAX_FRAME
+    chosen_protocol = None  # the subprotocol $connect returned, sent whether or not it was offered
+
+    def _handshake(self, request):
+        headers, protocol, compress, notakeover = super()._handshake(request)
+        if self.chosen_protocol:
+            headers["Sec-WebSocket-Protocol"] = protocol = self.chosen_protocol
+        return headers, protocol, compress, notakeover
 
     def _post_start(self, request, protocol, writer):
         handler = request.protocol
@@ -172,3 +179,30 @@ class Connection:
         if transport is None or transport.is_closing():
             return False
         return transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+
+
+def _frame_header(first: bool, last: bool, opcode: int, length: int) -> bytes:
+    head = (0x80 if last else 0) | (opcode if first else 0)  # continuation frames carry opcode 0
+    if length < 126:
+        return bytes((head, length))
+    if length < 1 << 16:
+        return bytes((head, 126)) + length.to_bytes(2, "big")
+    return bytes((head, 127)) + length.to_bytes(8, "big")
+
+
+def fragments(data: bytes, opcode: int, size: int = MAX_FRAME) -> list[bytes]:
+    """A message over `size` as API Gateway sends it: frames of at most 32 KB (pure)."""
+    chunks = [data[i:i + size] for i in range(0, len(data), size)] or [b""]
+    return [_frame_header(i == 0, i == len(chunks) - 1, opcode, len(chunk)) + chunk
+            for i, chunk in enumerate(chunks)]
+
+
+def send_fragmented(ws: web.WebSocketResponse, data: str | bytes) -> None:
+    """Write one message as 32 KB fragments straight to the transport (aiohttp's writer always
+    sets FIN). The socket is uncompressed, so its writer keeps no state these frames would break."""
+    opcode = 0x1 if isinstance(data, str) else 0x2
+    payload = data.encode() if isinstance(data, str) else data
+    transport = ws._req.transport if ws._req is not None else None
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("Connection lost")
+    transport.write(b"".join(fragments(payload, opcode)))

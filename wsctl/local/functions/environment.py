@@ -80,8 +80,12 @@ class Environment:
             line = await stream.readline()
             if not line:
                 return
-            text = line.decode("utf-8", "replace").rstrip("\n")
-            self.sink(self.spec.name, text, self.current)
+            self.emit(line.decode("utf-8", "replace").rstrip("\n"), self.current)
+
+    def emit(self, line: str, invocation: "Invocation | None") -> None:
+        if invocation is not None:
+            invocation.log.append(line)
+        self.sink(self.spec.name, line, invocation)
 
     async def _watch(self) -> None:
         self.returncode = await self.process.wait()
@@ -166,7 +170,7 @@ class Environment:
         started = time.perf_counter()
         cold = not self.init_reported
         self.init_reported = True
-        self.sink(self.spec.name, logs.start_line(invocation.request_id), invocation)
+        self.emit(logs.start_line(invocation.request_id), invocation)
         outcome = None
         timeout_ms = None
         try:
@@ -179,8 +183,7 @@ class Environment:
                 self.kill()
                 outcome = "timeout"
                 timeout_ms = int(invocation.timeout_s * 1000)
-                self.sink(self.spec.name, logs.timeout_line(invocation.request_id, time.perf_counter() - started),
-                          invocation)
+                self.emit(logs.timeout_line(invocation.request_id, time.perf_counter() - started), invocation)
                 raise errors.timed_out(invocation.request_id, invocation.timeout_s) from None
             except errors.FunctionError as failure:
                 if failure.error_type == "Runtime.ExitError":
@@ -188,8 +191,8 @@ class Environment:
                 raise
         finally:
             duration = (time.perf_counter() - started) * 1000
-            self.sink(self.spec.name, logs.end_line(invocation.request_id), invocation)
-            self.sink(self.spec.name, logs.report_line(
+            self.emit(logs.end_line(invocation.request_id), invocation)
+            self.emit(logs.report_line(
                 invocation.request_id, duration, self.spec.memory_mb, self.max_memory_mb(),
                 self.init_ms if cold else None, timeout_ms, outcome), invocation)
             invocation.answered = True

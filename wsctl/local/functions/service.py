@@ -186,7 +186,13 @@ class LambdaService:
                                 trace_id=trace_id, client_context=client_context)
         if log is not None:
             invocation.log = log
-        return await pool.invoke(invocation)
+        # A caller that stops waiting (API Gateway's 29 s) does not stop the function: it runs on
+        # to its own timeout in its environment, which stays busy until then, as on Lambda.
+        task = asyncio.ensure_future(pool.invoke(invocation))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(_consume)
+        return await asyncio.shield(task)
 
     def invoker(self, name: str) -> "FunctionInvoker":
         return FunctionInvoker(self, name)
@@ -211,6 +217,11 @@ class LambdaService:
         if self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
         await self.runtime_api.close()
+
+
+def _consume(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()  # a result nobody waits for any more is not an "unretrieved" error
 
 
 WATCHED_SUFFIXES = (".py", ".js", ".mjs", ".cjs", ".json")

@@ -214,7 +214,30 @@ def handle(runtime: Runtime, handler, headers, body: bytes) -> None:
     runtime.respond(request_id, payload, result_type)
 
 
+def map_hosts(spec: str) -> None:
+    """Send the API's AWS host name (https://{apiId}.execute-api.{region}.amazonaws.com) to the
+    emulator: a handler that builds its management endpoint from the API id reaches it too. TLS
+    still checks that name (the emulator's certificate carries it)."""
+    import socket
+
+    table = {}
+    for entry in filter(None, spec.split(",")):
+        name, _, address = entry.partition("=")
+        host, _, port = address.rpartition(":")
+        table[name.lower()] = (host, int(port))
+    original = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        target = table.get(host.lower()) if isinstance(host, str) else None
+        if target is not None:
+            return original(target[0], target[1], *args, **kwargs)
+        return original(host, port, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
+
+
 def main() -> None:
+    map_hosts(os.environ.pop("_WSCTL_HOST_MAP", ""))
     root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
     sys.path.insert(0, root)
     runtime = Runtime(os.environ["AWS_LAMBDA_RUNTIME_API"])

@@ -1,0 +1,92 @@
+"""Which description of the API `wsctl local up` runs: a template, a route file, a handler
+given on the command line, or wsctl's own API (in that order of precedence)."""
+
+import sys
+from pathlib import Path
+
+from .. import stack as names
+from ..errors import UsageError
+from .bundled import default_spec
+from .model import ApiSpec, Authorizer, FunctionSpec, Route
+from .routefile import load_spec
+
+HOST_IDENTITY = ("route.request.header.Host",)
+
+
+def guess_runtime(source: Path, handler: str) -> str:
+    """python3.x or nodejs*.x from the handler's file: app.handler -> app.py, app.mjs, app.js, ..."""
+    module = handler.rpartition(".")[0]
+    base = source / module.replace(".", "/")
+    for suffix, runtime in ((".py", "python%d.%d" % sys.version_info[:2]), (".mjs", "nodejs"), (".cjs", "nodejs"),
+                            (".js", "nodejs")):
+        if base.with_name(base.name + suffix).exists() or \
+                (suffix == ".js" and (source / (module + suffix)).exists()):
+            if runtime == "nodejs":
+                from ..local.functions.runtimes import local_node_major
+
+                return "nodejs%sx" % ("%d." % (local_node_major() or 20))
+            return runtime
+    raise UsageError("--handler %s: found no %s.py, .mjs, .cjs or .js in %s (or say --runtime)"
+                     % (handler, module, source))
+
+
+def _cli_function(name: str, source: Path, handler: str, runtime: str | None, option: str) -> FunctionSpec:
+    if not handler.rpartition(".")[0]:
+        raise UsageError("%s must be module.function (e.g. app.handler), not %r" % (option, handler))
+    return FunctionSpec(name=name, runtime=runtime or guess_runtime(source, handler), code_dir=source,
+                        handler=handler, timeout_s=29.0)
+
+
+def build_spec(*, template: str | None, parameter_overrides: list[str], routes: str | None, source: str | None,
+               handler: str | None, runtime: str | None, authorizer: str | None, identity_sources: tuple,
+               auth: str, stack: str, ttl_seconds: int, allow_client_broadcast: bool) -> ApiSpec:
+    if template is not None:
+        if source or handler or routes or authorizer:
+            raise UsageError("--template defines the functions and routes: drop --source, --handler, --routes "
+                             "and --authorizer")
+        from .template import load_template, parse_parameter_overrides
+
+        return load_template(template, parse_parameter_overrides(parameter_overrides), stack_name=stack)
+    if parameter_overrides:
+        raise UsageError("--parameter-overrides needs --template")
+    if source is None and (handler or authorizer or runtime):
+        raise UsageError("--handler, --authorizer and --runtime need --source FOLDER")
+    if source is None and routes is None:
+        spec = default_spec(auth, stack, ttl_seconds, allow_client_broadcast)
+        if identity_sources and spec.authorizer:
+            spec = _with_authorizer(spec, Authorizer(spec.authorizer.function, identity_sources))
+        return spec
+    cli_functions, default, cli_authorizer = [], None, None
+    if source is not None:
+        folder = Path(source).resolve()
+        if not folder.is_dir():
+            raise UsageError("--source %s is not a folder" % source)
+        if handler is None and routes is None:
+            raise UsageError("--source needs --handler module.function (e.g. --handler app.handler)")
+        if handler is not None:
+            default = names.function_name(stack)
+            cli_functions.append(_cli_function(default, folder, handler, runtime, "--handler"))
+        if authorizer is not None:
+            name = names.function_name(stack) + "-authorizer"
+            cli_functions.append(_cli_function(name, folder, authorizer, runtime, "--authorizer"))
+            cli_authorizer = Authorizer(name, identity_sources or HOST_IDENTITY)
+    if routes is not None:
+        spec = load_spec(routes, auth, tuple(cli_functions), default, cli_authorizer)
+        missing = [r.key for r in spec.routes if r.function is None]
+        if missing:
+            raise UsageError("route file %s: route %s names no function (add \"function\", or give --source and "
+                             "--handler for routes without one)" % (routes, missing[0]))
+        return spec
+    if auth == "jwt" and cli_authorizer is None:
+        raise UsageError("--auth jwt with your own --handler needs --authorizer module.function (or --auth none)")
+    # Someone else's handler: every message goes to $default unless --routes says otherwise.
+    route_list = (Route("$connect", function=default), Route("$disconnect", function=default),
+                  Route("$default", two_way=True, function=default))
+    return ApiSpec(routes=route_list, auth=auth, functions=tuple(cli_functions), authorizer=cli_authorizer,
+                   origin="%s from %s" % (handler, source))
+
+
+def _with_authorizer(spec: ApiSpec, authorizer: Authorizer) -> ApiSpec:
+    from dataclasses import replace
+
+    return replace(spec, authorizer=authorizer)

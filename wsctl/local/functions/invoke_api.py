@@ -1,0 +1,146 @@
+"""Lambda's Invoke API for every function the emulator runs, and a sealed answer for every
+AWS service it does not emulate.
+
+Functions get this server as AWS_ENDPOINT_URL_LAMBDA and, unless the operator
+opts in to real AWS, as AWS_ENDPOINT_URL: a call to any other service then
+gets an error naming the service and operation instead of reaching a real
+account with whatever credentials it found.
+"""
+
+import asyncio
+import base64
+import json
+import re
+import urllib.parse
+import uuid
+
+from aiohttp import web
+
+from .errors import FunctionError
+
+# FunctionName forms: name, name:qualifier, partial ARN, full ARN (reference §6.2).
+_NAME = re.compile(r"^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:[a-z]{2}(?:-gov)?-[a-z]+-\d{1}:)?(?:\d{12}:)?"
+                   r"(?:function:)?([a-zA-Z0-9-_\.]+)(?::(\$LATEST|[a-zA-Z0-9-_]+))?$")
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+MAX_ASYNC_PAYLOAD = 1024 * 1024
+TAIL_BYTES = 4096
+
+
+def parse_function_name(raw: str) -> tuple[str, str | None] | None:
+    match = _NAME.match(urllib.parse.unquote(raw))
+    return (match.group(1), match.group(2)) if match else None
+
+
+def _error(status: int, error_type: str, message: str, key: str = "message") -> web.Response:
+    return web.json_response({"Type": "User", key: message}, status=status,
+                             headers={"x-amzn-ErrorType": error_type, "x-amzn-RequestId": str(uuid.uuid4())})
+
+
+def _service_and_operation(request: web.Request, body: bytes) -> tuple[str, str]:
+    """Who was called: the SigV4 scope's service, and the operation from X-Amz-Target, the
+    query protocol's Action, or the REST method and path."""
+    scope = re.search(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request", request.headers.get("Authorization", ""))
+    service = scope.group(1) if scope else (request.host.split(".")[0] or "unknown")
+    target = request.headers.get("X-Amz-Target")
+    if target:
+        return service, target.rpartition(".")[2]
+    action = request.query.get("Action")
+    if action is None and body and b"Action=" in body:
+        action = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action", [None])[0]
+    return service, action or "%s %s" % (request.method, request.path)
+
+
+class InvokeApi:
+    def __init__(self, service, passthrough: bool = False, log=None):
+        self.service = service  # LambdaService
+        self.passthrough = passthrough
+        self.log = log or (lambda text: None)
+        self.background: set = set()
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_SYNC_PAYLOAD + 1024 * 1024)
+        app.router.add_post("/2015-03-31/functions/{name}/invocations", self.invoke)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.sealed)
+        return app
+
+    async def sealed(self, request: web.Request):
+        body = await request.read()
+        service, operation = _service_and_operation(request, body)
+        message = ("%s %s is not emulated by wsctl local; functions are sealed from real AWS "
+                   "(start the emulator with --aws-passthrough to let them reach it)" % (service, operation))
+        self.log("sealed: a function called %s %s" % (service, operation))
+        if request.headers.get("X-Amz-Target") or "json" in request.headers.get("Content-Type", ""):
+            return web.json_response({"__type": "NotEmulated", "message": message}, status=400,
+                                     headers={"x-amzn-ErrorType": "NotEmulated"})
+        xml = ("<ErrorResponse><Error><Type>Sender</Type><Code>NotEmulated</Code><Message>%s</Message></Error>"
+               "<RequestId>%s</RequestId></ErrorResponse>" % (message, uuid.uuid4()))
+        if service == "s3":
+            xml = "<Error><Code>NotEmulated</Code><Message>%s</Message></Error>" % message
+        return web.Response(status=400, text=xml, content_type="text/xml")
+
+    async def invoke(self, request: web.Request):
+        parsed = parse_function_name(request.match_info["name"])
+        region = self.service.region
+        if parsed is None:
+            return _error(400, "ValidationException", "1 validation error detected: Value '%s' at 'functionName' "
+                          "failed to satisfy constraint" % request.match_info["name"])
+        name, qualifier = parsed
+        qualifier = request.query.get("Qualifier", qualifier)
+        if name not in self.service.specs or qualifier not in (None, "$LATEST"):
+            return _error(404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:%s:%s:function:%s:%s"
+                          % (region, "123456789012", name, qualifier or "$LATEST"), key="Message")
+        invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if invocation_type not in ("RequestResponse", "Event", "DryRun"):
+            return _error(400, "InvalidParameterValueException", "Unsupported invocation type %s" % invocation_type)
+        body = await request.read()
+        limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
+        if len(body) > limit:
+            return _error(413, "RequestTooLargeException", "Request must be smaller than %d bytes for the "
+                          "InvokeFunction operation" % limit)
+        if body:
+            try:
+                json.loads(body)
+            except ValueError as error:
+                return _error(400, "InvalidRequestContentException", "Could not parse request body into json: "
+                              "Could not parse payload into json: %s" % error)
+        request_id = str(uuid.uuid4())
+        if invocation_type == "DryRun":
+            return web.Response(status=204, headers={"x-amzn-RequestId": request_id})
+        arn = self.service.function_arn(name) + (":" + qualifier if qualifier else "")
+        client_context = request.headers.get("X-Amz-Client-Context")
+        if client_context:
+            try:
+                client_context = base64.b64decode(client_context).decode()
+            except ValueError:
+                return _error(400, "InvalidParameterValueException", "Client context must be base64")
+        if invocation_type == "Event":
+            task = asyncio.ensure_future(self._event(name, body or b"{}", arn, request_id))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+            return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
+        log: list = []
+        headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": "$LATEST",
+                   "Content-Type": "application/json"}
+        try:
+            payload = await self.service.invoke(name, body or b"{}", invoked_arn=arn, request_id=request_id,
+                                                client_context=client_context, log=log)
+        except FunctionError as failure:
+            payload = failure.payload
+            headers["X-Amz-Function-Error"] = "Unhandled"
+        if request.headers.get("X-Amz-Log-Type") == "Tail":
+            tail = ("\n".join(log) + "\n").encode()[-TAIL_BYTES:]
+            headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode()
+        return web.Response(status=200, body=payload, headers=headers)
+
+    async def _event(self, name: str, payload: bytes, arn: str, request_id: str) -> None:
+        try:
+            await self.service.invoke(name, payload, invoked_arn=arn, request_id=request_id)
+        except FunctionError as failure:
+            # Lambda retries a failed asynchronous invocation twice; locally it is logged once.
+            self.log("%s: asynchronous invocation %s failed: %s" % (name, request_id, failure.error_type))
+
+    async def close(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
