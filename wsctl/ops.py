@@ -141,9 +141,23 @@ def _rows(connection_items: list[dict], memberships: dict) -> list[dict]:
     return sorted(rows, key=lambda r: r["connectedAt"] or 0)
 
 
+def gateway_view(target, limit: int | None = None) -> list[dict]:
+    """The sockets the emulator holds, for a project whose registry is its own."""
+    rows = [{"connectionId": c["connectionId"], "userId": c.get("principalId") or "-", "rooms": [],
+             "connectedAt": c["connectedAt"], "ttl": None, "sourceIp": c["sourceIp"],
+             "lastActiveAt": c["lastActiveAt"], "view": "gateway"} for c in target.local_view("connections")]
+    rows.sort(key=lambda r: r["connectedAt"])
+    return rows[:limit] if limit else rows
+
+
 def list_connections(target, user: str | None = None, room: str | None = None, limit: int | None = None) -> list[dict]:
     if user and room:
         raise UsageError("choose --user or --room, not both")
+    if not target.bundled:
+        if user or room:
+            raise UsageError("--user and --room read wsctl's registry; this emulator runs %s"
+                             % target.local_state.get("origin", "another API"))
+        return gateway_view(target, limit)
     registry = registry_for(target)
     if user or room:
         if user:
@@ -251,3 +265,22 @@ async def disconnect(target, connection_id: str, transport: str = "lean") -> str
     answer = report.results[0].answer
     raise WsctlError("DeleteConnection failed for %s: %s %s" % (
         connection_id, answer.status or "no answer", answer.error_code or answer.message))
+
+
+def invoke_function(target, name: str, payload: bytes, tail: bool = False) -> dict:
+    """Lambda Invoke (RequestResponse), like `aws lambda invoke`: the emulator's functions with
+    --local, the account's on AWS. Returns payload, function error and log tail."""
+    import base64
+
+    from .aws import describe, error_code
+
+    client = target.client("lambda", retries={"max_attempts": 1}, read_timeout=910)
+    try:
+        answer = client.invoke(FunctionName=name, Payload=payload, LogType="Tail" if tail else "None")
+    except Exception as error:  # botocore's ClientError and connection errors alike
+        if error_code(error) == "ResourceNotFoundException":
+            raise WsctlError("function %r does not exist on %s" % (name, target.describe()), exit_code=3) from None
+        raise WsctlError("cannot invoke %s: %s" % (name, describe(error) or error)) from None
+    return {"payload": answer["Payload"].read(), "functionError": answer.get("FunctionError"),
+            "log": base64.b64decode(answer["LogResult"]).decode("utf-8", "replace") if answer.get("LogResult") else None,
+            "requestId": answer.get("ResponseMetadata", {}).get("RequestId")}

@@ -133,11 +133,37 @@ class Target:
             return state["dynamodb_endpoint"]
         if service == "apigatewaymanagementapi":
             return state["management_endpoint"]
+        if service == "lambda" and "lambda_endpoint" in state:
+            return state["lambda_endpoint"]
         return state["aws_endpoint"]
+
+    def local_view(self, view: str):
+        """One of the running emulator's own views (connections, functions), from its loopback-only
+        Lambda endpoint."""
+        import json as _json
+        import urllib.error
+        import urllib.request
+
+        url = "%s/-/wsctl/%s" % (self.local_state["lambda_endpoint"], view)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return _json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            raise WsctlError("cannot read the emulator's %s from %s: %s" % (view, url, getattr(error, "reason", error))) \
+                from None
+
+    @property
+    def bundled(self) -> bool:
+        """Whether the target runs wsctl's own API (its registry, its tokens)."""
+        return bool(self.local_state.get("bundled", True)) if self.local else True
 
     # -- the stack's coordinates ------------------------------------------------
     @property
     def table(self) -> str:
+        if self.local and "table" not in self.local_state:
+            raise WsctlError("the local emulator runs %s, whose registry is its own: wsctl's registry commands "
+                             "need wsctl's API (`wsctl --local connections list` shows the gateway's view)"
+                             % self.local_state.get("origin", "another API"))
         return self.local_state["table"] if self.local else names.table_name(self.stack)
 
     @cached_property

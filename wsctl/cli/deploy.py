@@ -93,15 +93,32 @@ def status(ctx: typer.Context):
         from ..registry import count_live
 
         state = target.local_state
-        document = {"target": "local", "url": state["ws_url"], "managementEndpoint": state["management_endpoint"],
+        document = {"target": "local", "url": state["ws_url"], "tlsUrl": state.get("wss_url"),
+                    "managementEndpoint": state["management_endpoint"],
                     "tlsManagementEndpoint": state.get("tls_management_endpoint"),
+                    "lambdaEndpoint": state.get("lambda_endpoint"), "caBundle": state.get("ca_bundle"),
                     "dynamodbEndpoint": state["dynamodb_endpoint"], "dynamodbBackend": state.get("backend"),
-                    "table": state["table"], "stage": state["stage"], "auth": state["auth"], "pid": state["pid"]}
-        document["liveConnections"] = count_live(target)
+                    "api": state.get("origin"), "table": state.get("table"), "tables": state.get("tables"),
+                    "stage": state["stage"], "auth": state["auth"] if target.bundled else None, "pid": state["pid"]}
+        functions = target.local_view("functions") if "lambda_endpoint" in state else []
+        routes = state.get("routes", {})
+        for function in functions:
+            function["routes"] = [key for key, name in routes.items() if name == function["name"]]
+            if state.get("authorizer") == function["name"]:
+                function["routes"].insert(0, "(authorizer)")
+        document["functions"] = functions
+        document["notEmulated"] = state.get("not_emulated", [])
+        document["liveConnections"] = count_live(target) if target.bundled else len(target.local_view("connections"))
         if options.json:
             render.print_json(document)
         else:
-            render.key_values([(k, v) for k, v in document.items() if v is not None], title="Local emulator")
+            render.key_values([(k, v) for k, v in document.items() if v not in (None, [], {})
+                               and k not in ("functions", "tables", "notEmulated")], title="Local emulator")
+            render.table(["function", "runtime", "handler", "warm", "invocations", "routes"],
+                         [[f["name"], f["runtime"], f["handler"], "%d/%d" % (f["warm"], f["maxEnvironments"]),
+                           f["invocations"], ", ".join(f["routes"]) or "-"] for f in functions])
+            if document["notEmulated"]:
+                render.line("not emulated: " + ", ".join(document["notEmulated"]), style="dim")
         return
     from ..deploy import status as stack_status
 

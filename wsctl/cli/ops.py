@@ -255,6 +255,52 @@ def show(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The 
 
 
 @app.command()
+def invoke(
+    ctx: typer.Context,
+    function: str = typer.Argument(..., help="Function name (or ARN)."),
+    event: str = typer.Option(None, "--event", "-e", help="File holding the event JSON (- for standard input; "
+                                                           "default {})."),
+    log: bool = typer.Option(False, "--log", help="Print the invocation's log (the last 4 KB) on stderr."),
+):
+    """Invoke a function by hand, like `aws lambda invoke` (--local: the emulator's functions)."""
+    import json
+    import sys
+
+    from .. import render
+    from ..errors import UsageError
+    from ..ops import invoke_function
+
+    options = ctx.obj
+    if event is None:
+        payload = b"{}"
+    else:
+        try:
+            payload = sys.stdin.buffer.read() if event == "-" else open(event, "rb").read()
+        except OSError as error:
+            raise UsageError("cannot read --event %s: %s" % (event, error.strerror)) from None
+    try:
+        json.loads(payload or b"null")
+    except ValueError as error:
+        raise UsageError("--event %s is not JSON: %s" % (event, error)) from None
+    result = invoke_function(options.target(), function, payload, tail=log)
+    if log and result["log"]:
+        sys.stderr.write(result["log"] if result["log"].endswith("\n") else result["log"] + "\n")
+    if options.json:
+        try:
+            body = json.loads(result["payload"] or b"null")
+        except ValueError:
+            body = result["payload"].decode("utf-8", "replace")
+        render.print_json({"functionError": result["functionError"], "payload": body,
+                           "requestId": result["requestId"]})
+    else:
+        sys.stdout.write(result["payload"].decode("utf-8", "replace") + "\n")
+    if result["functionError"]:
+        if not options.json:
+            render.error("the function failed (%s)" % result["functionError"])
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo():
     """Show the whole job on the local emulator in about ten seconds (no AWS account needed)."""
     from ..demo import run

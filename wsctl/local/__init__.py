@@ -205,6 +205,14 @@ async def _serve(options: LocalOptions) -> None:
         runner = web.AppRunner(gateway.app(), handle_signals=False, access_log=None)
         await runner.setup()
         sniffer = listener.SniffingListener(sock, runner.server, listener.server_context(cert, key))
+        invoke_api.views["connections"] = lambda: [
+            {"connectionId": c.id, "sourceIp": c.origin.source_ip, "connectedAt": c.origin.connected_at,
+             "lastActiveAt": int(c.last_active * 1000),
+             "principalId": (c.origin.authorizer or {}).get("principalId")} for c in gateway.connections.values()]
+        invoke_api.views["functions"] = lambda: [
+            {"name": name, "runtime": pool.spec.runtime, "handler": pool.spec.handler, "warm": pool.warm,
+             "coldStarts": pool.cold_starts, "invocations": pool.invocations,
+             "maxEnvironments": pool.spec.max_environments} for name, pool in service.pools.items()]
         state = {
             "pid": os.getpid(), "stack": options.stack, "stage": options.stage, "region": REGION, "api_id": api_id,
             "ws_url": "ws://" + stage_path, "wss_url": "wss://" + stage_path,
@@ -243,14 +251,16 @@ async def _serve(options: LocalOptions) -> None:
         await runner.cleanup()
         await invoke_api.close()
     finally:
-        if service is not None:
-            await service.close()
-        if lambda_runner is not None:
-            await lambda_runner.cleanup()
-        sock.close()
-        lambda_sock.close()
-        moto.stop()
-        remove_local_state(os.getpid())
+        try:
+            if service is not None:
+                await service.close()
+            if lambda_runner is not None:
+                await lambda_runner.cleanup()
+        finally:
+            sock.close()
+            lambda_sock.close()
+            moto.stop()
+            remove_local_state(os.getpid())
 
 
 def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> None:

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import WsctlError
+from .procs import die_with_parent
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
@@ -32,7 +33,8 @@ class EmbeddedMoto:
     def start(self, timeout: float = 30.0) -> str:
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen([sys.executable, "-m", "wsctl.local.motoserver", "127.0.0.1", str(self.port)],
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        preexec_fn=die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from ...apispec import FunctionSpec
+from ..procs import die_with_parent
 from . import errors, logs
 
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
@@ -52,6 +53,7 @@ class Environment:
         self.init_reported = False
         self.started_at = 0.0
         self.dead = False
+        self.stopped = asyncio.Event()  # wakes a /next that waits on an environment being stopped
         self.returncode: int | None = None
         self.invocations = 0
         self._tasks: list = []
@@ -64,7 +66,8 @@ class Environment:
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *command, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+                preexec_fn=die_with_parent)
         except OSError as error:
             self.dead = True
             failure = errors.FunctionError("Runtime.InvalidEntrypoint", "RequestId: %s Error: %s" % (
@@ -90,6 +93,7 @@ class Environment:
     async def _watch(self) -> None:
         self.returncode = await self.process.wait()
         self.dead = True
+        self.stopped.set()
         failure = self.init_error or errors.exited(self.current.request_id if self.current else "", self.returncode)
         if self.ready is not None and not self.ready.done():
             self.ready.set_result(failure)
@@ -102,6 +106,7 @@ class Environment:
     def kill(self) -> None:
         """Lambda's reset: the runtime is killed (its /tmp would survive; ours is the host's)."""
         self.dead = True
+        self.stopped.set()
         if self.process is not None and self.process.returncode is None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)  # the runtime and anything it started
@@ -111,6 +116,7 @@ class Environment:
     async def stop(self, grace: float = 2.0) -> None:
         """Shutdown: SIGTERM, then SIGKILL after `grace` seconds, as Lambda does."""
         self.dead = True
+        self.stopped.set()
         if self.process is not None and self.process.returncode is None:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)

@@ -56,12 +56,22 @@ class InvokeApi:
         self.passthrough = passthrough
         self.log = log or (lambda text: None)
         self.background: set = set()
+        # The emulator's own read-only views for `wsctl --local ...` (name -> callable returning JSON):
+        # served here because this listener is loopback-only and no API Gateway client sees it.
+        self.views: dict = {}
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_SYNC_PAYLOAD + 1024 * 1024)
         app.router.add_post("/2015-03-31/functions/{name}/invocations", self.invoke)
+        app.router.add_get("/-/wsctl/{view}", self.view)
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.sealed)
         return app
+
+    async def view(self, request: web.Request):
+        view = self.views.get(request.match_info["view"])
+        if view is None:
+            return web.json_response({"message": "no such view"}, status=404)
+        return web.json_response(view())
 
     async def sealed(self, request: web.Request):
         body = await request.read()

@@ -7,6 +7,7 @@ an unknown or stale request id is 400 InvalidRequestID, a call out of turn
 403 InvalidStateTransition, a response over 6291556 bytes 413.
 """
 
+import asyncio
 import socket
 
 from aiohttp import web
@@ -86,10 +87,17 @@ class RuntimeApi:
             return _state("INVOKE_NEXT", "INVOKE_NEXT")  # the event in hand was never answered
         environment.runtime_ready()
         environment.waiting_next = True
+        getting = asyncio.ensure_future(environment.queue.get())
+        stopping = asyncio.ensure_future(environment.stopped.wait())
         try:
-            invocation = await environment.queue.get()
+            await asyncio.wait((getting, stopping), return_when=asyncio.FIRST_COMPLETED)
         finally:
             environment.waiting_next = False
+            stopping.cancel()
+        if not getting.done():  # the environment is going away: nothing more for this runtime
+            getting.cancel()
+            return _json(500, "InternalServerError", "Internal Server Error")
+        invocation = getting.result()
         headers = {"Lambda-Runtime-Aws-Request-Id": invocation.request_id,
                    "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
                    "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
