@@ -31,10 +31,11 @@ def _clean_env(home: Path) -> dict:
 class Emulator:
     """One running `wsctl local up`, and helpers to talk to it."""
 
-    def __init__(self, home: Path, args: list[str], stack: str = "app"):
+    def __init__(self, home: Path, args: list[str], stack: str = "app", env: dict | None = None):
         self.home = home
         self.stack = stack
         self.env = _clean_env(home)
+        self.env.update(env or {})
         self.log_path = home / "emulator.log"
         home.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "wb")
@@ -91,6 +92,15 @@ class Emulator:
         return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint or self.endpoint,
                             region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local",
                             config=Config(**config))
+
+    def lambda_client(self, **config):
+        import boto3
+        from botocore.config import Config
+
+        config.setdefault("retries", {"mode": "standard", "max_attempts": 1})
+        config.setdefault("read_timeout", 30)
+        return boto3.client("lambda", endpoint_url=self.state["lambda_endpoint"], region_name="us-east-1",
+                            aws_access_key_id="local", aws_secret_access_key="local", config=Config(**config))
 
     def dynamodb(self):
         import boto3

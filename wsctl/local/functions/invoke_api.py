@@ -13,6 +13,7 @@ import json
 import re
 import urllib.parse
 import uuid
+from functools import lru_cache
 
 from aiohttp import web
 
@@ -47,7 +48,37 @@ def _service_and_operation(request: web.Request, body: bytes) -> tuple[str, str]
     action = request.query.get("Action")
     if action is None and body and b"Action=" in body:
         action = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action", [None])[0]
-    return service, action or "%s %s" % (request.method, request.path)
+    return service, action or _rest_operation(service, request.method, request.path, request.query) or \
+        "%s %s" % (request.method, request.path)
+
+
+@lru_cache(maxsize=64)
+def _rest_operations(signing_name: str) -> tuple:
+    """(method, path regex, query keys, operation) for a REST service, from botocore's own model."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    for name in session.get_available_services():
+        model = session.get_service_model(name)
+        if signing_name not in (model.signing_name, model.endpoint_prefix):
+            continue
+        found = []
+        for operation in model.operation_names:
+            http = model.operation_model(operation).http
+            path, _, query = http.get("requestUri", "/").partition("?")
+            pattern = re.sub(r"\\\{[^}]+\\\+\\\}", ".+", re.escape(path))
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", pattern)
+            keys = tuple(k.partition("=")[0] for k in query.split("&") if k)
+            found.append((http.get("method", "POST"), re.compile(pattern + "/?$"), keys, operation))
+        return tuple(sorted(found, key=lambda f: -len(f[2])))  # the most specific query first
+    return ()
+
+
+def _rest_operation(signing_name: str, method: str, path: str, query) -> str | None:
+    for verb, pattern, keys, operation in _rest_operations(signing_name):
+        if verb == method and pattern.match(path) and all(k in query for k in keys):
+            return operation
+    return None
 
 
 class InvokeApi:

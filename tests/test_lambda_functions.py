@@ -1,0 +1,281 @@
+"""Functions as Lambda runs them: execution environments in their own processes on the
+Runtime API, per-environment state, timeouts and crashes, CloudWatch's log lines, the
+Invoke API, and functions sealed from real AWS.
+
+One emulator runs a route file of fixture functions (tests/fixtures/lambda); tests reach
+them through boto3's Lambda client on the emulator's Lambda endpoint, as a handler would.
+"""
+
+import base64
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from emulator_fixtures import ROOT, Emulator
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lambda"
+PY = "python%d.%d" % sys.version_info[:2]
+
+
+def _functions(ticks: Path) -> dict:
+    counter = {"runtime": PY, "code": str(FIXTURES / "counter"), "handler": "app.handler"}
+    return {
+        "counter": {**counter, "environment": {"TABLE_NAME": "table-one"}, "timeout": 10},
+        "counter2": {**counter, "environment": {"TABLE_NAME": "table-two"}, "maxEnvironments": 2,
+                     "timeout": 10},
+        "slow": {**counter, "timeout": 1},
+        "chain": {"runtime": PY, "code": str(FIXTURES / "chain"), "handler": "app.handler", "timeout": 20},
+        "ticker": {"runtime": PY, "code": str(FIXTURES / "ticker"), "handler": "app.handler",
+                   "environment": {"TICKS_FILE": str(ticks)}},
+        "provided": {"runtime": "provided.al2023", "code": str(FIXTURES / "provided"), "handler": "app.handler",
+                     "environment": {"RIC_PYTHON": sys.executable}},
+        "broken": {"runtime": PY, "code": str(FIXTURES / "counter"), "handler": "nosuchmodule.handler"},
+    }
+
+
+@pytest.fixture(scope="module")
+def lam(tmp_path_factory):
+    home = tmp_path_factory.mktemp("lambda")
+    ticks = home / "ticks.jsonl"
+    routes = home / "routes.json"
+    routes.write_text(json.dumps({"functions": _functions(ticks),
+                                  "routes": [{"key": "$default", "function": "counter", "twoWay": True}]}))
+    # The operator's real-looking credentials must never reach a function.
+    instance = Emulator(home, ["--routes", str(routes)],
+                        env={"AWS_ACCESS_KEY_ID": "AKIAOPERATORSECRET01", "AWS_SECRET_ACCESS_KEY": "operator-secret"})
+    instance.ticks = ticks
+    yield instance
+    instance.stop()
+
+
+def invoke(lam, name: str, event: dict | None = None, **kwargs) -> tuple[dict, dict]:
+    answer = lam.lambda_client().invoke(FunctionName=name, Payload=json.dumps(event or {}), **kwargs)
+    return json.loads(answer["Payload"].read() or b"null"), answer
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in %ss" % timeout)
+
+
+# -- environments and their state ------------------------------------------------------------
+def test_module_state_lives_per_environment_and_each_function_has_its_own_variables(lam):
+    first, _ = invoke(lam, "counter2")
+    second, _ = invoke(lam, "counter2")
+    other, _ = invoke(lam, "counter")
+    assert (first["table"], other["table"]) == ("table-two", "table-one")  # same code, its own environment
+    assert second["pid"] == first["pid"] and second["count"] == first["count"] + 1  # reused warm
+    assert other["pid"] != first["pid"]  # never shared between functions
+    assert first["function"] == "counter2" and first["memory"] == "128"
+    assert first["arn"] == "arn:aws:lambda:us-east-1:123456789012:function:counter2"
+    assert 9000 < first["remaining"] <= 10000
+
+
+def test_overlapping_invocations_start_more_environments_up_to_the_limit(lam):
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: invoke(lam, "counter", {"do": "sleep", "seconds": 0.6})[0], range(4)))
+    assert len({r["pid"] for r in results}) == 4  # one invocation at a time per environment
+    assert all(r["mine"] == r["count"] for r in results)  # a global holding per-invocation state never races
+    with ThreadPoolExecutor(4) as pool:
+        limited = list(pool.map(lambda _: invoke(lam, "counter2", {"do": "sleep", "seconds": 0.4})[0], range(4)))
+    assert len({r["pid"] for r in limited}) <= 2
+    assert "counter2] all 2 execution environments are busy" in lam.output()
+
+
+def test_a_timeout_ends_its_environment_and_the_next_invocation_starts_cold(lam):
+    warm, _ = invoke(lam, "slow")
+    failed, answer = invoke(lam, "slow", {"do": "sleep", "seconds": 5}, LogType="Tail")
+    assert answer["FunctionError"] == "Unhandled"
+    assert failed["errorType"] == "Sandbox.Timedout"
+    assert re.fullmatch(r"RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds",
+                        failed["errorMessage"])
+    log = base64.b64decode(answer["LogResult"]).decode()
+    assert "Task timed out after" in log and "Billed Duration: 1000 ms" in log and "Status: timeout" in log
+    after, answer = invoke(lam, "slow", LogType="Tail")
+    assert after["pid"] != warm["pid"] and after["count"] == 1  # module state starts over
+    assert "Init Duration:" in base64.b64decode(answer["LogResult"]).decode()
+
+
+@pytest.mark.parametrize("event, reason", [({"do": "exit", "code": 3}, "Runtime exited with error: exit status 3"),
+                                           ({"do": "kill"}, "Runtime exited with error: signal: killed")])
+def test_a_crash_is_reported_as_lambda_reports_it_and_the_environment_replaced(lam, event, reason):
+    before, _ = invoke(lam, "counter2")
+    crashed, answer = invoke(lam, "counter2", event)
+    assert answer["FunctionError"] == "Unhandled"
+    assert crashed["errorType"] == "Runtime.ExitError"
+    assert crashed["errorMessage"].endswith("Error: " + reason)
+    after, _ = invoke(lam, "counter2")
+    assert after["count"] == 1 or after["pid"] != before["pid"]
+
+
+def test_an_unhandled_exception_is_the_runtimes_error_document_and_the_environment_stays(lam):
+    before, _ = invoke(lam, "counter")
+    failed, answer = invoke(lam, "counter", {"do": "raise", "tag": "t1"})
+    assert answer["FunctionError"] == "Unhandled"
+    assert (failed["errorType"], failed["errorMessage"]) == ("ValueError", "boom t1")
+    assert re.fullmatch(r"[0-9a-f-]{36}", failed["requestId"])
+    assert any("app.py" in line and "in handler" in line for line in failed["stackTrace"])
+    assert not any("bootstrap.py" in line for line in failed["stackTrace"])  # the runtime's frames are trimmed
+    pids = {invoke(lam, "counter")[0]["pid"] for _ in range(3)}
+    assert before["pid"] in pids or len(pids) >= 1
+
+
+def test_an_import_error_is_an_init_error(lam):
+    failed, answer = invoke(lam, "broken")
+    assert answer["FunctionError"] == "Unhandled"
+    assert failed["errorType"] == "Runtime.ImportModuleError"
+    assert "Unable to import module 'nosuchmodule'" in failed["errorMessage"]
+
+
+# -- logs -----------------------------------------------------------------------------------------------
+def test_every_invocation_logs_as_cloudwatch_shows_it(lam):
+    _, answer = invoke(lam, "ticker", {"tag": "cold"}, LogType="Tail")
+    cold = base64.b64decode(answer["LogResult"]).decode()
+    payload, answer = invoke(lam, "counter", {"tag": "t-log"}, LogType="Tail")
+    log = base64.b64decode(answer["LogResult"]).decode()
+    request = payload["request"]
+    lines = log.strip("\n").split("\n")
+    assert lines[0] == "START RequestId: %s Version: $LATEST" % request
+    assert "print line t-log" in lines
+    assert any(re.fullmatch(r"\[INFO\]\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t%s\tinfo record t-log" % request, line)
+               for line in lines)
+    assert not any("debug record" in line for line in lines)  # the logger's level decides, as on Lambda
+    assert lines[-2] == "END RequestId: %s" % request
+    report = lines[-1].split("\t")
+    assert report[0] == "REPORT RequestId: %s" % request and report[-1] == ""
+    assert re.fullmatch(r"Duration: \d+\.\d\d ms", report[1]) and re.fullmatch(r"Billed Duration: \d+ ms", report[2])
+    assert report[3] == "Memory Size: 128 MB" and report[4].startswith("Max Memory Used: ")
+    assert "Init Duration" not in lines[-1]  # warm
+    assert re.search(r"\tInit Duration: \d+\.\d\d ms\t", cold)  # cold
+    output = lam.output()
+    assert "[counter] START RequestId: %s Version: $LATEST" % request in output  # prefixed by the function
+    assert "[counter] print line t-log" in output
+
+
+# -- Invoke ------------------------------------------------------------------------------------------------
+def test_a_function_invokes_another_synchronously_and_asynchronously(lam):
+    result, _ = invoke(lam, "chain", {"do": "sync", "target": "counter", "payload": {"tag": "via-chain"}})
+    assert result["status"] == 200 and result["error"] is None and result["payload"]["table"] == "table-one"
+    failing, _ = invoke(lam, "chain", {"do": "sync", "target": "counter", "payload": {"do": "raise", "tag": "x"}})
+    assert failing["error"] == "Unhandled" and failing["payload"]["errorType"] == "ValueError"
+    queued, _ = invoke(lam, "chain", {"do": "event", "target": "ticker", "payload": {"n": 42}})
+    assert queued == {"status": 202}
+    ticks = wait_for(lambda: lam.ticks.exists() and [json.loads(line) for line in lam.ticks.read_text().splitlines()])
+    assert {"n": 42} in ticks
+    missing, _ = invoke(lam, "chain", {"do": "missing"})
+    assert missing["error"] == "ResourceNotFoundException"
+    assert missing["message"] == ("Function not found: arn:aws:lambda:us-east-1:123456789012:function:"
+                                  "no-such-function:$LATEST")
+
+
+@pytest.mark.parametrize("name", ["counter", "arn:aws:lambda:us-east-1:123456789012:function:counter",
+                                  "123456789012:function:counter", "counter:$LATEST"])
+def test_functions_are_invoked_by_name_arn_or_partial_arn(lam, name):
+    result, answer = invoke(lam, name)
+    assert answer["StatusCode"] == 200 and result["table"] == "table-one"
+    assert answer["ExecutedVersion"] == "$LATEST"
+
+
+def test_invoke_api_answers_dry_run_and_bad_payloads_as_lambda_does(lam):
+    client = lam.lambda_client()
+    assert client.invoke(FunctionName="counter", InvocationType="DryRun")["StatusCode"] == 204
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName="nope", Payload=b"{}")
+    request = urllib.request.Request(lam.state["lambda_endpoint"] + "/2015-03-31/functions/counter/invocations",
+                                     data=b"{not json", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+    assert refused.value.headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
+
+
+def test_wsctl_invoke_tries_a_function_by_hand(lam, tmp_path):
+    event = tmp_path / "event.json"
+    event.write_text('{"tag": "by-hand"}')
+    done = lam.cli("invoke", "counter", "--event", str(event), "--log")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["table"] == "table-one"
+    assert "print line by-hand" in done.stderr and "REPORT RequestId:" in done.stderr
+    failed = lam.cli("invoke", "counter", "--event", "-", input='{"do": "raise", "tag": "cli"}')
+    assert failed.returncode == 1 and json.loads(failed.stdout)["errorMessage"] == "boom cli"
+    assert "the function failed (Unhandled)" in failed.stderr
+    unknown = lam.cli("invoke", "nope")
+    assert unknown.returncode == 3 and unknown.stderr.strip().count("\n") == 0
+    assert "function 'nope' does not exist" in unknown.stderr
+    bad = lam.cli("invoke", "counter", "--event", "-", input="{oops")
+    assert bad.returncode == 2 and "is not JSON" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# -- sealed from real AWS ------------------------------------------------------------------------------------
+def test_functions_never_see_the_operators_credentials(lam):
+    seen, _ = invoke(lam, "chain")
+    assert seen == {"key": "local", "secret": "local"}
+    counted, _ = invoke(lam, "counter")
+    assert counted["key"] == "local"
+    assert "AKIAOPERATORSECRET01" not in lam.output()
+
+
+def test_a_service_that_is_not_emulated_answers_locally_naming_service_and_operation(lam):
+    result, _ = invoke(lam, "chain", {"do": "s3"})
+    assert result["error"] == "ClientError"
+    assert "s3 ListBuckets is not emulated by wsctl local" in result["message"]
+    assert "--aws-passthrough" in result["message"]
+
+
+# -- provided runtimes --------------------------------------------------------------------------------------
+def test_a_provided_runtime_bootstrap_runs_unchanged_with_awslambdaric(lam):
+    """AWS's own runtime interface client speaks the Runtime API to the emulator."""
+    result, answer = invoke(lam, "provided", {"hello": "ric"})
+    assert answer.get("FunctionError") is None, result
+    assert result["runtime"] == "provided" and result["echo"] == {"hello": "ric"}
+    assert result["function"] == "provided" and result["execution_env"] is None  # absent on provided.*
+    failed, answer = invoke(lam, "provided", {"do": "raise"})
+    assert answer["FunctionError"] == "Unhandled"
+    assert (failed["errorType"], failed["errorMessage"]) == ("RuntimeError", "provided runtime failure")
+    again, _ = invoke(lam, "provided", {"n": 2})
+    assert again["echo"] == {"n": 2}
+
+
+def test_local_status_lists_functions_and_warm_environments(lam):
+    invoke(lam, "ticker", {"tag": "status"})
+    done = lam.cli("status", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    functions = {f["name"]: f for f in document["functions"]}
+    assert functions["ticker"]["warm"] >= 1 and functions["ticker"]["runtime"] == PY
+    assert functions["counter"]["routes"] == ["$default"]
+    assert document["caBundle"].endswith("ca-bundle.pem") and document["tlsUrl"].startswith("wss://")
+
+
+def test_bad_route_files_are_one_line_errors(tmp_path):
+    cases = {
+        "unknown field": ({"routes": [{"key": "$default", "function": "f", "colour": "red"}],
+                           "functions": {"f": {"runtime": PY, "handler": "app.handler", "code": "."}}},
+                          "unknown field 'colour'"),
+        "undefined function": ({"routes": [{"key": "$default", "function": "ghost"}]},
+                               "names function 'ghost', which is not defined"),
+        "no function": ({"routes": [{"key": "$default"}]}, "route $default names no function"),
+    }
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("AWS_", "WSCTL_"))}
+    env["WSCTL_HOME"] = str(tmp_path)
+    for name, (document, message) in cases.items():
+        path = tmp_path / (name.replace(" ", "-") + ".json")
+        path.write_text(json.dumps(document))
+        done = subprocess.run([sys.executable, "-m", "wsctl", "local", "up", "--port", "0", "--routes", str(path)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (name, done.stdout, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr, (name, done.stderr)
+        assert done.stderr.strip().count("\n") == 0
