@@ -91,6 +91,11 @@ RECORDER = textwrap.dedent('''
             answer["watched"] = watched.VALUE
         if do == "body":
             answer["body"] = event["body"]
+        if do == "authorizer":
+            answer["authorizer"] = request.get("authorizer")
+            answer["identity"] = request.get("identity")
+        if do == "big":  # a two-way answer over 32 KB: API Gateway sends it in 32 KB fragments
+            answer["padding"] = "x" * int(frame.get("size", 70000))
         return {"statusCode": 200, "body": json.dumps(answer)}
 
 
@@ -133,6 +138,8 @@ RECORDER = textwrap.dedent('''
         if token == "wildcard":  # arn:aws:execute-api:{region}:{account}:{api-id}/*
             resource = event["methodArn"].rsplit("/", 2)[0] + "/*"
         context = {"tenant": "acme", "plan": "gold"}
+        if token == "typed":
+            context.update(count=3, admin=True, ratio=1.5, off=False)
         if token == "objectcontext":
             context["nested"] = {"not": "allowed"}
         if token == "huge":

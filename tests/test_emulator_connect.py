@@ -103,6 +103,46 @@ def test_no_subprotocol_is_selected_unless_the_handler_returns_one(gw):
     assert plain == (None, None)
 
 
+def test_a_subprotocol_the_client_did_not_offer_is_passed_on_and_the_client_fails(gw):
+    """API Gateway forwards $connect's Sec-WebSocket-Protocol as it is; RFC 6455 makes a client
+    fail a handshake that selects a protocol it never offered (aiohttp used to drop it silently)."""
+    import websockets
+
+    async def main():
+        try:
+            async with client(url(gw, tag(), proto="chat.v9"), subprotocols=["chat.v1"]):
+                return None
+        except websockets.exceptions.InvalidHandshake as error:
+            return error
+
+    error = run(main())
+    assert error is not None and "chat.v9" in str(error)
+
+
+def test_authorizer_context_values_reach_later_events_as_strings(gw):
+    async def main():
+        async with client(url(gw, tag(), token="typed")) as ws:
+            return await ask(ws, {"action": "x", "do": "authorizer"})
+
+    authorizer = run(main())["authorizer"]
+    assert authorizer["count"] == "3" and authorizer["admin"] == "true" and authorizer["off"] == "false"
+    assert authorizer["ratio"] == "1.5" and authorizer["tenant"] == "acme"
+    assert isinstance(authorizer["integrationLatency"], int)
+
+
+def test_identity_has_no_user_agent_when_the_client_sent_none(gw):
+    async def main():
+        async with client(url(gw, tag()), user_agent_header=None) as bare:
+            without = await ask(bare, {"action": "x", "do": "authorizer"})
+        async with client(url(gw, tag()), user_agent_header="probe/1.0") as named:
+            with_agent = await ask(named, {"action": "x", "do": "authorizer"})
+        return without["identity"], with_agent["identity"]
+
+    without, with_agent = run(main())
+    assert "userAgent" not in without and without["sourceIp"] == "127.0.0.1"
+    assert with_agent["userAgent"] == "probe/1.0"
+
+
 def test_posting_to_the_connection_from_inside_connect_is_gone(gw):
     """Reference §3.1/§5: the connection is not established until $connect returns."""
     mark = tag()

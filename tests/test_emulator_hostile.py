@@ -325,3 +325,31 @@ def test_reserved_bits_are_a_protocol_error_on_any_frame(emulator, opcode, rsv):
     # Autobahn 3.5/3.6: a binary frame with RSV set was closed with 1003 (binary) instead of 1002.
     payload = struct.pack("!H", 1000) if opcode == 8 else b"Hello, world!"
     assert _pipelined(emulator, "reserved-bits", b"", fz.frame(opcode, payload, rsv=rsv)) == [1002]
+
+
+# -- what the management API sends out [§5] ------------------------------------------------------------
+def test_a_message_over_32_kb_posted_to_a_connection_arrives_in_32_kb_fragments(emulator):
+    """API Gateway's frame limit applies to @connections output too: a 70 KB message is one text
+    message in frames of at most 32 KB (the first TEXT, the rest CONTINUATION, FIN on the last)."""
+    message = json.dumps({"padding": "é" * 35000}, ensure_ascii=False)  # 70,000+ bytes of UTF-8, split inside characters
+
+    async def main():
+        status, raw = await fz.RawSocket.connect("127.0.0.1", emulator.port, "/dev?token=" + emulator.token("frag"))
+        assert status == 101
+        whoami = json.dumps({"action": "whoami"}).encode()
+        raw.send(fz.frame(1, whoami))
+        _, _, answer = await raw.read_frame(5)
+        connection_id = json.loads(answer)["connectionId"]
+        await asyncio.to_thread(emulator.management().post_to_connection, ConnectionId=connection_id,
+                                Data=message.encode())
+        frames = []
+        while not frames or not frames[-1][0]:
+            frames.append(await raw.read_frame(5))
+        raw.abort()
+        return frames
+
+    frames = run(main())
+    assert len(frames) == 3
+    assert [(fin, opcode) for fin, opcode, _ in frames] == [(0, 1), (0, 0), (1, 0)]
+    assert all(len(payload) <= 32 * 1024 for _, _, payload in frames)
+    assert b"".join(payload for _, _, payload in frames).decode() == message
