@@ -24,6 +24,7 @@ import urllib.request
 from backends import ROOT, banner, exit_on_sigterm, free_port, stop_process
 
 from lambda_src import keys
+from wsctl.apispec import TableSpec
 from wsctl.local import dynamo
 
 TABLE = "bench-registry"
@@ -62,7 +63,7 @@ def timed(function, repeat: int) -> float:
 
 
 def measure(endpoint: str, items: int, repeat: int) -> dict:
-    dynamo.prepare_table(endpoint, TABLE, REGION)
+    dynamo.prepare_table(endpoint, TableSpec(TABLE, keys.table_definition(TABLE), keys.TTL_ATTRIBUTE), REGION)
     ddb = dynamo.client("dynamodb", endpoint, REGION)
     started = time.perf_counter()
     for first in range(0, items, 25):

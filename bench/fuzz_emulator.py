@@ -155,6 +155,11 @@ async def read_head(reader, timeout: float) -> tuple[int, dict, bytes]:
     return status, headers, head
 
 
+# A function's unhandled exception as its runtime logs it: "[fn] [ERROR] Type: message\r...".
+FUNCTION_ERROR = re.compile(r"^\[[^\]]+\] \[ERROR\] ([A-Za-z_][\w.]*): ")
+EXPECTED_ERRORS = {"Unauthorized"}  # an authorizer refuses a connection by raising it
+
+
 class RawSocket:
     def __init__(self, reader, writer):
         self.reader, self.writer = reader, writer
@@ -199,10 +204,17 @@ class RawSocket:
     async def reply(self, timeout: float = REPLY_TIMEOUT):
         """The next frame that answers what we sent (pushes and pongs are set aside)."""
         while True:
-            _, opcode, payload = await self.read_frame(timeout)
+            fin, opcode, payload = await self.read_frame(timeout)
             if opcode == 0xA:
                 self.pongs.append(payload)
                 continue
+            while not fin:  # a message over 32 KB arrives in fragments, as API Gateway sends it
+                fin, more, rest = await self.read_frame(timeout)
+                if more == 0xA:
+                    self.pongs.append(rest)
+                    fin = 0
+                    continue
+                payload += rest
             if opcode != 1:
                 return payload  # binary data: never an answer of the bundled handler
             try:
@@ -824,9 +836,14 @@ class Fuzzer:
         return data[:cut].decode("utf-8", "replace")
 
     def scan_log(self) -> None:
-        lines = self.new_log().splitlines()
+        # Split on newlines only: a function's error block is one line joined with \r, as on Lambda.
+        lines = self.new_log().split("\n")
         for number, line in enumerate(lines):
-            if line.startswith("Traceback"):  # the handler raising for client input, or the emulator's own
+            raised = FUNCTION_ERROR.match(line)
+            if raised and raised.group(1) not in EXPECTED_ERRORS:  # the handler raising for client input
+                self.violations.append((self.category, "a function raised %s" % raised.group(1),
+                                        line[:300].replace("\r", "\n")))
+            if line.startswith("Traceback"):  # the emulator's own
                 end = number + 1
                 while end < len(lines) and lines[end][:1] in (" ", "\t"):
                     end += 1

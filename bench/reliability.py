@@ -141,6 +141,8 @@ class LogTail:
         lines = (self.partial + data).split(b"\n")
         self.partial = lines.pop()  # an unfinished last line waits for the next update
         for raw in lines:
+            if raw.startswith(b"[") and b"] " in raw[:80]:  # a function's line: "[function] text"
+                raw = raw[raw.index(b"] ") + 2:]
             if raw.startswith(b'{"route": '):
                 try:
                     line = json.loads(raw)
@@ -153,7 +155,7 @@ class LogTail:
                     self.exceptions["%s %s" % (route, outcome)] += 1
                 if self.keep:
                     self.lines.append(line)
-            elif b"Traceback" in raw:
+            elif b"Traceback" in raw and not raw.startswith(b"[ERROR] Unauthorized:"):  # a refusal is no crash
                 self.tracebacks += 1
         return self
 

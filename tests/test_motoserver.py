@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lambda_src import keys
+from wsctl.apispec import TableSpec
 from wsctl.local import dynamo
 
 TABLE = "cache-check"
@@ -22,7 +23,7 @@ def ddb():
     server = dynamo.EmbeddedMoto(Path(tempfile.mkstemp(prefix="motoserver-", suffix=".log")[1]))
     endpoint = server.start()
     try:
-        dynamo.prepare_table(endpoint, TABLE, REGION)
+        dynamo.prepare_table(endpoint, TableSpec(TABLE, keys.table_definition(TABLE), keys.TTL_ATTRIBUTE), REGION)
         yield dynamo.client("dynamodb", endpoint, REGION)
     finally:
         server.stop()

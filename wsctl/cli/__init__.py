@@ -158,11 +158,9 @@ def root(
 ):
     if output not in ("text", "json", "jsonl"):
         raise typer.BadParameter("use text, json or jsonl", param_hint="--output")
-    from click.core import ParameterSource
-
     ctx.obj = Options(local=local, profile=profile, region=region, endpoint_url=endpoint_url, stack=stack,
                       stage=stage, output=output, debug=debug,
-                      stage_given=ctx.get_parameter_source("stage") is not ParameterSource.DEFAULT)
+                      stage_given=getattr(ctx.get_parameter_source("stage"), "name", "") != "DEFAULT")
     if debug:
         import logging
 

@@ -54,6 +54,7 @@ class Environment:
         self.started_at = 0.0
         self.dead = False
         self.stopped = asyncio.Event()  # wakes a /next that waits on an environment being stopped
+        self.at_next = asyncio.Event()  # the runtime is waiting on /next: ready for an event
         self.returncode: int | None = None
         self.invocations = 0
         self._tasks: list = []
@@ -156,6 +157,18 @@ class Environment:
                 self.ready.set_result(None)
 
     # -- the caller's side --------------------------------------------------------------------------
+    async def back_at_next(self) -> bool:
+        """Wait until the runtime asks for its next event (an invocation ends there for Lambda) or
+        dies; True when it is ready for another. A Node runtime may answer and then exit."""
+        if self.at_next.is_set() or self.dead:
+            return not self.dead
+        stopped = asyncio.ensure_future(self.stopped.wait())
+        ready = asyncio.ensure_future(self.at_next.wait())
+        await asyncio.wait((stopped, ready), return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        ready.cancel()
+        return not self.dead
+
     async def wait_ready(self) -> None:
         try:
             failure = await asyncio.wait_for(asyncio.shield(self.ready), INIT_TIMEOUT_S)

@@ -87,12 +87,14 @@ class RuntimeApi:
             return _state("INVOKE_NEXT", "INVOKE_NEXT")  # the event in hand was never answered
         environment.runtime_ready()
         environment.waiting_next = True
+        environment.at_next.set()
         getting = asyncio.ensure_future(environment.queue.get())
         stopping = asyncio.ensure_future(environment.stopped.wait())
         try:
             await asyncio.wait((getting, stopping), return_when=asyncio.FIRST_COMPLETED)
         finally:
             environment.waiting_next = False
+            environment.at_next.clear()
             stopping.cancel()
         if not getting.done():  # the environment is going away: nothing more for this runtime
             getting.cancel()

@@ -43,6 +43,7 @@ class FunctionPool:
         self.idle: list[Environment] = []
         self.environments: set[Environment] = set()
         self.waiters: deque = deque()
+        self.returning: set[Environment] = set()
         self.generation = 0
         self.queued_note = False
         self.cold_starts = 0
@@ -78,6 +79,11 @@ class FunctionPool:
                 if not environment.dead and environment.generation == self.generation:
                     return environment
                 self._retire(environment)
+            if len(self.returning) > len(self.waiters):  # about to be free (within a millisecond): no cold start
+                waiter = asyncio.get_running_loop().create_future()
+                self.waiters.append(waiter)
+                await waiter
+                continue
             if len(self.environments) < self.spec.max_environments:
                 environment = await self._start_environment()
                 try:
@@ -95,6 +101,12 @@ class FunctionPool:
             await waiter
 
     def release(self, environment: Environment) -> None:
+        if not environment.dead and environment.generation == self.generation and not environment.at_next.is_set():
+            # Answered, but its runtime has not asked for the next event yet (it may still exit,
+            # as Node does after an unhandled rejection): it is handed out again once it does.
+            self.returning.add(environment)
+            self.service.spawn(self._release_when_back(environment))
+            return
         if environment.dead or environment.generation != self.generation:
             self._retire(environment)
         else:
@@ -106,6 +118,11 @@ class FunctionPool:
             if not waiter.done():
                 waiter.set_result(None)
                 break
+
+    async def _release_when_back(self, environment: Environment) -> None:
+        await environment.back_at_next()
+        self.returning.discard(environment)
+        self.release(environment)
 
     def _retire(self, environment: Environment) -> None:
         if environment in self.environments:
