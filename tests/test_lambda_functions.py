@@ -38,6 +38,9 @@ def _functions(ticks: Path) -> dict:
         "provided": {"runtime": "provided.al2023", "code": str(FIXTURES / "provided"), "handler": "app.handler",
                      "environment": {"RIC_PYTHON": sys.executable}},
         "broken": {"runtime": PY, "code": str(FIXTURES / "counter"), "handler": "nosuchmodule.handler"},
+        "by-api-id-py": {"runtime": PY, "code": str(FIXTURES / "by-api-id"), "handler": "app.handler", "timeout": 10},
+        "by-api-id-node": {"runtime": "nodejs20.x", "code": str(FIXTURES / "by-api-id"), "handler": "app.handler",
+                           "timeout": 10},
     }
 
 
@@ -47,7 +50,9 @@ def lam(tmp_path_factory):
     ticks = home / "ticks.jsonl"
     routes = home / "routes.json"
     routes.write_text(json.dumps({"functions": _functions(ticks),
-                                  "routes": [{"key": "$default", "function": "counter", "twoWay": True}]}))
+                                  "routes": [{"key": "$default", "function": "counter", "twoWay": True},
+                                             {"key": "py", "function": "by-api-id-py"},
+                                             {"key": "node", "function": "by-api-id-node"}]}))
     # The operator's real-looking credentials must never reach a function.
     instance = Emulator(home, ["--routes", str(routes)],
                         env={"AWS_ACCESS_KEY_ID": "AKIAOPERATORSECRET01", "AWS_SECRET_ACCESS_KEY": "operator-secret"})
@@ -247,6 +252,23 @@ def test_a_provided_runtime_bootstrap_runs_unchanged_with_awslambdaric(lam):
     assert (failed["errorType"], failed["errorMessage"]) == ("RuntimeError", "provided runtime failure")
     again, _ = invoke(lam, "provided", {"n": 2})
     assert again["echo"] == {"n": 2}
+
+
+@pytest.mark.parametrize("runtime", ["py", "node"])
+def test_a_handler_that_builds_the_endpoint_from_the_api_id_reaches_the_emulator(lam, runtime):
+    """https://{apiId}.execute-api.{region}.amazonaws.com/{stage}, TLS verified, from Python and Node."""
+    import asyncio
+
+    import websockets
+
+    async def main():
+        async with websockets.connect(lam.url) as ws:
+            await ws.send(json.dumps({"action": runtime}))
+            return await asyncio.wait_for(ws.recv(), 20)
+
+    frame = asyncio.run(main())
+    expected = "https://%s.execute-api.us-east-1.amazonaws.com/dev" % lam.state["api_id"]
+    assert frame == "%s reached %s" % ({"py": "python", "node": "node"}[runtime], expected)
 
 
 def test_local_status_lists_functions_and_warm_environments(lam):

@@ -35,21 +35,30 @@ def command(spec: FunctionSpec) -> list[str]:
         node = shutil.which("node")
         if node is None:
             raise RuntimeUnavailable("%s needs Node.js (`node` on PATH) for runtime %s" % (spec.name, spec.runtime))
-        return [node, *node_flags(), str(NODE_BOOTSTRAP)]
+        flags = () if "--experimental-require-module" in spec.environment.get("NODE_OPTIONS", "") else node_flags()
+        return [node, *flags, str(NODE_BOOTSTRAP)]
     if language == "provided":
         return [str(spec.code_dir / "bootstrap")]
     raise RuntimeUnavailable("%s: runtime %s is not supported locally (python3.x, nodejs*.x and provided.* are)"
                              % (spec.name, spec.runtime))
 
 
-@lru_cache(maxsize=None)
 def node_flags() -> tuple[str, ...]:
-    major = local_node_major()
-    return NODE_FLAGS if major in (20, 21, 22) else ()
+    """Lambda's flags for Node 20 and 22, where this node knows them (20.17+, 22.0+) and the
+    function has not turned require(esm) back on through NODE_OPTIONS."""
+    version = local_node_version()
+    if version is None or not ((20, 17) <= version[:2] < (21, 0) or (22, 0) <= version[:2] < (23, 0)):
+        return ()
+    return NODE_FLAGS
+
+
+def local_node_major() -> int | None:
+    version = local_node_version()
+    return version[0] if version else None
 
 
 @lru_cache(maxsize=None)
-def local_node_major() -> int | None:
+def local_node_version() -> tuple[int, int, int] | None:
     node = shutil.which("node")
     if node is None:
         return None
@@ -57,8 +66,8 @@ def local_node_major() -> int | None:
         out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    match = re.match(r"v(\d+)", out.strip())
-    return int(match.group(1)) if match else None
+    match = re.match(r"v(\d+)\.(\d+)\.(\d+)", out.strip())
+    return tuple(int(part) for part in match.groups()) if match else None
 
 
 def version_note(runtime: str) -> str | None:

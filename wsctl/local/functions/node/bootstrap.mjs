@@ -13,6 +13,7 @@ import http from 'node:http';
 import nodeModule from 'node:module';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import util from 'node:util';
 
@@ -571,9 +572,39 @@ async function runStreaming(id, headers, body) {
   }
 }
 
+// -- the API's AWS host name -----------------------------------------------------------------------
+
+// A handler that builds its management endpoint from the API id and region
+// (https://{apiId}.execute-api.{region}.amazonaws.com/{stage}) reaches the emulator too:
+// TLS connections to that host go to the emulator's address, still verifying the name
+// (the emulator's certificate carries it). Python's bootstrap does the same.
+function mapHosts(spec) {
+  const table = new Map();
+  for (const entry of spec.split(',').filter(Boolean)) {
+    const [name, address] = entry.split('=');
+    const cut = address.lastIndexOf(':');
+    table.set(name.toLowerCase(), { host: address.slice(0, cut), port: Number(address.slice(cut + 1)) });
+  }
+  if (!table.size) return;
+  const connect = tls.connect;
+  tls.connect = function (...args) {
+    const options = args.find((arg) => arg && typeof arg === 'object');
+    const target = options && table.get(String(options.host || options.servername || '').toLowerCase());
+    if (target) {
+      options.servername = options.servername || options.host;
+      options.host = target.host;
+      options.port = target.port;
+      if (typeof args[0] !== 'object') return connect.call(this, options, ...args.filter((a) => typeof a === 'function'));
+    }
+    return connect.apply(this, args);
+  };
+}
+
 // -- start ----------------------------------------------------------------------------------------
 
 async function start() {
+  mapHosts(process.env._WSCTL_HOST_MAP || '');
+  delete process.env._WSCTL_HOST_MAP;
   patchConsole();
   const folders = (process.env.NODE_PATH || '').split(path.delimiter).filter(Boolean);
   if (folders.length && typeof nodeModule.register === 'function') { // Node 20.6+
