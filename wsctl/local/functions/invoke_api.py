@@ -58,7 +58,9 @@ def _rest_operations(signing_name: str) -> tuple:
     import botocore.session
 
     session = botocore.session.get_session()
-    for name in session.get_available_services():
+    available = session.get_available_services()
+    # The signing name is the service's own name for most services: look there first.
+    for name in ([signing_name] if signing_name in available else []) + available:
         model = session.get_service_model(name)
         if signing_name not in (model.signing_name, model.endpoint_prefix):
             continue
