@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from . import auth, delivery
+from . import auth, delivery, fanout
 from .registry import ConnectionExists, Registry
 
 DEFAULT_TTL_SECONDS = 7500  # just past API Gateway's 2-hour cap on a connection
@@ -79,6 +79,12 @@ def handler(event, context):
     started = time.perf_counter()
     if event.get("type") == "REQUEST" and "methodArn" in event:
         return _authorize(event, started)
+    if fanout.is_fanout(event):  # `wsctl broadcast --server-side`: a direct, IAM-authorised Invoke
+        report = fanout.handle(event, context, _registry())
+        _log("(fanout)", "segment %s/%s" % (report["segment"], report["totalSegments"]),
+             " ".join("%s=%d" % (k, v) for k, v in report["counts"].items() if v) or "none", started,
+             recipients=report["recipients"], complete=report["complete"])
+        return report
     request = event["requestContext"]
     route, connection_id = request["routeKey"], request["connectionId"]
     route_handler = {"$connect": on_connect, "$disconnect": on_disconnect}.get(route, on_message)

@@ -284,3 +284,37 @@ def invoke_function(target, name: str, payload: bytes, tail: bool = False) -> di
     return {"payload": answer["Payload"].read(), "functionError": answer.get("FunctionError"),
             "log": base64.b64decode(answer["LogResult"]).decode("utf-8", "replace") if answer.get("LogResult") else None,
             "requestId": answer.get("ResponseMetadata", {}).get("RequestId")}
+
+
+def deliver_server_side(target, payload: bytes, segments: int, prune: bool = True, room: str | None = None,
+                        progress=None):
+    """Broadcast (or send to a room) from inside AWS: the deployed function fans out, `segments`
+    copies at once, each over one segment of the registry (see wsctl.fanout.serverside)."""
+    import json
+
+    from .fanout import serverside
+
+    serverside.check_segments(segments)
+    if not target.bundled:
+        raise UsageError("--server-side runs wsctl's own function; this emulator runs %s"
+                         % target.local_state.get("origin", "another API"))
+    if len(payload) > MAX_PAYLOAD:
+        raise UsageError("the payload is %d bytes; the management API takes at most %d" % (len(payload), MAX_PAYLOAD))
+    function = target.function_name
+    client = target.client("lambda", read_timeout=910, connect_timeout=10, retries={"max_attempts": 1},
+                           max_pool_connections=max(10, segments))
+    payloads = serverside.events(payload, target.management_endpoint, segments, prune, room)
+
+    def invoke(event: dict):
+        return client.invoke(FunctionName=function, Payload=json.dumps(event).encode())
+
+    return serverside.run(invoke, function, payloads, progress)
+
+
+def server_side_exit_code(report) -> int:
+    counts = report.counts()
+    if counts["forbidden"]:
+        return EXIT_FORBIDDEN
+    if report.interrupted:
+        return 130
+    return 0 if report.complete else EXIT_NOT_DELIVERED

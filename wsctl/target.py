@@ -208,6 +208,13 @@ class Target:
                              % (self.stack, self.region_name)) from None
 
     @property
+    def function_name(self) -> str:
+        """The function that serves the stack's routes (the emulator's own for wsctl's API)."""
+        if self.local:
+            return (self.local_state.get("routes") or {}).get("$default") or names.function_name(self.audience_stack)
+        return names.function_name(self.stack)
+
+    @property
     def audience_stack(self) -> str:
         """The stack name that tokens for this target must name in `aud`."""
         return self.local_state.get("stack", self.stack) if self.local else self.stack

@@ -96,13 +96,21 @@ def send(
     file: str = FILE_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
     no_prune: bool = NO_PRUNE_OPTION,
+    server_side: bool = typer.Option(False, "--server-side",
+                                     help="With --room: the deployed function posts, inside AWS."),
     transport: str = TRANSPORT_OPTION,
 ):
     """Send a message to a connection, a user or a room. Exit 0 only when every live recipient got it."""
+    from ..errors import UsageError
     from ..ops import read_payload, recipients
 
     payload = read_payload(message, file)
     _check_concurrency(concurrency)
+    if server_side:
+        if not room or connection or user:
+            raise UsageError("--server-side sends to a room: use it with --room only")
+        _server_side(ctx, payload, 1, no_prune, room)
+        return
     target = ctx.obj.target()
     ids = recipients(target, connection, user, room)
     _deliver(ctx, ids, payload, concurrency, no_prune, transport, single=bool(connection))
@@ -115,6 +123,12 @@ def broadcast(
     file: str = FILE_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
     no_prune: bool = NO_PRUNE_OPTION,
+    server_side: bool = typer.Option(False, "--server-side",
+                                     help="Fan out inside AWS: the deployed function posts, in parallel "
+                                          "copies (needs lambda:InvokeFunction on it)."),
+    segments: int = typer.Option(4, "--segments",
+                                 help="With --server-side: copies of the function, each scanning one "
+                                      "segment of the registry (1-100)."),
     transport: str = TRANSPORT_OPTION,
 ):
     """Send a message to every live connection in the registry (sending starts with the first scan page)."""
@@ -122,7 +136,61 @@ def broadcast(
 
     payload = read_payload(message, file)
     _check_concurrency(concurrency)
+    if server_side:
+        from ..fanout.serverside import check_segments
+
+        _server_side(ctx, payload, check_segments(segments), no_prune, None)
+        return
     _deliver(ctx, None, payload, concurrency, no_prune, transport, single=False)
+
+
+def _server_side(ctx, payload: bytes, segments: int, no_prune: bool, room: str | None) -> None:
+    """Run the fan-out in the deployed function and render the summed report."""
+    from .. import render
+    from ..errors import WsctlError
+    from ..ops import EXIT_NO_RECIPIENT, deliver_server_side, server_side_exit_code
+
+    options = ctx.obj
+    target = options.target()
+
+    def progress(segment) -> None:
+        if options.json:
+            return
+        report = segment.report or {}
+        counts = ", ".join("%s %d" % (k, v) for k, v in (report.get("counts") or {}).items() if v) or "nobody"
+        line = "segment %d: %s in %.2f s" % (segment.number, counts, segment.seconds)
+        if segment.error:
+            line += "  FAILED: %s (%d read but not reached%s)" % (
+                segment.error, report.get("unreached", 0), "" if report.get("scanComplete", False)
+                else "; the rest of its segment was not read")
+        render.line(line, style="red" if segment.error else "dim")
+
+    report = deliver_server_side(target, payload, segments, not no_prune, room, progress)
+    counts = report.counts()
+    failed = report.failed_segments()
+    if options.json:
+        render.print_json({"target": target.describe(), "function": report.function, "serverSide": True,
+                           "recipients": report.recipients, "counts": counts, "pruned": report.pruned,
+                           "seconds": round(report.seconds, 3), "interrupted": report.interrupted,
+                           "segments": [{"segment": s.number, "error": s.error, "seconds": round(s.seconds, 3),
+                                         **(s.report or {})} for s in report.segments]})
+    else:
+        rows = [[outcome, count] for outcome, count in counts.items() if count or outcome == "delivered"]
+        if report.pruned:
+            rows.append(["pruned from registry", report.pruned])
+        render.table(["outcome", "connections"], rows, title="%d recipient(s) in %.2f s, %d segment(s) in %s (%s)" % (
+            report.recipients, report.seconds, len(report.segments), report.function, target.describe()))
+        if report.interrupted:
+            render.error("interrupted: %d of the segments had finished; the others go on running in the function"
+                         % len(report.segments))
+        elif failed:
+            render.error("segment(s) %s did not finish: their connections may not all have the message"
+                         % ", ".join(str(s.number) for s in failed))
+    if room is not None and not report.recipients and not failed:
+        raise WsctlError("room %r has no live member in the registry" % room, EXIT_NO_RECIPIENT)
+    code = server_side_exit_code(report)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -1,0 +1,147 @@
+"""Fan-out inside AWS: N copies of the deployed function each post to one segment of the
+registry (see lambda_src/fanout.py), and their reports are summed here.
+
+The operator's machine sends N Invoke calls instead of N x thousands of posts:
+what bounds the broadcast is then the function's in-region posting and the
+account's quotas, not the operator's round trip to the region.
+"""
+
+import base64
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from lambda_src.delivery import DELIVERED, FAILED, FORBIDDEN, GONE, OUTCOMES, THROTTLED
+from lambda_src.fanout import KIND, VERSION
+
+from ..errors import UsageError, WsctlError
+
+MAX_SEGMENTS = 100
+
+
+@dataclass
+class Segment:
+    number: int
+    report: dict | None = None  # the function's report
+    error: str | None = None  # why the segment failed (function error, timeout, ...)
+    seconds: float = 0.0
+
+
+@dataclass
+class ServerReport:
+    function: str
+    segments: list = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def counts(self) -> dict:
+        counts = {outcome: 0 for outcome in OUTCOMES}
+        for segment in self.segments:
+            for outcome, count in ((segment.report or {}).get("counts") or {}).items():
+                counts[outcome] = counts.get(outcome, 0) + count
+        return counts
+
+    @property
+    def recipients(self) -> int:
+        return sum((s.report or {}).get("recipients", 0) for s in self.segments)
+
+    @property
+    def pruned(self) -> int:
+        return sum((s.report or {}).get("pruned", 0) for s in self.segments)
+
+    def failed_segments(self) -> list:
+        return [s for s in self.segments if s.error or not (s.report or {}).get("complete", False)]
+
+    @property
+    def complete(self) -> bool:
+        counts = self.counts()
+        return not (self.failed_segments() or self.interrupted or counts[THROTTLED] or counts[FAILED]
+                    or counts[FORBIDDEN])
+
+
+def check_segments(segments: int) -> int:
+    if not 1 <= segments <= MAX_SEGMENTS:
+        raise UsageError("--segments must be between 1 and %d" % MAX_SEGMENTS)
+    return segments
+
+
+def events(payload: bytes, endpoint: str, segments: int, prune: bool, room: str | None = None) -> list[dict]:
+    """The Invoke payloads, one per segment (a room is one query: one copy)."""
+    base = {"wsctl": KIND, "version": VERSION, "data": base64.b64encode(payload).decode(), "endpoint": endpoint,
+            "prune": prune}
+    if room is not None:
+        return [{**base, "room": room, "segment": 0, "totalSegments": 1}]
+    return [{**base, "segment": i, "totalSegments": segments} for i in range(segments)]
+
+
+def _outcome(answer: dict) -> tuple[dict | None, str | None]:
+    """(report, error) from one Invoke answer."""
+    body = answer["Payload"].read()
+    try:
+        document = json.loads(body or b"null")
+    except ValueError:
+        document = None
+    if answer.get("FunctionError"):
+        kind = (document or {}).get("errorType", "") if isinstance(document, dict) else ""
+        message = (document or {}).get("errorMessage", "") if isinstance(document, dict) else body[:200]
+        if kind == "KeyError" and "requestContext" in str(message):
+            return None, "outdated"
+        if kind == "Sandbox.Timedout":
+            return None, "timed out (%s)" % message
+        return None, "%s: %s" % (kind or "function error", message)
+    if not isinstance(document, dict) or document.get("wsctlFanout") is None:
+        return None, "outdated"
+    return document, document.get("error") if not document.get("complete", True) else None
+
+
+def run(invoke, function: str, payloads: list[dict], progress=None) -> ServerReport:
+    """Invoke the function once per payload, all at once; `invoke(payload) -> boto3 answer`.
+    `progress(segment)` is called as each segment ends. Ctrl-C returns what has finished."""
+    report = ServerReport(function)
+    started = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=len(payloads))
+    futures = {pool.submit(_timed, invoke, payload): payload["segment"] for payload in payloads}
+    try:
+        for future in as_completed(futures):
+            segment = Segment(futures[future])
+            try:
+                answer, segment.seconds = future.result()
+                segment.report, segment.error = _outcome(answer)
+            except WsctlError:
+                raise
+            except Exception as error:  # noqa: BLE001 - a failed Invoke is this segment's outcome
+                segment.error = _invoke_error(error, function)
+            if segment.error == "outdated":
+                raise WsctlError("the deployed function predates server-side fan-out: run `wsctl deploy` to update "
+                                 "it (or broadcast without --server-side)")
+            report.segments.append(segment)
+            if progress:
+                progress(segment)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finally:
+        pool.shutdown(wait=not report.interrupted, cancel_futures=True)
+    report.segments.sort(key=lambda s: s.number)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _timed(invoke, payload):
+    started = time.monotonic()
+    answer = invoke(payload)
+    return answer, time.monotonic() - started
+
+
+def _invoke_error(error: Exception, function: str) -> str:
+    response = getattr(error, "response", None) or {}
+    code = response.get("Error", {}).get("Code", "")
+    if code in ("AccessDeniedException", "AccessDenied"):
+        raise WsctlError("not allowed to invoke %s: your AWS identity needs lambda:InvokeFunction on that function"
+                         % function, 4) from None
+    if code == "ResourceNotFoundException":
+        raise WsctlError("function %s does not exist: run `wsctl deploy` first" % function, 3) from None
+    return "%s: %s" % (code or type(error).__name__, response.get("Error", {}).get("Message") or error)
+
+
+__all__ = ["run", "events", "check_segments", "ServerReport", "Segment", "DELIVERED", "GONE"]
