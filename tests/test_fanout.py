@@ -127,7 +127,7 @@ class Scripted:
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
 
-FAST = RetryPolicy(max_attempts=5, base=0.001, cap=0.002)
+FAST = RetryPolicy(max_attempts=5, max_throttled_attempts=7, base=0.001, cap=0.002)
 
 
 def run(transport, ids, method="POST", concurrency=8, **kwargs):
@@ -149,12 +149,12 @@ def test_engine_outcomes_retries_and_dedup():
     report = run(transport, ids)
     outcomes = {r.connection_id: (r.outcome, r.attempts) for r in report.results}
     assert outcomes == {"ok": (DELIVERED, 1), "gone": (GONE, 1), "busy-then-ok": (DELIVERED, 3),
-                        "flaky-then-ok": (DELIVERED, 3), "always-busy": (THROTTLED, 5),
+                        "flaky-then-ok": (DELIVERED, 3), "always-busy": (THROTTLED, 7),
                         "always-500": ("failed", 5), "too-big": ("failed", 1)}
     assert [r.connection_id for r in report.results] == list(dict.fromkeys(ids))  # once each, in order
-    assert len(transport.calls) == 1 + 1 + 3 + 3 + 5 + 5 + 1  # no call beyond the outcome's attempts
+    assert len(transport.calls) == 1 + 1 + 3 + 3 + 7 + 5 + 1  # no call beyond the outcome's attempts
     assert all(data == b"payload" for _, _, data in transport.calls)
-    assert report.retries == 2 + 2 + 4 + 4
+    assert report.retries == 2 + 2 + 6 + 4 and report.throttles == 2 + 7  # every 429 counted
     assert report.counts() == {"delivered": 3, "gone": 1, "throttled": 1, "forbidden": 0, "failed": 2,
                                "skipped": 0}
     assert not report.complete and report.stopped is None
@@ -337,15 +337,15 @@ def test_moto_throttling_is_retried_by_the_engine_not_by_botocore(deployed):
 
     target, registry, backend, _ = deployed
     ids = register(registry, target, "bob", 3)
-    backend.throttle = {ids[0]: 2, ids[2]: 10}  # ids[2] stays throttled past every attempt
+    backend.throttle = {ids[0]: 2, ids[2]: 20}  # ids[2] stays throttled past every attempt
     report, pruned = asyncio.run(ops.deliver(target, ids, b"hi", transport="boto3"))
     by_id = {r.connection_id: r for r in report.results}
     assert (by_id[ids[0]].outcome, by_id[ids[0]].attempts) == (DELIVERED, 3)
     assert (by_id[ids[1]].outcome, by_id[ids[1]].attempts) == (DELIVERED, 1)
-    assert (by_id[ids[2]].outcome, by_id[ids[2]].attempts) == (THROTTLED, 5)
+    assert (by_id[ids[2]].outcome, by_id[ids[2]].attempts) == (THROTTLED, 10)  # 429s are retried longer
     # one backend call per engine attempt: botocore itself made no retry
     assert [c for c in backend.calls if c[1] == ids[0]] == [("POST", ids[0])] * 3
-    assert [c for c in backend.calls if c[1] == ids[2]] == [("POST", ids[2])] * 5
+    assert [c for c in backend.calls if c[1] == ids[2]] == [("POST", ids[2])] * 10
     assert sorted(cid for _, cid, _ in backend.posts) == sorted(ids[:2])
     assert pruned == 0 and table_ids(target) == set(ids)  # throttled is not gone
     assert ops.exit_code(report) == ops.EXIT_NOT_DELIVERED
@@ -445,7 +445,7 @@ EXPECTED = {  # clients=3
                                   "skipped": 0}, "pruned": 3, "received": [0, 0, 0], "registryKept": 0},
     "429": {"exit": 1, "counts": {"delivered": 0, "gone": 0, "throttled": 3, "forbidden": 0, "failed": 0,
                                   "skipped": 0}, "pruned": 0, "received": [0, 0, 0], "registryKept": 3,
-            "notDelivered": True, "retries": 12},
+            "notDelivered": True, "retries": 27},
     "500": {"exit": 1, "counts": {"delivered": 0, "gone": 0, "throttled": 0, "forbidden": 0, "failed": 3,
                                   "skipped": 0}, "pruned": 0, "received": [0, 0, 0], "registryKept": 3,
             "notDelivered": True, "retries": 12},

@@ -21,6 +21,7 @@ from .registry import live_connection_ids, registry_for, scan_all
 EXIT_NOT_DELIVERED = 1  # throttled or failed for some live connection
 EXIT_NO_RECIPIENT = 3  # unknown or gone target
 EXIT_FORBIDDEN = 4  # the caller lacks execute-api:ManageConnections
+EXIT_INTERRUPTED = 130  # Ctrl-C, after the partial report (128 + SIGINT, as shells say)
 
 
 # -- payloads ---------------------------------------------------------------------
@@ -84,16 +85,18 @@ def remove_connections(target, connection_ids) -> int:
 
 
 async def deliver(target, connection_ids, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                  prune: bool = True, progress=None, transport: str = "lean") -> tuple:
+                  prune: bool = True, progress=None, transport: str = "lean", max_rate: float | None = None) -> tuple:
     """POST the payload to each id; gone ids leave the registry unless prune is False."""
     async with for_target(target, concurrency, transport) as sender:
-        report = await fanout.run(sender, "POST", connection_ids, payload, concurrency, progress=progress)
+        report = await fanout.run(sender, "POST", connection_ids, payload, concurrency, progress=progress,
+                                  pacer=fanout.Pacer(max_rate))
     pruned = remove_connections(target, report.ids(GONE)) if prune else 0
     return report, pruned
 
 
 async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                         prune: bool = True, progress=None, transport: str = "lean") -> tuple:
+                         prune: bool = True, progress=None, transport: str = "lean",
+                         max_rate: float | None = None) -> tuple:
     """Broadcast: POST to every live connection, starting with the first scan page."""
     import asyncio
 
@@ -107,13 +110,19 @@ async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAU
                 stream.close()
 
         scanning = asyncio.get_running_loop().run_in_executor(None, scan)
-        report = await fanout.run(sender, "POST", stream, payload, concurrency, progress=progress)
-        await scanning  # re-raises a failed scan (a missing table, no credentials)
+        report = await fanout.run(sender, "POST", stream, payload, concurrency, progress=progress,
+                                  pacer=fanout.Pacer(max_rate))
+        if report.interrupted:
+            scanning.cancel()  # the scan thread finishes its page; nobody waits for the rest
+        else:
+            await scanning  # re-raises a failed scan (a missing table, no credentials)
     pruned = remove_connections(target, report.ids(GONE)) if prune else 0
     return report, pruned
 
 
 def exit_code(report) -> int:
+    if report.interrupted:
+        return EXIT_INTERRUPTED
     counts = report.counts()
     if counts["forbidden"]:
         return EXIT_FORBIDDEN
@@ -251,15 +260,18 @@ async def prune(target, dry_run: bool = False, concurrency: int = fanout.DEFAULT
 
 
 async def disconnect(target, connection_id: str, transport: str = "lean") -> str:
-    """DeleteConnection (kick). Returns 'disconnected' or 'gone' (registry entry removed)."""
+    """DeleteConnection (kick). Returns 'disconnected'; on 410, 'gone' (the registry held it: its
+    entry is removed), 'unknown' (the registry never had it either), or 'not connected' (an API
+    whose registry is its own, so which of the two cannot be told)."""
     async with for_target(target, 1, transport) as sender:
         report = await fanout.run(sender, "DELETE", [connection_id], None, 1)
     outcome = report.results[0].outcome
     if outcome == DELIVERED:
         return "disconnected"
     if outcome == GONE:
-        remove_connections(target, [connection_id])
-        return "gone"
+        if not target.bundled:
+            return "not connected"
+        return "gone" if remove_connections(target, [connection_id]) else "unknown"
     if report.stopped:
         raise WsctlError(forbidden_hint(target, report), EXIT_FORBIDDEN)
     answer = report.results[0].answer
@@ -316,5 +328,5 @@ def server_side_exit_code(report) -> int:
     if counts["forbidden"]:
         return EXIT_FORBIDDEN
     if report.interrupted:
-        return 130
+        return EXIT_INTERRUPTED
     return 0 if report.complete else EXIT_NOT_DELIVERED

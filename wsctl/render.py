@@ -13,7 +13,14 @@ from functools import lru_cache
 def console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich's own answer is SystemExit(1) on the spot; raising lets the command unwind
+            # (stopping what it started) and end quietly with 141, as SIGPIPE would (wsctl.cli).
+            self.quiet = True
+            raise BrokenPipeError(32, "the reader of wsctl's output went away")
+
+    return _Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
 def print_json(document) -> None:
@@ -69,15 +76,49 @@ def key_values(pairs: list[tuple[str, object]], title: str | None = None) -> Non
     console().print(grid)
 
 
-def relative_time(epoch_seconds: float, now: float) -> str:
-    """'3m ago' / 'in 2h' for tables."""
-    delta = epoch_seconds - now
-    size = abs(delta)
-    for unit, seconds in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if size >= seconds or unit == "s":
-            amount = "%d%s" % (size // seconds, unit)
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def duration(seconds: float) -> str:
+    """A duration as people say it, in its two largest units, never rounded up: 7199 s is
+    '1 h 59 m' (not '1h', and not '2 h' before the two hours are over); under a second, '0 s'."""
+    size = int(abs(seconds))
+    parts = []
+    for unit, length in _UNITS:
+        if size >= length or (unit == "s" and not parts):
+            parts.append("%d %s" % (size // length, unit))
+            size %= length
+        elif parts:
+            parts.append("0 %s" % unit)
+        if len(parts) == 2:
             break
-    return "in " + amount if delta > 0 else amount + " ago"
+    if len(parts) == 2 and parts[1].startswith("0 "):
+        parts.pop()
+    return " ".join(parts)
+
+
+def relative_time(epoch_seconds: float, now: float) -> str:
+    """'3 m 12 s ago' / 'in 1 h 59 m' for tables."""
+    delta = epoch_seconds - now
+    return "in " + duration(delta) if delta > 0 else duration(delta) + " ago"
+
+
+def iso_time(epoch_seconds: float | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds, as API Gateway writes times: 2026-12-02T02:11:57.102Z."""
+    from datetime import datetime, timezone
+
+    if epoch_seconds is None:
+        return None
+    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def local_time(epoch_seconds: float, now: float | None = None) -> str:
+    """A moment as people read it: local date and time with the zone, and how long ago or ahead."""
+    import time as _time
+
+    now = _time.time() if now is None else now
+    shown = _time.strftime("%Y-%m-%d %H:%M:%S %Z", _time.localtime(epoch_seconds)).strip()
+    return "%s (%s)" % (shown, relative_time(epoch_seconds, now))
 
 
 class DelayedProgress:
@@ -92,7 +133,9 @@ class DelayedProgress:
         self.progress = None
         self.task = None
 
-    def __call__(self, done: int, total: int) -> None:
+    wants_detail = True  # the fan-out engine adds the rate it holds and its retries
+
+    def __call__(self, done: int, total: int, detail: str = "") -> None:
         if not self.enabled:
             return
         if self.progress is None:
@@ -101,10 +144,10 @@ class DelayedProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                     console=console(True), transient=True)
+                                     TextColumn("{task.fields[detail]}"), console=console(True), transient=True)
             self.progress.start()
-            self.task = self.progress.add_task(self.label, total=total)
-        self.progress.update(self.task, completed=done, total=total)
+            self.task = self.progress.add_task(self.label, total=total, detail=detail)
+        self.progress.update(self.task, completed=done, total=total, detail=detail)
 
     def close(self) -> None:
         if self.progress is not None:

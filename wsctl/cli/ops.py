@@ -12,7 +12,9 @@ connections_app = typer.Typer(help="Who is connected: the registry joined with A
 app.add_typer(connections_app, name="connections")
 
 # Options shared by the commands that deliver (one definition, so they never drift apart).
-CONCURRENCY_OPTION = typer.Option(64, "--concurrency", help="Management API calls in flight at once.")
+CONCURRENCY_OPTION = typer.Option(256, "--concurrency", help="Management API calls in flight at once.")
+MAX_RATE_OPTION = typer.Option(None, "--max-rate", help="At most this many management API calls per second "
+                                                        "(default: find the rate API Gateway accepts).")
 TRANSPORT_OPTION = typer.Option("lean", "--transport", hidden=True, help="lean (aiohttp + SigV4) or boto3.")
 MESSAGE_ARGUMENT = typer.Argument(None, help="The payload, sent as given (text or JSON); - reads stdin.")
 FILE_OPTION = typer.Option(None, "--file", "-f", help="Read the payload from this file (- for stdin).")
@@ -26,7 +28,8 @@ def _summary(target, report, pruned: int, recipients: int, json_output: bool, pr
     counts = report.counts()
     if json_output:
         render.print_json({"target": target.describe(), "recipients": recipients, "counts": counts,
-                           "pruned": pruned, "retries": report.retries, "seconds": round(report.seconds, 3),
+                           "pruned": pruned, "retries": report.retries, "throttles": report.throttles,
+                           "interrupted": report.interrupted, "seconds": round(report.seconds, 3),
                            "notDelivered": [r.connection_id for r in report.results
                                             if r.outcome not in ("delivered", "gone")],
                            "stopped": report.stopped})
@@ -36,16 +39,20 @@ def _summary(target, report, pruned: int, recipients: int, json_output: bool, pr
             rows.append(["pruned from registry", pruned])
         if report.retries:
             rows.append(["retries", report.retries])
+        if report.throttles:
+            rows.append(["throttled answers (retried)", report.throttles])
         render.table(["outcome", "connections"], rows,
                      title="%d recipient(s) in %.2f s (%s)" % (recipients, report.seconds, target.describe()))
     if report.stopped:
         render.error(forbidden_hint(target, report))
+    elif report.interrupted:
+        pass  # the caller says how far it got
     elif not report.complete:
         render.error("%d live connection(s) did not get the message" % len(
             [r for r in report.results if r.outcome not in ("delivered", "gone")]))
 
 
-def _deliver(ctx, ids, payload, concurrency, no_prune, transport, single: bool):
+def _deliver(ctx, ids, payload, concurrency, no_prune, transport, single: bool, max_rate: float | None = None):
     """Send to `ids`, or to every live connection when ids is None (broadcast)."""
     from .. import render
     from ..errors import WsctlError
@@ -56,12 +63,17 @@ def _deliver(ctx, ids, payload, concurrency, no_prune, transport, single: bool):
     progress = render.DelayedProgress("sending", enabled=not options.json)
     try:
         if ids is None:
-            run = deliver_to_all(target, payload, concurrency, not no_prune, progress, transport)
+            run = deliver_to_all(target, payload, concurrency, not no_prune, progress, transport, max_rate)
         else:
-            run = deliver(target, ids, payload, concurrency, not no_prune, progress, transport)
+            run = deliver(target, ids, payload, concurrency, not no_prune, progress, transport, max_rate)
         report, pruned = asyncio.run(run)
     finally:
         progress.close()
+    if report.interrupted:
+        _summary(target, report, pruned, len(report.results), options.json, not no_prune)
+        done = len(report.results) - report.counts()["skipped"]
+        render.error("interrupted: sent to %d of %d recipient(s) found so far" % (done, len(report.results)))
+        raise typer.Exit(130)
     recipients = len(report.results)
     if ids is None and not recipients:
         if options.json:
@@ -96,6 +108,7 @@ def send(
     file: str = FILE_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
     no_prune: bool = NO_PRUNE_OPTION,
+    max_rate: float = MAX_RATE_OPTION,
     server_side: bool = typer.Option(False, "--server-side",
                                      help="With --room: the deployed function posts, inside AWS."),
     transport: str = TRANSPORT_OPTION,
@@ -113,7 +126,8 @@ def send(
         return
     target = ctx.obj.target()
     ids = recipients(target, connection, user, room)
-    _deliver(ctx, ids, payload, concurrency, no_prune, transport, single=bool(connection))
+    _deliver(ctx, ids, payload, concurrency, no_prune, transport, single=bool(connection),
+             max_rate=_check_rate(max_rate))
 
 
 @app.command()
@@ -123,6 +137,7 @@ def broadcast(
     file: str = FILE_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
     no_prune: bool = NO_PRUNE_OPTION,
+    max_rate: float = MAX_RATE_OPTION,
     server_side: bool = typer.Option(False, "--server-side",
                                      help="Fan out inside AWS: the deployed function posts, in parallel "
                                           "copies (needs lambda:InvokeFunction on it)."),
@@ -141,7 +156,15 @@ def broadcast(
 
         _server_side(ctx, payload, check_segments(segments), no_prune, None)
         return
-    _deliver(ctx, None, payload, concurrency, no_prune, transport, single=False)
+    _deliver(ctx, None, payload, concurrency, no_prune, transport, single=False, max_rate=_check_rate(max_rate))
+
+
+def _check_rate(max_rate: float | None) -> float | None:
+    from ..errors import UsageError
+
+    if max_rate is not None and not 1 <= max_rate <= 1_000_000:
+        raise UsageError("--max-rate must be between 1 and 1000000 calls per second")
+    return max_rate
 
 
 def _server_side(ctx, payload: bytes, segments: int, no_prune: bool, room: str | None) -> None:
@@ -243,21 +266,54 @@ def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help
     if outcome == "gone":
         raise WsctlError("connection %s was already gone (its registry entry was removed)" % connection_id,
                          EXIT_NO_RECIPIENT)
+    if outcome == "unknown":
+        raise WsctlError("unknown connection %s: API Gateway does not know it and the registry has no entry for it"
+                         % connection_id, EXIT_NO_RECIPIENT)
+    if outcome == "not connected":
+        raise WsctlError("connection %s is not connected (API Gateway answered 410 Gone)" % connection_id,
+                         EXIT_NO_RECIPIENT)
     if not options.json:
         render.line("Disconnected %s." % connection_id, style="green")
 
 
-def _relative_iso(value: str | None, now: float) -> str:
+def _epoch(value) -> float | None:
+    """Seconds since the epoch from what the registry and API Gateway hold: an ISO 8601 time
+    (GetConnection), or epoch milliseconds (connectedAt) or seconds (ttl) as numbers."""
     from datetime import datetime
+    from decimal import Decimal
 
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float, Decimal)):
+        value = float(value)
+        return value / 1000 if value > 10 ** 11 else value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _relative_iso(value, now: float) -> str:
     from .. import render
 
-    if not value:
-        return "-"
-    try:
-        return render.relative_time(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp(), now)
-    except ValueError:
-        return value
+    moment = _epoch(value)
+    return render.relative_time(moment, now) if moment is not None else (value or "-")
+
+
+def _json_times(row: dict | None) -> dict | None:
+    """A row or registry item for -o json: times in ISO 8601 (UTC, ms), `ttl` as `expiresAt`."""
+    from .. import render
+
+    if row is None:
+        return None
+    out = dict(row)
+    for key in ("connectedAt", "lastActiveAt", "joinedAt"):
+        if key in out and out[key] is not None:
+            out[key] = render.iso_time(_epoch(out[key])) or out[key]
+    if "ttl" in out:
+        ttl = out.pop("ttl")
+        out["expiresAt"] = render.iso_time(_epoch(ttl)) if ttl is not None else None
+    return out
 
 
 @connections_app.command("list")
@@ -284,15 +340,15 @@ def list_connections(
         for row in rows:
             row.update(states.get(row["connectionId"], {}))
     if options.json:
-        render.print_json(rows)
+        render.print_json([_json_times(row) for row in rows])
         return
     now = time.time()
     columns = ["connection", "user", "rooms", "connected", "expires"] + (["state", "last active"] if live else [])
     table = []
     for row in rows:
         cells = [row["connectionId"], row["userId"], ",".join(row["rooms"]) or "-",
-                 render.relative_time(row["connectedAt"] / 1000, now) if row["connectedAt"] else "?",
-                 render.relative_time(row["ttl"], now) if row["ttl"] else "never"]
+                 _relative_iso(row["connectedAt"], now) if row["connectedAt"] else "?",
+                 _relative_iso(row["ttl"], now) if row["ttl"] else "never"]
         if live:
             cells += [row.get("state", "?"), _relative_iso(row.get("lastActiveAt"), now)]
         table.append(cells)
@@ -309,16 +365,25 @@ def show(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The 
     options = ctx.obj
     document = asyncio.run(show_one(options.target(), connection_id, transport))
     if options.json:
-        render.print_json(document)
+        render.print_json(dict(document, registry=_json_times(document["registry"]),
+                               apiGateway=_json_times(document["apiGateway"])))
         return
     registry = document["registry"] or {}
     api = document["apiGateway"]
+
+    def when(value):
+        moment = _epoch(value)
+        return render.local_time(moment) if moment is not None else None
+
+    identity = api.get("identity") or {}
     render.key_values([
         ("connection", connection_id), ("user", registry.get("userId", "(not in the registry)")),
-        ("rooms", ", ".join(document["rooms"]) or "-"), ("connected at (registry)", registry.get("connectedAt")),
-        ("expires (ttl)", registry.get("ttl")), ("source ip", registry.get("sourceIp")),
+        ("rooms", ", ".join(document["rooms"]) or "-"), ("connected", when(registry.get("connectedAt"))
+                                                         or when(api.get("connectedAtApi"))),
+        ("expires (ttl)", when(registry.get("ttl"))), ("source ip", registry.get("sourceIp")),
         ("user agent", registry.get("userAgent")), ("API Gateway", api["state"]),
-        ("last active", api.get("lastActiveAt")), ("identity", api.get("identity")),
+        ("last active", when(api.get("lastActiveAt"))),
+        ("identity", ", ".join("%s %s" % (k, v) for k, v in identity.items()) if identity else None),
     ])
 
 

@@ -40,6 +40,9 @@ def retryable(answer: Answer) -> bool:
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 5
+    # A 429 says "not so fast", not "broken": while the pacer slows the whole run down, a
+    # throttled post is retried longer than a failed one (about 10 s of backoff in all).
+    max_throttled_attempts: int = 10
     base: float = 0.05  # seconds
     cap: float = 2.0
 
