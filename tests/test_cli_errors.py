@@ -65,6 +65,7 @@ def assert_one_line(result, *expected: str, code: int | None = None) -> None:
 NO_EMULATOR = [
     ["status"], ["connections", "list"], ["connections", "show", "abc="], ["send", "--user", "u", "hi"],
     ["broadcast", "hi"], ["prune"], ["disconnect", "abc="], ["token", "--user", "u"], ["connect"],
+    ["local", "down"],
 ]
 
 
@@ -132,6 +133,10 @@ BAD_USAGE = [
     (["local", "up", "--source", "/nonexistent/dir", "--handler", "a.b", "--auth", "none"], "not a folder"),
     (["local", "up", "--handler", "nodots"], None),
     (["nosuch"], "No such command"),
+    (["bundle", "-o", "out.zip"], "--output"),
+    (["--name", "Bad Name", "status"], "--name 'Bad Name'"),
+    (["connect", "--raw", "--pretty", "ws://127.0.0.1:9/dev"], "--raw or --pretty"),
+    (["local", "down", "--all", "--name", "web"], "--name or --all"),
 ]
 
 
@@ -167,7 +172,8 @@ def test_the_console_script_prints_one_line_too(tmp_path, args):
     (["connections", "show", "-AbCdEfGhIjKCmn=", "--local"], ["--local", "connections", "show", "--",
                                                                "-AbCdEfGhIjKCmn="]),
     (["send", "--connection", "-AbCdEfGhIjKCmn=", "hi"], ["send", "--connection", "-AbCdEfGhIjKCmn=", "hi"]),
-    (["bundle", "-o", "out.zip"], ["bundle", "-o", "out.zip"]),
+    (["bundle", "-o", "out.zip"], ["-o", "out.zip", "bundle"]),  # -o is --output everywhere
+    (["local", "up", "--name", "web", "-p", "0"], ["--name", "web", "local", "up", "-p", "0"]),
     (["send", "-o", "json", "--user", "u", "hi"], ["-o", "json", "send", "--user", "u", "hi"]),
 ])
 def test_global_options_and_dash_ids_are_placed_for_the_parser(args, expected):

@@ -6,10 +6,10 @@ scripted (--send/--wait/--count, -o jsonl), fed by a pipe, and interactive
 on a pseudo-terminal (pexpect). Other clients are plain `websockets` ones.
 """
 
-import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -20,8 +20,9 @@ from websockets.sync.client import connect
 
 from emulator_fixtures import ROOT, unique
 from live_support import drain, one_error_line, whoami, wsctl
+from live_terminal import Terminal
 from wsctl.client import (CLOSE_MEANINGS, HANDSHAKE_MEANINGS, Command, CommandError, _redact, close_meaning,
-                          gateway_error, parse_line)
+                          complete, gateway_error, parse_line)
 
 ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[78])")
 
@@ -49,6 +50,7 @@ ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[78])")
     ("/close 4001 going home", Command("close", code=4001, reason="going home")),
     ("/close 3000", Command("close", code=3000)),
     ("/raw", Command("raw")),
+    ("/pretty", Command("pretty")),
     ("/help", Command("help")),
     ("/quit", Command("quit")),
     ("/exit", Command("quit")),
@@ -73,6 +75,17 @@ def test_parse_line(line, expected):
 def test_parse_line_refuses(line, words):
     with pytest.raises(CommandError, match=re.escape(words)):
         parse_line(line)
+
+
+def test_completion_of_slash_commands_and_route_names():
+    routes = ["$connect", "$disconnect", "$default", "sendMessage", "sendRoom", "join", "whoami"]
+    assert complete("/", routes) == (1, ["/action ", "/ping ", "/close ", "/pretty", "/raw", "/help", "/quit"])
+    assert complete("/ac", routes) == (3, ["/action "])
+    assert complete("/p", routes) == (2, ["/ping ", "/pretty"])
+    assert complete("/action ", routes) == (0, ["join", "sendMessage", "sendRoom", "whoami"])  # no $-routes
+    assert complete("/action send", routes) == (4, ["sendMessage", "sendRoom"])
+    assert complete("/action sendRoom room=", routes) == (0, [])
+    assert complete("hello", routes) == complete("//ac", routes) == complete("/close 10", routes) == (0, [])
 
 
 def test_what_close_codes_and_handshake_statuses_mean():
@@ -227,56 +240,201 @@ def test_disconnect_from_another_process_is_a_normal_close_even_with_stdin_open(
         process.stdin.close()
 
 
-def spawn_interactive(emulator, user: str, shell_suffix: str = "") -> pexpect.spawn:
-    command = "%s -m wsctl --local connect --user %s%s" % (sys.executable, user, shell_suffix)
-    return pexpect.spawn("bash", ["-c", command], cwd=str(ROOT), env=emulator.env, encoding="utf-8",
-                         timeout=10, dimensions=(50, 200))
+# -- the live client, in a real terminal (a pty rendered by pyte) ---------------------------------------
+def live(emulator, *args: str, rows: int = 24, columns: int = 80) -> Terminal:
+    return Terminal(["--local", "connect", *args], emulator.env, rows=rows, columns=columns)
 
 
-def test_interactive_prompt_action_ping_and_close(emulator):
+def whoami_id(term: Terminal) -> str:
+    """Ask the handler who we are; the answer is one line on screen (wrapped at 80 columns)."""
+    before = term.text().count('"type": "whoami"')
+    term.enter("/action whoami")
+    term.wait_for(lambda t: t.text().count('"type": "whoami"') > before and '"rooms"' in t.text().split(
+        '"type": "whoami"')[-1], what="the whoami answer")
+    return re.findall(r'"connectionId": "([A-Za-z0-9_=-]+)"', "".join(term.lines()))[-1]
+
+
+def test_interactive_prompt_action_ping_pretty_and_close(emulator):
     user = unique("gus")
-    child = spawn_interactive(emulator, user)
-    child.logfile_read = screen = io.StringIO()
+    term = live(emulator, "--user", user)
     try:
-        child.expect_exact("> ")
-        child.sendline("/action whoami")
-        child.expect_exact("rooms")
-        child.sendline("/ping")
-        child.expect(r"pong in (\d+\.\d) ms")
-        assert float(child.match.group(1)) < 1000
-        child.sendline("/frobnicate")
-        child.expect_exact("unknown command /frobnicate")
-        child.sendline("/close")
-        child.expect(pexpect.EOF)
+        term.wait_prompt()
+        cid = whoami_id(term)
+        # one frame, one line (compact JSON; at 80 columns it wraps, it is not pretty-printed)
+        answer = [line for line in term.lines() if '"type": "whoami"' in line][-1]
+        assert re.search(r'^\d\d:\d\d:\d\d\.\d{3} < \{"type": "whoami", "connectionId": "', answer), answer
+        assert cid in "".join(term.lines())
+        term.enter("/pretty")
+        term.wait_text("JSON frames pretty-printed")
+        term.enter("/action whoami")
+        term.wait_for(lambda t: any(re.fullmatch(r'\s+"userId": "%s",' % re.escape(user), line)
+                                    for line in t.lines()), what="a pretty-printed answer")
+        term.enter("/ping")
+        term.wait_for(lambda t: re.search(r"pong in (\d+\.\d) ms", t.text()), what="pong")
+        assert float(re.search(r"pong in (\d+\.\d) ms", term.text()).group(1)) < 1000
+        term.enter("/frobnicate")
+        term.wait_text("unknown command /frobnicate")
+        term.enter("/close")
+        assert term.wait_exit() == 0
     finally:
-        child.close()
-    transcript = ANSI.sub("", screen.getvalue()).replace("\r\n", "\n")
-    assert child.exitstatus == 0
-    assert "closed by client: 1000 normal closure" in transcript
-    # the answer is pretty-printed, one field a line
-    assert re.search(r'\{\s*\n\s+"type": "whoami",\s*\n\s+"connectionId": "[^"]+",\s*\n\s+"userId": "%s",'
-                     % re.escape(user), transcript), transcript
+        term.close()
+    assert "closed by client: 1000 normal closure" in term.text()
+
+
+def test_a_burst_of_multiline_frames_prints_whole_above_a_half_typed_line(emulator):
+    """80x24: while a line is half typed, twelve multi-line frames arrive at once (more than a
+    screen). The terminal shows every frame whole, in order, each line of it once, above the
+    prompt; the earlier lines are intact; the half-typed line is still there, the cursor after
+    it, and it is sent as typed."""
+    term = live(emulator, "--user", unique("ivy"))
+    try:
+        term.wait_prompt()
+        cid = whoami_id(term)
+        before = [line for line in term.lines() if line.strip() and not line.startswith(">")]
+        term.type("half typed lin")
+        frames = ["frame %02d line %d of 3%s" % (n, k, " " + "x" * (n % 4) * 9 if k == 2 and n % 4 else "")
+                  for n in range(12) for k in (1, 2, 3)]
+        management = emulator.management()
+        for n in range(12):
+            management.post_to_connection(ConnectionId=cid, Data="\n".join(frames[n * 3:n * 3 + 3]).encode())
+        term.wait_for(lambda t: "frame 11 line 3 of 3" in t.text(), what="the last frame")
+        term.pump(0.5)
+        lines = term.lines()
+        shown = [line.strip() for line in lines if re.search(r"frame \d\d line", line)]
+        # each line of each frame exactly once, in order; a frame's first line after its time stamp
+        assert [re.sub(r"^\d\d:\d\d:\d\d\.\d{3} < ", "", line) for line in shown] == frames, "\n".join(lines)
+        firsts = [line for line in lines if "line 1 of 3" in line]
+        assert all(re.match(r"^\d\d:\d\d:\d\d\.\d{3} < frame \d\d line 1 of 3$", line) for line in firsts), firsts
+        # nothing printed before was overwritten
+        assert [line for line in lines if line in before] == before
+        # the prompt: once, on the bottom row in use, with the half-typed line and the cursor after it
+        display = term.display()
+        prompt_rows = [y for y, line in enumerate(display) if line.startswith("> ")]
+        assert prompt_rows and display[prompt_rows[-1]] == "> half typed lin", "\n".join(display)
+        assert term.cursor() == (prompt_rows[-1], len("> half typed lin"))
+        assert all(not line.strip() for line in display[prompt_rows[-1] + 1:])
+        term.enter("e")
+        term.wait_text("> half typed line")
+        assert term.child.isalive()
+        term.key("ctrl-d")
+        assert term.wait_exit() == 0
+    finally:
+        term.close()
+
+
+def test_an_error_frame_takes_one_line_not_thirty(emulator):
+    term = live(emulator, "--user", unique("jon"), columns=110)
+    try:
+        term.wait_prompt()
+        term.enter('{"action": "nope"}')
+        term.wait_text('"accepted"')
+        term.pump(0.3)
+        rows = [line for line in term.lines() if line.strip() and not line.startswith(">")]
+        error_rows = [line for line in rows if '"unknown_action"' in line or '"accepted"' in line
+                      or "broadcastAll" in line]
+        assert len(error_rows) <= 3, "\n".join(rows)
+        term.key("ctrl-d")
+        assert term.wait_exit() == 0
+    finally:
+        term.close()
+
+
+def test_tab_completes_commands_and_route_names_and_history_persists(emulator):
+    marker = unique("hist")
+    term = live(emulator, "--user", unique("kim"))
+    try:
+        term.wait_prompt()
+        term.type("/ac")
+        term.key("tab")
+        term.wait_for(lambda t: t.display()[t.cursor()[0]] == "> /action", what="/action completed")
+        term.type("who")
+        term.key("tab")
+        term.wait_for(lambda t: t.display()[t.cursor()[0]] == "> /action whoami", what="whoami completed")
+        term.enter()
+        term.wait_text('"type": "whoami"')
+        term.enter(marker)
+        term.wait_for(lambda t: t.text().count(marker) >= 1, what="the marker line")
+        term.key("ctrl-d")
+        assert term.wait_exit() == 0
+    finally:
+        term.close()
+    assert "closed by client: 1000 normal closure" in term.text()
+    again = live(emulator, "--user", unique("kim"))
+    try:
+        again.wait_prompt()
+        again.key("up")  # the last line of the previous run
+        again.wait_for(lambda t: t.display()[t.cursor()[0]] == "> " + marker, what="the previous run's line")
+        again.key("ctrl-c")
+        assert again.wait_exit() == 0
+    finally:
+        again.close()
+
+
+def test_ctrl_c_and_ctrl_d_close_with_1000_and_say_so(start_emulator, tmp_path):
+    """The server sees a normal close (1000) from either key, not a dropped socket (1006)."""
+    from emulator_kit import custom_args, routes, Recording
+
+    folder = tmp_path / "src"
+    instance = start_emulator(*custom_args(folder, routes("$connect", "$disconnect", "$default")))
+    events = Recording(folder / "events.jsonl")
+    for key in ("ctrl-c", "ctrl-d"):
+        term = live(instance)
+        try:
+            term.wait_prompt()
+            if key == "ctrl-c":
+                term.type("half")  # Ctrl-C closes even with a line half typed; Ctrl-D, on an empty line
+            term.key(key)
+            assert term.wait_exit() == 0
+        finally:
+            term.close()
+        assert re.search(r"\* closed by client: 1000 normal closure\s*$", term.text()), term.text()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        codes = [e["requestContext"].get("disconnectStatusCode") for e in events.all()
+                 if e["requestContext"]["eventType"] == "DISCONNECT"]
+        if len(codes) == 2:
+            break
+        time.sleep(0.1)
+    assert codes == [1000, 1000]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_closes_a_scripted_session_with_1000(emulator, signum):
+    process = connect_process(emulator, "--user", unique("lou"), "-o", "jsonl", "--wait", "30")
+    try:
+        read_event(process, "open")
+        process.send_signal(signum)
+        closed = read_event(process, "closed")
+        assert (closed["code"], closed["by"]) == (1000, "client")
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "Traceback" not in process.stderr.read()
 
 
 def test_interactive_session_ends_when_the_server_closes_it(emulator):
-    """Kicked while the prompt waits for a line: the client says so, exits 0 at once,
-    and leaves the terminal as it found it (echo and line editing on)."""
-    child = spawn_interactive(emulator, unique("hat"), "; echo EXIT=$?; stty -a")
+    """Kicked while the prompt waits for a line: the client says so, exits 0 at once, and
+    leaves the terminal as it found it (echo and line editing on)."""
+    command = "%s -m wsctl --local connect --user %s; echo EXIT=$?; stty -a" % (sys.executable, unique("hat"))
+    term = Terminal([], emulator.env)
+    term.child.close()
+    term.child = pexpect.spawn("bash", ["-c", command], cwd=str(ROOT), env=dict(emulator.env, TERM="xterm"),
+                               encoding="utf-8", timeout=10, dimensions=(24, 80))
     try:
-        child.expect_exact("> ")
-        child.sendline("/action whoami")
-        child.expect(r'"connectionId"\S*: \S*"([A-Za-z0-9_=-]+)"')
-        cid = child.match.group(1)
+        term.wait_prompt()
+        cid = whoami_id(term)
         assert wsctl(emulator, "disconnect", "--", cid).exit_code == 0
-        child.expect(r"EXIT=(\d+)", timeout=5)
-        transcript = ANSI.sub("", child.before)
-        assert child.match.group(1) == "0"
-        child.expect(pexpect.EOF)
-        settings = child.before.split()
+        term.wait_for(lambda t: "EXIT=" in t.text() and "speed" in t.text(), timeout=10, what="exit and stty")
+        term.pump(0.3)
+        transcript = term.text()
     finally:
-        child.close()
+        term.close()
     assert "closed by server: 1000 normal closure" in transcript
-    assert "echo" in settings and "icanon" in settings
+    assert "EXIT=0" in transcript
+    settings = " ".join(transcript.split("EXIT=0", 1)[1].split())
+    assert re.search(r"(^|[ ;])echo( |;|$)", settings) and re.search(r"(^|[ ;])icanon( |;|$)", settings), settings
 
 
 def test_demo_runs_end_to_end(tmp_path):

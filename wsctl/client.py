@@ -50,10 +50,16 @@ HELP = """\
 /action NAME {"k": "v"}      the same with a JSON object
 /ping [data]                 send a ping and show the round trip
 /close [code [reason]]       close the connection (default 1000)
-/raw                         toggle pretty-printing of JSON frames
+/pretty                      toggle pretty-printing of JSON frames (default: one frame a line)
+/raw                         toggle showing frames exactly as received
 /help                        this help
-/quit                        close and exit (as does Ctrl-D)
-anything else                sent as one text frame"""
+/quit                        close with 1000 and exit (as do Ctrl-D and Ctrl-C)
+anything else                sent as one text frame (start it with // to send a leading /)
+Tab completes commands and, after /action, the API's route names; Up/Down browse the history."""
+
+# Slash commands, and whether each takes arguments (completion adds a space after those that do).
+COMMANDS = {"action": True, "ping": True, "close": True, "pretty": False, "raw": False, "help": False,
+            "quit": False}
 
 
 def close_meaning(code: int | None) -> str:
@@ -82,7 +88,7 @@ class CommandError(ValueError):
 
 @dataclass
 class Command:
-    kind: str  # send | ping | close | raw | help | quit
+    kind: str  # send | ping | close | pretty | raw | help | quit
     data: str = ""
     code: int = 1000
     reason: str = ""
@@ -138,9 +144,24 @@ def parse_line(line: str) -> Command | None:
                 raise CommandError("a client may close with 1000 or a code from 3000 to 4999")
             code = int(code_text)
         return Command("close", code=code, reason=reason)
-    if name in ("raw", "help", "quit", "exit"):
+    if name in ("pretty", "raw", "help", "quit", "exit"):
         return Command("quit" if name == "exit" else name)
     raise CommandError("unknown command /%s (try /help)" % name)
+
+
+def complete(text: str, routes=()) -> tuple[int, list[str]]:
+    """Completion of the text before the cursor: (how many characters to replace, candidates).
+    A slash command's name, or after `/action ` the API's route names ($-routes excluded)."""
+    if not text.startswith("/") or text.startswith("//"):
+        return 0, []
+    if " " not in text:
+        word = text[1:]
+        return len(text), ["/%s%s" % (name, " " if args else "") for name, args in COMMANDS.items()
+                           if name.startswith(word)]
+    if text.startswith("/action ") and " " not in text[len("/action "):].lstrip():
+        word = text[len("/action "):].lstrip()
+        return len(word), sorted(r for r in dict.fromkeys(routes) if not r.startswith("$") and r.startswith(word))
+    return 0, []
 
 
 # -- the session ----------------------------------------------------------------------
@@ -171,30 +192,77 @@ class Session:
         self.exit_code = EXIT_OK
         self.user_closed = False
         self.done = asyncio.Event()
+        self.stop = asyncio.Event()  # Ctrl-C (SIGINT) or the prompt's Ctrl-C/Ctrl-D: close with 1000
+        self._main = None
+
+    def request_stop(self) -> None:
+        """The first Ctrl-C closes the connection normally (1000, the closing note); a second one,
+        while that close is still under way, gives up at once."""
+        if self.stop.is_set() and self._main is not None:
+            self._main.cancel()
+        self.stop.set()
 
     async def run(self) -> int:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+        # Ctrl-C, and a terminal closing (SIGHUP) or a polite kill (SIGTERM): close with 1000.
+        signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        try:
+            for signum in signals:
+                loop.add_signal_handler(signum, self.request_stop)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or not POSIX
+            pass
+        try:
+            return await self._run()
+        finally:
+            for signum in signals:
+                try:
+                    loop.remove_signal_handler(signum)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+
+    async def _run(self) -> int:
         attempt = 0
         while True:
             opened = await self._connect_once()
-            if not self.options.reconnect or self.user_closed or self.done.is_set() or self.exit_code == EXIT_REFUSED:
+            if not self.options.reconnect or self.user_closed or self.done.is_set() or self.stop.is_set() \
+                    or self.exit_code == EXIT_REFUSED:
                 return self.exit_code
             attempt = 0 if opened else attempt + 1
             delay = min(30.0, 0.5 * 2 ** attempt)
             self.view.info("reconnecting in %.1f s (attempt %d)" % (delay, attempt + 1))
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.wait_for(self.stop.wait(), delay)
+                return self.exit_code
+            except asyncio.TimeoutError:
+                pass
 
     async def _connect_once(self) -> bool:
         import websockets
         from websockets.exceptions import InvalidHandshake, InvalidStatus
 
         options = self.options
+        opening = asyncio.ensure_future(websockets.connect(
+            options.url, additional_headers=options.headers or None,
+            subprotocols=options.subprotocols or None, origin=options.origin,
+            open_timeout=options.connect_timeout, ping_interval=options.ping_interval,
+            ping_timeout=options.ping_interval, ssl=options.ssl, max_size=4 * 2 ** 20,
+            user_agent_header="wsctl-connect", close_timeout=5))
+        stopper = asyncio.ensure_future(self.stop.wait())
         try:
-            connection = await websockets.connect(
-                options.url, additional_headers=options.headers or None,
-                subprotocols=options.subprotocols or None, origin=options.origin,
-                open_timeout=options.connect_timeout, ping_interval=options.ping_interval,
-                ping_timeout=options.ping_interval, ssl=options.ssl, max_size=4 * 2 ** 20,
-                user_agent_header="wsctl-connect", close_timeout=5)
+            await asyncio.wait({opening, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if not opening.done():
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
+            self.view.info("interrupted before the connection opened")
+            self.exit_code = EXIT_CONNECT_FAILED
+            return False
+        try:
+            connection = opening.result()
         except InvalidStatus as error:
             status = error.response.status_code
             self.view.error("handshake refused: HTTP %d %s" % (status, HANDSHAKE_MEANINGS.get(status, "")),
@@ -209,11 +277,23 @@ class Session:
         self.view.opened(_redact(options.url), connection.subprotocol)
         reader = asyncio.create_task(self._read(connection))
         writer = asyncio.create_task(self._write(connection))
-        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-        if not reader.done():
-            await self._close(connection, 1000, "")
-            await reader
-        writer.cancel()
+        stopper = asyncio.create_task(self.stop.wait())
+        try:
+            await asyncio.wait({reader, writer, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not reader.done():
+                await self._close(connection, 1000, "")
+                await reader
+        finally:
+            for task in (writer, stopper, reader):
+                task.cancel()
+            # Wait for the writer: an interactive prompt puts the terminal back as it ends.
+            await asyncio.gather(writer, stopper, reader, return_exceptions=True)
+        if writer.done() and not writer.cancelled():
+            from websockets.exceptions import ConnectionClosed
+
+            error = writer.exception()
+            if error is not None and not isinstance(error, ConnectionClosed):
+                raise error
         return True
 
     async def _read(self, connection) -> None:
@@ -278,8 +358,9 @@ class Session:
     async def _interactive(self, connection) -> None:
         while True:
             try:
-                line = await _blocking(self.view.prompt)
-            except EOFError:
+                line = await self.view.prompt()
+            except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C at the prompt: close with 1000
+                await self._close(connection, 1000, "")
                 return
             try:
                 command = parse_line(line)
@@ -301,9 +382,10 @@ class Session:
             elif command.kind == "close":
                 await self._close(connection, command.code, command.reason)
                 return
-            elif command.kind == "raw":
-                self.view.raw = not self.view.raw
-                self.view.info("pretty-printing %s" % ("off" if self.view.raw else "on"))
+            elif command.kind in ("pretty", "raw"):
+                self.view.mode = command.kind if self.view.mode != command.kind else "compact"
+                self.view.info({"compact": "one frame a line (compact JSON)", "pretty": "JSON frames pretty-printed",
+                                "raw": "frames shown exactly as received"}[self.view.mode])
             elif command.kind == "help":
                 self.view.info(HELP)
             elif command.kind == "quit":

@@ -17,7 +17,7 @@ from .. import __version__
 # Target and output options work anywhere on the line, as the AWS CLI's do:
 # `wsctl send --local --user bob hi` means `wsctl --local send --user bob hi`.
 GLOBAL_FLAGS = {"--local", "--debug"}
-GLOBAL_VALUED = {"--profile", "--region", "--endpoint-url", "--stack", "--stage", "--output", "-o"}
+GLOBAL_VALUED = {"--profile", "--region", "--endpoint-url", "--stack", "--stage", "--output", "-o", "--name"}
 OUTPUT_FORMATS = ("text", "json", "jsonl")
 
 
@@ -40,10 +40,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
             index += 1
             continue
         name = arg.split("=", 1)[0]
-        if name == "-o" and (arg[3:] if "=" in arg else (args[index + 1] if index + 1 < len(args) else "")) \
-                not in OUTPUT_FORMATS:
-            rest.append(arg)  # `wsctl bundle -o FILE`: a command's own -o, not the output format
-        elif arg in GLOBAL_FLAGS:
+        if arg in GLOBAL_FLAGS:
             front.append(arg)
         elif name in GLOBAL_VALUED and ("=" in arg or index + 1 < len(args)):
             if "=" in arg:
@@ -55,6 +52,17 @@ def hoist_global_options(args: list[str]) -> list[str]:
             rest.append(arg)
         index += 1
     return front + rest + tail
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that nothing more (Python's last flush included) writes to
+    a pipe whose reader is gone."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _one_line_usage_error(error, ctx) -> None:
@@ -70,6 +78,9 @@ def _one_line_usage_error(error, ctx) -> None:
 
 class WsctlGroup(TyperGroup):
     def parse_args(self, ctx, args):
+        from .helpfmt import polish
+
+        polish(self)  # once: placeholders, whole summaries, global options in every help
         try:
             return super().parse_args(ctx, hoist_global_options(list(args)))
         except typer.TyperException as error:
@@ -82,6 +93,9 @@ class WsctlGroup(TyperGroup):
             _one_line_usage_error(error, ctx)
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # the reader went away (wsctl ... | head): end quietly, as SIGPIPE would
+            _silence_stdout()
+            raise typer.Exit(141) from None
         except KeyboardInterrupt:
             from .. import render
 
@@ -115,6 +129,7 @@ class Options:
     stage: str
     output: str
     debug: bool
+    name: str | None = None  # --name: which local emulator (implies --local); `local up`: the new one's name
     stage_given: bool = True  # --stage or WSCTL_STAGE was set (a template's StageName yields otherwise)
 
     def target(self):
@@ -122,18 +137,25 @@ class Options:
         from ..target import Target
 
         return Target(stack=names.check_stack(self.stack), stage=names.check_stage(self.stage),
-                      profile=self.profile, region=self.region, endpoint_url=self.endpoint_url, local=self.local)
+                      profile=self.profile, region=self.region, endpoint_url=self.endpoint_url, local=self.local,
+                      local_name=self.name)
 
     @property
     def json(self) -> bool:
         return self.output == "json"
 
 
-app = typer.Typer(cls=WsctlGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]},
+# Help fills the terminal up to 120 columns (click stops at 80 by default, cutting summaries).
+app = typer.Typer(cls=WsctlGroup, no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
                   help="Build, deploy, operate and locally emulate API Gateway WebSocket APIs.\n\n"
-                       "Target options (--local, --profile, --region, --endpoint-url, --stack, --stage) and "
-                       "--output/--debug may be given anywhere on the line.")
+                       "Global options (--local, --name, --profile, --region, --endpoint-url, --stack, --stage, "
+                       "--output, --debug) may be given anywhere on the line, as with the AWS CLI.",
+                  epilog="Environment: WSCTL_HOME (default ~/.wsctl) holds the local emulators' state (one folder "
+                         "each under local/, with its CA bundle), their signing keys, and the live client's "
+                         "history. WSCTL_STACK, WSCTL_STAGE and WSCTL_LOCAL_NAME set --stack, --stage and --name; "
+                         "AWS_* variables work as with the AWS CLI.")
 
 
 def _version(value: bool):
@@ -146,19 +168,35 @@ def _version(value: bool):
 def root(
     ctx: typer.Context,
     local: bool = typer.Option(False, "--local", help="Act on the running local emulator (`wsctl local up`)."),
+    name: str = typer.Option(None, "--name", envvar="WSCTL_LOCAL_NAME", show_envvar=False,
+                             autocompletion=lambda: _running_names(),
+                             help="The local emulator to act on, when several run (implies --local; see `wsctl "
+                                  "local ls`). With `local up`: the new one's name (default: the project folder's)."),
     profile: str = typer.Option(None, "--profile", help="AWS profile (as the AWS CLI).", envvar="AWS_PROFILE",
                                 show_envvar=False),
     region: str = typer.Option(None, "--region", help="AWS region (default: AWS_REGION / your config)."),
-    endpoint_url: str = typer.Option(None, "--endpoint-url", help="Send AWS calls to this endpoint (moto, LocalStack)."),
-    stack: str = typer.Option("app", "--stack", envvar="WSCTL_STACK", help="Stack name (default app)."),
-    stage: str = typer.Option("dev", "--stage", envvar="WSCTL_STAGE", help="Stage name (default dev)."),
-    output: str = typer.Option("text", "--output", "-o", help="text, json (one document) or jsonl (connect)."),
+    endpoint_url: str = typer.Option(None, "--endpoint-url",
+                                     help="Send AWS calls to this endpoint instead of AWS's. It must implement every "
+                                          "operation the command calls: deploy needs API Gateway v2 (with "
+                                          "deployments), Lambda, IAM, DynamoDB, SSM and CloudWatch Logs."),
+    stack: str = typer.Option("app", "--stack", envvar="WSCTL_STACK", help="Stack name."),
+    stage: str = typer.Option("dev", "--stage", envvar="WSCTL_STAGE", help="Stage name."),
+    output: str = typer.Option("text", "--output", "-o", help="Output format: text, json (one document) or jsonl "
+                                                                 "(connect: one event a line)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and AWS call details."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
     if output not in ("text", "json", "jsonl"):
         raise typer.BadParameter("use text, json or jsonl", param_hint="--output")
-    ctx.obj = Options(local=local, profile=profile, region=region, endpoint_url=endpoint_url, stack=stack,
+    if name is not None:
+        from ..errors import UsageError
+        from ..target import check_name
+
+        try:
+            check_name(name)
+        except UsageError as error:
+            raise typer.BadParameter(str(error).split(": ", 1)[1], param_hint="--name %r" % name) from None
+    ctx.obj = Options(local=local or name is not None, name=name, profile=profile, region=region, endpoint_url=endpoint_url, stack=stack,
                       stage=stage, output=output, debug=debug,
                       stage_given=getattr(ctx.get_parameter_source("stage"), "name", "") != "DEFAULT")
     if debug:
@@ -176,11 +214,35 @@ from . import ops as _ops  # noqa: E402,F401
 from . import connect as _connect  # noqa: E402,F401
 
 
+def _running_names() -> list[str]:
+    """Completion of --name: the running emulators."""
+    try:
+        from ..target import local_states
+
+        return [state["name"] for state in local_states()[0]]
+    except Exception:
+        return []
+
+
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP: unwinds like an exception, so every `finally` runs and every process
+    wsctl started is stopped (a signal's default action would end wsctl on the spot)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated(128 + signum)
+
+
 def main() -> None:
-    # Keep a broken pipe (wsctl ... | head) quiet instead of a traceback.
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, _terminate)
+    # A closed pipe (wsctl ... | head) ends wsctl quietly, as SIGPIPE ends other tools, after the
+    # `finally` blocks have stopped what it started; exit status 141 (128 + SIGPIPE) as a shell's.
     try:
         app(prog_name="wsctl")
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(1)
+        _silence_stdout()
+        sys.exit(128 + signal.SIGPIPE)

@@ -15,14 +15,17 @@ def _stamp() -> str:
 
 
 class LineView:
-    """Plain or coloured lines: `12:00:01.123 < {...}` received, `>` sent, `!` errors, `*` notes."""
+    """Plain or coloured lines: `12:00:01.123 < {...}` received, `>` sent, `!` errors, `*` notes.
+
+    `mode`: compact (JSON frames on one line), pretty (JSON indented) or raw (exactly as received)."""
 
     MAX_SHOWN = 2000  # characters of one frame shown on screen (jsonl carries everything)
+    HANG = False  # indent a frame's later lines under its first (the live client does)
 
-    def __init__(self, pretty: bool = True, color: bool = False):
+    def __init__(self, mode: str = "pretty", color: bool = False):
         from rich.console import Console
 
-        self.raw = not pretty
+        self.mode = mode
         self.console = Console(file=sys.stdout, highlight=False, force_terminal=color, no_color=not color,
                                soft_wrap=True)
 
@@ -42,23 +45,32 @@ class LineView:
 
         head = Text("%s %s " % (_stamp(), marker), style=style)
         if isinstance(data, bytes):
-            return self._render(head, Text("<binary, %d bytes> %s" % (len(data), data[:32].hex()), style="magenta"))
+            return self._render(head + Text("<binary, %d bytes> %s" % (len(data), data[:32].hex()), style="magenta"))
         error = gateway_error(data)
         if error:
-            return self._render(head, Text("API Gateway error: %s (%s)  " % (error, GATEWAY_ERRORS[error]),
-                                           style="bold red"), Text(data, style="red"))
+            return self._render(head + Text("API Gateway error: %s (%s)  " % (error, GATEWAY_ERRORS[error]),
+                                            style="bold red") + Text(data, style="red"))
         if len(data) > self.MAX_SHOWN:
-            return self._render(head, Text("%s… (%d characters)" % (data[:self.MAX_SHOWN], len(data))))
-        if not self.raw:
-            try:
-                document = json.loads(data)
-            except ValueError:
-                document = None
-            if isinstance(document, (dict, list)):
+            return self._render(head + Text("%s… (%d characters)" % (data[:self.MAX_SHOWN], len(data))))
+        if self.mode == "raw":
+            return self._render(head + Text(data))
+        body = Text(data)
+        try:
+            document = json.loads(data)
+        except ValueError:
+            document = None
+        if isinstance(document, (dict, list)):
+            if self.mode == "pretty":
                 from rich.json import JSON
 
-                return self._render(head, JSON.from_data(document, indent=2))
-        return self._render(head, Text(data))
+                body = JSON.from_data(document, indent=2).text
+            else:
+                from rich.highlighter import JSONHighlighter
+
+                body = JSONHighlighter()(json.dumps(document, ensure_ascii=False))
+        if self.HANG and "\n" in body.plain:  # a hanging indent keeps each frame's lines together
+            body = Text("\n" + " " * len(head)).join(body.split("\n", allow_blank=True))
+        return self._render(head + body)
 
     def opened(self, url: str, subprotocol) -> None:
         self.info("connected to %s%s" % (url, " (subprotocol %s)" % subprotocol if subprotocol else ""))
@@ -87,38 +99,56 @@ class LineView:
 
 
 class TerminalView(LineView):
-    """The interactive prompt: readline history and editing; frames print above the prompt."""
+    """The interactive client, on prompt_toolkit: the line being typed stays at the bottom, and
+    every frame prints whole above it (run under `patch_stdout`, which erases the prompt, writes,
+    and draws the prompt again), whatever its size or timing. History persists between runs;
+    Tab completes slash commands and the API's route names."""
 
     PROMPT = "> "
+    HANG = True
 
-    def __init__(self, history_path):
-        super().__init__(pretty=True, color=True)
-        import readline
+    def __init__(self, history_path, routes=lambda: (), mode: str = "compact"):
+        super().__init__(mode=mode, color=True)
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.completion import Completer, Completion, ThreadedCompleter
+        from prompt_toolkit.history import FileHistory
+        from prompt_toolkit.shortcuts import CompleteStyle
 
-        self.readline = readline
-        self.history_path = history_path
+        from ..client import complete
+
+        class Slash(Completer):
+            def get_completions(self, document, complete_event):
+                replaced, candidates = complete(document.text_before_cursor, routes())
+                for candidate in candidates:
+                    yield Completion(candidate, start_position=-replaced)
+
         try:
-            readline.read_history_file(history_path)
+            history_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            history = FileHistory(str(history_path))
         except OSError:
-            pass
-        readline.set_history_length(1000)
+            from prompt_toolkit.history import InMemoryHistory
+
+            history = InMemoryHistory()
+        # Readline-like completion (common prefix, then a list on a second Tab): no floating menu
+        # over the frames, and Enter always sends the line.
+        self.session = PromptSession(history=history, completer=ThreadedCompleter(Slash()),
+                                     complete_style=CompleteStyle.READLINE_LIKE, complete_while_typing=False,
+                                     enable_suspend=False)
 
     def emit(self, text: str) -> None:
-        # Print above the line being edited (the technique of `python -m websockets`).
-        sys.stdout.write("\0337\n\033[A\033[L" + text.replace("\n", "\n\033[L") + "\n\0338\033[B")
+        sys.stdout.write(text + "\n")  # sys.stdout is patch_stdout's proxy: above the prompt
         sys.stdout.flush()
+
+    def error(self, text: str, status: int | None = None) -> None:
+        from rich.text import Text
+
+        self.emit(self._render(Text("%s ! %s" % (_stamp(), text), style="bold red")))
 
     def sent(self, data: str) -> None:
         pass  # the typed line is already on screen
 
-    def prompt(self) -> str:
-        line = input(self.PROMPT)
-        try:
-            self.history_path.parent.mkdir(parents=True, exist_ok=True)
-            self.readline.write_history_file(self.history_path)
-        except OSError:
-            pass
-        return line
+    async def prompt(self) -> str:
+        return await self.session.prompt_async(self.PROMPT)
 
 
 class JsonlView:
@@ -184,6 +214,28 @@ def _restore_tty(state) -> None:
         pass
 
 
+def _route_names(target, local: bool):
+    """The API's route keys, for completion after /action: the emulator's from its state; on AWS
+    asked once (GetRoutes), on the first Tab, in the completer's thread."""
+    cache = []
+
+    def names():
+        if not cache:
+            found = []
+            try:
+                if local:
+                    found = list(target.local_state.get("routes") or {})
+                else:
+                    client = target.client("apigatewayv2")
+                    for page in client.get_paginator("get_routes").paginate(ApiId=target.api_id):
+                        found += [route["RouteKey"] for route in page.get("Items", [])]
+            except Exception:  # completion never fails the session
+                found = []
+            cache.append(found)
+        return cache[0]
+    return names
+
+
 def _iam_presign(url: str, target) -> str:
     """Presign the handshake with SigV4 (query parameters) for APIs whose $connect uses AWS_IAM."""
     from urllib.parse import urlsplit, urlunsplit
@@ -224,9 +276,15 @@ def connect(
     send: list[str] = typer.Option(None, "--send", "-s", help="Send this frame after the handshake (repeatable)."),
     wait: float = typer.Option(None, "--wait", "-w", help="After the last send, keep receiving this many seconds."),
     count: int = typer.Option(None, "--count", "-n", min=1, help="Exit after receiving N frames."),
-    raw: bool = typer.Option(False, "--raw", help="Print frames as received (no JSON pretty-printing)."),
+    raw: bool = typer.Option(False, "--raw", help="Print frames exactly as received."),
+    pretty: bool = typer.Option(False, "--pretty",
+                                help="Pretty-print JSON frames (the default when not interactive; the live "
+                                     "client prints one frame a line, /pretty toggles)."),
 ):
     """A live WebSocket client for debugging: interactive on a terminal, scriptable with --send/--wait/--count.
+
+    On a terminal: frames print above the prompt, one a line; Tab completes /commands and route names;
+    history persists ($WSCTL_HOME/connect-history); Ctrl-C or Ctrl-D closes with 1000.
 
     Exit codes: 0 opened and closed normally; 1 could not connect; 2 usage; 3 handshake refused (HTTP status);
     4 closed abnormally (dropped, or a close code other than 1000/1001).
@@ -246,6 +304,8 @@ def connect(
     if token and user:
         raise UsageError("give --token or --user, not both")
     url = url or target.ws_url
+    if raw and pretty:
+        raise UsageError("give --raw or --pretty, not both")
     if urlsplit(url).scheme not in ("ws", "wss"):
         raise UsageError("the URL must start with ws:// or wss:// (got %r)" % url)
     if user:
@@ -273,19 +333,26 @@ def connect(
     if options.output == "jsonl":
         view = JsonlView()
     elif not scripted and stdout_tty:
-        view = TerminalView(home() / "connect_history")
-        view.raw = raw
-        view.info("type a frame, or /help; Ctrl-D to quit")
+        view = TerminalView(home() / "connect-history", _route_names(target, options.local),
+                            mode="raw" if raw else "pretty" if pretty else "compact")
     else:
-        view = LineView(pretty=not raw, color=stdout_tty)
+        view = LineView(mode="raw" if raw else "pretty", color=stdout_tty)
     session = Session(Options(url=url, headers=headers, subprotocols=list(subprotocol or []), origin=origin,
                               connect_timeout=connect_timeout, ping_interval=ping_interval, reconnect=reconnect,
                               sends=list(send or []), wait=wait, count=count, ssl=context,
                               interactive=not scripted and stdin_tty, read_stdin=not stdin_tty), view)
-    saved_tty = _tty_state() if isinstance(view, TerminalView) else None
+    interactive = isinstance(view, TerminalView)
+    saved_tty = _tty_state() if interactive else None
     try:
-        code = asyncio.run(session.run())
-    except KeyboardInterrupt:
+        if interactive:
+            from prompt_toolkit.patch_stdout import patch_stdout
+
+            with patch_stdout(raw=True):  # every print goes above the prompt
+                view.info("type a frame or /help; Tab completes; Ctrl-C or Ctrl-D closes")
+                code = asyncio.run(session.run())
+        else:
+            code = asyncio.run(session.run())
+    except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C while closing
         code = EXIT_OK
     finally:
         _restore_tty(saved_tty)
