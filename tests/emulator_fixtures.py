@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from lambda_src import signing
+from wsctl.target import find_local_state, state_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,22 +46,23 @@ class Emulator:
         self.state = self._wait_ready()
 
     def _wait_ready(self, timeout: float = 60.0) -> dict:
-        path = self.home / "local.json"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("emulator exited with %s:\n%s" % (self.process.returncode, self.output()))
-            try:
-                state = json.loads(path.read_text())
-                if state.get("pid") == self.process.pid:
-                    return state
-            except (OSError, ValueError):
-                pass
+            state = find_local_state(self.process.pid, self.home)
+            if state is not None:
+                return state
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("emulator not ready in %ss:\n%s" % (timeout, self.output()))
 
     # -- coordinates ----------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        """Where this emulator's state is ($WSCTL_HOME/local/NAME/state.json)."""
+        return state_path(self.state["name"], self.home)
+
     @property
     def url(self) -> str:
         return self.state["ws_url"]

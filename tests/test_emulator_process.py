@@ -12,6 +12,7 @@ import pytest
 
 from emulator_fixtures import ROOT, _clean_env
 from emulator_kit import ask, client, closed, routes, run, start_all, stop_all
+from wsctl.target import find_local_state, state_path
 
 ENV_FILE = """\
 # the handler's settings
@@ -36,7 +37,7 @@ def fleet(tmp_path_factory):
 
 def test_ctrl_c_closes_every_client_with_1001_runs_disconnect_and_exits_0(fleet):
     gw = fleet["ctrlc"]
-    state_file = gw.home / "local.json"
+    state_file = gw.state_file
     assert state_file.exists()
 
     async def main():
@@ -60,15 +61,15 @@ def test_ctrl_c_closes_every_client_with_1001_runs_disconnect_and_exits_0(fleet)
 def test_ctrl_c_right_after_start_up_is_a_clean_stop(tmp_path):
     """The state file announces readiness; Ctrl-C must already be handled by then (exit 0, not 130)."""
     home = tmp_path / "home"
-    state_file = home / "local.json"
     process = subprocess.Popen([sys.executable, "-m", "wsctl", "local", "up", "--port", "0", "--auth", "none"],
                                cwd=ROOT, env=_clean_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not state_file.exists():  # as a script waiting for the emulator would, but without delay
+        while not find_local_state(process.pid, home):  # as a script waiting would, but without delay
             assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
             time.sleep(0.001)
+        state_file = state_path(find_local_state(process.pid, home)["name"], home)
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=20)
     finally:
@@ -93,7 +94,7 @@ def test_a_taken_port_is_a_one_line_error(tmp_path):
     lines = [line for line in output.splitlines() if line.strip()]
     assert len(lines) == 1, output
     assert "already in use" in lines[0] and str(port) in lines[0]
-    assert not (tmp_path / "home" / "local.json").exists()
+    assert not list((tmp_path / "home").glob("local/*/state.json"))
 
 
 def test_an_edited_handler_is_used_by_the_next_invocation_without_restart(fleet):

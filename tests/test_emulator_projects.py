@@ -157,4 +157,4 @@ def test_a_template_it_cannot_use_is_a_one_line_error(tmp_path, name, words):
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert words.lower() in done.stderr.lower() and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert not (tmp_path / "local.json").exists()  # nothing started, nothing half-written
+    assert not list(tmp_path.glob("local/*/state.json"))  # nothing started, nothing half-written

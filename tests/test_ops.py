@@ -210,7 +210,7 @@ def test_bad_input_gets_one_line_and_a_non_zero_exit(emulator, clients, tmp_path
         (["connections", "show", "NoSuchConn00="], 3, "no connection NoSuchConn00="),
         (["send", "--connection", "-NoSuchConn0=", "hi"], 3, "-NoSuchConn0= is gone"),  # ids may start with "-"
         (["connections", "show", "--", "-NoSuchConn0="], 3, "no connection -NoSuchConn0="),
-        (["disconnect", "NoSuchConn00="], 3, "already gone"),
+        (["disconnect", "NoSuchConn00="], 3, "unknown connection NoSuchConn00="),  # never existed
         (["send", "--user", unique("nobody"), "hi"], 3, "has no live connection"),
         (["send", "--room", unique("empty"), "hi"], 3, "has no live member"),
         (["send", "--user", user, ""], 2, "the payload is empty"),
@@ -265,10 +265,13 @@ def test_connections_list_filters_and_columns(emulator, clients):
     by_id = {r["connectionId"]: r for r in rows}
     assert by_id[f1.cid]["rooms"] == sorted([r1, r2]) and by_id[f2.cid]["rooms"] == []
     for row in rows:
-        assert {"connectionId", "userId", "rooms", "connectedAt", "ttl"} <= set(row)
+        assert {"connectionId", "userId", "rooms", "connectedAt", "expiresAt"} <= set(row)
         assert row["userId"] == u1
-        assert now - 60 < row["connectedAt"] / 1000 <= now + 1  # epoch milliseconds
-        assert now + 3600 < row["ttl"] < now + 3 * 3600  # epoch seconds, past the 2-hour cap
+        connected, expires = (datetime.fromisoformat(row[k].replace("Z", "+00:00")).timestamp()
+                              for k in ("connectedAt", "expiresAt"))  # ISO 8601, UTC
+        assert row["connectedAt"].endswith("Z") and row["expiresAt"].endswith("Z")
+        assert now - 60 < connected <= now + 1
+        assert now + 3600 < expires < now + 3 * 3600  # past the 2-hour cap
     rows = ok_json(wsctl(emulator, "connections", "list", "--room", r1, "-o", "json"))
     assert sorted(r["connectionId"] for r in rows) == sorted([f1.cid, g.cid])
     assert {r["connectionId"]: r["userId"] for r in rows} == {f1.cid: u1, g.cid: u2}
@@ -286,7 +289,7 @@ def test_connections_list_filters_and_columns(emulator, clients):
     assert lines[1].split() == ["connection", "user", "rooms", "connected", "expires"]
     assert any(line.split()[:3] == [f1.cid, u1, "%s,%s" % tuple(sorted([r1, r2]))] for line in lines)
     assert any(line.split()[:3] == [f2.cid, u1, "-"] for line in lines)
-    assert any("in 2h" in line for line in lines[2:])
+    assert any(re.search(r"in 2 h \d+ m", line) for line in lines[2:])  # 2 h 5 m, not "2h"
     result = wsctl(emulator, "connections", "list", "--room", r1, "--live")
     assert result.stdout.splitlines()[1].split()[-4:] == ["expires", "state", "last", "active"]
     assert sum(" live " in line for line in result.stdout.splitlines()) == 2
@@ -326,8 +329,14 @@ def test_disconnect_closes_the_client_with_1000_then_reports_it_gone(emulator, c
         time.sleep(0.05)
     result = wsctl(emulator, "disconnect", "-o", "json", "--", ws.cid)
     assert result.exit_code == 3
-    assert json.loads(result.stdout) == {"connectionId": ws.cid, "outcome": "gone"}
-    assert "already gone" in one_error_line(result)
+    assert json.loads(result.stdout) == {"connectionId": ws.cid, "outcome": "unknown"}  # closed and cleaned up
+    assert "unknown connection" in one_error_line(result)
+    stale = "Stale%sQ=" % unique("x")[2:]  # in the registry, but API Gateway has no such socket
+    registry.put_connection(stale, "ian", int(time.time() * 1000), int(time.time()) + 3600, emulator.endpoint)
+    result = wsctl(emulator, "disconnect", "-o", "json", "--", stale)
+    assert result.exit_code == 3 and json.loads(result.stdout)["outcome"] == "gone"
+    assert "already gone (its registry entry was removed)" in one_error_line(result)
+    assert registry.get_connection(stale) is None
 
 
 # -- stale entries: pruned by send, broadcast and prune ---------------------------------------------------

@@ -207,9 +207,10 @@ def test_another_host_address_is_warned_about(start_emulator):
 
 
 def test_state_key_and_tls_files_are_readable_by_their_owner_only(emulator):
-    for name in ("local.json", "local-signing-keys.json", "tls/key.pem"):
-        mode = stat.S_IMODE(os.stat(emulator.home / name).st_mode)
-        assert mode & 0o077 == 0, "%s is mode %o" % (name, mode)
+    tls = emulator.state_file.parent / "tls"
+    for path in (emulator.state_file, emulator.home / "local-signing-keys.json", tls / "key.pem", tls.parent):
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        assert mode & 0o077 == 0, "%s is mode %o" % (path, mode)
 
 
 # -- secrets never leave the parameter store ------------------------------------------------------------

@@ -57,3 +57,30 @@ def test_a_broadcast_against_a_throttled_endpoint_retries_until_everyone_has_it(
         assert document["counts"]["delivered"] == 30 and document["notDelivered"] == []
         assert document["throttles"] > 0 and document["retries"] >= document["throttles"]
         assert [drain(ws, 0.5 if ws is sockets[0] else 0) for ws in sockets] == [[b"paced"]] * 30  # once each
+
+
+def test_ctrl_c_during_a_broadcast_prints_the_partial_report_and_exits_130(tmp_path_factory):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from emulator_fixtures import ROOT
+
+    slow = Emulator(tmp_path_factory.mktemp("slow"), ["--quiet", "--throttle", "4:1"])
+    try:
+        with ExitStack() as stack:
+            for _ in range(20):
+                ws = stack.enter_context(connect(slow.url_for(unique("c"))))
+                whoami(ws)
+            process = subprocess.Popen([sys.executable, "-m", "wsctl", "--local", "broadcast", "hello"], cwd=ROOT,
+                                       env=slow.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(2.5)  # a few posts through (4 per second), most still throttled
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=30)
+        assert process.returncode == 130, (out, err)
+        assert "Traceback" not in err
+        assert "interrupted: sent to" in err and "recipient(s) found so far" in err
+        assert "delivered" in out  # the partial report's table, by outcome
+    finally:
+        slow.stop()

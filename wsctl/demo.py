@@ -39,27 +39,41 @@ class _Narrator:
 
 
 def _start_emulator(home: Path) -> tuple[subprocess.Popen, dict]:
+    from .local.procs import die_with_parent
+    from .target import find_local_state
+
     env = dict(os.environ, WSCTL_HOME=str(home))
+    env.pop("WSCTL_LOCAL_NAME", None)
     log = open(home / "emulator.log", "wb")
     # --fault disconnect-loss=1: a socket that vanishes without a close frame gets no
-    # $disconnect, which AWS allows ($disconnect is best-effort) and prune exists for.
+    # $disconnect, which AWS permits ($disconnect is best-effort) and prune exists for.
+    # die_with_parent: even if the demo is killed outright (SIGKILL), the emulator is told to stop.
     process = subprocess.Popen([sys.executable, "-m", "wsctl", "--stack", STACK, "local", "up", "--port", "0",
-                                "--quiet", "--fault", "disconnect-loss=1"],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                "--name", "demo", "--quiet", "--fault", "disconnect-loss=1"],
+                               env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               preexec_fn=die_with_parent)
     log.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise WsctlError("the emulator exited at start: %s" % (home / "emulator.log").read_text()[-500:])
-        try:
-            state = json.loads((home / "local.json").read_text())
-            if state.get("pid") == process.pid:
-                return process, state
-        except (OSError, ValueError):
-            pass
+        state = find_local_state(process.pid, home)
+        if state is not None:
+            return process, state
         time.sleep(0.05)
-    process.kill()
+    _stop(process)
     raise WsctlError("the emulator did not start within 60 s")
+
+
+def _stop(process: subprocess.Popen, grace: float = 20.0) -> None:
+    """Stop the emulator as Ctrl-C would (it stops its functions and moto); SIGKILL after `grace`."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 async def _expect(client, label: str, predicate, timeout: float = 5.0) -> dict:
@@ -161,9 +175,10 @@ def run() -> None:
             raise WsctlError("demo: the emulator exited with %d" % code)
         render.markup("\n[bold green]Demo complete.[/] Next: `wsctl local up` and `wsctl --local connect --user alice`.")
     finally:
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
+        # However the demo ends (an exception, Ctrl-C, SIGTERM/SIGHUP, a closed pipe), the
+        # emulator is stopped the way that also stops its own children.
+        if process is not None:
+            _stop(process)
         if previous_home is None:
             os.environ.pop("WSCTL_HOME", None)
         else:

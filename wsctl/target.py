@@ -7,6 +7,7 @@ it listens to a state file (owner-only: it holds the local signing key) that
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,20 +19,65 @@ LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
-# -- the local emulator's state file ----------------------------------------
+# -- the local emulators' state files ---------------------------------------
+# $WSCTL_HOME (default ~/.wsctl) holds one folder per running emulator, by name:
+#   local/<name>/state.json   where it listens, its CA bundle, its signing keys (owner-only)
+#   local/<name>/tls/         its certificate, key and CA bundle
+#   local/<name>/moto.log     its embedded DynamoDB's log
+# so several emulators (other projects, other terminals) run at once and `--local --name`
+# picks one. A state file whose process is gone is stale: noticed and cleared when read.
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
 def home() -> Path:
     return Path(os.environ.get("WSCTL_HOME") or Path.home() / ".wsctl")
 
 
-def state_path() -> Path:
-    return home() / "local.json"
+def local_root(base: Path | None = None) -> Path:
+    return Path(base or home()) / "local"
+
+
+def instance_dir(name: str, base: Path | None = None) -> Path:
+    return local_root(base) / name
+
+
+def state_path(name: str, base: Path | None = None) -> Path:
+    return instance_dir(name, base) / "state.json"
+
+
+def check_name(name: str) -> str:
+    from .errors import UsageError
+
+    if not _NAME.match(name or ""):
+        raise UsageError("--name %r: use 1-40 lowercase letters, digits, - or _, starting with a letter or digit"
+                         % name)
+    return name
+
+
+def name_for(folder: Path) -> str:
+    """The default name of a project's emulator: its folder's name, made a valid name."""
+    text = re.sub(r"[^a-z0-9_-]+", "-", Path(folder).name.lower()).strip("-_")[:40].strip("-_")
+    return text or "local"
+
+
+def process_started(pid: int) -> str | None:
+    """When a process started (Linux: /proc/PID/stat field 22, in clock ticks since boot), to
+    tell a live emulator from another process that was given its pid later."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def write_local_state(state: dict) -> Path:
-    path = state_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write an emulator's state (state["name"] says where) atomically, owner-only from the start:
+    the file holds the local signing key."""
+    folder = instance_dir(state["name"])
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state.setdefault("pid_started", process_started(int(state["pid"])))
+    path = folder / "state.json"
     tmp = path.with_suffix(".tmp")
-    # Created 0600 from the start: the file holds the local signing key.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(state, handle, indent=2)
@@ -39,37 +85,105 @@ def write_local_state(state: dict) -> Path:
     return path
 
 
-def remove_local_state(pid: int) -> None:
-    """Remove the state file if it still describes the emulator `pid`."""
-    try:
-        if read_local_state(check_alive=False).get("pid") == pid:
-            state_path().unlink()
-    except (WsctlError, OSError):
-        pass
+def remove_local_state(pid: int, name: str | None = None) -> None:
+    """Remove the state file(s) that still describe the emulator `pid`."""
+    for path in ([state_path(name)] if name else sorted(local_root().glob("*/state.json"))):
+        try:
+            if json.loads(path.read_text()).get("pid") == pid:
+                path.unlink()
+        except (OSError, ValueError):
+            pass
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, ended but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
-def read_local_state(check_alive: bool = True) -> dict:
-    path = state_path()
+def running(state: dict) -> bool:
+    """Whether the emulator a state file describes is still the process with that pid."""
+    pid = int(state.get("pid") or 0)
+    if pid <= 0 or not _alive(pid):
+        return False
+    recorded = state.get("pid_started")
+    return recorded is None or process_started(pid) in (None, recorded)
+
+
+def _load(path: Path) -> dict | None:
     try:
         state = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise WsctlError("no local emulator is running (no %s): start one with `wsctl local up`" % path) from None
-    except (OSError, ValueError) as error:
-        raise WsctlError("cannot read the emulator's state file %s: %s" % (path, error)) from None
-    if check_alive and not _alive(int(state.get("pid", 0))):
-        raise WsctlError("the local emulator (pid %s) is no longer running: start it with `wsctl local up`"
-                         % state.get("pid"))
-    return state
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def local_states(base: Path | None = None) -> tuple[list[dict], list[dict]]:
+    """(the running emulators' states by name, the stale ones found and cleared)."""
+    alive, stale = [], []
+    for path in sorted(local_root(base).glob("*/state.json")):
+        state = _load(path)
+        if state is None:
+            continue
+        state.setdefault("name", path.parent.name)
+        if running(state):
+            alive.append(state)
+        else:
+            stale.append(state)
+            try:
+                path.unlink()
+            except OSError:
+                pass
+    return alive, stale
+
+
+def find_local_state(pid: int, base: Path | None = None) -> dict | None:
+    """The state of the emulator with this pid, once it has written it (tests and benchmarks wait on this)."""
+    for path in sorted(local_root(base).glob("*/state.json")):
+        state = _load(path)
+        if state is not None and state.get("pid") == pid:
+            return state
+    return None
+
+
+def _stale_note(stale: list[dict]) -> str:
+    if not stale:
+        return ""
+    return " (cleared the stale state of %s: the process is gone)" % ", ".join(
+        "%s, pid %s" % (s.get("name"), s.get("pid")) for s in stale)
+
+
+def read_local_state(name: str | None = None) -> dict:
+    """The state of the emulator `--local` acts on: the one named, or the only one running."""
+    from .errors import UsageError
+
+    alive, stale = local_states()
+    if name:
+        check_name(name)
+        for state in alive:
+            if state["name"] == name:
+                return state
+        if any(s.get("name") == name for s in stale):
+            raise WsctlError("the local emulator %r is no longer running%s: start it with `wsctl local up --name %s`"
+                             % (name, _stale_note([s for s in stale if s.get("name") == name]), name))
+        raise WsctlError("no local emulator named %r is running (%s): see `wsctl local ls`" % (
+            name, "running: " + ", ".join(s["name"] for s in alive) if alive else "none is"))
+    if not alive:
+        raise WsctlError("no local emulator is running (no state in %s)%s: start one with `wsctl local up`"
+                         % (local_root(), _stale_note(stale)))
+    if len(alive) > 1:
+        raise UsageError("%d local emulators are running (%s): choose one with --name NAME (see `wsctl local ls`)"
+                         % (len(alive), ", ".join("%s at %s" % (s["name"], s["ws_url"]) for s in alive)))
+    return alive[0]
 
 
 # -- targets -------------------------------------------------------------------
@@ -81,12 +195,13 @@ class Target:
     region: str | None = None
     endpoint_url: str | None = None
     local: bool = False
+    local_name: str | None = None  # --name: which running emulator (default: the only one)
     boto_session: object = field(default=None, repr=False)  # a ready boto3.Session (tests hook its events)
     _clients: dict = field(default_factory=dict, repr=False)
 
     @cached_property
     def local_state(self) -> dict:
-        return read_local_state() if self.local else {}
+        return read_local_state(self.local_name) if self.local else {}
 
     @cached_property
     def session(self):

@@ -1,5 +1,7 @@
 """local up / local down: the emulator."""
 
+from pathlib import Path
+
 import typer
 
 from . import app
@@ -70,15 +72,26 @@ def up(
     aws_passthrough: bool = typer.Option(False, "--aws-passthrough",
                                          help="Let functions reach real AWS (your credentials) for services the "
                                               "emulator does not serve. Off: they get a local error."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-event log lines."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="Nothing per event: no gateway line per connect/message/disconnect, no "
+                                    "START/END/REPORT (what functions print still shows)."),
     fault: list[str] = typer.Option(None, "--fault", help="Test option, KIND=SHARE: " + ", ".join(FAULT_KINDS)
                                                            + " (repeatable)."),
     fault_seed: int = typer.Option(None, "--fault-seed", help="Seed for --fault, for repeatable runs."),
+    throttle: str = typer.Option(None, "--throttle",
+                                 help="Throttle the management API as AWS does: RATE[:BURST] calls per second "
+                                      "(past them: 429 LimitExceededException)."),
 ):
-    """Start the local emulator: API Gateway, the functions (Lambda), and an embedded DynamoDB."""
+    """Start the local emulator: API Gateway, the functions (Lambda), and an embedded DynamoDB.
+
+    Several may run at once (other projects, other ports), each with its own state under
+    $WSCTL_HOME/local/NAME: --name names it (default: the project folder's name), and
+    `wsctl --name NAME ...` acts on it when more than one runs (`wsctl local ls` lists them).
+    """
     from ..apispec import check_auth
     from ..errors import UsageError
     from ..local import LocalOptions, parse_env_file, parse_env_pairs, run
+    from ..local.throttle import parse as parse_throttle
     from ..apispec.project import build_spec
 
     options = ctx.obj
@@ -101,17 +114,83 @@ def up(
     stage = options.stage if options.stage_given or not spec.stage else spec.stage
     function_env = parse_env_file(env_file) if env_file else {}
     function_env.update(parse_env_pairs(env or []))
-    run(LocalOptions(spec=spec, host=host, port=port, stage=names.check_stage(stage), stack=stack,
+    project = Path(template or routes).resolve().parent if (template or routes) else \
+        Path(source).resolve() if source else Path.cwd()
+    run(LocalOptions(name=options.name, project=str(project), spec=spec, host=host, port=port, stage=names.check_stage(stage), stack=stack,
                      dynamodb_endpoint=dynamodb_endpoint, env=function_env, idle_timeout=idle_timeout,
                      max_duration=max_duration, integration_timeout=integration_timeout,
                      max_environments=max_environments, aws_passthrough=aws_passthrough, quiet=quiet,
-                     faults=parse_faults(fault or [], fault_seed)))
+                     faults=parse_faults(fault or [], fault_seed),
+                     throttle=parse_throttle(throttle) if throttle else None))
 
 
 @local_app.command("down")
-def down():
-    """Stop the running emulator (as Ctrl-C would)."""
+def down(ctx: typer.Context,
+         all_: bool = typer.Option(False, "--all", help="Stop every running emulator.")):
+    """Stop the running emulator (as Ctrl-C would): the only one, the one --name names, or --all."""
     from .. import render
+    from ..errors import UsageError
     from ..local import stop_running
+    from ..target import local_states
 
-    render.line("stopped the local emulator (pid %d)" % stop_running())
+    options = ctx.obj
+    if all_:
+        if options.name:
+            raise UsageError("give --name or --all, not both")
+        names = [state["name"] for state in local_states()[0]]
+        if not names:
+            render.line("No local emulator is running.")
+    else:
+        names = [options.name]
+    for name in names:
+        state = stop_running(name)
+        render.line("stopped the local emulator %s (pid %d, %s)" % (state["name"], state["pid"], state["ws_url"]))
+
+
+def _uptime(seconds: float) -> str:
+    from ..render import duration
+
+    return duration(seconds)
+
+
+@local_app.command("ls")
+def ls(ctx: typer.Context):
+    """The running emulators: name, WebSocket URL, project folder, uptime (stale state files are cleared)."""
+    import time
+
+    from .. import render
+    from ..target import local_root, local_states
+
+    options = ctx.obj
+    alive, stale = local_states()
+    now = time.time()
+    rows = [{"name": s["name"], "url": s["ws_url"], "tlsUrl": s.get("wss_url"), "project": s.get("project"),
+             "api": s.get("origin"), "pid": s["pid"], "started": render.iso_time(s["started"]) if s.get("started")
+             else None, "uptimeSeconds": round(now - s["started"]) if s.get("started") else None,
+             "caBundle": s.get("ca_bundle")} for s in alive]
+    if options.json:
+        render.print_json({"emulators": rows, "clearedStale": [{"name": s.get("name"), "pid": s.get("pid")}
+                                                               for s in stale]})
+        return
+    for state in stale:
+        render.line("cleared the stale state of %s (pid %s is gone)" % (state.get("name"), state.get("pid")),
+                    style="dim", stderr=True)
+    if not rows:
+        render.line("No local emulator is running (%s). Start one with `wsctl local up`." % local_root())
+        return
+    render.table(["name", "URL", "project", "uptime", "pid"],
+                 [[r["name"], r["url"], _home_relative(r["project"]), _uptime(r["uptimeSeconds"] or 0), r["pid"]]
+                  for r in rows],
+                 title="%d local emulator(s)%s" % (len(rows), "" if len(rows) == 1 else
+                                                   ": choose one with --name NAME"))
+
+
+def _home_relative(path: str | None) -> str:
+    from pathlib import Path
+
+    if not path:
+        return "-"
+    try:
+        return "~/" + str(Path(path).relative_to(Path.home()))
+    except ValueError:
+        return path

@@ -21,7 +21,7 @@ from lambda_src import signing
 from .. import stack as names
 from ..apispec import ApiSpec
 from ..errors import UsageError, WsctlError
-from ..target import home, remove_local_state, write_local_state
+from ..target import home, instance_dir, remove_local_state, write_local_state
 
 REGION = "us-east-1"
 
@@ -42,6 +42,9 @@ class LocalOptions:
     aws_passthrough: bool = False  # functions may reach real AWS for services not emulated here
     quiet: bool = False
     faults: object = None
+    throttle: object = None  # the management API's token bucket (--throttle RATE:BURST)
+    name: str | None = None  # --name; default: the project folder's name (or NAME-PORT if that one runs)
+    project: str = ""  # the project's folder, shown by `local ls`
 
 
 def parse_env_file(path: str) -> dict:
@@ -121,17 +124,90 @@ def _functions(options: LocalOptions) -> list:
     return functions
 
 
-def _sink(quiet: bool):
-    """Each function's log line, prefixed with the function's name; -q drops the per-invocation
-    START/END/REPORT lines but never what a function itself prints."""
+def _access_line(line: str) -> bool:
+    """wsctl's bundled handler logs one JSON line per invocation (route, connection, outcome, ms):
+    an access log, like the gateway's own line per event. Its exceptions are not."""
+    if not line.startswith('{"route": '):
+        return False
+    import json
+
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(entry, dict) and {"route", "outcome", "ms"} <= set(entry) \
+        and not str(entry["outcome"]).startswith("exception:")
+
+
+def _sink(quiet: bool, bundled: bool = False):
+    """Each function's log line, prefixed with the function's name. -q prints nothing per event:
+    it drops the per-invocation START/END/REPORT lines (and the bundled handler's access line),
+    but never what a function itself prints."""
     import sys
 
     def sink(function: str, line: str, invocation) -> None:
-        if quiet and line.startswith(("START RequestId:", "END RequestId:", "REPORT RequestId:")):
+        if quiet and (line.startswith(("START RequestId:", "END RequestId:", "REPORT RequestId:"))
+                      or (bundled and _access_line(line))):
             return
         sys.stdout.write("[%s] %s\n" % (function, line))
         sys.stdout.flush()
     return sink
+
+
+def _choose_name(options: LocalOptions, port: int | None) -> str:
+    """This emulator's name: --name (refused if an emulator of that name runs), else the project
+    folder's name, or NAME-PORT when an emulator of that name already runs (another terminal)."""
+    from ..target import local_states, name_for
+
+    running = {state["name"]: state for state in local_states()[0]}
+    if options.name:
+        if options.name in running:
+            other = running[options.name]
+            raise WsctlError("an emulator named %r is already running (pid %s, %s): stop it with `wsctl local down "
+                             "--name %s`, or choose another --name" % (options.name, other["pid"], other["ws_url"],
+                                                                       options.name))
+        return options.name
+    name = name_for(Path(options.project or os.getcwd()))
+    if name in running and port is not None:
+        name = "%s-%d" % (name, port)
+    return name
+
+
+class _GuardedStdout:
+    """The emulator's stdout: when the reader goes away (`wsctl local up | head`), the next write
+    stops the emulator as Ctrl-C would (sockets closed, functions and moto stopped) instead of
+    raising BrokenPipeError in whichever callback was printing."""
+
+    def __init__(self, stream, on_broken):
+        self.stream = stream
+        self.on_broken = on_broken
+        self.broken = False
+
+    def _guard(self, method, *args):
+        if self.broken:
+            return None
+        try:
+            return getattr(self.stream, method)(*args)
+        except BrokenPipeError:
+            self.broken = True
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+            self.on_broken()
+            return None
+
+    def write(self, text):
+        self._guard("write", text)
+        return len(text)
+
+    def flush(self):
+        self._guard("flush")
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 async def _serve(options: LocalOptions) -> None:
@@ -144,22 +220,36 @@ async def _serve(options: LocalOptions) -> None:
     from .functions.invoke_api import InvokeApi
     from .gateway import Faults, Gateway, GatewayConfig
 
+    import sys
+
     spec = options.spec
     state_home = home()
     state_home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    sock = listener.bind(options.host, options.port)  # fail fast on a taken port, before anything starts
+    _choose_name(options, None)  # fail fast on a name in use, before anything starts
+    sock = listener.bind(options.host, options.port)  # and on a taken port
     lambda_sock = listener.bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
+    name = _choose_name(options, port)
+    folder = instance_dir(name)  # this emulator's own: state, certificate, moto's log
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     advertised = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
     origin = "%s:%d" % (("[%s]" % advertised) if ":" in advertised else advertised, port)
     api_id = api_id_for(options.stack)
     # The API's AWS host name too: a handler that builds https://{apiId}.execute-api.{region}.
     # amazonaws.com/{stage} is pointed here (see the runtimes' host map) and must trust it.
     aws_host = "%s.execute-api.%s.amazonaws.com" % (api_id, REGION)
-    cert, key = listener.make_certificate(state_home / "tls", [advertised, aws_host])
-    bundle = listener.ca_bundle(state_home / "tls", cert)
+    cert, key = listener.make_certificate(folder / "tls", [advertised, aws_host])
+    bundle = listener.ca_bundle(folder / "tls", cert)
 
-    moto = dynamo.EmbeddedMoto(state_home / "moto.log")
+    # Signals first: whatever stops the emulator from here on (Ctrl-C, SIGTERM, a closed terminal,
+    # a closed pipe) unwinds through the `finally` below, which stops every process started.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    original_stdout = sys.stdout
+    sys.stdout = _GuardedStdout(original_stdout, lambda: loop.call_soon_threadsafe(stop.set))
+    moto = dynamo.EmbeddedMoto(folder / "moto.log")
     started = time.monotonic()
     service = None
     lambda_runner = None
@@ -185,7 +275,7 @@ async def _serve(options: LocalOptions) -> None:
         platform_env = _sealed_environment(state_home, options.aws_passthrough)
         platform_env["_WSCTL_HOST_MAP"] = "%s=127.0.0.1:%d" % (aws_host, port)
         service = LambdaService(_functions(options), state_home, REGION, endpoints=endpoints,
-                                sink=_sink(options.quiet), credentials=platform_env, ca_bundle=str(bundle),
+                                sink=_sink(options.quiet, spec.bundled), credentials=platform_env, ca_bundle=str(bundle),
                                 watch=True)
         await service.start()
         invoke_api = InvokeApi(service, options.aws_passthrough,
@@ -200,7 +290,7 @@ async def _serve(options: LocalOptions) -> None:
                                identity_sources=spec.authorizer.identity_sources if spec.authorizer else (),
                                idle_timeout=options.idle_timeout, max_duration=options.max_duration,
                                integration_timeout=options.integration_timeout,
-                               faults=options.faults or Faults(), quiet=options.quiet)
+                               faults=options.faults or Faults(), quiet=options.quiet, throttle=options.throttle)
         gateway = Gateway(config, invokers, authorizer)
         runner = web.AppRunner(gateway.app(), handle_signals=False, access_log=None)
         await runner.setup()
@@ -214,6 +304,7 @@ async def _serve(options: LocalOptions) -> None:
              "coldStarts": pool.cold_starts, "invocations": pool.invocations,
              "maxEnvironments": pool.spec.max_environments} for name, pool in service.pools.items()]
         state = {
+            "name": name, "project": options.project or os.getcwd(),
             "pid": os.getpid(), "stack": options.stack, "stage": options.stage, "region": REGION, "api_id": api_id,
             "ws_url": "ws://" + stage_path, "wss_url": "wss://" + stage_path,
             "management_endpoint": "http://" + stage_path, "tls_management_endpoint": "https://" + stage_path,
@@ -232,10 +323,6 @@ async def _serve(options: LocalOptions) -> None:
             state["table"] = spec.tables[0].name
         # Ctrl-C handling is in place before the state file says we are ready: a stop
         # requested right after start-up still closes sockets, runs $disconnect, exits 0.
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         if keyset:
             state["keyset"] = keyset
         # The banner (and its warnings) first: the state file is the signal that start-up is
@@ -243,7 +330,8 @@ async def _serve(options: LocalOptions) -> None:
         _panel(state, notes, options, time.monotonic() - started)
         write_local_state(state)
 
-        await stop.wait()
+        if not stop.is_set():
+            await stop.wait()
         if not options.quiet:
             render.line("shutting down: closing %d connections with 1001" % len(gateway.connections), style="dim")
         await gateway.shutdown()
@@ -260,7 +348,10 @@ async def _serve(options: LocalOptions) -> None:
             sock.close()
             lambda_sock.close()
             moto.stop()
-            remove_local_state(os.getpid())
+            remove_local_state(os.getpid(), name)
+            sys.stdout = original_stdout
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
 
 
 def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> None:
@@ -276,6 +367,7 @@ def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> N
     backend = ("moto (embedded; fine for development, slow past ~10k items)" if state["backend"] == "moto"
                else "external DynamoDB-compatible server")
     rows = [
+        ("name", "%s  (`wsctl --name %s ...` when several run; `wsctl local ls`)" % (state["name"], state["name"])),
         ("WebSocket URL", "%s  (also %s)" % (state["ws_url"], state["wss_url"])),
         ("management API", "%s  (also %s)" % (state["management_endpoint"], state["tls_management_endpoint"])),
         ("Lambda API", "%s  (Invoke; every other AWS service %s)" % (
@@ -311,10 +403,12 @@ def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> N
             rows.append(("note", note))
     for note in notes:
         rows.append(("note", note))
-    faults = options.faults
-    if faults is not None and (faults.management or faults.handler_error or faults.handler_timeout
-                               or faults.disconnect_loss):
-        rows.append(("faults", "injected: see --fault"))
+    active = describe_faults(options.faults)
+    if active:
+        rows.append(("faults", "injected: %s" % active))
+    if options.throttle is not None:
+        rows.append(("throttle", "management API: %g calls/s, burst %g (429 LimitExceededException past them)"
+                     % (options.throttle.rate, options.throttle.burst)))
     for key, value in rows:
         grid.add_row(key, value)
     render.console().print(Panel(grid, title="wsctl local emulator: stage %s, ready in %.1f s" % (
@@ -328,19 +422,32 @@ def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> N
     sys.stdout.flush()
 
 
-def stop_running() -> int:
-    """`wsctl local down`: SIGTERM the emulator named by the state file; returns its pid."""
-    from ..target import read_local_state
+def describe_faults(faults) -> str:
+    """The --fault options in force, as given: `mgmt-410=0.1, disconnect-loss=1 (seed 7)`."""
+    if faults is None:
+        return ""
+    given = ["mgmt-%d=%g" % (status, share) for status, share in sorted(faults.management.items()) if share]
+    for kind in ("handler_error", "handler_timeout", "disconnect_loss"):
+        share = getattr(faults, kind, 0)
+        if share:
+            given.append("%s=%g" % (kind.replace("_", "-"), share))
+    if given and faults.seed is not None:
+        return "%s (seed %d)" % (", ".join(given), faults.seed)
+    return ", ".join(given)
 
-    state = read_local_state()
+
+def stop_running(name: str | None = None) -> dict:
+    """`wsctl local down`: SIGTERM the emulator (named, or the only one running) and wait for it
+    to finish; returns its state."""
+    from ..target import _alive, read_local_state
+
+    state = read_local_state(name)
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
+        if not _alive(pid):
+            return state
         time.sleep(0.05)
     raise WsctlError("the emulator (pid %d) did not stop within 15 s" % pid)
 

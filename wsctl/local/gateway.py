@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
+from multidict import CIMultiDict
 
 from ..apispec import ApiSpec
 from . import authorizer as authz
@@ -84,6 +85,7 @@ class GatewayConfig:
     max_message: int = MAX_MESSAGE
     faults: Faults = field(default_factory=Faults)
     quiet: bool = False
+    throttle: object = None  # a throttle.TokenBucket for the management API, or None
 
 
 def _iso(epoch_seconds: float) -> str:
@@ -105,6 +107,19 @@ def _frame_size(data) -> int:
 def forbidden() -> web.Response:
     status, headers, body = _error(403, "ForbiddenException", "Forbidden")
     return web.Response(status=status, headers=headers, body=body)
+
+
+class _NoBanner(CIMultiDict):
+    """A response's headers without aiohttp's `Server: Python/3.x aiohttp/3.x`: a framework
+    banner that no client of API Gateway sees."""
+
+    def setdefault(self, key, default=None):
+        return None if key.lower() == "server" else super().setdefault(key, default)
+
+
+async def _no_banner(request, response) -> None:
+    response.headers.popall("Server", None)  # aiohttp >= 3.10 prepares the headers before this hook
+    response._headers = _NoBanner(response.headers)  # older ones after it
 
 
 class IntegrationTimedOut(Exception):
@@ -147,6 +162,7 @@ class Gateway:
         app.router.add_route("GET", "/{stage}", self.upgrade)
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.not_found)
         app.on_startup.append(self._start)
+        app.on_response_prepare.append(_no_banner)
         return app
 
     async def _start(self, app):
@@ -447,6 +463,8 @@ class Gateway:
             return _error(403, rejected.error_type, str(rejected))
         if method not in ("POST", "GET", "DELETE"):
             return _error(403, "ForbiddenException", "Forbidden")
+        if self.config.throttle is not None and not self.config.throttle.take():
+            return _error(429, "LimitExceededException", "Rate exceeded")
         injected = self.config.faults.management_status()
         if injected is not None:
             error_type = {410: "GoneException", 429: "LimitExceededException", 403: "ForbiddenException",
