@@ -301,3 +301,22 @@ def test_bad_route_files_are_one_line_errors(tmp_path):
         assert done.returncode == 2, (name, done.stdout, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr, (name, done.stderr)
         assert done.stderr.strip().count("\n") == 0
+
+
+def test_aws_passthrough_hands_functions_the_operators_aws_settings(tmp_path):
+    """Opted in: the operator's credentials reach functions and no sealed endpoint stands in for
+    the services the emulator does not serve (nothing here calls one: there is no network)."""
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps({
+        "functions": {"chain": {"runtime": PY, "code": str(FIXTURES / "chain"), "handler": "app.handler"},
+                      "env": {"runtime": PY, "code": str(FIXTURES / "counter"), "handler": "app.handler"}},
+        "routes": [{"key": "$default", "function": "chain"}]}))
+    instance = Emulator(tmp_path / "home", ["--routes", str(routes), "--aws-passthrough"],
+                        env={"AWS_ACCESS_KEY_ID": "AKIAPASSTHROUGH01", "AWS_SECRET_ACCESS_KEY": "operator-secret"})
+    try:
+        seen, _ = invoke(instance, "chain")
+        assert seen == {"key": "AKIAPASSTHROUGH01", "secret": "operator-secret"}
+        assert "reaches real AWS (--aws-passthrough)" in instance.output()
+        assert instance.state["aws_passthrough"] is True
+    finally:
+        instance.stop()
