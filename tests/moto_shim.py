@@ -5,6 +5,10 @@ or GetRouteResponses, drops a stage's DeploymentId, and accepts duplicate route
 keys and stage names. The product calls the real APIs; this makes the double
 answer them as AWS does (and refuse what AWS refuses), instead of letting the
 product skip them. Import before the first apigatewayv2 call.
+
+It also makes moto refuse what AWS refuses where deploy must cope: deleting an
+authorizer a route still names (409), and DynamoDB TTL changes AWS does not
+accept (a second TTL attribute, any change while TTL is DISABLING).
 """
 
 import datetime
@@ -134,3 +138,49 @@ def _update_route_detaching(self, *args, **kwargs):
 
 
 _models.Route.update = _update_route_detaching
+
+# AWS refuses to delete an authorizer that a route still names (409 ConflictException,
+# which botocore does not retry); moto deletes it and leaves the route dangling.
+_delete_authorizer = _models.Api.delete_authorizer
+
+
+def _delete_unreferenced_authorizer(self, authorizer_id):
+    for route in self.routes.values():
+        if route.authorizer_id == authorizer_id:
+            raise ConflictException("Cannot delete authorizer '%s', is referenced in route: %s"
+                                    % (authorizer_id, route.route_key))
+    return _delete_authorizer(self, authorizer_id=authorizer_id)
+
+
+_models.Api.delete_authorizer = _delete_unreferenced_authorizer
+
+# DynamoDB's TTL rules (moto accepts any change at once): one TTL attribute per table, changed
+# only by disabling first; disabling takes a while (DISABLING, up to an hour on AWS: a test flips
+# it to DISABLED), and no change is accepted meanwhile; enabling twice is refused.
+from moto.dynamodb.models import DynamoDBBackend as _DynamoDBBackend  # noqa: E402
+
+
+def _ttl_validation(message):
+    error = JsonRESTError("ValidationException", message)
+    error.code = 400
+    return error
+
+
+_update_time_to_live = _DynamoDBBackend.update_time_to_live
+
+
+def _update_time_to_live_as_aws(self, table_name, ttl_spec):
+    table = self.get_table(table_name)
+    status = table.ttl.get("TimeToLiveStatus", "DISABLED")
+    if status == "DISABLING":
+        raise _ttl_validation("Time to live has been modified multiple times within a fixed interval")
+    if ttl_spec.get("Enabled") and status in ("ENABLED", "ENABLING"):
+        raise _ttl_validation("TimeToLive is already enabled")
+    if not ttl_spec.get("Enabled") and status == "DISABLED":
+        raise _ttl_validation("TimeToLive is already disabled")
+    _update_time_to_live(self, table_name, ttl_spec)
+    if not ttl_spec.get("Enabled"):
+        table.ttl["TimeToLiveStatus"] = "DISABLING"
+
+
+_DynamoDBBackend.update_time_to_live = _update_time_to_live_as_aws

@@ -21,7 +21,53 @@ def client(sess, service: str, endpoint_url: str | None = None, **config):
     from botocore.config import Config
 
     config.setdefault("retries", CONTROL_RETRIES)
-    return sess.client(service, endpoint_url=endpoint_url, config=Config(**config))
+    made = sess.client(service, endpoint_url=endpoint_url, config=Config(**config))
+    if endpoint_url:
+        # Before botocore's retry handler: an endpoint that lacks the operation answers at once.
+        made.meta.events.register_first("needs-retry", _refuse_unimplemented)
+    return made
+
+
+class NotImplementedByEndpoint(WsctlError):
+    """The endpoint (an emulator) does not implement an operation wsctl calls."""
+
+    def __init__(self, service: str, operation: str, endpoint: str, answer: str):
+        super().__init__("%s %s is not implemented by %s (it answered %s): this endpoint cannot run that command"
+                         % (service, operation, endpoint, answer))
+        self.service, self.operation, self.endpoint = service, operation, endpoint
+
+
+_NOT_IMPLEMENTED = ("not yet implemented", "has not been implemented", "is not implemented",
+                    "not yet been emulated", "not included in your license")
+
+
+def unimplemented_answer(status: int, body: bytes) -> str | None:
+    """How an emulator says it lacks an operation, or None for an answer in AWS's shape. AWS itself
+    never answers with an HTML page, nor with 501."""
+    text = (body or b"")[:2000].decode("utf-8", "replace")
+    lowered = text.lower()
+    html = lowered.lstrip().startswith(("<!doctype html", "<html"))
+    if status == 501:
+        return "501 Not Implemented"
+    if html and status in (400, 404, 405, 500):
+        return "%d with an HTML page, not an AWS answer" % status
+    if status >= 400 and any(phrase in lowered for phrase in _NOT_IMPLEMENTED):
+        return "%d: %s" % (status, " ".join(text.split())[:160])
+    return None
+
+
+def _refuse_unimplemented(response=None, operation=None, request_dict=None, **_):
+    if not response or response[0] is None or operation is None:
+        return None
+    http = response[0]
+    answer = unimplemented_answer(http.status_code, getattr(http, "content", b""))
+    if answer is None:
+        return None
+    from urllib.parse import urlsplit
+
+    url = urlsplit((request_dict or {}).get("url", ""))
+    service = operation.service_model.service_name if getattr(operation, "service_model", None) else "?"
+    raise NotImplementedByEndpoint(service, operation.name, "%s://%s" % (url.scheme, url.netloc), answer)
 
 
 def error_code(error: Exception) -> str:

@@ -6,6 +6,7 @@ a resource the stack owns from one that merely has the same name.
 """
 
 import re
+from functools import lru_cache
 
 from .errors import UsageError
 
@@ -58,12 +59,31 @@ def tags(stack: str) -> dict:
     return {TAG_KEY: stack}
 
 
+@lru_cache(maxsize=None)
+def dns_suffix(region: str) -> str:
+    """The region's DNS suffix from botocore's endpoint data: amazonaws.com, amazonaws.com.cn
+    in the China regions, and whatever a new partition uses."""
+    from botocore.exceptions import UnknownRegionError
+    from botocore.loaders import create_loader
+    from botocore.regions import EndpointResolver
+
+    resolver = EndpointResolver(create_loader().load_data("endpoints"))
+    try:
+        return resolver.get_partition_dns_suffix(resolver.get_partition_for_region(region))
+    except UnknownRegionError:
+        return "amazonaws.com"
+
+
+def execute_api_host(api_id: str, region: str) -> str:
+    return "%s.execute-api.%s.%s" % (api_id, region, dns_suffix(region))
+
+
 def ws_url(api_id: str, region: str, stage: str) -> str:
-    return "wss://%s.execute-api.%s.amazonaws.com/%s" % (api_id, region, stage)
+    return "wss://%s/%s" % (execute_api_host(api_id, region), stage)
 
 
 def management_url(api_id: str, region: str, stage: str) -> str:
-    return "https://%s.execute-api.%s.amazonaws.com/%s" % (api_id, region, stage)
+    return "https://%s/%s" % (execute_api_host(api_id, region), stage)
 
 
 def handler_environment(stack: str, auth: str, ttl_seconds: int, allow_client_broadcast: bool) -> dict:

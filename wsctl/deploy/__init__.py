@@ -4,12 +4,14 @@
 session whose event hooks count the calls.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import stack as names
 from ..apispec import ApiSpec
+from ..errors import WsctlError
 from . import bundle, remote
-from .plan import Plan, StackConfig, Step, make_plan
+from .model import Action, Call, Plan, Step
+from .plan import TOP_LEVEL, StackConfig, check_one_stage, make_plan, present_resources, top_level_names
 
 
 @dataclass
@@ -29,16 +31,29 @@ def stack_config(target, options: DeployOptions, code: bytes | None = None) -> S
                        rotate_key=options.rotate_key)
 
 
+def read_state(target, tolerant: bool = False) -> remote.RemoteState:
+    return remote.read(target.client, target.stack, target.stage, target.region_name, tolerant=tolerant)
+
+
 def plan_deploy(target, options: DeployOptions) -> tuple[StackConfig, Plan]:
+    from ..aws import NotImplementedByEndpoint
+
     config = stack_config(target, options)
-    state = remote.read(target.client, target.stack, target.stage, target.region_name)
+    try:
+        state = read_state(target)
+    except NotImplementedByEndpoint as error:
+        present = present_resources(target.stack, target.region_name, read_state(target, tolerant=True))
+        if not present:
+            raise
+        raise WsctlError("%s; stack %s exists in part: `wsctl destroy` deletes %s"
+                         % (error, target.stack, describe_resources(present))) from None
     return config, make_plan(config, state)
 
 
-def run_plan(target, plan: Plan, progress=None) -> dict:
+def run_plan(target, plan: Plan, progress=None, notify=None, clock=None) -> dict:
     from .apply import apply
 
-    return apply(plan, target.client, progress)
+    return apply(plan, target.client, progress, notify, clock)
 
 
 def outputs(target, context: dict) -> dict:
@@ -50,66 +65,150 @@ def outputs(target, context: dict) -> dict:
             "table": names.table_name(target.stack), "function": names.function_name(target.stack)}
 
 
-def plan_destroy(target) -> Plan:
-    """Everything the stack owns, newest first; resources not tagged with the stack are left alone."""
-    state = remote.read(target.client, target.stack, target.stage, target.region_name)
-    foreign = {name for _, name in state.foreign}
+def describe_resources(present: list) -> str:
+    """'the WebSocket API wsctl-app (with its routes, ...), the Lambda function wsctl-app, ...'"""
+    parts = []
+    for kind, name in present:
+        parts.append("the %s %s%s" % (kind, name, " (with its routes, integration, authorizer and stage)"
+                                      if kind == "WebSocket API" else ""))
+    return ", ".join(parts) or "nothing"
+
+
+def partial_summary(target, plan: Plan, done: list) -> str:
+    """What a deploy that stopped after `done` steps leaves, and what destroy would remove."""
+    created = {(s.resource, s.name) for s in done if s.action == Action.CREATE}
+    present = [(kind, name) for kind, name in top_level_names(target.stack, target.region_name).items()
+               if (kind, name) in set(plan.present) | created]
+    return ("the stack is partial (%d of %d steps done): `wsctl deploy` again resumes it; `wsctl destroy` "
+            "deletes %s" % (len(done), len(plan.steps), describe_resources(present)))
+
+
+# -- destroy ---------------------------------------------------------------------
+def plan_destroy(target, state: remote.RemoteState | None = None) -> Plan:
+    """Everything the stack owns, newest first; resources not tagged with the stack are left
+    alone. Reads tolerantly: what could not be read is in `warnings`, and the rest is planned."""
+    state = state if state is not None else read_state(target, tolerant=True)
+    check_one_stage(target.stack, target.stage, state, "destroy")
+    present = present_resources(target.stack, target.region_name, state)
     steps = []
-    if state.api:
-        steps.append(Step("WebSocket API", names.api_name(target.stack), "delete",
-                          "with its routes, integration, authorizer and stages", "delete_api",
-                          {"ApiId": state.api["ApiId"]}))
-    log_group_ours = state.log_group is not None and state.log_group_tags.get(names.TAG_KEY) == target.stack
-    owned = [
-        (state.function is not None, "Lambda function", names.function_name(target.stack), "delete_function",
-         {"FunctionName": names.function_name(target.stack)}),
-        (log_group_ours, "log group", names.log_group(target.stack), "delete_log_group",
-         {"logGroupName": names.log_group(target.stack)}),
-        (state.parameter is not None, "SSM parameter", names.signing_key_param(target.stack), "delete_parameter",
-         {"Name": names.signing_key_param(target.stack)}),
-        (state.table is not None, "DynamoDB table", names.table_name(target.stack), "delete_table",
-         {"TableName": names.table_name(target.stack)}),
-        (state.role is not None, "IAM role", names.role_name(target.stack, target.region_name), "delete_role",
-         {"RoleName": names.role_name(target.stack, target.region_name)}),
-    ]
-    for present, kind, name, op, args in owned:
-        if present and name not in foreign:
-            steps.append(Step(kind, name, "delete", "", op, args))
-    return Plan(steps=steps, context={})
+    for kind, name in present:
+        if kind == "WebSocket API":
+            steps.append(Step(kind, name, Action.DELETE, "with its routes, integration, authorizer and stages",
+                              Call("apigatewayv2", "delete_api", {"ApiId": state.api["ApiId"]},
+                                   missing_ok=("NotFoundException",))))
+        elif kind == "Lambda function":
+            steps.append(Step(kind, name, Action.DELETE, "with its permissions", Call(
+                "lambda", "delete_function", {"FunctionName": name}, missing_ok=("ResourceNotFoundException",))))
+        elif kind == "log group":
+            steps.append(Step(kind, name, Action.DELETE, "", Call(
+                "logs", "delete_log_group", {"logGroupName": name}, missing_ok=("ResourceNotFoundException",))))
+        elif kind == "SSM parameter":
+            steps.append(Step(kind, name, Action.DELETE, "the signing keys", Call(
+                "ssm", "delete_parameter", {"Name": name}, missing_ok=("ParameterNotFound",))))
+        elif kind == "DynamoDB table":
+            steps.append(Step(kind, name, Action.DELETE, "the registry", Call(
+                "dynamodb", "delete_table", {"TableName": name}, missing_ok=("ResourceNotFoundException",),
+                wait_after="table_not_exists")))
+        elif kind == "IAM role":
+            for policy in state.role_policy_names:
+                steps.append(Step("IAM policy", policy, Action.DELETE, "the role's inline policy", Call(
+                    "iam", "delete_role_policy", {"RoleName": name, "PolicyName": policy},
+                    missing_ok=("NoSuchEntity",))))
+            steps.append(Step(kind, name, Action.DELETE, "", Call(
+                "iam", "delete_role", {"RoleName": name}, missing_ok=("NoSuchEntity",))))
+    warnings = ["could not read %s: %s" % (kind, why) for kind, why in state.unread]
+    return Plan(steps=steps, context={}, warnings=warnings, present=present)
 
 
+@dataclass
+class DestroyReport:
+    deleted: list = field(default_factory=list)  # steps done
+    failed: list = field(default_factory=list)  # (step, why)
+    left: list = field(default_factory=list)  # (kind, name, why) of what is (or may be) left
+
+    @property
+    def complete(self) -> bool:
+        return not self.left
+
+
+def destroy(target, plan: Plan, progress=None, notify=None, clock=None) -> DestroyReport:
+    """Delete what can be deleted (a failed step does not stop the others), then read again
+    and name what is left: a resource still there, or one that could not be checked."""
+    from .apply import apply_all
+
+    outcome = apply_all(plan, target.client, progress, notify, clock)
+    after = read_state(target, tolerant=True)
+    why_failed = {(step.resource, step.name): why for step, why in outcome.failed}
+    left = [(kind, name, why_failed.get((kind, name), "still there"))
+            for kind, name in present_resources(target.stack, target.region_name, after)]
+    names_by_kind = top_level_names(target.stack, target.region_name)
+    left += [(kind, names_by_kind[kind], "could not be checked: " + why) for kind, why in after.unread
+             if kind in TOP_LEVEL]
+    return DestroyReport(deleted=outcome.done, failed=outcome.failed, left=left)
+
+
+# -- status ----------------------------------------------------------------------
 def status(target) -> dict:
-    """The stack's resources and their state, its URLs, and how many live registry entries it has."""
-    state = remote.read(target.client, target.stack, target.stage, target.region_name)
+    """The stack's resources and their state, its URLs, and how many live registry entries it has.
+    What could not be read is shown as such, and the rest is still shown."""
+    state = read_state(target, tolerant=True)
     connect_route = next((r for r in state.routes if r.get("RouteKey") == "$connect"), None)
     auth = None
     if connect_route is not None:
         auth = "jwt" if connect_route.get("AuthorizationType") == "CUSTOM" else connect_route.get(
             "AuthorizationType", "NONE").lower()
+
+    def shown(kind: str, value: str) -> str:
+        return "unknown (could not be read: see below)" if state.unreadable(kind) else value
+
+    other_stages = [s for s in state.stages if s != target.stage]
+    stage_state = ("deployed" if state.deployment or (state.stage or {}).get("DeploymentId") else "no deployment") \
+        if state.stage else "missing" + (" (the stack serves %s)" % ", ".join(other_stages) if other_stages else "")
+    api_present = state.api is not None
     resources = [
-        ("WebSocket API", names.api_name(target.stack), "present" if state.api else "missing"),
-        ("stage", target.stage, ("deployed" if state.deployment or (state.stage or {}).get("DeploymentId")
-                                 else "no deployment") if state.stage else "missing"),
-        ("routes", "%d" % len(state.routes), ", ".join(sorted(r["RouteKey"] for r in state.routes)) or "none"),
-        ("Lambda function", names.function_name(target.stack),
+        ("WebSocket API", names.api_name(target.stack), shown("WebSocket API", "present" if api_present else "missing")),
+        ("stage", target.stage, shown("stages", stage_state) if api_present else "missing"),
+        ("routes", "%d" % len(state.routes), shown("routes", ", ".join(sorted(r["RouteKey"] for r in state.routes))
+                                                   or "none") if api_present else "none"),
+        ("Lambda function", names.function_name(target.stack), shown("Lambda function",
          "%s/%s" % (state.function.get("State", "?"), state.function.get("LastUpdateStatus", "?"))
-         if state.function else "missing"),
-        ("DynamoDB table", names.table_name(target.stack),
-         state.table.get("TableStatus", "?") if state.table else "missing"),
-        ("IAM role", names.role_name(target.stack, target.region_name), "present" if state.role else "missing"),
-        ("log group", names.log_group(target.stack), "present" if state.log_group else "missing"),
-        ("SSM parameter", names.signing_key_param(target.stack),
-         "present (SecureString)" if state.parameter else "missing"),
+         if state.function else "missing")),
+        ("DynamoDB table", names.table_name(target.stack), shown("DynamoDB table",
+         state.table.get("TableStatus", "?") if state.table else "missing")),
+        ("IAM role", names.role_name(target.stack, target.region_name), shown("IAM role",
+                                                                               "present" if state.role else "missing")),
+        ("log group", names.log_group(target.stack), shown("log group", "present" if state.log_group else "missing")),
+        ("SSM parameter", names.signing_key_param(target.stack), shown("SSM parameter",
+         "present (SecureString)" if state.parameter else "missing")),
     ]
+    if api_present and state.unreadable("authorizers"):
+        resources.insert(3, ("authorizers", "?", shown("authorizers", "")))
+    if api_present and state.unreadable("integrations"):
+        resources.insert(3, ("integrations", "?", shown("integrations", "")))
+    present = present_resources(target.stack, target.region_name, state)
+    complete = (state.stage is not None and state.function is not None and state.table is not None
+                and state.role is not None)
     result = {"target": target.kind, "stack": target.stack, "stage": target.stage, "region": target.region_name,
-              "deployed": state.api is not None,
+              "deployed": api_present,
+              "partial": bool(present) and not complete,
+              "stages": state.stages,
               "auth": auth, "unsafe": auth is not None and auth != "jwt" and auth != "aws_iam",
               "resources": [{"resource": r, "name": n, "state": s} for r, n, s in resources],
+              "unread": ["%s: %s" % (kind, why) for kind, why in state.unread],
               "foreign": ["%s %s" % f for f in state.foreign]}
-    if state.api:
+    if api_present:
         result.update(outputs(target, {"api_id": state.api["ApiId"]}))
     if state.table:
         from ..registry import count_live
 
-        result["liveConnections"] = count_live(target)
+        try:
+            result["liveConnections"] = count_live(target)
+        except Exception as error:  # noqa: BLE001 - status shows what it can
+            from .. import aws
+
+            result["unread"].append("live connections: %s" % (aws.describe(error) or error))
     return result
+
+
+__all__ = ["DeployOptions", "StackConfig", "Plan", "Step", "make_plan", "plan_deploy", "run_plan", "plan_destroy",
+           "destroy", "status", "outputs", "stack_config", "remote", "bundle", "WsctlError"]

@@ -1,279 +1,193 @@
 """Execute a plan's steps with boto3, in order, resolving placeholders as ids appear.
 
-The waits live here: IAM's propagation delay (a new role "cannot be assumed
-by Lambda" for some seconds) and Lambda's Pending / InProgress states.
+Each step is one API call. What AWS needs time for is handled here, by name:
+the waiters a step names (a table becoming ACTIVE, Lambda's Pending and
+InProgress states) and the retry policies it names (`Retry`): IAM's
+propagation delay, an update already in progress, an authorizer still
+referenced. Waits report what they wait for through `notify`, and their clock
+is injectable so tests never really wait.
 """
 
 import json
+import random
+import re
 import time
+from dataclasses import dataclass, field
 
 from lambda_src import signing
 
-from .plan import Plan, resolve
+from .. import aws
+from ..errors import WsctlError
+from .model import Call, NewKeyset, Plan, Retry, RotatedKeyset, Step, resolve
 
-ROLE_PROPAGATION_SECONDS = 90
+# As long as Chalice waits for a new role (30 attempts, 5 s apart).
+ROLE_PROPAGATION_SECONDS = 150
+ROLE_PROPAGATION_DELAY = 5
+REFERENCED_SECONDS = 60
+IN_PROGRESS_ATTEMPTS = 30
+# Lambda's answers while a new role is not yet usable by it (Chalice's list).
+_ROLE_NOT_READY = (re.compile(r"role.*cannot be assumed", re.I), re.compile(r"role.*does not have permissions", re.I),
+                   re.compile(r"InvalidArnException.*valid principal", re.I))
 
 
-def apply(plan: Plan, clients, progress=None) -> dict:
-    """Run every step; returns the final context (ids of everything created)."""
+class Clock:
+    """Real time; tests hand apply a fake one."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+CLOCK = Clock()
+
+
+@dataclass
+class Outcome:
+    """What a best-effort run (destroy) did: the steps done and those that failed, with why."""
+    context: dict
+    done: list = field(default_factory=list)
+    failed: list = field(default_factory=list)  # (step, one-line reason)
+
+
+def apply(plan: Plan, clients, progress=None, notify=None, clock=None) -> dict:
+    """Run every step in order, stopping at the first failure; returns the final context
+    (the ids of everything created). `progress(step)` before each step, `notify(text)` while waiting."""
     ctx = dict(plan.context)
     for step in plan.steps:
         if progress:
             progress(step)
-        OPS[step.op](clients, ctx, resolve(step.args, ctx))
+        execute(step, clients, ctx, notify or (lambda text: None), clock or CLOCK)
     return ctx
 
 
-def _tags_list(tags: dict) -> list:
-    return [{"Key": k, "Value": v} for k, v in tags.items()]
+def apply_all(plan: Plan, clients, progress=None, notify=None, clock=None) -> Outcome:
+    """Run every step even when some fail (destroy: remove what can be removed)."""
+    outcome = Outcome(context=dict(plan.context))
+    for step in plan.steps:
+        if progress:
+            progress(step)
+        try:
+            execute(step, clients, outcome.context, notify or (lambda text: None), clock or CLOCK)
+            outcome.done.append(step)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - named in the outcome
+            outcome.failed.append((step, str(error) if isinstance(error, WsctlError)
+                                   else aws.describe(error) or "%s: %s" % (type(error).__name__, error)))
+    return outcome
 
 
-# -- API Gateway ---------------------------------------------------------------
-def create_api(clients, ctx, args):
-    ctx["api_id"] = clients("apigatewayv2").create_api(**args)["ApiId"]
+def execute(step: Step, clients, ctx: dict, notify, clock) -> None:
+    call = step.call
+    client = clients(call.service)
+    params = _materialise(resolve(call.params, ctx), call, clients)
+    params = _serialise(call, params)
+    if call.wait_before:
+        _wait(client, call.wait_before, params)
+    try:
+        answer = _with_retries(step, lambda: getattr(client, call.method)(**params), client, params, notify, clock)
+    except Exception as error:
+        code = aws.error_code(error)
+        if code and code in call.missing_ok:
+            return  # already gone: a delete that has nothing left to do
+        explained = _explain(call, params, error)
+        if explained:
+            raise WsctlError(explained) from None
+        raise
+    for name, path in call.outputs:
+        value = answer
+        for key in path.split("."):
+            value = value[key]
+        ctx[name] = value
+    if call.wait_after:
+        _wait(client, call.wait_after, params)
 
 
-def update_api(clients, ctx, args):
-    clients("apigatewayv2").update_api(**args)
+def _materialise(value, call: Call, clients):
+    """The signing key placeholders, made only now (never part of a plan or its printout)."""
+    if isinstance(value, NewKeyset):
+        return signing.new_keyset()
+    if isinstance(value, RotatedKeyset):
+        current = clients("ssm").get_parameter(Name=value.parameter, WithDecryption=True)["Parameter"]["Value"]
+        return signing.rotate(current)
+    if isinstance(value, dict):
+        return {k: _materialise(v, call, clients) for k, v in value.items()}
+    return value
 
 
-def create_integration(clients, ctx, args):
-    ctx["integration_id"] = clients("apigatewayv2").create_integration(**args)["IntegrationId"]
+def _serialise(call: Call, params: dict) -> dict:
+    if call.method == "put_role_policy" and not isinstance(params.get("PolicyDocument"), str):
+        return dict(params, PolicyDocument=json.dumps(params["PolicyDocument"]))
+    return params
 
 
-def update_integration(clients, ctx, args):
-    clients("apigatewayv2").update_integration(**args)
+_WAITER_CONFIG = {"table_exists": {"Delay": 2, "MaxAttempts": 90},
+                  "table_not_exists": {"Delay": 2, "MaxAttempts": 90}}
 
 
-def create_authorizer(clients, ctx, args):
-    ctx["authorizer_id"] = clients("apigatewayv2").create_authorizer(**args)["AuthorizerId"]
+def _wait(client, waiter: str, params: dict) -> None:
+    args = {key: params[key] for key in ("FunctionName", "TableName") if key in params}
+    config = _WAITER_CONFIG.get(waiter)
+    client.get_waiter(waiter).wait(**args, **({"WaiterConfig": config} if config else {}))
 
 
-def update_authorizer(clients, ctx, args):
-    clients("apigatewayv2").update_authorizer(**args)
+def _explain(call: Call, params: dict, error: Exception) -> str | None:
+    """One line for the refusals a person must act on, instead of AWS's own text."""
+    if call.method == "update_time_to_live" and aws.error_code(error) == "ValidationException":
+        return ("table %s: AWS would not turn TTL on for attribute %r now (it allows one TTL change per table at a "
+                "time, and none for up to an hour after TTL was disabled); the rest of the stack is deployed: run "
+                "`wsctl deploy` again later" % (params["TableName"],
+                                                params["TimeToLiveSpecification"]["AttributeName"]))
+    return None
 
 
-def delete_authorizer(clients, ctx, args):
-    clients("apigatewayv2").delete_authorizer(**args)
+# -- retry policies -------------------------------------------------------------------
+def _role_not_ready(error) -> bool:
+    if aws.error_code(error) != "InvalidParameterValueException":
+        return False
+    message = (getattr(error, "response", None) or {}).get("Error", {}).get("Message", "") or str(error)
+    return any(pattern.search(message) for pattern in _ROLE_NOT_READY)
 
 
-def create_route(clients, ctx, args):
-    two_way = args.pop("TwoWay")
-    apigw = clients("apigatewayv2")
-    route_id = apigw.create_route(**args)["RouteId"]
-    if two_way:
-        apigw.create_route_response(ApiId=args["ApiId"], RouteId=route_id, RouteResponseKey="$default")
-
-
-def update_route(clients, ctx, args):
-    clients("apigatewayv2").update_route(**args)
-
-
-def delete_route(clients, ctx, args):
-    clients("apigatewayv2").delete_route(**args)
-
-
-def create_route_response(clients, ctx, args):
-    clients("apigatewayv2").create_route_response(**args)
-
-
-def create_deployment(clients, ctx, args):
-    ctx["deployment_id"] = clients("apigatewayv2").create_deployment(**args)["DeploymentId"]
-
-
-def create_stage(clients, ctx, args):
-    clients("apigatewayv2").create_stage(**args)
-
-
-# -- IAM -------------------------------------------------------------------------
-def create_role(clients, ctx, args):
-    ctx["role_arn"] = clients("iam").create_role(**args)["Role"]["Arn"]
-    ctx["role_created_at"] = time.monotonic()
-
-
-def update_assume_role_policy(clients, ctx, args):
-    clients("iam").update_assume_role_policy(**args)
-
-
-def put_role_policy(clients, ctx, args):
-    clients("iam").put_role_policy(**dict(args, PolicyDocument=json.dumps(args["PolicyDocument"])))
-
-
-# -- DynamoDB, logs, SSM -----------------------------------------------------------
-def create_table(clients, ctx, args):
-    ddb = clients("dynamodb")
-    ddb.create_table(**args)
-    ddb.get_waiter("table_exists").wait(TableName=args["TableName"], WaiterConfig={"Delay": 2, "MaxAttempts": 90})
-
-
-def enable_ttl(clients, ctx, args):
-    clients("dynamodb").update_time_to_live(**args)
-
-
-def create_log_group(clients, ctx, args):
-    logs = clients("logs")
-    days = args.pop("retentionInDays")
-    logs.create_log_group(**args)
-    logs.put_retention_policy(logGroupName=args["logGroupName"], retentionInDays=days)
-
-
-def tag_log_group(clients, ctx, args):
-    clients("logs").tag_log_group(**args)
-
-
-def put_retention_policy(clients, ctx, args):
-    clients("logs").put_retention_policy(**args)
-
-
-def create_signing_key(clients, ctx, args):
-    # The key is generated here, at apply time, so it is never part of a printed plan.
-    clients("ssm").put_parameter(Name=args["Name"], Value=signing.new_keyset(), Type="SecureString",
-                                 Description="wsctl: the stack's token signing keys", Tags=args["Tags"])
-
-
-def rotate_signing_key(clients, ctx, args):
-    """A new current key; the previous one keeps verifying its tokens until they expire.
-    Warm handler containers pick the new key up when a token names a key id they lack."""
-    ssm = clients("ssm")
-    current = ssm.get_parameter(Name=args["Name"], WithDecryption=True)["Parameter"]["Value"]
-    ssm.put_parameter(Name=args["Name"], Value=signing.rotate(current), Type="SecureString", Overwrite=True)
-
-
-def delete_parameter(clients, ctx, args):
-    _unless_missing(clients("ssm"), "delete_parameter", "ParameterNotFound", **args)
-
-
-# -- Lambda -------------------------------------------------------------------------
-def create_function(clients, ctx, args):
-    lam = clients("lambda")
-    deadline = time.monotonic() + ROLE_PROPAGATION_SECONDS
-    delay = 1.0
+def _with_retries(step: Step, attempt, client, params: dict, notify, clock):
+    policies = step.call.retry
+    if not policies:
+        return attempt()
+    started = clock.monotonic()
+    in_progress = 0
+    referenced_delay = 1.0
     while True:
         try:
-            lam.create_function(**args)
-            break
-        except lam.exceptions.InvalidParameterValueException as error:
-            # A new role takes seconds to become assumable by Lambda (IAM propagation).
-            if "assume" not in str(error).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 1.5, 8)
-    lam.get_waiter("function_active_v2").wait(FunctionName=args["FunctionName"])
-
-
-def _wait_updated(lam, name):
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
-
-
-def _retry_in_progress(lam, call, **args):
-    """Lambda refuses an update while another is InProgress: wait it out and retry."""
-    for attempt in range(30):
-        try:
-            return call(**args)
-        except lam.exceptions.ResourceConflictException:
-            if attempt == 29:
-                raise
-            _wait_updated(lam, args["FunctionName"])
-            time.sleep(1)
-
-
-def update_function_code(clients, ctx, args):
-    lam = clients("lambda")
-    _wait_updated(lam, args["FunctionName"])
-    _retry_in_progress(lam, lam.update_function_code, **args)
-    _wait_updated(lam, args["FunctionName"])
-
-
-def update_function_configuration(clients, ctx, args):
-    lam = clients("lambda")
-    _wait_updated(lam, args["FunctionName"])
-    _retry_in_progress(lam, lam.update_function_configuration, **args)
-    _wait_updated(lam, args["FunctionName"])
-
-
-def add_permission(clients, ctx, args):
-    lam = clients("lambda")
-    if args.pop("Replace"):
-        remove_permission(clients, ctx, {"FunctionName": args["FunctionName"], "StatementId": args["StatementId"]})
-    lam.add_permission(**args)
-
-
-def _unless_missing(client, operation: str, missing: str, **args) -> bool:
-    """Call `operation`; a resource that is already gone is fine (destroy runs twice). True if it was there."""
-    try:
-        getattr(client, operation)(**args)
-        return True
-    except getattr(client.exceptions, missing):
-        return False
-
-
-def remove_permission(clients, ctx, args):
-    _unless_missing(clients("lambda"), "remove_permission", "ResourceNotFoundException", **args)
-
-
-# -- destroy ---------------------------------------------------------------------
-def delete_api(clients, ctx, args):
-    _unless_missing(clients("apigatewayv2"), "delete_api", "NotFoundException", **args)
-
-
-def delete_function(clients, ctx, args):
-    _unless_missing(clients("lambda"), "delete_function", "ResourceNotFoundException", **args)
-
-
-def delete_log_group(clients, ctx, args):
-    _unless_missing(clients("logs"), "delete_log_group", "ResourceNotFoundException", **args)
-
-
-def delete_table(clients, ctx, args):
-    ddb = clients("dynamodb")
-    if _unless_missing(ddb, "delete_table", "ResourceNotFoundException", **args):
-        ddb.get_waiter("table_not_exists").wait(TableName=args["TableName"], WaiterConfig={"Delay": 2, "MaxAttempts": 90})
-
-
-def delete_role(clients, ctx, args):
-    iam = clients("iam")
-    try:
-        for name in iam.list_role_policies(RoleName=args["RoleName"]).get("PolicyNames", []):
-            iam.delete_role_policy(RoleName=args["RoleName"], PolicyName=name)
-        iam.delete_role(**args)
-    except iam.exceptions.NoSuchEntityException:
-        pass
-
-
-# Step.op -> the function that performs it.
-OPS = {fn.__name__: fn for fn in (
-    create_api,
-    update_api,
-    create_integration,
-    update_integration,
-    create_authorizer,
-    update_authorizer,
-    delete_authorizer,
-    create_route,
-    update_route,
-    delete_route,
-    create_route_response,
-    create_deployment,
-    create_stage,
-    create_role,
-    update_assume_role_policy,
-    put_role_policy,
-    create_table,
-    enable_ttl,
-    create_log_group,
-    tag_log_group,
-    put_retention_policy,
-    create_signing_key,
-    rotate_signing_key,
-    delete_parameter,
-    create_function,
-    update_function_code,
-    update_function_configuration,
-    add_permission,
-    remove_permission,
-    delete_api,
-    delete_function,
-    delete_log_group,
-    delete_table,
-    delete_role,
-)}
+            return attempt()
+        except Exception as error:
+            waited = clock.monotonic() - started
+            code = aws.error_code(error)
+            if Retry.ROLE_PROPAGATION in policies and _role_not_ready(error):
+                if waited + ROLE_PROPAGATION_DELAY > ROLE_PROPAGATION_SECONDS:
+                    raise WsctlError("Lambda still cannot assume role %s after %d s (IAM propagation usually "
+                                     "takes seconds, at most a few minutes): run `wsctl deploy` again to resume"
+                                     % (params.get("Role", "?").rsplit("/", 1)[-1], round(waited))) from None
+                notify("waiting for IAM: Lambda cannot assume the new role %s yet (a new role takes up to a few "
+                       "minutes to propagate); retrying every %d s for up to %d s (%d s so far)" % (
+                           params.get("Role", "?").rsplit("/", 1)[-1], ROLE_PROPAGATION_DELAY,
+                           ROLE_PROPAGATION_SECONDS, round(waited)))
+                clock.sleep(ROLE_PROPAGATION_DELAY)
+                continue
+            if Retry.LAMBDA_IN_PROGRESS in policies and code == "ResourceConflictException" \
+                    and in_progress < IN_PROGRESS_ATTEMPTS:
+                in_progress += 1
+                notify("waiting for Lambda: another update of %s is in progress" % params.get("FunctionName"))
+                _wait(client, "function_updated_v2", params)
+                clock.sleep(1)
+                continue
+            if Retry.REFERENCED in policies and code == "ConflictException" and waited < REFERENCED_SECONDS:
+                # botocore does not retry a 409; a detached authorizer is still "referenced" for a moment.
+                delay = referenced_delay * random.uniform(0.5, 1.0)
+                notify("waiting for API Gateway: %s %s is still referenced; retrying in %.1f s (%d s so far)"
+                       % (step.resource, step.name, delay, round(waited)))
+                clock.sleep(delay)
+                referenced_delay = min(referenced_delay * 2, 10)
+                continue
+            raise

@@ -1,9 +1,12 @@
 """Desired stack + remote state -> an ordered list of steps (pure data, no AWS calls).
 
 Like Chalice's planner: every mutating call `apply` will make is a Step here,
-so `--dry-run` prints exactly what `deploy` would do, and a stack that already
-matches plans nothing. Values that exist only once an earlier step has run
-(a new API's id) are `Ref`/`Fmt` placeholders resolved by `apply`.
+one API call per step, so `--dry-run` prints exactly what `deploy` would do,
+and a stack that already matches plans nothing. Each planner reads the
+desired stack, the remote state and the context of ids known before apply,
+and returns its steps; none changes its inputs. Values that exist only once an
+earlier step has run (a new API's id) are `Ref`/`Fmt` placeholders resolved
+by `apply`.
 """
 
 import hashlib
@@ -14,7 +17,10 @@ from .. import stack as names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
 from . import bundle
+from .model import Action, Call, Fmt, NewKeyset, Plan, Ref, Retry, RotatedKeyset, Step, known, resolve
 from .remote import RemoteState
+
+__all__ = ["StackConfig", "Plan", "Step", "Call", "Action", "Ref", "Fmt", "make_plan", "resolve", "known"]
 
 RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
@@ -54,61 +60,13 @@ class StackConfig:
         return self.spec.auth
 
 
-@dataclass(frozen=True)
-class Ref:
-    """A value an earlier step produces (an id), looked up in the apply context."""
-    name: str
-
-
-@dataclass(frozen=True)
-class Fmt:
-    """A string built from the apply context with str.format."""
-    template: str
-
-
-def resolve(value, context: dict):
-    if isinstance(value, Ref):
-        return context[value.name]
-    if isinstance(value, Fmt):
-        return value.template.format(**context)
-    if isinstance(value, dict):
-        return {k: resolve(v, context) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve(v, context) for v in value]
-    return value
-
-
-def known(value, context: dict) -> bool:
-    """Can `value` be resolved with what is known before apply?"""
-    try:
-        resolve(value, context)
-        return True
-    except KeyError:
-        return False
-
-
-@dataclass
-class Step:
-    resource: str
-    name: str
-    action: str  # create | update | delete | adopt | deploy
-    detail: str
-    op: str
-    args: dict = field(default_factory=dict, repr=False)
-
-
-@dataclass
-class Plan:
-    steps: list
-    context: dict  # ids and coordinates known before apply; apply adds the new ones
-
-    @property
-    def empty(self) -> bool:
-        return not self.steps
+def _tag_list(tags: dict) -> list:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
 # -- the desired stack ---------------------------------------------------------
 def base_context(config: StackConfig, remote: RemoteState) -> dict:
+    """Coordinates and the ids of what exists already; apply adds the ids of what it creates."""
     ctx = {"partition": remote.partition, "region": config.region, "account": remote.account,
            "stack": config.stack, "stage": config.stage}
     ctx["role_arn"] = "arn:{partition}:iam::{account}:role/".format(**ctx) + names.role_name(config.stack, config.region)
@@ -120,7 +78,27 @@ def base_context(config: StackConfig, remote: RemoteState) -> dict:
                               "{function_arn}/invocations").format(**ctx)
     if remote.api:
         ctx["api_id"] = remote.api["ApiId"]
+    integration = _our_integration(remote)
+    if integration is not None:
+        ctx["integration_id"] = integration["IntegrationId"]
+    authorizer = _our_authorizer(config, remote)
+    if authorizer is not None:
+        ctx["authorizer_id"] = authorizer["AuthorizerId"]
+    for route in remote.routes:
+        ctx["route:" + route["RouteKey"]] = route["RouteId"]
     return ctx
+
+
+def _our_integration(remote: RemoteState) -> dict | None:
+    return next((i for i in remote.integrations if i.get("IntegrationType") == "AWS_PROXY"), None)
+
+
+def authorizer_name(stack: str) -> str:
+    return "%s-jwt" % names.function_name(stack)
+
+
+def _our_authorizer(config: StackConfig, remote: RemoteState) -> dict | None:
+    return next((a for a in remote.authorizers if a.get("Name") == authorizer_name(config.stack)), None)
 
 
 TRUST_POLICY = {
@@ -152,7 +130,7 @@ def function_settings(config: StackConfig) -> dict:
             "MemorySize": config.memory_mb, "Timeout": config.timeout_s,
             "Description": "wsctl stack %s: WebSocket handler" % config.stack,
             "Environment": {"Variables": names.handler_environment(config.stack, config.auth, config.ttl_seconds,
-                                                              config.allow_client_broadcast)}}
+                                                                  config.allow_client_broadcast)}}
 
 
 def api_fingerprint(config: StackConfig) -> str:
@@ -183,195 +161,292 @@ def make_plan(config: StackConfig, remote: RemoteState) -> Plan:
         raise WsctlError("%s %s exists but does not belong to stack %r (no %s=%s tag): choose another "
                          "--stack, or delete or tag it yourself" % (kind, name, config.stack, names.TAG_KEY,
                                                                    config.stack))
+    check_one_stage(config.stack, config.stage, remote, "deploy")
     ctx = base_context(config, remote)
-    steps: list[Step] = []
     tags = names.tags(config.stack)
-    api_changed = _plan_api(config, remote, ctx, steps, tags)
-    _plan_role(config, remote, ctx, steps, tags)
-    _plan_table(config, remote, steps, tags)
-    _plan_log_group(config, remote, steps, tags)
-    _plan_parameter(config, remote, steps, tags)
-    _plan_function(config, remote, ctx, steps, tags)
-    api_changed |= _plan_api_children(config, remote, ctx, steps)
-    _plan_stage(config, remote, ctx, steps, tags, api_changed)
-    _plan_permissions(config, remote, ctx, steps)
-    return Plan(steps=steps, context=ctx)
+    api = plan_api(config, remote)
+    routes = plan_integration(config, remote, ctx) + plan_authorizer(config, remote, ctx) + \
+        plan_routes(config, remote, ctx)
+    steps = (api + plan_role(config, remote, ctx, tags) + plan_table(config, remote, tags)
+             + plan_log_group(config, remote, tags) + plan_parameter(config, remote, tags)
+             + plan_function(config, remote, ctx, tags) + routes
+             + plan_permissions(config, remote, ctx)
+             + plan_stage(config, remote, tags, api_changed=bool(api or routes))
+             + plan_retirements(config, remote))
+    ttl_steps, warnings = plan_ttl(config, remote)
+    return Plan(steps=steps + ttl_steps, context=ctx, warnings=warnings,
+                present=present_resources(config.stack, config.region, remote))
 
 
-def _plan_api(config, remote, ctx, steps, tags) -> bool:
+# The resources a stack owns at the top (everything else lives inside the API), in the order
+# destroy removes them.
+TOP_LEVEL = ("WebSocket API", "Lambda function", "log group", "SSM parameter", "DynamoDB table", "IAM role")
+
+
+def top_level_names(stack: str, region: str) -> dict:
+    return {"WebSocket API": names.api_name(stack), "Lambda function": names.function_name(stack),
+            "log group": names.log_group(stack), "SSM parameter": names.signing_key_param(stack),
+            "DynamoDB table": names.table_name(stack), "IAM role": names.role_name(stack, region)}
+
+
+def present_resources(stack: str, region: str, remote: RemoteState) -> list:
+    """(kind, name) of the stack's own top-level resources that exist (foreign ones excluded)."""
+    exists = {"WebSocket API": remote.api is not None, "Lambda function": remote.function is not None,
+              "log group": remote.log_group is not None and remote.log_group_tags.get(names.TAG_KEY) == stack,
+              "SSM parameter": remote.parameter is not None, "DynamoDB table": remote.table is not None,
+              "IAM role": remote.role is not None}
+    foreign = {name for _, name in remote.foreign}
+    return [(kind, name) for kind, name in top_level_names(stack, region).items()
+            if exists[kind] and name not in foreign]
+
+
+def check_one_stage(stack: str, stage: str, remote: RemoteState, command: str) -> None:
+    """One stack serves one stage: its table, function, role and signing key are the stage's.
+    A second stage would share them (and relays between stages would fail), so it is refused."""
+    others = sorted(s for s in remote.stages if s != stage)
+    if not others:
+        return
+    if command == "deploy":
+        raise WsctlError("stack %s already serves stage %s, and one stack serves one stage: deploy stage %s as "
+                         "another stack, e.g. `wsctl deploy --stack %s-%s --stage %s`"
+                         % (stack, ", ".join(others), stage, stack, stage.lower().replace("_", "-"), stage))
+    raise WsctlError("stack %s serves stage %s, not %s: run `wsctl %s --stage %s`"
+                     % (stack, ", ".join(others), stage, command, others[0]))
+
+
+def plan_api(config, remote) -> list[Step]:
     name = names.api_name(config.stack)
     rse = config.spec.route_selection_expression
     if remote.api is None:
-        steps.append(Step("WebSocket API", name, "create", "route selection %s" % rse, "create_api",
-                          {"Name": name, "ProtocolType": "WEBSOCKET", "RouteSelectionExpression": rse,
-                           "Tags": tags}))
-        return True
+        return [Step("WebSocket API", name, Action.CREATE, "route selection %s" % rse, Call(
+            "apigatewayv2", "create_api", {"Name": name, "ProtocolType": "WEBSOCKET", "RouteSelectionExpression": rse,
+                                           "Tags": names.tags(config.stack)}, outputs=(("api_id", "ApiId"),)))]
     if remote.api.get("RouteSelectionExpression") != rse:
-        steps.append(Step("WebSocket API", name, "update", "route selection -> %s" % rse, "update_api",
-                          {"ApiId": Ref("api_id"), "RouteSelectionExpression": rse}))
-        return True
-    return False
+        return [Step("WebSocket API", name, Action.UPDATE, "route selection -> %s" % rse, Call(
+            "apigatewayv2", "update_api", {"ApiId": Ref("api_id"), "RouteSelectionExpression": rse}))]
+    return []
 
 
-def _plan_role(config, remote, ctx, steps, tags):
+def plan_role(config, remote, ctx, tags) -> list[Step]:
     name = names.role_name(config.stack, config.region)
     policy = role_policy(config)
+    steps = []
     if remote.role is None:
-        steps.append(Step("IAM role", name, "create", "assumed by lambda.amazonaws.com", "create_role",
-                          {"RoleName": name, "AssumeRolePolicyDocument": json.dumps(TRUST_POLICY),
-                           "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-                           "Description": "wsctl stack %s: the handler's role" % config.stack}))
+        steps.append(Step("IAM role", name, Action.CREATE, "assumed by lambda.amazonaws.com", Call(
+            "iam", "create_role", {"RoleName": name, "AssumeRolePolicyDocument": json.dumps(TRUST_POLICY),
+                                   "Tags": _tag_list(tags),
+                                   "Description": "wsctl stack %s: the handler's role" % config.stack})))
     elif _normalise(remote.role.get("AssumeRolePolicyDocument", {})) != _normalise(TRUST_POLICY):
-        steps.append(Step("IAM role", name, "update", "trust policy", "update_assume_role_policy",
-                          {"RoleName": name, "PolicyDocument": json.dumps(TRUST_POLICY)}))
+        steps.append(Step("IAM role", name, Action.UPDATE, "trust policy", Call(
+            "iam", "update_assume_role_policy", {"RoleName": name, "PolicyDocument": json.dumps(TRUST_POLICY)})))
     if remote.role_policy is None or not known(policy, ctx) or \
             _normalise(remote.role_policy) != _normalise(resolve(policy, ctx)):
-        steps.append(Step("IAM policy", name, "create" if remote.role_policy is None else "update",
-                          "least privilege: table, @connections POST on stage %s, key, logs" % config.stage,
-                          "put_role_policy", {"RoleName": name, "PolicyName": name, "PolicyDocument": policy}))
+        steps.append(Step("IAM policy", name, Action.CREATE if remote.role_policy is None else Action.UPDATE,
+                          "least privilege: table, @connections POST on stage %s, key, logs" % config.stage, Call(
+                              "iam", "put_role_policy", {"RoleName": name, "PolicyName": name,
+                                                         "PolicyDocument": policy})))
+    return steps
 
 
-def _plan_table(config, remote, steps, tags):
+def plan_table(config, remote, tags) -> list[Step]:
     from lambda_src import keys
 
     name = names.table_name(config.stack)
     if remote.table is None:
-        steps.append(Step("DynamoDB table", name, "create", "PK/SK + GSI1, on demand, TTL on ttl",
-                          "create_table", dict(keys.table_definition(name),
-                                               Tags=[{"Key": k, "Value": v} for k, v in tags.items()])))
-    else:
-        wanted = keys.table_definition(name)
-        have_keys = sorted((k["AttributeName"], k["KeyType"]) for k in remote.table.get("KeySchema", []))
-        want_keys = sorted((k["AttributeName"], k["KeyType"]) for k in wanted["KeySchema"])
-        have_gsi = {g["IndexName"] for g in remote.table.get("GlobalSecondaryIndexes", [])}
-        if have_keys != want_keys or keys.GSI1 not in have_gsi:
-            raise WsctlError("table %s exists with another key schema: destroy the stack or use another --stack" % name)
+        return [Step("DynamoDB table", name, Action.CREATE, "PK/SK + GSI1, on demand", Call(
+            "dynamodb", "create_table", dict(keys.table_definition(name), Tags=_tag_list(tags)),
+            wait_after="table_exists"))]
+    wanted = keys.table_definition(name)
+    have_keys = sorted((k["AttributeName"], k["KeyType"]) for k in remote.table.get("KeySchema", []))
+    want_keys = sorted((k["AttributeName"], k["KeyType"]) for k in wanted["KeySchema"])
+    have_gsi = {g["IndexName"] for g in remote.table.get("GlobalSecondaryIndexes", [])}
+    if have_keys != want_keys or keys.GSI1 not in have_gsi:
+        raise WsctlError("table %s exists with another key schema: destroy the stack or use another --stack" % name)
+    return []
+
+
+def plan_ttl(config, remote) -> tuple[list[Step], list[str]]:
+    """TTL on `ttl`, last of all: AWS allows one TTL change per table at a time (and, after
+    disabling, none for up to an hour), so a table AWS will not change yet leaves a warning
+    instead of an error, and the rest of the stack is deployed."""
+    from lambda_src import keys
+
+    name = names.table_name(config.stack)
+    attribute = keys.TTL_ATTRIBUTE
     ttl = remote.ttl or {}
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or ttl.get("AttributeName") != keys.TTL_ATTRIBUTE:
-        steps.append(Step("DynamoDB TTL", name, "update", "expire items on attribute ttl", "enable_ttl",
-                          {"TableName": name, "TimeToLiveSpecification": {"Enabled": True,
-                                                                          "AttributeName": keys.TTL_ATTRIBUTE}}))
+    status, have = ttl.get("TimeToLiveStatus", "DISABLED"), ttl.get("AttributeName")
+    if status in ("ENABLED", "ENABLING") and have == attribute:
+        return [], []
+    if status == "DISABLING":
+        return [], ["table %s: its TTL is being disabled (DISABLING), and AWS lets TTL be enabled again only once "
+                    "that has finished, which can take up to an hour: run `wsctl deploy` again then (until then "
+                    "expired entries stay in the table, and every reader skips them)" % name]
+    if status in ("ENABLED", "ENABLING"):
+        return [], ["table %s has TTL on attribute %r, not %r: AWS allows one TTL attribute per table and changes "
+                    "it only after TTL is disabled, then accepts a new one up to an hour later: run `aws dynamodb "
+                    "update-time-to-live --table-name %s --time-to-live-specification Enabled=false,AttributeName=%s`"
+                    ", then `wsctl deploy` once TTL shows DISABLED" % (name, have, attribute, name, have)]
+    return [Step("DynamoDB TTL", name, Action.UPDATE, "expire items on attribute %s" % attribute, Call(
+        "dynamodb", "update_time_to_live", {"TableName": name, "TimeToLiveSpecification": {
+            "Enabled": True, "AttributeName": attribute}}))], []
 
 
-def _plan_log_group(config, remote, steps, tags):
+def plan_log_group(config, remote, tags) -> list[Step]:
     name = names.log_group(config.stack)
     days = config.log_retention_days
+    retention = Step("log group", name, Action.UPDATE, "retention %d days" % days, Call(
+        "logs", "put_retention_policy", {"logGroupName": name, "retentionInDays": days}))
     if remote.log_group is None:
-        steps.append(Step("log group", name, "create", "retention %d days" % days, "create_log_group",
-                          {"logGroupName": name, "tags": tags, "retentionInDays": days}))
-        return
+        return [Step("log group", name, Action.CREATE, "tagged with the stack", Call(
+            "logs", "create_log_group", {"logGroupName": name, "tags": tags})), retention]
+    steps = []
     if remote.log_group_tags.get(names.TAG_KEY) != config.stack:
         # Lambda creates this group by itself on first invocation; it is the function's by name.
-        steps.append(Step("log group", name, "adopt", "tag it with the stack", "tag_log_group",
-                          {"logGroupName": name, "tags": tags}))
+        steps.append(Step("log group", name, Action.ADOPT, "tag it with the stack", Call(
+            "logs", "tag_log_group", {"logGroupName": name, "tags": tags})))
     if remote.log_group.get("retentionInDays") != days:
-        steps.append(Step("log group", name, "update", "retention %d days" % days, "put_retention_policy",
-                          {"logGroupName": name, "retentionInDays": days}))
+        steps.append(retention)
+    return steps
 
 
-def _plan_parameter(config, remote, steps, tags):
+def plan_parameter(config, remote, tags) -> list[Step]:
     name = names.signing_key_param(config.stack)
     if config.auth == "jwt" and remote.parameter is None:
-        steps.append(Step("SSM parameter", name, "create", "SecureString: a new signing key", "create_signing_key",
-                          {"Name": name, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}))
-    elif config.auth == "jwt" and config.rotate_key:
-        steps.append(Step("SSM parameter", name, "update",
-                          "rotate the signing key (tokens of the old key verify until they expire, 24 h at most)",
-                          "rotate_signing_key", {"Name": name}))
-    elif config.auth == "none" and remote.parameter is not None:
-        steps.append(Step("SSM parameter", name, "delete", "no authorizer with --auth none", "delete_parameter",
-                          {"Name": name}))
+        return [Step("SSM parameter", name, Action.CREATE, "SecureString: a new signing key", Call(
+            "ssm", "put_parameter", {"Name": name, "Value": NewKeyset(), "Type": "SecureString",
+                                     "Description": "wsctl: the stack's token signing keys",
+                                     "Tags": _tag_list(tags)}))]
+    if config.auth == "jwt" and config.rotate_key:
+        return [Step("SSM parameter", name, Action.UPDATE,
+                     "rotate the signing key (tokens of the old key verify until they expire, 24 h at most)", Call(
+                         "ssm", "put_parameter", {"Name": name, "Value": RotatedKeyset(name), "Type": "SecureString",
+                                                  "Overwrite": True}))]
+    return []
 
 
-def _plan_function(config, remote, ctx, steps, tags):
+def plan_function(config, remote, ctx, tags) -> list[Step]:
     name = names.function_name(config.stack)
     settings = function_settings(config)
     sha = bundle.sha256_b64(config.code)
     if remote.function is None:
-        steps.append(Step("Lambda function", name, "create",
-                          "%s, %s, code %s (%d KB)" % (RUNTIME, bundle.HANDLER, sha[:12], len(config.code) // 1024),
-                          "create_function",
-                          dict(settings, FunctionName=name, Code={"ZipFile": config.code},
-                               Architectures=[ARCHITECTURE], Tags=tags)))
-        return
+        return [Step("Lambda function", name, Action.CREATE,
+                     "%s, %s, code %s (%d KB)" % (RUNTIME, bundle.HANDLER, sha[:12], len(config.code) // 1024), Call(
+                         "lambda", "create_function", dict(settings, FunctionName=name, Code={"ZipFile": config.code},
+                                                           Architectures=[ARCHITECTURE], Tags=tags),
+                         retry=(Retry.ROLE_PROPAGATION,), wait_after="function_active_v2"))]
+    steps = []
     if remote.function.get("CodeSha256") != sha:
-        steps.append(Step("Lambda code", name, "update", "code %s -> %s" % (
-            remote.function.get("CodeSha256", "")[:12], sha[:12]), "update_function_code",
-            {"FunctionName": name, "ZipFile": config.code}))
+        steps.append(Step("Lambda code", name, Action.UPDATE, "code %s -> %s" % (
+            remote.function.get("CodeSha256", "")[:12], sha[:12]), Call(
+                "lambda", "update_function_code", {"FunctionName": name, "ZipFile": config.code},
+                wait_before="function_updated_v2", wait_after="function_updated_v2",
+                retry=(Retry.LAMBDA_IN_PROGRESS,))))
     wanted = resolve(settings, ctx)
     have = {key: remote.function.get(key) for key in wanted}
     have["Environment"] = {"Variables": (remote.function.get("Environment") or {}).get("Variables", {})}
     changed = sorted(key for key in wanted if have[key] != wanted[key])
     if changed:
-        steps.append(Step("Lambda configuration", name, "update", ", ".join(changed),
-                          "update_function_configuration", dict(settings, FunctionName=name)))
+        steps.append(Step("Lambda configuration", name, Action.UPDATE, ", ".join(changed), Call(
+            "lambda", "update_function_configuration", dict(settings, FunctionName=name),
+            wait_before="function_updated_v2", wait_after="function_updated_v2",
+            retry=(Retry.LAMBDA_IN_PROGRESS, Retry.ROLE_PROPAGATION))))
+    return steps
 
 
-def _plan_api_children(config, remote, ctx, steps) -> bool:
-    """Integration, authorizer, routes and route responses; True if anything changes."""
-    before = len(steps)
-    spec = config.spec
+def plan_integration(config, remote, ctx) -> list[Step]:
+    """One AWS_PROXY integration for every route."""
     name = names.api_name(config.stack)
-    # integration: one AWS_PROXY integration for every route
-    integration = next((i for i in remote.integrations if i.get("IntegrationType") == "AWS_PROXY"), None)
-    integration_args = {"IntegrationUri": ctx["integration_uri"], "TimeoutInMillis": spec.integration_timeout_ms}
+    args = {"IntegrationUri": ctx["integration_uri"], "TimeoutInMillis": config.spec.integration_timeout_ms}
+    integration = _our_integration(remote)
     if integration is None:
-        steps.append(Step("integration", name, "create", "AWS_PROXY -> %s" % names.function_name(config.stack),
-                          "create_integration", dict(integration_args, ApiId=Ref("api_id"),
-                                                     IntegrationType="AWS_PROXY", IntegrationMethod="POST")))
-    else:
-        ctx["integration_id"] = integration["IntegrationId"]
-        if any(integration.get(k) != v for k, v in integration_args.items()):
-            steps.append(Step("integration", name, "update", "target or timeout", "update_integration",
-                              dict(integration_args, ApiId=Ref("api_id"), IntegrationId=Ref("integration_id"))))
+        return [Step("integration", name, Action.CREATE, "AWS_PROXY -> %s" % names.function_name(config.stack), Call(
+            "apigatewayv2", "create_integration", dict(args, ApiId=Ref("api_id"), IntegrationType="AWS_PROXY",
+                                                       IntegrationMethod="POST"),
+            outputs=(("integration_id", "IntegrationId"),)))]
+    if any(integration.get(k) != v for k, v in args.items()):
+        return [Step("integration", name, Action.UPDATE, "target or timeout", Call(
+            "apigatewayv2", "update_integration", dict(args, ApiId=Ref("api_id"), IntegrationId=Ref("integration_id"))))]
+    return []
 
-    # authorizer: a REQUEST authorizer backed by the same function
-    authorizer_name = "%s-jwt" % names.function_name(config.stack)
-    authorizer = next((a for a in remote.authorizers if a.get("Name") == authorizer_name), None)
-    authorizer_args = {"AuthorizerType": "REQUEST", "AuthorizerUri": ctx["integration_uri"],
-                       "IdentitySource": list(IDENTITY_SOURCE)}
-    if authorizer is not None:
-        ctx["authorizer_id"] = authorizer["AuthorizerId"]
-    if config.auth == "jwt":
-        if authorizer is None:
-            steps.append(Step("authorizer", authorizer_name, "create", "REQUEST, JWT in ?token= or Bearer header",
-                              "create_authorizer", dict(authorizer_args, ApiId=Ref("api_id"), Name=authorizer_name)))
-        elif any(authorizer.get(k) != v for k, v in authorizer_args.items()):
-            steps.append(Step("authorizer", authorizer_name, "update", "type, target or identity source",
-                              "update_authorizer", dict(authorizer_args, ApiId=Ref("api_id"),
-                                                        AuthorizerId=Ref("authorizer_id"))))
 
-    # routes
+def plan_authorizer(config, remote, ctx) -> list[Step]:
+    """A REQUEST authorizer backed by the same function (jwt); with --auth none it is retired
+    after the routes stop naming it (plan_retirements)."""
+    if config.auth != "jwt":
+        return []
+    name = authorizer_name(config.stack)
+    args = {"AuthorizerType": "REQUEST", "AuthorizerUri": ctx["integration_uri"],
+            "IdentitySource": list(IDENTITY_SOURCE)}
+    authorizer = _our_authorizer(config, remote)
+    if authorizer is None:
+        return [Step("authorizer", name, Action.CREATE, "REQUEST, JWT in ?token= or Bearer header", Call(
+            "apigatewayv2", "create_authorizer", dict(args, ApiId=Ref("api_id"), Name=name),
+            outputs=(("authorizer_id", "AuthorizerId"),)))]
+    if any(authorizer.get(k) != v for k, v in args.items()):
+        return [Step("authorizer", name, Action.UPDATE, "type, target or identity source", Call(
+            "apigatewayv2", "update_authorizer", dict(args, ApiId=Ref("api_id"), AuthorizerId=Ref("authorizer_id"))))]
+    return []
+
+
+def _wanted_route(config, route) -> dict:
+    wanted = {"Target": Fmt("integrations/{integration_id}"), "AuthorizationType": "NONE"}
+    if route.key == "$connect" and config.auth == "jwt":
+        wanted.update(AuthorizationType="CUSTOM", AuthorizerId=Ref("authorizer_id"))
+    if route.two_way:
+        wanted["RouteResponseSelectionExpression"] = "$default"
+    return wanted
+
+
+def _create_route(config, route, wanted) -> list[Step]:
+    ref = "route:" + route.key
+    steps = [Step("route", route.key, Action.CREATE, _route_detail(route, wanted), Call(
+        "apigatewayv2", "create_route", dict(wanted, ApiId=Ref("api_id"), RouteKey=route.key),
+        outputs=((ref, "RouteId"),)))]
+    if route.two_way:
+        steps.append(_route_response(route.key, Ref(ref)))
+    return steps
+
+
+def _route_response(key, route_id) -> Step:
+    return Step("route response", key, Action.CREATE, "two-way: the handler's body answers", Call(
+        "apigatewayv2", "create_route_response", {"ApiId": Ref("api_id"), "RouteId": route_id,
+                                                  "RouteResponseKey": "$default"}))
+
+
+def plan_routes(config, remote, ctx) -> list[Step]:
+    steps = []
     existing = {r["RouteKey"]: r for r in remote.routes}
-    for route in spec.routes:
-        wanted = {"Target": Fmt("integrations/{integration_id}"), "AuthorizationType": "NONE"}
-        if route.key == "$connect" and config.auth == "jwt":
-            wanted.update(AuthorizationType="CUSTOM", AuthorizerId=Ref("authorizer_id"))
-        if route.two_way:
-            wanted["RouteResponseSelectionExpression"] = "$default"
+    for route in config.spec.routes:
+        wanted = _wanted_route(config, route)
         have = existing.pop(route.key, None)
         if have is None:
-            steps.append(Step("route", route.key, "create", _route_detail(route, wanted), "create_route",
-                              dict(wanted, ApiId=Ref("api_id"), RouteKey=route.key, TwoWay=route.two_way)))
+            steps += _create_route(config, route, wanted)
+            continue
+        responses = remote.route_responses.get(have["RouteId"], [])
+        if not route.two_way and (have.get("RouteResponseSelectionExpression") or responses):
+            # Made one-way: API Gateway has no call that clears a route's response selection,
+            # so the route is replaced (the stage serves its deployment meanwhile).
+            steps += [Step("route response", route.key, Action.DELETE, "one-way now", Call(
+                "apigatewayv2", "delete_route_response", {"ApiId": Ref("api_id"), "RouteId": have["RouteId"],
+                                                          "RouteResponseId": r["RouteResponseId"]},
+                missing_ok=("NotFoundException",))) for r in responses]
+            steps.append(Step("route", route.key, Action.DELETE, "replaced by a one-way route", Call(
+                "apigatewayv2", "delete_route", {"ApiId": Ref("api_id"), "RouteId": have["RouteId"]},
+                missing_ok=("NotFoundException",))))
+            steps += _create_route(config, route, wanted)
             continue
         differs = any(not known(v, ctx) or have.get(k) != resolve(v, ctx) for k, v in wanted.items())
         differs |= wanted["AuthorizationType"] == "NONE" and bool(have.get("AuthorizerId"))
-        differs |= not route.two_way and bool(have.get("RouteResponseSelectionExpression"))
         if differs:
-            steps.append(Step("route", route.key, "update", _route_detail(route, wanted), "update_route",
-                              dict(wanted, ApiId=Ref("api_id"), RouteId=have["RouteId"])))
-        if route.two_way and not any(r.get("RouteResponseKey") == "$default"
-                                     for r in remote.route_responses.get(have["RouteId"], [])):
-            steps.append(Step("route response", route.key, "create", "two-way: the handler's body answers",
-                              "create_route_response", {"ApiId": Ref("api_id"), "RouteId": have["RouteId"],
-                                                        "RouteResponseKey": "$default"}))
+            steps.append(Step("route", route.key, Action.UPDATE, _route_detail(route, wanted), Call(
+                "apigatewayv2", "update_route", dict(wanted, ApiId=Ref("api_id"), RouteId=have["RouteId"]))))
+        if route.two_way and not any(r.get("RouteResponseKey") == "$default" for r in responses):
+            steps.append(_route_response(route.key, have["RouteId"]))
     for key, have in sorted(existing.items()):
-        steps.append(Step("route", key, "delete", "not in the route definition", "delete_route",
-                          {"ApiId": Ref("api_id"), "RouteId": have["RouteId"]}))
-    if config.auth == "none" and authorizer is not None:
-        steps.append(Step("authorizer", authorizer_name, "delete", "--auth none", "delete_authorizer",
-                          {"ApiId": Ref("api_id"), "AuthorizerId": authorizer["AuthorizerId"]}))
-    return len(steps) > before
+        steps.append(Step("route", key, Action.DELETE, "not in the route definition", Call(
+            "apigatewayv2", "delete_route", {"ApiId": Ref("api_id"), "RouteId": have["RouteId"]},
+            missing_ok=("NotFoundException",))))
+    return steps
 
 
 def _route_detail(route, wanted) -> str:
@@ -381,38 +456,69 @@ def _route_detail(route, wanted) -> str:
     return ", ".join(parts)
 
 
-def _plan_stage(config, remote, ctx, steps, tags, api_changed: bool):
+def plan_stage(config, remote, tags, api_changed: bool) -> list[Step]:
     fingerprint = api_fingerprint(config)
     deployed = (remote.deployment or {}).get("Description")
     if remote.stage is None:
-        steps.append(Step("deployment", config.stage, "deploy", fingerprint, "create_deployment",
-                          {"ApiId": Ref("api_id"), "Description": fingerprint}))
-        steps.append(Step("stage", config.stage, "create", "serving the new deployment", "create_stage",
-                          {"ApiId": Ref("api_id"), "StageName": config.stage, "DeploymentId": Ref("deployment_id"),
-                           "Tags": tags}))
-    elif api_changed or deployed != fingerprint:
-        steps.append(Step("deployment", config.stage, "deploy", "routes changed" if api_changed else
-                          "stage serves an older deployment", "create_deployment",
-                          {"ApiId": Ref("api_id"), "Description": fingerprint, "StageName": config.stage}))
+        return [Step("deployment", config.stage, Action.DEPLOY, fingerprint, Call(
+                    "apigatewayv2", "create_deployment", {"ApiId": Ref("api_id"), "Description": fingerprint},
+                    outputs=(("deployment_id", "DeploymentId"),))),
+                Step("stage", config.stage, Action.CREATE, "serving the new deployment", Call(
+                    "apigatewayv2", "create_stage", {"ApiId": Ref("api_id"), "StageName": config.stage,
+                                                     "DeploymentId": Ref("deployment_id"), "Tags": tags}))]
+    if api_changed or deployed != fingerprint:
+        return [Step("deployment", config.stage, Action.DEPLOY, "routes changed" if api_changed else
+                     "stage serves an older deployment", Call(
+                         "apigatewayv2", "create_deployment", {"ApiId": Ref("api_id"), "Description": fingerprint,
+                                                               "StageName": config.stage},
+                         outputs=(("deployment_id", "DeploymentId"),)))]
+    return []
 
 
-def _plan_permissions(config, remote, ctx, steps):
+def plan_permissions(config, remote, ctx) -> list[Step]:
     function = names.function_name(config.stack)
     wanted = {ROUTES_SID: Fmt("arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}/*")}
     if config.auth == "jwt":
         wanted[AUTHORIZER_SID] = Fmt("arn:{partition}:execute-api:{region}:{account}:{api_id}/authorizers/{authorizer_id}")
+    steps = []
     for sid, source in wanted.items():
         have = remote.permissions.get(sid)
         have_source = ((have or {}).get("Condition") or {}).get("ArnLike", {}).get("AWS:SourceArn")
         if have is not None and known(source, ctx) and have_source == resolve(source, ctx):
             continue
-        steps.append(Step("Lambda permission", sid, "create" if have is None else "update",
+        if have is not None:  # a statement id is added once: replacing it is remove, then add
+            steps.append(Step("Lambda permission", sid, Action.DELETE, "to be replaced", Call(
+                "lambda", "remove_permission", {"FunctionName": function, "StatementId": sid},
+                missing_ok=("ResourceNotFoundException",))))
+        steps.append(Step("Lambda permission", sid, Action.CREATE,
                           "apigateway.amazonaws.com may invoke, from this %s only" % (
-                              "API's stage" if sid == ROUTES_SID else "authorizer"),
-                          "add_permission", {"FunctionName": function, "StatementId": sid,
-                                             "Action": "lambda:InvokeFunction",
-                                             "Principal": "apigateway.amazonaws.com", "SourceArn": source,
-                                             "Replace": have is not None}))
-    if config.auth == "none" and AUTHORIZER_SID in remote.permissions:
-        steps.append(Step("Lambda permission", AUTHORIZER_SID, "delete", "--auth none", "remove_permission",
-                          {"FunctionName": function, "StatementId": AUTHORIZER_SID}))
+                              "API's stage" if sid == ROUTES_SID else "authorizer"), Call(
+                              "lambda", "add_permission", {"FunctionName": function, "StatementId": sid,
+                                                           "Action": "lambda:InvokeFunction",
+                                                           "Principal": "apigateway.amazonaws.com",
+                                                           "SourceArn": source})))
+    return steps
+
+
+def plan_retirements(config, remote) -> list[Step]:
+    """What --auth none no longer needs, removed once nothing refers to it: the authorizer
+    (after the routes are detached and the stage redeployed), its permission, the key."""
+    if config.auth != "none":
+        return []
+    steps = []
+    authorizer = _our_authorizer(config, remote)
+    if authorizer is not None:
+        steps.append(Step("authorizer", authorizer_name(config.stack), Action.DELETE, "--auth none", Call(
+            "apigatewayv2", "delete_authorizer", {"ApiId": Ref("api_id"), "AuthorizerId": authorizer["AuthorizerId"]},
+            retry=(Retry.REFERENCED,), missing_ok=("NotFoundException",))))
+    if AUTHORIZER_SID in remote.permissions:
+        steps.append(Step("Lambda permission", AUTHORIZER_SID, Action.DELETE, "--auth none", Call(
+            "lambda", "remove_permission", {"FunctionName": names.function_name(config.stack),
+                                            "StatementId": AUTHORIZER_SID},
+            missing_ok=("ResourceNotFoundException",))))
+    if remote.parameter is not None:
+        steps.append(Step("SSM parameter", names.signing_key_param(config.stack), Action.DELETE,
+                          "no authorizer with --auth none", Call(
+                              "ssm", "delete_parameter", {"Name": names.signing_key_param(config.stack)},
+                              missing_ok=("ParameterNotFound",))))
+    return steps

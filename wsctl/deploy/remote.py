@@ -21,10 +21,12 @@ class RemoteState:
     authorizers: list = field(default_factory=list)
     routes: list = field(default_factory=list)
     route_responses: dict = field(default_factory=dict)  # route id -> [route responses]
+    stages: list = field(default_factory=list)  # the API's stage names
     stage: dict | None = None
     deployment: dict | None = None
     role: dict | None = None
     role_policy: dict | None = None
+    role_policy_names: list = field(default_factory=list)  # every inline policy (destroy deletes them)
     table: dict | None = None
     ttl: dict | None = None
     log_group: dict | None = None
@@ -33,6 +35,10 @@ class RemoteState:
     function: dict | None = None  # get_function's Configuration, plus "Tags"
     permissions: dict = field(default_factory=dict)  # statement id -> statement
     foreign: list = field(default_factory=list)  # (kind, name) taken by something not ours
+    unread: list = field(default_factory=list)  # (kind, why) of what could not be read (tolerant reads)
+
+    def unreadable(self, kind: str) -> str | None:
+        return next((why for what, why in self.unread if what == kind), None)
 
 
 def _missing(error: Exception, *codes: str) -> bool:
@@ -59,101 +65,164 @@ def _items(call, **kwargs) -> list:
             return items
 
 
-def read(clients, stack: str, stage: str, region: str) -> RemoteState:
-    from botocore.exceptions import ClientError
-
+def read(clients, stack: str, stage: str, region: str, tolerant: bool = False) -> RemoteState:
+    """The stack as AWS has it. `tolerant` (status, destroy): a read that fails is recorded in
+    `unread` and the rest is still read, so a half-made stack can be shown and removed even
+    where one listing call fails (an endpoint that lacks it, a missing permission)."""
     identity = clients("sts").get_caller_identity()
     state = RemoteState(account=identity["Account"], partition=identity["Arn"].split(":")[1])
-    _read_api(state, clients("apigatewayv2"), stack, stage)
 
-    iam = clients("iam")
+    def section(kind: str, reader, *args) -> None:
+        if not tolerant:
+            reader(state, *args)
+            return
+        try:
+            reader(state, *args)
+        except Exception as error:  # noqa: BLE001 - any failed read is named, never fatal here
+            if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                raise
+            from ..errors import WsctlError
+
+            state.unread.append((kind, str(error) if isinstance(error, WsctlError)
+                                 else aws.describe(error) or "%s: %s" % (type(error).__name__, error)))
+
+    section("WebSocket API", _read_api, clients("apigatewayv2"), stack, stage, section)
+    section("IAM role", _read_role, clients("iam"), stack, region)
+    section("DynamoDB table", _read_table, clients("dynamodb"), stack)
+    section("log group", _read_log_group, clients("logs"), stack)
+    section("SSM parameter", _read_parameter, clients("ssm"), stack)
+    section("Lambda function", _read_function, clients("lambda"), stack)
+    return state
+
+
+def _read_role(state: RemoteState, iam, stack: str, region: str) -> None:
+    from botocore.exceptions import ClientError
+
     role_name = names.role_name(stack, region)
     try:
         state.role = iam.get_role(RoleName=role_name)["Role"]
-        tags = {t["Key"]: t["Value"] for t in state.role.get("Tags", [])}
-        if tags.get(names.TAG_KEY) != stack:
-            state.foreign.append(("IAM role", role_name))
+    except ClientError as error:
+        if not _missing(error, "NoSuchEntity"):
+            raise
+        return
+    tags = {t["Key"]: t["Value"] for t in state.role.get("Tags", [])}
+    if tags.get(names.TAG_KEY) != stack:
+        state.foreign.append(("IAM role", role_name))
+    state.role_policy_names = [name for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
+                               for name in page.get("PolicyNames", [])]
+    if role_name in state.role_policy_names:
         try:
             state.role_policy = iam.get_role_policy(RoleName=role_name, PolicyName=role_name)["PolicyDocument"]
         except ClientError as error:
             if not _missing(error, "NoSuchEntity"):
                 raise
-    except ClientError as error:
-        if not _missing(error, "NoSuchEntity"):
-            raise
 
-    ddb = clients("dynamodb")
+
+def _read_table(state: RemoteState, ddb, stack: str) -> None:
+    from botocore.exceptions import ClientError
+
     table = names.table_name(stack)
     try:
         state.table = ddb.describe_table(TableName=table)["Table"]
-        tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=state.table["TableArn"]).get("Tags", [])}
-        if tags.get(names.TAG_KEY) != stack:
-            state.foreign.append(("DynamoDB table", table))
-        state.ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     except ClientError as error:
         if not _missing(error, "ResourceNotFoundException"):
             raise
+        return
+    tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=state.table["TableArn"]).get("Tags", [])}
+    if tags.get(names.TAG_KEY) != stack:
+        state.foreign.append(("DynamoDB table", table))
+    state.ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
 
-    logs = clients("logs")
+
+def _read_log_group(state: RemoteState, logs, stack: str) -> None:
     group = names.log_group(stack)
     for candidate in logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups", []):
         if candidate["logGroupName"] == group:
             state.log_group = candidate
             state.log_group_tags = logs.list_tags_log_group(logGroupName=group).get("tags", {})
 
-    ssm = clients("ssm")
+
+def _read_parameter(state: RemoteState, ssm, stack: str) -> None:
+    from botocore.exceptions import ClientError
+
     param = names.signing_key_param(stack)
     try:
         state.parameter = ssm.get_parameter(Name=param, WithDecryption=False)["Parameter"]
-        tags = {t["Key"]: t["Value"] for t in ssm.list_tags_for_resource(
-            ResourceType="Parameter", ResourceId=param).get("TagList", [])}
-        if tags.get(names.TAG_KEY) != stack:
-            state.foreign.append(("SSM parameter", param))
     except ClientError as error:
         if not _missing(error, "ParameterNotFound"):
             raise
+        return
+    tags = {t["Key"]: t["Value"] for t in ssm.list_tags_for_resource(
+        ResourceType="Parameter", ResourceId=param).get("TagList", [])}
+    if tags.get(names.TAG_KEY) != stack:
+        state.foreign.append(("SSM parameter", param))
 
-    lam = clients("lambda")
+
+def _read_function(state: RemoteState, lam, stack: str) -> None:
+    from botocore.exceptions import ClientError
+
     function = names.function_name(stack)
     try:
         answer = lam.get_function(FunctionName=function)
-        state.function = dict(answer["Configuration"], Tags=answer.get("Tags", {}))
-        if state.function["Tags"].get(names.TAG_KEY) != stack:
-            state.foreign.append(("Lambda function", function))
-        try:
-            policy = json.loads(lam.get_policy(FunctionName=function)["Policy"])
-            state.permissions = {s.get("Sid"): s for s in policy.get("Statement", [])}
-        except ClientError as error:
-            if not _missing(error, "ResourceNotFoundException"):
-                raise
     except ClientError as error:
         if not _missing(error, "ResourceNotFoundException"):
             raise
-    return state
+        return
+    state.function = dict(answer["Configuration"], Tags=answer.get("Tags", {}))
+    if state.function["Tags"].get(names.TAG_KEY) != stack:
+        state.foreign.append(("Lambda function", function))
+    try:
+        policy = json.loads(lam.get_policy(FunctionName=function)["Policy"])
+        state.permissions = {s.get("Sid"): s for s in policy.get("Statement", [])}
+    except ClientError as error:
+        if not _missing(error, "ResourceNotFoundException"):
+            raise
 
 
-def _read_api(state: RemoteState, apigw, stack: str, stage: str) -> None:
+def _read_api(state: RemoteState, apigw, stack: str, stage: str, section=None) -> None:
     from botocore.exceptions import ClientError
 
     state.api = find_api(apigw, stack)
     if state.api is None:
         return
     api_id = state.api["ApiId"]
-    state.integrations = _items(apigw.get_integrations, ApiId=api_id)
-    state.authorizers = _items(apigw.get_authorizers, ApiId=api_id)
-    state.routes = _items(apigw.get_routes, ApiId=api_id)
-    for route in state.routes:
-        if route.get("RouteResponseSelectionExpression"):
-            state.route_responses[route["RouteId"]] = _items(
-                apigw.get_route_responses, ApiId=api_id, RouteId=route["RouteId"])
-    try:
-        state.stage = apigw.get_stage(ApiId=api_id, StageName=stage)
-    except ClientError as error:
-        if not _missing(error, "NotFoundException"):
-            raise
-    if state.stage and state.stage.get("DeploymentId"):
+
+    def part(kind, reader):
+        if section is None:
+            reader(state)
+        else:  # a failed listing of one kind leaves the others readable
+            section(kind, reader)
+
+    def integrations(state):
+        state.integrations = _items(apigw.get_integrations, ApiId=api_id)
+
+    def authorizers(state):
+        state.authorizers = _items(apigw.get_authorizers, ApiId=api_id)
+
+    def routes(state):
+        state.routes = _items(apigw.get_routes, ApiId=api_id)
+        for route in state.routes:
+            if route.get("RouteResponseSelectionExpression"):
+                state.route_responses[route["RouteId"]] = _items(
+                    apigw.get_route_responses, ApiId=api_id, RouteId=route["RouteId"])
+
+    def stages(state):
+        state.stages = [s["StageName"] for s in _items(apigw.get_stages, ApiId=api_id)]
+        if stage not in state.stages:
+            return
         try:
-            state.deployment = apigw.get_deployment(ApiId=api_id, DeploymentId=state.stage["DeploymentId"])
+            state.stage = apigw.get_stage(ApiId=api_id, StageName=stage)
         except ClientError as error:
             if not _missing(error, "NotFoundException"):
                 raise
+        if state.stage and state.stage.get("DeploymentId"):
+            try:
+                state.deployment = apigw.get_deployment(ApiId=api_id, DeploymentId=state.stage["DeploymentId"])
+            except ClientError as error:
+                if not _missing(error, "NotFoundException"):
+                    raise
+
+    part("integrations", integrations)
+    part("authorizers", authorizers)
+    part("routes", routes)
+    part("stages", stages)

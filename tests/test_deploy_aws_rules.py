@@ -1,0 +1,336 @@
+"""Deploy against the rules AWS enforces and moto does not (moto_shim adds them where it can):
+one stage per stack, IAM propagation, partitions, auth and route changes, DynamoDB TTL.
+
+Errors AWS answers only on a real account (a new role not yet assumable, an authorizer still
+referenced) are injected at the botocore boundary: a `before-call` hook answers as AWS would,
+so wsctl's own code runs unchanged. Waits run on a fake clock: no test really waits.
+"""
+
+import dataclasses
+import json
+
+import boto3
+import botocore.handlers
+import pytest
+from botocore.awsrequest import AWSResponse
+from typer.testing import CliRunner
+
+from wsctl.apispec import default_spec
+from wsctl.cli import app as cli
+from wsctl.deploy import DeployOptions, apply, plan_deploy, run_plan
+from wsctl.errors import WsctlError
+from wsctl.target import Target
+
+STACK, REGION, ACCOUNT = "rules", "us-east-1", "123456789012"
+FUNCTION = API = "wsctl-rules"
+TABLE = "wsctl-rules-connections"
+ROLE = "wsctl-rules-us-east-1"
+runner = CliRunner()
+
+
+class FakeClock:
+    def __init__(self, interrupt_after: int | None = None):
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self.interrupt_after = interrupt_after
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        if self.interrupt_after is not None and len(self.sleeps) >= self.interrupt_after:
+            raise KeyboardInterrupt
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def aws_error(code: str, message: str, status: int = 400):
+    """A before-call answer: botocore raises it as AWS's own error."""
+    return (AWSResponse("https://example.invalid", status, {}, None),
+            {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}})
+
+
+class Inject:
+    """Answer the first `times` calls of `operation` with an AWS error (times=None: every call)."""
+
+    def __init__(self, operation: str, code: str, message: str, status: int = 400, times: int | None = None):
+        self.operation, self.answer, self.times, self.calls = operation, aws_error(code, message, status), times, 0
+
+    def __call__(self, event_name, **_):
+        if event_name.rsplit(".", 1)[-1] != self.operation:
+            return None
+        self.calls += 1
+        if self.times is None or self.calls <= self.times:
+            return self.answer
+        return None
+
+
+def injected_target(*injections, stage: str = "dev") -> Target:
+    session = boto3.Session(region_name=REGION)
+    for injection in injections:
+        session.events.register("before-call", injection)
+    return Target(stack=STACK, stage=stage, boto_session=session)
+
+
+@pytest.fixture
+def inject_everywhere(monkeypatch):
+    """Register an injection on every boto3 session from now on (the CLI makes its own)."""
+    def register(injection):
+        monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS",
+                            [*botocore.handlers.BUILTIN_HANDLERS, ("before-call", injection)])
+        return injection
+    return register
+
+
+def deploy(target=None, spec=None, clock=None, notes=None):
+    target = target or Target(stack=STACK, region=REGION)
+    _, plan = plan_deploy(target, DeployOptions(spec=spec or default_spec()))
+    run_plan(target, plan, notify=(notes.append if notes is not None else None), clock=clock or FakeClock())
+    return plan
+
+
+def replan(spec=None):
+    return plan_deploy(Target(stack=STACK, region=REGION), DeployOptions(spec=spec or default_spec()))[1]
+
+
+def wsctl(*args, stack=STACK, region=REGION):
+    return runner.invoke(cli, [*args, "--stack", stack, "--region", region])
+
+
+def one_line_error(result, *texts, code=None):
+    assert result.exit_code != 0 and (code is None or result.exit_code == code), result.output
+    assert "Traceback" not in result.output
+    (line,) = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
+    for text in texts:
+        assert text in line, line
+    return line
+
+
+def client(service, region=REGION):
+    return boto3.client(service, region_name=region)
+
+
+def api_id(name=API, region=REGION):
+    (api,) = [a for a in client("apigatewayv2", region).get_apis()["Items"] if a["Name"] == name]
+    return api["ApiId"]
+
+
+def permission_sources(function=FUNCTION, region=REGION) -> set:
+    policy = json.loads(client("lambda", region).get_policy(FunctionName=function)["Policy"])
+    return {s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in policy["Statement"]}
+
+
+def role_policy_resources(role=ROLE, region=REGION) -> set:
+    iam = client("iam", region)
+    document = iam.get_role_policy(RoleName=role, PolicyName=role)["PolicyDocument"]
+    return {r for s in document["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str)
+                                                      else s["Resource"])}
+
+
+# -- 1. one stack serves one stage -------------------------------------------------------------
+def test_a_second_stage_of_a_stack_is_refused_and_the_first_keeps_working(aws):
+    assert wsctl("deploy").exit_code == 0
+    before = (permission_sources(), role_policy_resources())
+
+    line = one_line_error(wsctl("deploy", "--stage", "prod"), "already serves stage dev",
+                          "`wsctl deploy --stack rules-prod --stage prod`")
+    assert line.count("\n") == 0
+    assert (permission_sources(), role_policy_resources()) == before  # dev still answers and relays
+    assert "arn:aws:execute-api:%s:%s:%s/dev/*" % (REGION, ACCOUNT, api_id()) in before[0]
+    assert [s["StageName"] for s in client("apigatewayv2").get_stages(ApiId=api_id())["Items"]] == ["dev"]
+
+    one_line_error(wsctl("destroy", "--stage", "prod", "--yes"), "serves stage dev, not prod")
+    status = json.loads(wsctl("status", "--stage", "prod", "-o", "json").stdout)
+    assert status["stages"] == ["dev"]
+    assert {r["resource"]: r["state"] for r in status["resources"]}["stage"] == "missing (the stack serves dev)"
+
+    # the way the error names: another stack for the other stage, each with its own everything
+    assert wsctl("deploy", "--stage", "prod", stack="rules-prod").exit_code == 0
+    assert permission_sources() == before[0]
+    assert permission_sources("wsctl-rules-prod") == {"arn:aws:execute-api:%s:%s:%s/prod/*" % (
+        REGION, ACCOUNT, api_id("wsctl-rules-prod")), "arn:aws:execute-api:%s:%s:%s/authorizers/%s" % (
+        REGION, ACCOUNT, api_id("wsctl-rules-prod"),
+        client("apigatewayv2").get_authorizers(ApiId=api_id("wsctl-rules-prod"))["Items"][0]["AuthorizerId"])}
+    assert wsctl("destroy", "--stage", "prod", "--yes", stack="rules-prod").exit_code == 0
+    assert permission_sources() == before[0] and "up to date" in wsctl("deploy").stdout
+
+
+# -- 2. IAM propagation ----------------------------------------------------------------------------
+ROLE_NOT_READY = ("InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
+
+
+def test_create_function_waits_for_a_new_role_with_a_progress_line(aws):
+    injection = Inject("CreateFunction", *ROLE_NOT_READY, times=3)
+    clock, notes = FakeClock(), []
+    deploy(injected_target(injection), clock=clock, notes=notes)
+
+    assert injection.calls == 4 and clock.sleeps == [apply.ROLE_PROPAGATION_DELAY] * 3
+    assert len(notes) == 3 and all("waiting for IAM" in n and ROLE in n and "cannot assume" in n for n in notes)
+    assert "up to 150 s" in notes[0] and "(10 s so far)" in notes[2]
+    assert client("lambda").get_function(FunctionName=FUNCTION)["Configuration"]["State"] == "Active"
+    assert replan().steps == []
+
+
+def test_the_role_wait_lasts_as_long_as_chalices_then_says_how_to_resume(aws):
+    injection = Inject("CreateFunction", *ROLE_NOT_READY)
+    clock = FakeClock()
+    with pytest.raises(WsctlError, match="still cannot assume role %s after 150 s.*deploy` again" % ROLE):
+        deploy(injected_target(injection), clock=clock)
+    assert sum(clock.sleeps) == 150 and injection.calls == 31  # 30 waits of 5 s, as Chalice
+
+    deploy()  # the role has propagated by now: the next deploy resumes
+    assert replan().steps == []
+
+
+def test_update_function_configuration_waits_for_the_role_too(aws):
+    deploy()
+    injection = Inject("UpdateFunctionConfiguration", *ROLE_NOT_READY, times=2)
+    notes = []
+    deploy(injected_target(injection), spec=default_spec("none"), notes=notes)
+    assert injection.calls == 3 and len([n for n in notes if "waiting for IAM" in n]) == 2
+    env = client("lambda").get_function_configuration(FunctionName=FUNCTION)["Environment"]["Variables"]
+    assert env["AUTH_MODE"] == "none"
+
+
+def test_an_interrupted_wait_says_the_stack_is_partial_and_the_next_deploy_resumes(aws, inject_everywhere,
+                                                                                monkeypatch):
+    inject_everywhere(Inject("CreateFunction", *ROLE_NOT_READY))
+    monkeypatch.setattr(apply, "CLOCK", FakeClock(interrupt_after=2))
+
+    result = wsctl("deploy")
+
+    line = one_line_error(result, "interrupted during step", "create Lambda function wsctl-rules",
+                          "the stack is partial", "`wsctl deploy` again resumes it", "`wsctl destroy` deletes",
+                          "the IAM role %s" % ROLE, "the DynamoDB table %s" % TABLE, code=130)
+    assert "the Lambda function" not in line  # it was never made
+    assert result.stderr.count("waiting for IAM") == 3  # the third wait was interrupted
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [
+        h for h in botocore.handlers.BUILTIN_HANDLERS if not isinstance(h[1], Inject)])
+    resumed = replan()
+    assert resumed.steps[0].op == "create_function"
+    deploy()
+    assert replan().steps == []
+
+
+# -- 4. partitions -------------------------------------------------------------------------------
+CN = "cn-north-1"
+
+
+def test_china_regions_get_amazonaws_com_cn_urls_and_aws_cn_arns(aws):
+    deployed = wsctl("deploy", region=CN, stack="cn")
+    assert deployed.exit_code == 0, deployed.output
+    api = api_id("wsctl-cn", CN)
+    url = "wss://%s.execute-api.%s.amazonaws.com.cn/dev" % (api, CN)
+    assert url in deployed.stdout
+    status = json.loads(wsctl("status", "-o", "json", region=CN, stack="cn").stdout)
+    assert (status["url"], status["managementEndpoint"]) == (url, url.replace("wss://", "https://"))
+    resources = role_policy_resources("wsctl-cn-" + CN, CN)
+    assert resources and all(r.startswith("arn:aws-cn:") for r in resources)
+    assert all(s.startswith("arn:aws-cn:execute-api:") for s in permission_sources("wsctl-cn", CN))
+    integration = client("apigatewayv2", CN).get_integrations(ApiId=api)["Items"][0]
+    assert integration["IntegrationUri"].startswith("arn:aws-cn:apigateway:%s:lambda:path/" % CN)
+
+    # the operating commands use the same endpoint
+    target = Target(stack="cn", region=CN)
+    assert target.management_endpoint == url.replace("wss://", "https://") and target.ws_url == url
+    hosts = []
+    session_hook = ("before-send.apigatewaymanagementapi", lambda request, **_: hosts.append(request.url))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*botocore.handlers.BUILTIN_HANDLERS, session_hook])
+        sent = wsctl("send", "--connection", "abc-DEF=", "hi", "--transport", "boto3", region=CN, stack="cn")
+    assert sent.exit_code == 0, sent.output
+    assert hosts == ["https://%s.execute-api.%s.amazonaws.com.cn/dev/@connections/abc-DEF%%3D" % (api, CN)]
+    policy = json.loads(wsctl("deploy", "--print-policy", region=CN, stack="cn").stdout)
+    assert all(r.startswith("arn:aws-cn:") for s in policy["Statement"] for r in s["Resource"])
+
+
+# -- 5. auth mode and routes ---------------------------------------------------------------------
+def test_auth_none_detaches_then_deletes_the_authorizer_retrying_while_it_is_referenced(aws):
+    deploy()
+    injection = Inject("DeleteAuthorizer", "ConflictException",
+                       "Cannot delete authorizer 'x', is referenced in route: $connect", status=409, times=2)
+    clock, notes = FakeClock(), []
+    target = injected_target(injection)
+    _, plan = plan_deploy(target, DeployOptions(spec=default_spec("none")))
+    order = [(s.op, s.name) for s in plan.steps]
+    assert order.index(("update_route", "$connect")) < order.index(("create_deployment", "dev")) < \
+        order.index(("delete_authorizer", "wsctl-rules-jwt"))
+
+    run_plan(target, plan, notify=notes.append, clock=clock)
+
+    assert injection.calls == 3 and len(clock.sleeps) == 2 and clock.sleeps[1] > clock.sleeps[0] * 0.5
+    assert all("still referenced" in n for n in notes)
+    assert client("apigatewayv2").get_authorizers(ApiId=api_id())["Items"] == []
+    assert replan(default_spec("none")).steps == []
+
+
+def test_a_referenced_authorizer_is_not_deleted_silently(aws):
+    """AWS refuses to delete an authorizer a route names; the retry ends with AWS's error."""
+    deploy()
+    injection = Inject("DeleteAuthorizer", "ConflictException", "is referenced in route: $connect", status=409)
+    clock = FakeClock()
+    with pytest.raises(Exception, match="ConflictException"):
+        deploy(injected_target(injection), spec=default_spec("none"), clock=clock)
+    assert apply.REFERENCED_SECONDS <= sum(clock.sleeps) < apply.REFERENCED_SECONDS + 11
+
+
+def test_a_two_way_route_made_one_way_converges(aws):
+    deploy()
+    spec = default_spec()
+    one_way = dataclasses.replace(spec, routes=tuple(dataclasses.replace(r, two_way=False) if r.key == "whoami"
+                                                     else r for r in spec.routes))
+    plan = deploy(spec=one_way)
+    assert [(s.op, s.name) for s in plan.steps] == [
+        ("delete_route_response", "whoami"), ("delete_route", "whoami"), ("create_route", "whoami"),
+        ("create_deployment", "dev")]
+    assert replan(one_way).steps == []
+    apigw = client("apigatewayv2")
+    (whoami,) = [r for r in apigw.get_routes(ApiId=api_id())["Items"] if r["RouteKey"] == "whoami"]
+    assert not whoami.get("RouteResponseSelectionExpression")
+    assert apigw.get_route_responses(ApiId=api_id(), RouteId=whoami["RouteId"])["Items"] == []
+
+    deploy()  # and back to two-way
+    assert replan().steps == []
+
+
+# -- 6. TTL ----------------------------------------------------------------------------------------------
+def _set_ttl(status: str, attribute: str = "ttl"):
+    from moto.dynamodb.models import dynamodb_backends
+
+    dynamodb_backends[ACCOUNT][REGION].get_table(TABLE).ttl = {"TimeToLiveStatus": status, "AttributeName": attribute}
+
+
+@pytest.mark.parametrize("status, attribute, words", [
+    ("DISABLING", "ttl", ["is being disabled (DISABLING)", "up to an hour", "run `wsctl deploy` again"]),
+    ("ENABLED", "expires", ["TTL on attribute 'expires', not 'ttl'", "one TTL attribute per table",
+                            "Enabled=false,AttributeName=expires"]),
+])
+def test_a_ttl_aws_will_not_change_yet_is_one_warning_and_the_rest_deploys(aws, status, attribute, words):
+    deploy()
+    _set_ttl(status, attribute)
+    client("lambda").update_function_configuration(FunctionName=FUNCTION, MemorySize=128)
+
+    result = wsctl("deploy")
+
+    assert result.exit_code == 0, result.output
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    for word in words:
+        assert word in warning
+    assert "ValidationException" not in result.output
+    assert client("lambda").get_function_configuration(FunctionName=FUNCTION)["MemorySize"] == 256
+    assert [s.op for s in replan().steps] == []
+
+
+def test_a_ttl_change_aws_refuses_at_apply_time_is_one_line(aws, inject_everywhere):
+    deploy()
+    _set_ttl("DISABLED")
+    inject_everywhere(Inject("UpdateTimeToLive", "ValidationException",
+                             "Time to live has been modified multiple times within a fixed interval"))
+    client("lambda").update_function_configuration(FunctionName=FUNCTION, MemorySize=128)
+
+    result = wsctl("deploy")
+
+    one_line_error(result, "table %s: AWS would not turn TTL on for attribute 'ttl' now" % TABLE,
+                   "the rest of the stack is deployed", "run `wsctl deploy` again later")
+    assert "ValidationException" not in result.output
+    assert client("lambda").get_function_configuration(FunctionName=FUNCTION)["MemorySize"] == 256

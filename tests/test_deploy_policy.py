@@ -1,0 +1,266 @@
+"""`wsctl deploy --print-policy` allows every AWS call wsctl makes, and nothing is left out.
+
+Every operation of a moto-backed run of deploy (first, again, --rotate-key, --auth none and
+back), status, token, the operating commands and destroy is recorded with botocore's event
+hooks, turned into the IAM request AWS would authorize (action, resource ARN, condition
+context), and checked against the printed policy. The mapping from API operations to IAM
+requests is this file's own, written from AWS's service authorization reference, not the
+product's, so a new call in wsctl fails here until the policy (and this table) name it.
+"""
+
+import fnmatch
+import json
+from urllib.parse import quote, urlsplit
+
+import boto3
+import botocore.handlers
+import pytest
+from typer.testing import CliRunner
+
+from lambda_src.registry import Registry
+from wsctl.cli import app as cli
+from wsctl.deploy import bundle
+from wsctl.deploy.policy import deployer_policy
+
+STACK, STAGE, REGION, ACCOUNT, PARTITION = "pol", "dev", "us-east-1", "123456789012", "aws"
+runner = CliRunner()
+
+
+# -- recording --------------------------------------------------------------------------------
+class Recorder:
+    """(service, operation, api params, url) of every AWS call while `on`."""
+
+    def __init__(self):
+        self.on = False
+        self.calls: list[dict] = []
+
+    def params(self, event_name, params, context, **_):  # before-parameter-build.{service}.{Operation}
+        if self.on:
+            _, service, operation = event_name.split(".", 2)
+            entry = {"service": service, "operation": operation, "params": dict(params), "url": None}
+            self.calls.append(entry)
+            context["wsctl_recorded"] = entry
+
+    def request(self, params, context, **_):  # before-call: the resolved URL
+        if "wsctl_recorded" in context:
+            context["wsctl_recorded"]["url"] = params.get("url")
+
+
+@pytest.fixture
+def recorder(monkeypatch) -> Recorder:
+    recorder = Recorder()
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [
+        *botocore.handlers.BUILTIN_HANDLERS, ("before-parameter-build", recorder.params),
+        ("before-call", recorder.request)])
+    return recorder
+
+
+# -- API operations -> IAM requests (AWS's service authorization reference) -------------------------
+def _arn(service: str, resource: str, region: str = REGION, account: str = ACCOUNT) -> str:
+    return "arn:%s:%s:%s:%s:%s" % (PARTITION, service, region, account, resource)
+
+
+def _function(name: str) -> str:
+    return name if name.startswith("arn:") else _arn("lambda", "function:" + name)
+
+
+def _table(name: str) -> str:
+    return name if name.startswith("arn:") else _arn("dynamodb", "table/" + name)
+
+
+def _parameter(name: str) -> str:
+    return _arn("ssm", "parameter" + (name if name.startswith("/") else "/" + name))
+
+
+_TAGGING = {  # tag-on-create needs the service's tagging permission as well
+    ("iam", "CreateRole"): ("Tags", "iam:TagRole"),
+    ("lambda", "CreateFunction"): ("Tags", "lambda:TagResource"),
+    ("dynamodb", "CreateTable"): ("Tags", "dynamodb:TagResource"),
+    ("cloudwatch-logs", "CreateLogGroup"): ("tags", "logs:TagResource"),
+    ("ssm", "PutParameter"): ("Tags", "ssm:AddTagsToResource"),
+}
+_PREFIX = {"cloudwatch-logs": "logs"}
+_ACTION = {("lambda", "Invoke"): "lambda:InvokeFunction"}
+
+
+def iam_requests(call: dict) -> list[tuple[str, str, dict]]:
+    """The (action, resource, condition context) requests AWS authorizes for one call."""
+    service, operation, params = call["service"], call["operation"], call["params"]
+    if (service, operation) == ("sts", "GetCallerIdentity"):
+        return []  # needs no permission
+    if service == "apigatewayv2":
+        model = boto3.client("apigatewayv2", region_name=REGION).meta.service_model.operation_model(operation)
+        path = model.http["requestUri"].split("?")[0]
+        for name, value in params.items():
+            path = path.replace("{%s}" % name, quote(str(value), safe=""))
+        requests = [("apigateway:" + model.http["method"], "arn:%s:apigateway:%s::%s" % (
+            PARTITION, REGION, path[len("/v2"):]), {})]
+        if params.get("Tags"):
+            requests.append(("apigateway:POST", "arn:%s:apigateway:%s::/tags/%s" % (PARTITION, REGION, quote(
+                _arn("apigateway", "/apis/new", account=""), safe="")), {}))
+        return requests
+    if service == "apigatewaymanagementapi":
+        url = urlsplit(call["url"])
+        api_id = url.hostname.split(".")[0]
+        stage = url.path.strip("/").split("/")[0]
+        method = {"PostToConnection": "POST", "GetConnection": "GET", "DeleteConnection": "DELETE"}[operation]
+        return [("execute-api:ManageConnections", _arn("execute-api", "%s/%s/%s/@connections/%s" % (
+            api_id, stage, method, params["ConnectionId"])), {})]
+    action = _ACTION.get((service, operation), "%s:%s" % (_PREFIX.get(service, service), operation))
+    if service == "lambda":
+        resource = _function(params["FunctionName"] if "FunctionName" in params else params["Resource"])
+    elif service == "iam":
+        resource = "arn:%s:iam::%s:role/%s" % (PARTITION, ACCOUNT, params["RoleName"])
+    elif service == "dynamodb":
+        if operation == "BatchWriteItem":
+            return [(action, _table(name), {}) for name in params["RequestItems"]]
+        resource = _table(params.get("TableName") or params["ResourceArn"])
+        if params.get("IndexName"):
+            resource += "/index/" + params["IndexName"]
+    elif service == "cloudwatch-logs":
+        group = params.get("logGroupName")
+        resource = _arn("logs", "log-group:" + group if group else "log-group:*")
+    elif service == "ssm":
+        resource = _parameter(params.get("Name") or params["ResourceId"])
+    else:
+        raise AssertionError("no IAM mapping for %s %s: add it here and to the policy" % (service, operation))
+    requests = [(action, resource, {})]
+    if service == "lambda" and operation == "GetFunction":
+        requests.append(("lambda:ListTags", resource, {}))  # GetFunction returns tags only with ListTags
+    if service == "lambda" and params.get("Role"):
+        requests.append(("iam:PassRole", params["Role"], {"iam:PassedToService": "lambda.amazonaws.com"}))
+    tagging = _TAGGING.get((service, operation))
+    if tagging and params.get(tagging[0]):
+        requests.append((tagging[1], resource, {}))
+    return requests
+
+
+def allows(policy: dict, action: str, resource: str, context: dict) -> bool:
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if statement["Effect"] != "Allow":
+            continue
+        if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in actions):
+            continue
+        if not any(fnmatch.fnmatchcase(resource, r) for r in resources):
+            continue
+        conditions = statement.get("Condition", {})
+        if all(operator == "StringEquals" and all(context.get(key) == value for key, value in pairs.items())
+               for operator, pairs in conditions.items()):
+            return True
+    return False
+
+
+def gone_connection(monkeypatch, connection_id: str) -> None:
+    """moto's management API answers 410 for this id, as AWS does for a connection that went away."""
+    from urllib.parse import unquote
+
+    from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend as Backend
+    from moto.core.exceptions import JsonRESTError
+
+    def gone(original):
+        def call(backend, *args, **kwargs):
+            if unquote(kwargs.get("connection_id", args[-1] if args else "")) == connection_id:
+                error = JsonRESTError("GoneException", "")
+                error.code = 410
+                raise error
+            return original(backend, *args, **kwargs)
+        return call
+
+    for name in ("post_to_connection", "get_connection", "delete_connection"):
+        monkeypatch.setattr(Backend, name, gone(getattr(Backend, name)))
+
+
+# -- the run ----------------------------------------------------------------------------------
+def wsctl(*args: str):
+    result = runner.invoke(cli, [*args, "--stack", STACK, "--region", REGION])
+    return result
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_the_printed_policy_allows_every_call_wsctl_makes(aws, recorder, monkeypatch):
+    policy = json.loads(ok(wsctl("deploy", "--print-policy")).stdout)
+    assert policy == deployer_policy(PARTITION, REGION, ACCOUNT, STACK, STAGE)
+
+    recorder.on = True
+    ok(wsctl("deploy"))
+    ok(wsctl("deploy"))
+    ok(wsctl("deploy", "--rotate-key"))
+    recorder.on = False
+    # a code change, and a log group Lambda made by itself (adopted)
+    boto3.client("logs", region_name=REGION).untag_log_group(logGroupName="/aws/lambda/wsctl-pol",
+                                                             tags=["wsctl:stack"])
+    build = bundle.build
+    monkeypatch.setattr(bundle, "build", lambda: build() + b"\0")
+    recorder.on = True
+    ok(wsctl("deploy"))
+    recorder.on = False
+    monkeypatch.setattr(bundle, "build", build)
+    gone_connection(monkeypatch, "conn1-AbC=")
+    registry = Registry(boto3.client("dynamodb", region_name=REGION), "wsctl-pol-connections")
+    endpoint = "https://x.execute-api.%s.amazonaws.com/%s" % (REGION, STAGE)
+    for i, user in enumerate(["alice", "alice", "bob"]):
+        registry.put_connection("conn%d-AbC=" % i, user, 1, 2 ** 31, endpoint)
+    registry.join("conn0-AbC=", "lobby", 2 ** 31, 1)
+    recorder.on = True
+    ok(wsctl("status"))
+    ok(wsctl("status", "-o", "json"))
+    ok(wsctl("token", "--user", "alice"))
+    ok(wsctl("connections", "list"))
+    ok(wsctl("connections", "list", "--user", "alice"))
+    ok(wsctl("connections", "list", "--room", "lobby", "--live", "--transport", "boto3"))
+    ok(wsctl("connections", "show", "conn0-AbC=", "--transport", "boto3"))
+    ok(wsctl("send", "--user", "alice", "hi", "--transport", "boto3"))
+    ok(wsctl("send", "--room", "lobby", "hi", "--transport", "boto3"))
+    ok(wsctl("broadcast", "hi", "--transport", "boto3"))
+    wsctl("broadcast", "--server-side", "--segments", "2", "hi")  # moto runs no code: only the Invoke counts
+    ok(wsctl("prune", "--transport", "boto3"))
+    wsctl("disconnect", "conn2-AbC=", "--transport", "boto3")
+    ok(wsctl("deploy", "--auth", "none"))
+    ok(wsctl("deploy"))
+    ok(wsctl("destroy", "--yes"))
+    recorder.on = False
+
+    operations = {(c["service"], c["operation"]) for c in recorder.calls}
+    # the run covers what the policy is for
+    assert {("apigatewayv2", "CreateApi"), ("lambda", "CreateFunction"), ("iam", "PutRolePolicy"),
+            ("ssm", "PutParameter"), ("apigatewayv2", "DeleteAuthorizer"), ("apigatewaymanagementapi", "PostToConnection"),
+            ("apigatewaymanagementapi", "GetConnection"), ("apigatewaymanagementapi", "DeleteConnection"),
+            ("lambda", "Invoke"), ("dynamodb", "Query"), ("dynamodb", "Scan"), ("iam", "DeleteRole"),
+            ("apigatewayv2", "DeleteApi"), ("lambda", "UpdateFunctionCode"), ("cloudwatch-logs", "TagLogGroup"),
+            ("dynamodb", "BatchWriteItem")} <= operations
+    refused = sorted({"%s %s: %s on %s" % (c["service"], c["operation"], action, resource)
+                      for c in recorder.calls for action, resource, context in iam_requests(c)
+                      if not allows(policy, action, resource, context)})
+    assert refused == []
+
+
+def test_the_policy_names_this_stacks_resources_and_no_wildcard_resource():
+    policy = deployer_policy("aws-cn", "cn-north-1", ACCOUNT, STACK, STAGE)
+    resources = [r for s in policy["Statement"] for r in s["Resource"]]
+    assert "*" not in resources and all(r.startswith("arn:aws-cn:") for r in resources)
+    function = "arn:aws-cn:lambda:cn-north-1:%s:function:wsctl-pol" % ACCOUNT
+    role = "arn:aws-cn:iam::%s:role/wsctl-pol-cn-north-1" % ACCOUNT
+    assert allows(policy, "lambda:InvokeFunction", function, {})  # broadcast --server-side
+    assert not allows(policy, "lambda:InvokeFunction", function + "-other", {})
+    assert allows(policy, "iam:PassRole", role, {"iam:PassedToService": "lambda.amazonaws.com"})
+    assert not allows(policy, "iam:PassRole", role, {"iam:PassedToService": "ec2.amazonaws.com"})
+    assert not allows(policy, "iam:PassRole", role.replace("wsctl-pol", "admin"), {
+        "iam:PassedToService": "lambda.amazonaws.com"})
+    assert not allows(policy, "dynamodb:PutItem", "arn:aws-cn:dynamodb:cn-north-1:%s:table/wsctl-pol-connections"
+                      % ACCOUNT, {})  # only the handler writes connections
+
+
+def test_a_policy_missing_one_permission_is_caught():
+    """The check above can fail: drop lambda:ListTags and GetFunction is refused."""
+    policy = deployer_policy(PARTITION, REGION, ACCOUNT, STACK, STAGE)
+    for statement in policy["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a != "lambda:ListTags"]
+    call = {"service": "lambda", "operation": "GetFunction", "params": {"FunctionName": "wsctl-pol"}, "url": None}
+    assert [request for request in iam_requests(call) if not allows(policy, *request)] == [
+        ("lambda:ListTags", _function("wsctl-pol"), {})]
