@@ -14,7 +14,10 @@ query parameter or an `Authorization: Bearer` header, so this code answers 401
 itself when both are absent.
 """
 
+import json
 import os
+import random
+import sys
 import threading
 import time
 
@@ -24,9 +27,22 @@ from . import signing
 # token names a key id not yet seen, so a rotation is picked up by warm containers.
 KEYSET_MAX_AGE = 300
 KEYSET_MIN_REFRESH = 5
+# SSM's standard throughput is 40 GetParameter calls a second per account and region, shared
+# by every container: a cold-start storm is throttled. A throttled read is retried with
+# exponential backoff and full jitter for up to KEYSET_READ_BUDGET seconds (well inside the
+# function's 29 s and API Gateway's 29 s for $connect), then the authorizer fails (500, which
+# a client may retry), never answers 401 for a token it could not check.
+KEYSET_READ_BUDGET = 20.0
+RETRY_BASE = 0.1
+RETRY_CAP = 2.0
+THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+             "ThrottledException", "LimitExceededException"}
 
-_keyset = {"json": None, "fetched": 0.0}
+_keyset = {"json": None, "fetched": 0.0, "attempted": 0.0}
 _lock = threading.Lock()
+_ssm = None
+_sleep = time.sleep  # tests make these instant
+_monotonic = time.monotonic
 
 
 class Unauthorized(Exception):
@@ -35,19 +51,70 @@ class Unauthorized(Exception):
         self.reason = reason
 
 
-def _fetch_keyset() -> str:
-    import boto3
+def _log(**fields) -> None:
+    sys.stdout.write(json.dumps({"route": "$connect(authorizer)", **fields}) + "\n")
+    sys.stdout.flush()
 
-    answer = boto3.client("ssm").get_parameter(Name=os.environ["SIGNING_KEY_PARAM"], WithDecryption=True)
-    return answer["Parameter"]["Value"]
+
+def _client():
+    """This container's SSM client: one attempt per call (the retries are ours, below), and
+    timeouts that fit the budget. A session of its own: boto3's default session is not safe
+    to build clients from in several threads at once (the emulator, the benchmarks)."""
+    global _ssm
+    if _ssm is None:
+        import boto3
+        from botocore.config import Config
+
+        _ssm = boto3.session.Session().client("ssm", config=Config(
+            connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 1}))
+    return _ssm
+
+
+def _throttled(error) -> bool:
+    response = getattr(error, "response", None) or {}
+    return (response.get("Error", {}).get("Code") in THROTTLED
+            or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 429)
+
+
+def _fetch_keyset() -> str:
+    """GetParameter, retried while SSM throttles, within the budget; each throttle is logged."""
+    from botocore.exceptions import ClientError
+
+    started = _monotonic()
+    attempt = 0
+    while True:
+        try:
+            answer = _client().get_parameter(Name=os.environ["SIGNING_KEY_PARAM"], WithDecryption=True)
+            if attempt:
+                _log(keyset="read", attempts=attempt + 1, ms=round((_monotonic() - started) * 1000))
+            return answer["Parameter"]["Value"]
+        except ClientError as error:
+            if not _throttled(error):
+                raise
+            attempt += 1
+            delay = random.uniform(0, min(RETRY_CAP, RETRY_BASE * 2 ** attempt))
+            spent = _monotonic() - started
+            if spent + delay > KEYSET_READ_BUDGET:
+                _log(keyset="throttled", attempt=attempt, outcome="gave up", ms=round(spent * 1000))
+                raise
+            _log(keyset="throttled", attempt=attempt, retryInMs=round(delay * 1000))
+            _sleep(delay)
 
 
 def keyset(force: bool = False) -> str:
+    """The key set, read once per container and re-read when old; `force` (a token names an
+    unknown key id) re-reads at most once per KEYSET_MIN_REFRESH, whatever the outcome, so no
+    run of such tokens can cost more than one read per container per interval."""
     now = time.time()
     with _lock:
         age = now - _keyset["fetched"]
-        if _keyset["json"] is None or age > KEYSET_MAX_AGE or (force and age > KEYSET_MIN_REFRESH):
-            _keyset["json"] = _fetch_keyset()
+        since_attempt = now - max(_keyset["fetched"], _keyset.get("attempted", 0.0))
+        if _keyset["json"] is None or age > KEYSET_MAX_AGE or (force and since_attempt > KEYSET_MIN_REFRESH):
+            try:
+                _keyset["json"] = _fetch_keyset()
+            except Exception:
+                _keyset["attempted"] = now  # a failed read counts against the interval too
+                raise
             _keyset["fetched"] = now
         return _keyset["json"]
 

@@ -3,12 +3,16 @@
 import base64
 import hashlib
 import hmac
+import importlib.util
 import json
+import threading
 import time
+from collections import deque
 
 import boto3
 import jwt
 import pytest
+from botocore.awsrequest import AWSResponse
 
 import apigw_events as ev
 from lambda_src import app, auth, signing
@@ -23,6 +27,7 @@ def keyset(aws, monkeypatch) -> str:
     monkeypatch.setenv("STACK_NAME", STACK)
     monkeypatch.setenv("SIGNING_KEY_PARAM", PARAM)
     monkeypatch.setattr(auth, "_keyset", {"json": None, "fetched": 0.0})
+    monkeypatch.setattr(auth, "_ssm", None)  # a cold container: a client of this test's moto
     document = signing.new_keyset()
     store(document)
     return document
@@ -178,3 +183,137 @@ def test_rotation_keeps_old_tokens_and_a_warm_container_learns_the_new_key(keyse
     assert signing.verify(old_token, rotated, STACK, now=retire_at - 1)["sub"] == "alice"
     with pytest.raises(signing.InvalidToken):
         signing.verify(old_token, rotated, STACK, now=retire_at + 1)
+
+
+# -- the key read under SSM throttling ---------------------------------------------------------
+def throttled_answer():
+    return (AWSResponse("https://ssm.invalid", 400, {}, None),
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+             "ResponseMetadata": {"HTTPStatusCode": 400}})
+
+
+class SsmCalls:
+    """Counts GetParameter calls on a container's client; throttles the first `throttled` (None: all)."""
+
+    def __init__(self, module, throttled: int | None = 0):
+        self.calls, self.throttled = 0, throttled
+        module._client().meta.events.register("before-call.ssm.GetParameter", self)
+
+    def __call__(self, **_):
+        self.calls += 1
+        if self.throttled is None or self.calls <= self.throttled:
+            return throttled_answer()
+        return None
+
+
+@pytest.fixture
+def instant(monkeypatch):
+    """The authorizer's retry sleeps, recorded on a fake clock instead of slept."""
+    clock = {"now": 0.0, "sleeps": []}
+
+    def sleep(seconds):
+        clock["sleeps"].append(seconds)
+        clock["now"] += seconds
+
+    monkeypatch.setattr(auth, "_sleep", sleep)
+    monkeypatch.setattr(auth, "_monotonic", lambda: clock["now"])
+    return clock
+
+
+def logged(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"keyset"' in line]
+
+
+def test_a_throttled_key_read_is_retried_with_backoff_and_logged(keyset, instant, capsys):
+    ssm = SsmCalls(auth, throttled=3)
+    capsys.readouterr()
+    assert allowed(authorize(query={"token": signing.mint(keyset, STACK, "alice")}))
+
+    assert ssm.calls == 4 and len(instant["sleeps"]) == 3
+    assert all(0 <= delay <= auth.RETRY_CAP for delay in instant["sleeps"])
+    lines = logged(capsys)
+    assert [line["keyset"] for line in lines] == ["throttled", "throttled", "throttled", "read"]
+    assert [line.get("attempt") for line in lines[:3]] == [1, 2, 3] and lines[3]["attempts"] == 4
+
+
+def test_a_key_read_throttled_past_the_budget_fails_the_connect_and_never_answers_401(keyset, instant, capsys):
+    ssm = SsmCalls(auth, throttled=None)
+    with pytest.raises(Exception) as raised:
+        authorize(query={"token": signing.mint(keyset, STACK, "alice")})
+    assert str(raised.value) != "Unauthorized"  # API Gateway answers 500: the client may retry
+    assert sum(instant["sleeps"]) <= auth.KEYSET_READ_BUDGET
+    assert ssm.calls > 10  # it kept trying for the budget
+    assert logged(capsys)[-1]["outcome"] == "gave up"
+
+
+@pytest.mark.parametrize("refresh_throttled", [False, True])
+def test_unknown_key_ids_cost_one_read_per_container_per_interval(keyset, instant, refresh_throttled):
+    authorize(query={"token": signing.mint(keyset, STACK, "alice")})  # warm: the key set is cached
+    auth._keyset.update(fetched=time.time() - auth.KEYSET_MIN_REFRESH - 1)
+    reads = []
+    fetch = auth._fetch_keyset
+    auth_fetch = lambda: reads.append(1) or fetch()  # noqa: E731
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth, "_fetch_keyset", auth_fetch)
+        SsmCalls(auth, throttled=None if refresh_throttled else 0)
+        outcomes = []
+        for _ in range(6):
+            try:
+                authorize(query={"token": signing.mint(signing.new_keyset(), STACK, "mallory")})
+            except Exception as error:  # noqa: BLE001
+                outcomes.append(str(error))
+    assert len(reads) == 1
+    assert outcomes[1:] == ["Unauthorized"] * 5
+    assert (outcomes[0] == "Unauthorized") != refresh_throttled
+
+
+def container_copy(index: int):
+    """A fresh copy of lambda_src.auth: one cold Lambda container (module state of its own)."""
+    spec = importlib.util.spec_from_file_location("lambda_src._container_%d" % index, auth.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class RateLimit:
+    """SSM's throttle in miniature: at most `rate` admitted GetParameter calls in any second."""
+
+    def __init__(self, rate: int):
+        self.rate, self.admitted, self.throttled, self.lock = rate, deque(), 0, threading.Lock()
+
+    def __call__(self, **_):
+        with self.lock:
+            now = time.monotonic()
+            while self.admitted and now - self.admitted[0] >= 1.0:
+                self.admitted.popleft()
+            if len(self.admitted) >= self.rate:
+                self.throttled += 1
+                return throttled_answer()
+            self.admitted.append(now)
+            return None
+
+
+def test_a_small_cold_start_storm_under_a_throttle_admits_every_valid_token(keyset):
+    """8 cold containers at once against an SSM that admits 4 reads a second: every connect is
+    admitted after retries (bench/ssm_storm.py measures 200 against 40/s)."""
+    limit = RateLimit(4)
+    containers = [container_copy(i) for i in range(8)]
+    for module in containers:
+        module._client().meta.events.register("before-call.ssm.GetParameter", limit)
+    token = signing.mint(keyset, STACK, "alice")
+    barrier, outcomes = threading.Barrier(len(containers)), []
+
+    def connect(module):
+        barrier.wait()
+        try:
+            outcomes.append(module.authorize(ev.authorizer_request(query={"token": token}))["principalId"])
+        except Exception as error:  # noqa: BLE001
+            outcomes.append(repr(error))
+
+    threads = [threading.Thread(target=connect, args=(module,)) for module in containers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes == ["alice"] * 8
+    assert limit.throttled > 0  # the storm was throttled, and retried through
