@@ -132,8 +132,10 @@ def exit_code(report) -> int:
 
 
 def forbidden_hint(target, report) -> str:
-    where = "this stage" if target.local else "arn:aws:execute-api:%s:<account>:%s/%s/*/@connections/*" % (
-        target.region_name, target.api_id, target.stage)
+    from .stack import partition
+
+    where = "this stage" if target.local else "arn:%s:execute-api:%s:<account>:%s/%s/*/@connections/*" % (
+        partition(target.region_name), target.region_name, target.api_id, target.stage)
     return ("forbidden: your AWS identity needs execute-api:ManageConnections on %s (AWS said: %s)"
             % (where, report.stopped or "403"))
 

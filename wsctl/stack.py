@@ -60,6 +60,19 @@ def tags(stack: str) -> dict:
 
 
 @lru_cache(maxsize=None)
+def partition(region: str) -> str:
+    """aws, aws-cn, aws-us-gov, ... for a region, from botocore's endpoint data (for messages; the
+    deployer takes ARNs' partition from STS)."""
+    from botocore.exceptions import UnknownRegionError
+    from botocore.loaders import create_loader
+    from botocore.regions import EndpointResolver
+
+    try:
+        return EndpointResolver(create_loader().load_data("endpoints")).get_partition_for_region(region)
+    except UnknownRegionError:
+        return "aws"
+
+
 def dns_suffix(region: str) -> str:
     """The region's DNS suffix from botocore's endpoint data: amazonaws.com, amazonaws.com.cn
     in the China regions, and whatever a new partition uses."""
