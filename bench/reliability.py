@@ -41,7 +41,8 @@ def start_stack(backend: str = "moto", dynamodb_endpoint: str | None = None, emu
         dynamodb_endpoint = ddb.start()
     elif backend not in ("moto", "dynamodb-local"):
         raise ValueError("backend must be moto or dynamodb-local, not %r" % backend)
-    emulator = Emulator(*emulator_args, dynamodb_endpoint=dynamodb_endpoint, stack=stack, home=home)
+    # Not --quiet: the suites count the handler's own log lines (-q drops them for the bundled API).
+    emulator = Emulator(*emulator_args, dynamodb_endpoint=dynamodb_endpoint, stack=stack, home=home, quiet=False)
     try:
         emulator.start()
     except BaseException:

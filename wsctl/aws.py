@@ -60,6 +60,8 @@ def _refuse_unimplemented(response=None, operation=None, request_dict=None, **_)
     if not response or response[0] is None or operation is None:
         return None
     http = response[0]
+    if http.status_code < 400:
+        return None  # reading .content would consume a streaming body (Lambda Invoke's Payload)
     answer = unimplemented_answer(http.status_code, getattr(http, "content", b""))
     if answer is None:
         return None
