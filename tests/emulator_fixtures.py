@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -21,11 +22,14 @@ from lambda_src import signing
 from wsctl.target import find_local_state, state_path
 
 ROOT = Path(__file__).resolve().parent.parent
+# One AWS SDK for JavaScript v3 for every emulator of this test session (per process: xdist-safe).
+NODE_SDK_CACHE = tempfile.mkdtemp(prefix="wsctl-test-node-sdk-")
 
 
 def _clean_env(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WSCTL_"))}
     env.update(WSCTL_HOME=str(home), AWS_EC2_METADATA_DISABLED="true", NO_COLOR="1", PYTHONUNBUFFERED="1")
+    env["WSCTL_NODE_SDK_CACHE"] = NODE_SDK_CACHE  # npm installs the Node SDK once per test session
     return env
 
 
@@ -138,6 +142,15 @@ class Emulator:
 
 def unique(prefix: str = "u") -> str:
     return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def node_sdk_cache():
+    """Remove the session's Node SDK copy at the end (about 40 MB)."""
+    yield NODE_SDK_CACHE
+    import shutil
+
+    shutil.rmtree(NODE_SDK_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,12 @@ def sdk_folder(cache_root: Path) -> Path:
     return Path(cache_root) / "node-sdk" / ("%s-%s" % (SDK_VERSION, digest))
 
 
+def cache_root(home: Path) -> Path:
+    """Where the SDK is kept: the wsctl home, or WSCTL_NODE_SDK_CACHE (one copy for several homes:
+    a test session's or a CI machine's emulators)."""
+    return Path(os.environ.get("WSCTL_NODE_SDK_CACHE") or home)
+
+
 def ensure_sdk(cache_root: Path, say) -> Path:
     """The node_modules folder holding the SDK, installing it first if needed (blocking)."""
     target = sdk_folder(cache_root)

@@ -176,10 +176,10 @@ class LambdaService:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         if self.node_path is None and any(s.language == "node" for s in self.specs.values()):
-            from .nodesdk import ensure_sdk
+            from .nodesdk import cache_root, ensure_sdk
 
             say = lambda text: self.sink("wsctl", text, None)  # noqa: E731
-            self.node_path = str(await asyncio.to_thread(ensure_sdk, self.home, say))
+            self.node_path = str(await asyncio.to_thread(ensure_sdk, cache_root(self.home), say))
         await self.runtime_api.start()
         if self.watch:
             threading.Thread(target=self._watch, name="code-watcher", daemon=True).start()
