@@ -64,7 +64,7 @@ def test_a_python_sam_template_with_three_app_modules_runs_unmodified(python_cha
 
 def test_connections_list_shows_the_gateways_view_of_a_project_with_its_own_registry(python_chat):
     async def main():
-        async with client(python_chat.url, user_agent_header="listing-test") as ws:
+        async with client(python_chat.url, user_agent_header="listing-test"):
             await asyncio.sleep(0.2)
             done = await asyncio.to_thread(python_chat.cli, "connections", "list", "-o", "json")
             shown = await asyncio.to_thread(python_chat.cli, "connections", "list")

@@ -152,3 +152,17 @@ class DelayedProgress:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+def detach(stream=None) -> None:
+    """Point a stream's file descriptor (stdout by default) at /dev/null, so that nothing more
+    (Python's last flush included) writes to a pipe whose reader is gone."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, (stream or sys.stdout).fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -4,7 +4,6 @@ Commands parse options, call one service and render; they import boto3,
 aiohttp and moto only inside their bodies, so `wsctl --help` stays fast.
 """
 
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -55,14 +54,9 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
 
 def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so that nothing more (Python's last flush included) writes to
-    a pipe whose reader is gone."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
+    from ..render import detach
+
+    detach()
 
 
 def _one_line_usage_error(error, ctx) -> None:

@@ -190,12 +190,9 @@ class _GuardedStdout:
             return getattr(self.stream, method)(*args)
         except BrokenPipeError:
             self.broken = True
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, self.stream.fileno())
-                os.close(devnull)
-            except (OSError, ValueError):
-                pass
+            from ..render import detach
+
+            detach(self.stream)
             self.on_broken()
             return None
 
