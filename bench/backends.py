@@ -79,6 +79,22 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
+def group_cpu(groups: dict) -> dict:
+    """CPU seconds so far of processes in named groups ({"gateway": [pid], "environments": [...]})."""
+    return {name: {pid: cpu_seconds(pid) or 0 for pid in pids} for name, pids in groups.items()}
+
+
+def group_cpu_per_op(groups: dict, before: dict, count: int) -> dict:
+    """Milliseconds of CPU per operation since `before` (from group_cpu), by group; processes that
+    started meanwhile (execution environments, serverless-offline's python processes) count from
+    their start, processes that ended meanwhile are not counted."""
+    out = {}
+    for name, pids in groups.items():
+        used = sum((cpu_seconds(pid) or 0) - before.get(name, {}).get(pid, 0) for pid in pids)
+        out[name] = used / max(1, count) * 1000
+    return out
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores have spent busy since boot (from /proc/stat)."""
     with open("/proc/stat") as handle:
