@@ -30,23 +30,28 @@ class Pacer:
         self.rate: float | None = max_rate  # None: not paced
         self.clock = clock
         now = clock()
-        self.next_slot = now
+        self.tokens = 1.0
+        self.last_fill = now
         self.last_cut = -math.inf
         self.last_grow = now
-        self.window_start = now
+        self.window_start: float | None = None  # from the first answer: start-up is not "slow"
         self.window_ok = 0
         self.accepted: float | None = None  # requests/s the endpoint accepted lately
         self.throttles = 0
 
     def delay(self) -> float:
-        """Seconds to wait before the next request (0: go now); reserves its slot."""
+        """0: send now (a token is taken); else seconds until the next token. Nothing is reserved:
+        a caller waits a little and asks again, so a change of rate applies at once."""
         if self.rate is None:
             return 0.0
         now = self.clock()
-        # A small burst allowance (50 ms of sending) so that waiting workers do not all line up.
-        slot = max(self.next_slot, now - 0.05)
-        self.next_slot = slot + 1.0 / self.rate
-        return max(0.0, slot - now)
+        burst = max(1.0, self.rate * 0.05)  # 50 ms of sending, so waiting workers do not line up
+        self.tokens = min(burst, self.tokens + (now - self.last_fill) * self.rate)
+        self.last_fill = now
+        if self.tokens >= 1 - 1e-9:  # float dust must not turn into an endless 1e-18 s wait
+            self.tokens -= 1
+            return 0.0
+        return max(1e-4, (1 - self.tokens) / self.rate)
 
     def answered(self, throttled: bool) -> None:
         now = self.clock()
@@ -56,7 +61,9 @@ class Pacer:
             if now - self.last_cut >= CUT_EVERY:
                 accepted = self.accepted
                 if accepted is None:  # throttled within the first window: what it accepted so far
-                    accepted = self.window_ok / max(now - self.window_start, 0.01)
+                    accepted = self.window_ok / max(now - self.window_start, 0.05)
+                if self.rate is None:
+                    self.tokens, self.last_fill = 0.0, now
                 base = min(x for x in (self.rate, accepted) if x is not None)
                 self.rate = max(MIN_RATE, base * CUT)
                 if self.max_rate is not None:
@@ -72,6 +79,8 @@ class Pacer:
             self.last_grow += steps * GROW_EVERY
 
     def _measure(self, now: float, throttled: bool) -> None:
+        if self.window_start is None:
+            self.window_start = now
         if not throttled:
             self.window_ok += 1
         elapsed = now - self.window_start
