@@ -163,12 +163,13 @@ def smallest_segments(n: float, p: dict) -> dict:
     available = p["function_timeout_s"] - p["reserve_s"]
     s = math.ceil(n * rates["per_item"] / available)
     quota_ok = max(0.0, n - p["apigw_burst"]) / p["apigw_rate"] <= available
-    notes = []
+    notes = ["at most %d segments stay under the quota without 429s" % int(p["apigw_rate"] // rates["post"])]
     if not quota_ok:
         notes.append("no S fits: the quota alone needs %.0f s > %.0f s (needs %.0f rps or chained invocations)"
                      % ((n - p["apigw_burst"]) / p["apigw_rate"], available, (n - p["apigw_burst"]) / available))
     if s * rates["post"] > p["apigw_rate"]:
         notes.append("S x per-segment rate %.0f/s > quota %.0f/s: posts get 429s" % (s * rates["post"], p["apigw_rate"]))
+        quota_ok = False
     if s > p["max_segments"]:
         notes.append("S > wsctl's --segments cap %d" % p["max_segments"])
     if s > p["lambda_concurrency"]:
@@ -293,6 +294,15 @@ def main():
                               sorted(r["parts"].items(), key=lambda kv: -kv[1]))
             print("%-10s %4.0fms %11s %11s   binds: %s | %s" % (
                 "{:,}".format(n), rtt * 1000, fmt_s(shipped["total"]), fmt_s(r["total"]), r["binding"], parts))
+    pacer = ((data.get("model_inputs") or {}).get("pacer") or []) if data else []
+    slow = [row for row in pacer if row.get("rate_after_429", 1e9) <= 10]
+    if slow:
+        print("pacer (broadcast_rtt.py's pacer check): when the first answer comes %.1f s or more after the start "
+              "(from 80 ms: handshakes + scan + first post are ~6 RTT = 0.5 s), the first 429 cuts the rate to %.0f/s "
+              "and the %d workers' slots are spread %.1f s ahead (the rate itself recovers in %.1f s): add about that "
+              "to any broadcast the quota throttles" % (
+                  min(r["first_answer_s"] for r in slow), slow[0]["rate_after_429"], p["concurrency"],
+                  (p["concurrency"] - 1) / slow[0]["rate_after_429"], slow[0]["recovered_s"] or float("nan")))
     sequential = {rtt: fmt_s(sizes[0] * (rtt + 0.001)) for rtt in rtts}
     print("(the seed's sequential loop at %s: %s; N x (RTT + ~1 ms))" % ("{:,}".format(sizes[0]), ", ".join(
         "%.0f ms %s" % (r * 1000, t) for r, t in sequential.items())))
@@ -312,8 +322,10 @@ def main():
         for s in seg_counts:
             r = server_side(n, s, rtt, p)
             parts = ", ".join("%s %s" % (k, fmt_s(v)) for k, v in r["parts"].items())
-            print("%-10s %5d %10s %9s   binds: %s | %s; total post rate %.0f/s" % (
-                "{:,}".format(n), s, fmt_s(r["total"]), "yes" if r["fits"] else "NO", r["binding"], parts, r["rate"]))
+            print("%-10s %5d %10s %9s   binds: %s | %s; total post rate %.0f/s%s" % (
+                "{:,}".format(n), s, fmt_s(r["total"]), "yes" if r["fits"] else "NO", r["binding"], parts, r["rate"],
+                "  > quota: 429s, and the function has no pacer (boto3's 4 attempts): expect undelivered posts"
+                if r["rate"] > p["apigw_rate"] else ""))
     print("\nsmallest S that keeps each segment inside the function's %.0f s (usable %.0f s):" % (
         p["function_timeout_s"], available))
     for n in sizes:
