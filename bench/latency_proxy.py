@@ -24,7 +24,9 @@ Statuses are counted from the upstream's chunks that start with "HTTP/1.1 NNN " 
 begins a chunk on these keep-alive exchanges: one request in flight per connection), so the
 proxy can check a sender's own count of its 429s independently.
 
-In process: `LatencyProxy(...)` with `await proxy.add_route(...)` in a running loop.
+In process: `LatencyProxy(...)` with `await proxy.add_route(...)` in a running loop. There is no flow
+control (each side's bytes are buffered until due): it is meant for request/response traffic of modest
+size, not for bulk transfers.
 """
 
 import argparse

@@ -29,9 +29,10 @@ MGMT_ENDPOINT when that is set (http://127.0.0.1:<websocket port>). wsctl runs e
 shipped (its https endpoint, with the CA bundle wsctl gives functions).
 
 Figures per server: connects/s for N connections from cold (median of per-batch rates; each a
-$connect PutItem), the registry afterwards, RSS; then, with R clients connected (the
-sample's sendmessage scans the whole table, so R is small), relay latency: a sendmessage from
-one client until another client has the data (p50/p99), and until all R have it.
+$connect PutItem; 16 handshakes in flight by default), the registry afterwards, RSS, CPU per
+connect by process group; then, with R clients connected (the sample's sendmessage scans the
+whole table, so R is small), relay latency: a sendmessage from one client until each other
+client has the data (p50/p99 over every receipt), and until all R have it; CPU per message.
 
 Idle capacity (wsctl only): 10,000 connections through $connect of python-chat (or the Node
 project) with DynamoDB Local, held idle: gateway RSS, the execution environments' RSS summed
@@ -62,7 +63,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from backends import (ROOT, CpuWatch, DynamoDBLocal, Emulator, PySpy, banner, cpu_seconds, descendants,  # noqa: E402
+from backends import (ROOT, CpuWatch, DynamoDBLocal, Emulator, PySpy, banner, cmdline, cpu_seconds, descendants,  # noqa: E402
                       exit_on_sigterm, free_port, group_cpu, group_cpu_per_op, median, npm_install, percentile,
                       raise_nofile, rss_mb, verdict, wait_quiet)
 from loadgen import ConnectionPool, batch_rates  # noqa: E402
@@ -191,10 +192,22 @@ class WsctlProject:
     def pids(self) -> dict:
         return {"gateway": [self.emulator.pid], "environments": self.emulator.environment_pids()}
 
+    def sendmessage_pids(self) -> list:
+        return [pid for pid in self.emulator.environment_pids()
+                if _environ(pid).get("AWS_LAMBDA_FUNCTION_NAME") == "SendMessageFunction"]
+
     def stop(self):
         self.emulator.stop(timeout=15)
         if self.copy:
             shutil.rmtree(self.copy, ignore_errors=True)
+
+
+def _environ(pid: int) -> dict:
+    try:
+        raw = Path("/proc/%d/environ" % pid).read_bytes()
+    except OSError:
+        return {}
+    return dict(item.decode(errors="replace").partition("=")[::2] for item in raw.split(b"\0") if b"=" in item)
 
 
 def patch_sendmessage(handler: Path, lang: str) -> None:
@@ -345,6 +358,9 @@ functions:
         return {"node": [p for p in [self.process.pid, *kids] if _comm(p) == "node"],
                 "python children": [p for p in kids if _comm(p).startswith("python")]}
 
+    def sendmessage_pids(self) -> list:
+        return [pid for pid in self.pids()["python children"] if "sendmessage/app" in cmdline(pid)]
+
     def stop(self):
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -420,7 +436,7 @@ def connects(server, ddb, table: str, args) -> dict:
     return out
 
 
-async def _relay(url: str, clients: int, messages: int, warmup: int, asis=None) -> dict:
+async def _relay(url: str, clients: int, messages: int, warmup: int, asis=None, measuring=None) -> dict:
     from websockets.asyncio.client import connect
 
     sockets = []
@@ -446,6 +462,8 @@ async def _relay(url: str, clients: int, messages: int, warmup: int, asis=None) 
             out["asis_arrived"] = len(arrivals.get("as-shipped", {}))
             out["asis_answer"] = await asyncio.to_thread(asis)
         for index in range(warmup + messages):
+            if index == warmup and measuring:
+                measuring()  # warm: the function's environments / processes exist now
             data = "relay-%d" % index
             done[data] = asyncio.Event()
             started = time.perf_counter()
@@ -456,8 +474,10 @@ async def _relay(url: str, clients: int, messages: int, warmup: int, asis=None) 
                 out["lost"] += 1
                 continue
             if index >= warmup:
+                # every other client's receipt counts (the sample posts in its scan's order, so one
+                # fixed receiver's place in that order would decide its figure)
                 seen = arrivals[data]
-                out["to_other"].append((seen[1] - started) * 1000)
+                out["to_other"] += [(at - started) * 1000 for receiver, at in seen.items() if receiver != 0]
                 out["to_all"].append((max(seen.values()) - started) * 1000)
     finally:
         for task in readers:
@@ -475,12 +495,22 @@ def relay(server, ddb, table: str, args) -> dict:
         spy = PySpy(server.emulator.pid, os.path.join(args.profile, "relay-%s.txt" % server.key),
                     args.profile_seconds, rate=250, gil=True)
     cpu0 = process_cpu(server)
+    function_spies = []
+
+    def measuring():  # py-spy the Python process(es) running sendmessage, once they exist
+        if args.profile and server.lang == "python":
+            for pid in server.sendmessage_pids()[:1]:
+                function_spies.append(PySpy(pid, os.path.join(args.profile, "relay-%s-sendmessage.txt" % server.key),
+                                            args.profile_seconds, rate=250))  # not --gil: ssl releases it
+
     watch = CpuWatch()
     out = asyncio.run(_relay(server.ws_url, args.relay_clients, args.messages, args.relay_warmup,
-                             asis=server.invoke_as_shipped if isinstance(server, SlsProject) else None))
+                             asis=server.invoke_as_shipped if isinstance(server, SlsProject) else None,
+                             measuring=measuring))
     out["machine"] = watch.stop()
     out["cpu_per_message"] = cpu_used(server, cpu0, args.messages + args.relay_warmup)
     out["spy"] = spy
+    out["function_spies"] = function_spies
     if out["asis_arrived"] is not None:
         out["asis_error"] = next((line.strip() for line in server.log().splitlines()
                                   if "ECONNREFUSED" in line or "Could not connect to the endpoint URL" in line),
@@ -538,8 +568,8 @@ def print_relay(r, args, out) -> None:
         print("  the same function invoked through serverless-offline's Lambda endpoint with a sendmessage event "
               "(domainName %r, stage %r) answers: %s" % ("localhost", "local", r.get("asis_answer")))
     if r["to_other"]:
-        print("relay with %d clients (%d messages, sequential): to another client p50 %.2f ms, p99 %.2f ms; "
-              "to all %d p50 %.2f ms, p99 %.2f ms; lost %d" % (
+        print("relay with %d clients (%d messages, sequential): to another client (each receipt) p50 %.2f ms, "
+              "p99 %.2f ms; to all %d (last receipt) p50 %.2f ms, p99 %.2f ms; lost %d" % (
                   args.relay_clients, args.messages, percentile(r["to_other"], 50), percentile(r["to_other"], 99),
                   args.relay_clients, percentile(r["to_all"], 50), percentile(r["to_all"], 99), r["lost"]))
         print("  CPU per relayed message (ms): %s" % ", ".join("%s %.2f" % kv for kv in r["cpu_per_message"].items()))
@@ -551,6 +581,8 @@ def print_relay(r, args, out) -> None:
         print("  " + CpuWatch.describe(r["machine"]))
     if r.get("spy"):
         r.pop("spy").finish("wsctl gateway during the relay (GIL holder samples)")
+    for spy in r.pop("function_spies", []):
+        spy.finish("the Python process running sendmessage during the relay (active samples)")
 
 
 def idle_capacity(ddb_server, args) -> dict:
