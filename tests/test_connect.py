@@ -183,7 +183,7 @@ def test_wait_keeps_receiving_then_closes_normally(emulator):
 
 def test_piped_stdin_sends_one_frame_per_line_and_frames_within_wait_are_printed(emulator):
     room = unique("room")
-    process = connect_process(emulator, "--user", unique("dee"), "-o", "jsonl", "--wait", "1.5",
+    process = connect_process(emulator, "--user", unique("dee"), "-o", "jsonl", "--wait", "5",
                               stdin=subprocess.PIPE)
     lines = ['{"action": "whoami"}', "", json.dumps({"action": "join", "room": room})]
     process.stdin.write("\n".join(lines) + "\n")
