@@ -12,9 +12,14 @@ log) runs four functions, each in a code folder of its own (temporary copies):
 Cold starts: the script touches a function's code (a new mtime), waits for the emulator's
 "code changed" line (the pool retires the idle environment; the watcher polls every 0.5 s),
 lets the old process exit, then invokes once through Lambda's Invoke API: that invocation
-starts a new environment. One at a time, so each cold start has the machine to itself.
+starts a new environment. One at a time, so no cold start competes with another; the
+functions take turns (py, node, py-sdk, node-sdk, py, ...), so load from elsewhere on a shared
+machine falls on all of them alike.
 Figures: Init Duration from the REPORT line (process spawn to the runtime's first /next,
-handler module loaded), and the whole cold invocation measured by the client.
+handler module loaded), and the whole cold invocation measured by the client. Then where a
+cold start's time goes, outside the emulator: the interpreter alone, wsctl's bootstrap with
+Lambda's variables only, with NODE_PATH (Node: the ES-module resolve hook), and with the very
+variables the emulator gave its environment of that function (read from /proc).
 
 Warm invocations: sequential invocations of `py` and `node` (their environment stays warm),
 (a) through the Invoke API (POST /2015-03-31/functions/F/invocations, keep-alive) and
@@ -23,7 +28,7 @@ For each: the round trip measured by the client; the REPORT Duration (the emulat
 from handing the event to the environment to receiving its response: it covers the Runtime
 API hop both ways, as Lambda's Duration covers its runtime client); the handler's own clock
 reading, which splits the round trip into "to the handler" and "back". The overhead is shown
-two ways: round trip - Duration (the brief's definition: the front end, Invoke API or
+two ways: round trip - Duration (the goal's definition: the front end, Invoke API or
 gateway, plus the pool), and round trip - the handler's own time (everything between the
 client and the handler and back). Baselines in the same run: the probe handler called in
 process (Python; and Node in a node process); the bare aiohttp HTTP round trip and bare
@@ -35,6 +40,7 @@ HTTP exchanges with the runtime per invocation plus the caller's.
     python bench/lambda_environments.py                                   # full size
     python bench/lambda_environments.py --cold-starts 5 --sdk-cold-starts 2 --warm 300 --warmup 50   # CI size
     python bench/lambda_environments.py --profile /tmp/prof               # + py-spy of the emulator
+    python bench/lambda_environments.py --cold-starts 0 --sdk-cold-starts 0 --warm 0   # only the breakdown
 
 Goals: cold start (Init Duration, median of >= 20) Python < 150 ms, Node < 200 ms; warm
 invocation overhead p50 < 0.3 ms.
@@ -176,32 +182,37 @@ class InvokeClient:
 
 
 # -- cold starts ---------------------------------------------------------------------------------------
-def cold_starts(emulator: Emulator, log: Log, project: Path, name: str, count: int) -> dict:
+def cold_starts(emulator: Emulator, log: Log, project: Path, plan: list) -> dict:
+    """Cold starts of each (function, count) in `plan`, interleaved (py, node, py, node, ...) so that
+    load from elsewhere on the machine falls on every function alike."""
     client = InvokeClient(emulator.state["lambda_endpoint"])
-    inits, ends, durations = [], [], []
-    code = project / CODE_FILE[name]
+    out = {name: {"init": [], "end_to_end": [], "duration": []} for name, _ in plan}
     try:
-        client.invoke(name)  # the first environment (its cold start is counted like the others below)
-        for index in range(count):
-            log.poll()
-            seen = log.changed.get(name, 0)
-            stamp = time.time_ns()
-            os.utime(code, ns=(stamp, stamp))
-            if not log.wait(lambda: log.changed.get(name, 0) > seen, 5.0):
-                raise RuntimeError("the emulator did not notice the code change of %s" % name)
-            time.sleep(0.3)  # the retired environment gets SIGTERM: let it exit before the next starts
-            elapsed, request_id, _, _, _ = client.invoke(name)
-            if not log.wait(lambda: request_id in log.reports, 5.0):
-                raise RuntimeError("no REPORT line for %s" % request_id)
-            _, duration, init = log.reports[request_id]
-            if init is None:
-                raise RuntimeError("invocation %s of %s was not a cold start (no Init Duration)" % (request_id, name))
-            inits.append(init)
-            ends.append(elapsed)
-            durations.append(duration)
+        for name, _ in plan:
+            client.invoke(name)  # the first environment (its cold start is counted like the others below)
+        for index in range(max(count for _, count in plan)):
+            for name, count in plan:
+                if index >= count:
+                    continue
+                log.poll()
+                seen = log.changed.get(name, 0)
+                stamp = time.time_ns()
+                os.utime(project / CODE_FILE[name], ns=(stamp, stamp))
+                if not log.wait(lambda: log.changed.get(name, 0) > seen, 5.0):
+                    raise RuntimeError("the emulator did not notice the code change of %s" % name)
+                time.sleep(0.3)  # the retired environment gets SIGTERM: let it exit before the next starts
+                elapsed, request_id, _, _, _ = client.invoke(name)
+                if not log.wait(lambda: request_id in log.reports, 5.0):
+                    raise RuntimeError("no REPORT line for %s" % request_id)
+                _, duration, init = log.reports[request_id]
+                if init is None:
+                    raise RuntimeError("invocation %s of %s was not a cold start (no Init Duration)" % (request_id, name))
+                out[name]["init"].append(init)
+                out[name]["end_to_end"].append(elapsed)
+                out[name]["duration"].append(duration)
     finally:
         client.close()
-    return {"init": inits, "end_to_end": ends, "duration": durations}
+    return out
 
 
 # -- warm invocations -------------------------------------------------------------------------------
@@ -397,12 +408,16 @@ def mini_invoke(mini: MiniLambda, count: int, warmup: int) -> dict:
     return {"rt": rt, "inbound": inbound, "outbound": outbound}
 
 
-def init_breakdown(language: str, runs: int, node_path: str | None) -> dict:
+def init_breakdown(language: str, runs: int, node_path: str | None, emulator_env: dict | None) -> dict:
     """Where a cold start's time goes, outside the emulator: spawn to exit of the bare interpreter
     (`python -c pass`, `node -e 0`, with the flags wsctl uses), and spawn to the first GET /next of
-    wsctl's own bootstrap with the probe (what Init Duration measures), for Node both without
-    NODE_PATH and with it (then the bootstrap registers its ES-module resolve hook, which Node
-    20 runs on a loader thread of its own). Medians of `runs` one-at-a-time starts, in ms."""
+    wsctl's own bootstrap with the probe (what Init Duration measures): with Lambda's variables
+    only; for Node also with NODE_PATH (the bootstrap then registers its ES-module resolve hook,
+    which Node 20 runs on a loader thread of its own); and with the very environment the
+    emulator gave its own environment of that function (read from /proc: NODE_PATH, the CA
+    bundle as AWS_CA_BUNDLE and NODE_EXTRA_CA_CERTS, the host map...). What remains between the
+    last and Init Duration is the emulator's own part (spawning from the gateway process, its
+    event loop). Medians of `runs` one-at-a-time starts, in ms."""
     import http.server
     import threading
 
@@ -420,23 +435,28 @@ def init_breakdown(language: str, runs: int, node_path: str | None) -> dict:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = "127.0.0.1:%d" % server.server_address[1]
     spec = FunctionSpec(name="init-" + language, runtime="python3.11" if language == "py" else "nodejs20.x",
                         code_dir=TRIVIAL, handler="probe.handler")
     command = runtimes.command(spec)
     bare = command[:-1] + (["-c", "pass"] if language == "py" else ["-e", "0"])
-    out = {}
+
+    def lambda_env(path):
+        return runtimes.variables(spec, runtime_api=address, region="us-east-1", log_stream="init",
+                                  account_id="123456789012", endpoints={}, credentials={}, ca_bundle=None,
+                                  node_path=path, host_env=os.environ)
+
+    variants = [("interpreter alone", bare, lambda_env(None), False),
+                ("bootstrap to first /next, Lambda's variables only", command, lambda_env(None), True)]
+    if language == "node" and node_path:
+        variants.append(("  + NODE_PATH (the resolve hook is registered)", command, lambda_env(node_path), True))
+    if emulator_env:
+        variants.append(("  the emulator's own environment variables", command,
+                         dict(emulator_env, AWS_LAMBDA_RUNTIME_API=address), True))
+    times = {title: [] for title, *_ in variants}
     try:
-        variants = [("interpreter alone", bare, None, False)]
-        variants.append(("bootstrap to first /next" + (", no NODE_PATH" if language == "node" else ""), command,
-                         None, True))
-        if language == "node" and node_path:
-            variants.append(("bootstrap to first /next, NODE_PATH (resolve hook)", command, node_path, True))
-        for title, argv, path, wait_next in variants:
-            env = runtimes.variables(spec, runtime_api="127.0.0.1:%d" % server.server_address[1], region="us-east-1",
-                                     log_stream="init", account_id="123456789012", endpoints={}, credentials={},
-                                     ca_bundle=None, node_path=path, host_env=os.environ)
-            times = []
-            for _ in range(runs):
+        for _ in range(runs):
+            for title, argv, env, wait_next in variants:  # in turn: load from elsewhere falls on all alike
                 arrived.clear()
                 started = time.perf_counter()
                 child = subprocess.Popen(argv, env=env, cwd=str(TRIVIAL), stdin=subprocess.DEVNULL,
@@ -447,16 +467,29 @@ def init_breakdown(language: str, runs: int, node_path: str | None) -> dict:
                             raise RuntimeError("%s: no /next within 10 s" % " ".join(argv))
                     else:
                         child.wait(10)
-                    times.append((time.perf_counter() - started) * 1000)
+                    times[title].append((time.perf_counter() - started) * 1000)
                 finally:
                     if child.poll() is None:
                         child.kill()
                     child.wait()
-            out[title] = median(times)
+        out = {title: median(values) for title, values in times.items()}
     finally:
         server.shutdown()
         server.server_close()
     return out
+
+
+def environment_of(emulator: Emulator, function: str) -> dict | None:
+    """The environment variables of one live execution environment of `function` (from /proc)."""
+    for pid in emulator.environment_pids():
+        try:
+            raw = Path("/proc/%d/environ" % pid).read_bytes()
+        except OSError:
+            continue
+        env = dict(item.decode(errors="replace").partition("=")[::2] for item in raw.split(b"\0") if b"=" in item)
+        if env.get("AWS_LAMBDA_FUNCTION_NAME") == function:
+            return env
+    return None
 
 
 def bare_http(port: int, count: int, warmup: int) -> list:
@@ -506,7 +539,7 @@ def main():
     parser.add_argument("--cold-starts", type=int, default=20, help="cold starts of each trivial function (goal)")
     parser.add_argument("--sdk-cold-starts", type=int, default=10,
                         help="cold starts of each function that creates an SDK client at init (0: skip)")
-    parser.add_argument("--breakdown-runs", type=int, default=10,
+    parser.add_argument("--breakdown-runs", type=int, default=20,
                         help="starts of each runtime outside the emulator, for the cold start breakdown (0: skip)")
     parser.add_argument("--warm", type=int, default=2000, help="warm invocations per function and path")
     parser.add_argument("--warmup", type=int, default=200, help="warm invocations not counted, first")
@@ -546,7 +579,7 @@ def main():
         print("  bare aiohttp WebSocket echo (same websockets client): %s ms" % stats(results["bare_ws"]))
         print("  " + CpuWatch.describe(results["bare_machine"]))
         results["mini"] = {}
-        for name in runtimes:
+        for name in runtimes if args.warm else ():
             wait_quiet(timeout=args.quiet_wait)
             mini = MiniLambda(name)
             try:
@@ -572,22 +605,27 @@ def main():
         print("\nemulator ready in %.2f s (pid %d, log %s)" % (emulator.ready_in, emulator.pid, emulator.log_path))
 
         # -- cold starts --------------------------------------------------------------------------------
-        plan = [(r, args.cold_starts) for r in runtimes]
+        plan = [(r, args.cold_starts) for r in runtimes if args.cold_starts]
         if args.sdk_cold_starts:
             plan += [(r + "-sdk", args.sdk_cold_starts) for r in runtimes]
-        for name, count in plan:
+        if plan:
             wait_quiet(timeout=args.quiet_wait)
             watch = CpuWatch()
-            result = cold_starts(emulator, log, project, name, count)
-            result["machine"] = watch.stop()
-            results["cold"][name] = result
-            print("\ncold starts of %s (%d, one at a time, after a code change):" % (name, count))
+            results["cold"] = cold_starts(emulator, log, project, plan)
+            machine = watch.stop()
+        else:
+            results["cold"], machine = {}, None
+        if plan:
+            print("\ncold starts, one at a time, each after a code change, the functions taken in turn:")
+            print("  " + CpuWatch.describe(machine))
+        for name, count in plan:
+            result = results["cold"][name]
+            print("\ncold starts of %s (%d):" % (name, count))
             print("  Init Duration (REPORT): median %.1f ms, min %.1f, max %.1f" % (
                 median(result["init"]), min(result["init"]), max(result["init"])))
             print("  cold invocation end to end (Invoke API, client clock): median %.1f ms, min %.1f, max %.1f" % (
                 median(result["end_to_end"]), min(result["end_to_end"]), max(result["end_to_end"])))
             print("  Duration of the cold invocation (REPORT): median %.2f ms" % median(result["duration"]))
-            print("  " + CpuWatch.describe(result["machine"]))
 
         # -- where a cold start's time goes, outside the emulator ---------------------------------------
         results["breakdown"] = {}
@@ -597,16 +635,25 @@ def main():
             sdk = sorted(Path(node_path).resolve().glob("*/node_modules"))
             watch = CpuWatch()
             for name in runtimes:
-                results["breakdown"][name] = init_breakdown(name, args.breakdown_runs, str(sdk[-1]) if sdk else None)
+                client = InvokeClient(emulator.state["lambda_endpoint"])
+                try:
+                    client.invoke(name)  # a live environment to read the variables of
+                finally:
+                    client.close()
+                results["breakdown"][name] = init_breakdown(name, args.breakdown_runs, str(sdk[-1]) if sdk else None,
+                                                            environment_of(emulator, name))
             machine = watch.stop()
             print("\ncold start breakdown outside the emulator (median of %d starts each, ms):" % args.breakdown_runs)
             for name, parts in results["breakdown"].items():
                 for title, value in parts.items():
                     print("  %-5s %-55s %7.1f" % (name, title, value))
+                if name in results["cold"]:
+                    print("  %-5s %-55s %7.1f" % (name, "Init Duration in the emulator (median, above)",
+                                                  median(results["cold"][name]["init"])))
             print("  " + CpuWatch.describe(machine))
 
         # -- warm invocations -----------------------------------------------------------------------------
-        for path, runner in (("invoke", warm_invoke), ("ws", warm_websocket)):
+        for path, runner in (("invoke", warm_invoke), ("ws", warm_websocket)) if args.warm else ():
             for name in runtimes:
                 wait_quiet(timeout=args.quiet_wait)
                 spy = None

@@ -20,13 +20,15 @@ the project's table deleted and created again before each server):
 
 serverless-offline cannot run sendmessage as it is: both versions post to
 "https://" + requestContext.domainName + "/" + requestContext.stage, and serverless-offline
-sets domainName to "localhost" and serves @connections over plain http on its websocket port
-(no TLS, no port 443), so every PostToConnection fails to connect and nothing is relayed. The
-script shows it (an extra route, `sendmessageasis`, runs the file as shipped: the message does not
-arrive and the error is quoted from serverless-offline's log), and measures the relay on
-serverless-offline with a copy of sendmessage whose only change is that the endpoint comes from
-MGMT_ENDPOINT when that is set (http://127.0.0.1:<websocket port>). wsctl runs every file as
-shipped (its https endpoint, with the CA bundle wsctl gives functions).
+sets domainName to "localhost" (stage "local") and serves @connections over plain http on its
+websocket port (no TLS, no port 443), so every PostToConnection fails to connect and nothing
+is relayed. The script shows it (an extra route, `sendmessageasis`, runs the file as shipped:
+the message does not arrive; the error is quoted from serverless-offline's log, and from the
+function's answer when invoked through serverless-offline's Lambda endpoint), and measures the
+relay on serverless-offline with a copy of sendmessage whose only change is that the endpoint
+comes from MGMT_ENDPOINT when that is set (http://127.0.0.1:<websocket port>). wsctl runs every
+file as shipped (its https endpoint, with the CA bundle wsctl gives functions), and, relay
+only, the same http copy (servers wsctl-node-http, wsctl-python-http): what https costs.
 
 Figures per server: connects/s for N connections from cold (median of per-batch rates; each a
 $connect PutItem; 16 handshakes in flight by default), the registry afterwards, RSS, CPU per
@@ -41,6 +43,8 @@ project) with DynamoDB Local, held idle: gateway RSS, the execution environments
     python bench/projects_vs_sls.py                                   # full size
     python bench/projects_vs_sls.py --connections 200 --messages 50 --idle-connections 500   # CI size
     python bench/projects_vs_sls.py --phases idle                     # only the 10,000 idle connections
+    python bench/projects_vs_sls.py --profile /tmp/prof               # + py-spy of the gateway (and the Python
+                                                                      #   sendmessage) during the relay
 
 Goals: wsctl's connects/s at least 1.5x serverless-offline's with the same handlers; gateway RSS
 under 600 MB at 10,000 idle connections (environments reported apart). Relay latency: reported.

@@ -26,6 +26,7 @@ management POSTs/s from 64 concurrent aiohttp clients; round trip of a frame ans
 
     python bench/vs_serverless_offline.py                        # full size
     python bench/vs_serverless_offline.py --connections 200 --round-trips 300 --post-seconds 2   # CI size
+    python bench/vs_serverless_offline.py --rounds 3 --quiet-wait 5     # on a busy machine: medians of 3 rounds
 
 serverless-offline and its dependencies are installed on first run into bench/.scratch/sls.
 Goals (since execution environments): each wsctl flavour at or above serverless-offline's best
@@ -434,6 +435,18 @@ def measure(server, args) -> dict:
     return out
 
 
+def combine(outs: list) -> dict:
+    """One server's figures over several rounds: the median of each number (and of each RSS part)."""
+    if len(outs) == 1:
+        return outs[0]
+    out = dict(outs[-1])
+    for field in ("connects_median", "connects_overall", "posts", "rt_p50", "rt_p99", "rt_max"):
+        out[field] = median([o[field] for o in outs])
+    out["rss_total_median"] = median([sum(v or 0 for v in o["rss"].values()) for o in outs])  # parts: last round
+    out["rounds"] = len(outs)
+    return out
+
+
 def _cpu_text(figures: dict) -> str:
     return ", ".join("%s %.3f" % (k, v) for k, v in figures.items())
 
@@ -472,6 +485,8 @@ def main():
     parser.add_argument("--pause", type=float, default=0.5, help="pause after start-up before connecting")
     parser.add_argument("--servers", default="baseline,wsctl,wsctl-node,sls-python,sls-node",
                         help="comma list of baseline, wsctl (Python handler), wsctl-node, sls-python, sls-node")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every server this many times, in "
+                        "rotating order, and report the medians (a shared machine's load comes and goes)")
     parser.add_argument("--quiet-wait", type=float, default=180.0,
                         help="before each phase, wait at most this many seconds for other processes to go quiet")
     parser.add_argument("--emulator-arg", action="append", default=[])
@@ -486,15 +501,30 @@ def main():
     makers = {"baseline": lambda: BaselineServer(args), "wsctl": lambda: WsctlServer("python", args),
               "wsctl-node": lambda: WsctlServer("node", args),
               "sls-python": lambda: SlsServer("python", args), "sls-node": lambda: SlsServer("node", args)}
-    for key in [s.strip() for s in args.servers.split(",") if s.strip()]:
-        try:
-            results[key] = measure(makers[key](), args)
-        except Exception as error:  # report and go on: wsctl's figures still print
-            failures[key] = "%s: %s" % (type(error).__name__, error)
-            print("\n-- %s: could not be measured --\n%s" % (key, failures[key]))
+    keys = [s.strip() for s in args.servers.split(",") if s.strip()]
+    rounds: dict = {key: [] for key in keys}
+    for number in range(args.rounds):
+        order = keys[number % len(keys):] + keys[:number % len(keys)]  # each server first once in a while
+        if args.rounds > 1:
+            print("\n==== round %d of %d: %s ====" % (number + 1, args.rounds, ", ".join(order)))
+        for key in order:
+            try:
+                rounds[key].append(measure(makers[key](), args))
+            except Exception as error:  # report and go on: wsctl's figures still print
+                failures[key] = "%s: %s" % (type(error).__name__, error)
+                print("\n-- %s: could not be measured --\n%s" % (key, failures[key]))
+    for key, outs in rounds.items():
+        if outs:
+            results[key] = combine(outs)
+            if len(outs) > 1:
+                failures.pop(key, None)  # measured in other rounds
+                print("%s: median of %d rounds; connects/s per round %s, POSTs/s %s, round trip p50 %s ms" % (
+                    key, len(outs), " ".join("%.0f" % o["connects_median"] for o in outs),
+                    " ".join("%.0f" % o["posts"] for o in outs), " ".join("%.3f" % o["rt_p50"] for o in outs)))
 
-    print("\n== summary: %d connections, %d POST clients, %d round trips ==" % (
-        args.connections, args.post_clients, args.round_trips))
+    print("\n== summary: %d connections, %d POST clients, %d round trips%s ==" % (
+        args.connections, args.post_clients, args.round_trips,
+        ", medians of %d rounds" % args.rounds if args.rounds > 1 else ""))
     columns = [k for k in ("baseline", "wsctl", "wsctl-node", "sls-python", "sls-node") if k in results]
     titles = {"baseline": "bare aiohttp", "wsctl": "wsctl py", "wsctl-node": "wsctl node", "sls-python": "sls-offl py",
               "sls-node": "sls-offl node"}
@@ -511,7 +541,8 @@ def main():
             ("round trip p50, ms", "rt_p50", "%.3f"),
             ("round trip p99, ms", "rt_p99", "%.3f")]
     for key in columns:
-        results[key]["rss_total"] = sum(v or 0 for v in results[key]["rss"].values())
+        results[key]["rss_total"] = results[key].get("rss_total_median") or sum(
+            v or 0 for v in results[key]["rss"].values())
     for title, field, fmt in rows:
         line = "%-32s" % title + "".join("%14s" % (fmt % results[k][field]) for k in columns)
         for w, o in pairs:
