@@ -316,6 +316,8 @@ def test_aws_passthrough_hands_functions_the_operators_aws_settings(tmp_path):
     try:
         seen, _ = invoke(instance, "chain")
         assert seen == {"key": "AKIAPASSTHROUGH01", "secret": "operator-secret"}
+        env, _ = invoke(instance, "env")
+        assert env["ca"] == instance.state["ca_bundle"]  # real AWS's roots too, not only the emulator's
         assert "reaches real AWS (--aws-passthrough)" in instance.output()
         assert instance.state["aws_passthrough"] is True
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wsctl.apispec import FunctionSpec
-from wsctl.local import authorizer
+from wsctl.local import authorizer, procs
 from wsctl.local.functions import errors, logs, runtimes
 from wsctl.local.functions.invoke_api import _rest_operation, parse_function_name
 from wsctl.local.sockets import fragments
@@ -76,6 +76,10 @@ def test_a_functions_environment_is_lambdas_and_never_the_hosts_aws_settings():
     assert env["AWS_ENDPOINT_URL"] == "http://sealed" and env["AWS_ENDPOINT_URL_DYNAMODB"] == "http://ddb"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256" and env["TZ"] == ":UTC" and env["_HANDLER"] == "app.handler"
     assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12" and env["NODE_EXTRA_CA_CERTS"] == "/ca.pem"
+    apart = runtimes.variables(
+        SPEC, runtime_api="a:1", region="r", log_stream="s", account_id="1", endpoints={}, credentials={},
+        ca_bundle="/bundle.pem", extra_ca="/cert.pem", node_path=None, host_env={})
+    assert (apart["AWS_CA_BUNDLE"], apart["NODE_EXTRA_CA_CERTS"]) == ("/bundle.pem", "/cert.pem")
     provided = runtimes.variables(
         FunctionSpec("p", "provided.al2023", Path("/p"), "x"), runtime_api="a:1", region="r", log_stream="s",
         account_id="1", endpoints={}, credentials={}, ca_bundle=None, node_path=None, host_env={})
@@ -104,3 +108,24 @@ def test_authorizer_context_values_become_strings():
                                  "policyDocument": {"Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow",
                                                                    "Resource": arn}]}}, arn)
     assert decided == {"principalId": "u", "n": "3", "ok": "true", "no": "false", "r": "1.5", "s": "x"}
+
+
+def test_a_program_that_cannot_run_fails_as_spawning_it_would(tmp_path):
+    """Behind setpriv a missing or non-executable bootstrap would only be setpriv's exit 127:
+    tied_to_parent raises what spawning it directly raises, so the function reports it."""
+    bootstrap = tmp_path / "bootstrap"
+    with pytest.raises(FileNotFoundError):
+        procs.tied_to_parent([str(bootstrap)])
+    bootstrap.write_text("#!/bin/sh\n")
+    bootstrap.chmod(0o644)
+    with pytest.raises(PermissionError):
+        procs.tied_to_parent([str(bootstrap)])
+    with pytest.raises(FileNotFoundError):
+        procs.tied_to_parent(["no-such-program-anywhere"], path=str(tmp_path))
+    bootstrap.chmod(0o755)
+    argv, preexec = procs.tied_to_parent([str(bootstrap)])
+    assert argv[-1] == str(bootstrap)
+    if procs.SETPRIV:  # Linux with util-linux: spawned with vfork, the kernel setting made by setpriv
+        assert (argv[0], preexec) == (procs.SETPRIV, None)
+    else:
+        assert preexec is (procs.die_with_parent if procs.LINUX else None)

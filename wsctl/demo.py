@@ -39,7 +39,7 @@ class _Narrator:
 
 
 def _start_emulator(home: Path) -> tuple[subprocess.Popen, dict]:
-    from .local.procs import die_with_parent
+    from .local.procs import tied_to_parent
     from .target import find_local_state
 
     env = dict(os.environ, WSCTL_HOME=str(home))
@@ -47,11 +47,11 @@ def _start_emulator(home: Path) -> tuple[subprocess.Popen, dict]:
     log = open(home / "emulator.log", "wb")
     # --fault disconnect-loss=1: a socket that vanishes without a close frame gets no
     # $disconnect, which AWS permits ($disconnect is best-effort) and prune exists for.
-    # die_with_parent: even if the demo is killed outright (SIGKILL), the emulator is told to stop.
-    process = subprocess.Popen([sys.executable, "-m", "wsctl", "--stack", STACK, "local", "up", "--port", "0",
-                                "--name", "demo", "--quiet", "--fault", "disconnect-loss=1"],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               preexec_fn=die_with_parent)
+    # tied_to_parent: even if the demo is killed outright (SIGKILL), the emulator is told to stop.
+    argv, preexec = tied_to_parent([sys.executable, "-m", "wsctl", "--stack", STACK, "local", "up", "--port", "0",
+                                    "--name", "demo", "--quiet", "--fault", "disconnect-loss=1"])
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               preexec_fn=preexec)
     log.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import WsctlError
-from .procs import die_with_parent
+from .procs import tied_to_parent
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
@@ -32,9 +32,9 @@ class EmbeddedMoto:
 
     def start(self, timeout: float = 30.0) -> str:
         log = open(self.log_path, "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "wsctl.local.motoserver", "127.0.0.1", str(self.port)],
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        preexec_fn=die_with_parent)
+        argv, preexec = tied_to_parent([sys.executable, "-m", "wsctl.local.motoserver", "127.0.0.1", str(self.port)])
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        preexec_fn=preexec)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

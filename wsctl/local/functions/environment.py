@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from ...apispec import FunctionSpec
-from ..procs import die_with_parent
+from ..procs import tied_to_parent
 from . import errors, logs
 
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
@@ -65,10 +65,11 @@ class Environment:
         self.ready = loop.create_future()
         self.started_at = time.perf_counter()
         try:
+            argv, preexec = tied_to_parent(command, env.get("PATH"))
             self.process = await asyncio.create_subprocess_exec(
-                *command, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+                *argv, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-                preexec_fn=die_with_parent)
+                preexec_fn=preexec)
         except OSError as error:
             self.dead = True
             failure = errors.FunctionError("Runtime.InvalidEntrypoint", "RequestId: %s Error: %s" % (

@@ -95,7 +95,7 @@ def execution_env(spec: FunctionSpec) -> str | None:
 
 def variables(spec: FunctionSpec, *, runtime_api: str, region: str, log_stream: str, account_id: str,
               endpoints: dict, credentials: dict, ca_bundle: str | None, node_path: str | None,
-              host_env: dict) -> dict:
+              host_env: dict, extra_ca: str | None = None) -> dict:
     """The environment of one execution environment, as Lambda sets it (reference §2).
 
     Only a few host variables come through (PATH, locale, HOME for tools); never the operator's
@@ -129,7 +129,10 @@ def variables(spec: FunctionSpec, *, runtime_api: str, region: str, log_stream: 
         env["AWS_ENDPOINT_URL" + ("_" + service if service else "")] = url
     if ca_bundle:
         env["AWS_CA_BUNDLE"] = ca_bundle
-        env.setdefault("NODE_EXTRA_CA_CERTS", ca_bundle)
+    # Node adds these to its own roots: the emulator's one certificate is enough, and Node's
+    # start-up reads every certificate given (a 118-certificate bundle costs it about 23 ms).
+    if extra_ca or ca_bundle:
+        env["NODE_EXTRA_CA_CERTS"] = extra_ca or ca_bundle
     if spec.language == "node" and node_path:
         env["NODE_PATH"] = node_path
     for key, value in spec.environment.items():  # user settings the platform does not reserve win

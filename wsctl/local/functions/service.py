@@ -59,7 +59,7 @@ class FunctionPool:
             self.spec, runtime_api=address, region=service.region,
             log_stream=logs.stream_name("$LATEST", environment.id), account_id=ACCOUNT_ID,
             endpoints=service.endpoints, credentials=service.credentials, ca_bundle=service.ca_bundle,
-            node_path=service.node_path, host_env=os.environ)
+            extra_ca=service.extra_ca, node_path=service.node_path, host_env=os.environ)
         try:
             command = runtimes.command(self.spec)
         except runtimes.RuntimeUnavailable as error:
@@ -157,14 +157,15 @@ class FunctionPool:
 class LambdaService:
     def __init__(self, functions, home: Path, region: str = "us-east-1", endpoints: dict | None = None,
                  sink=None, credentials: dict | None = None, ca_bundle: str | None = None,
-                 node_path: str | None = None, watch: bool = False):
+                 node_path: str | None = None, watch: bool = False, extra_ca: str | None = None):
         self.specs = {f.name: f for f in functions}
         self.home = Path(home)
         self.region = region
         self.endpoints = dict(endpoints or {})  # service id suffix ("DYNAMODB", "" for all) -> URL
         self.sink = sink or print_sink
         self.credentials = dict(LOCAL_CREDENTIALS if credentials is None else credentials)
-        self.ca_bundle = ca_bundle
+        self.ca_bundle = ca_bundle  # AWS_CA_BUNDLE: what botocore verifies against
+        self.extra_ca = extra_ca  # NODE_EXTRA_CA_CERTS: added to Node's own roots
         self.node_path = node_path
         self.runtime_api = RuntimeApi()
         self.pools = {name: FunctionPool(spec, self) for name, spec in self.specs.items()}
