@@ -24,19 +24,19 @@ waits RTT/2 (+-5% jitter), a new connection's first bytes one RTT more (TCP's ha
                               CLI's Invoke calls go through the proxy (the Lambda endpoint of its state
                               copy is the proxy's); the function's scan and posts do not (they are in
                               region: the event's endpoint is the emulator's own).
-  fixed    experiment         the same CLI command, launched with wsctl.fanout._detail replaced by an O(1)
-                              stub in the CLI's own process (see PATCHED_CLI): what the CLI does once the
-                              engine stops summing every result after every post. Bench code, not wsctl's.
+  fixed    experiment         the same CLI command, launched with wsctl.fanout._detail replaced by a constant
+                              in the CLI's own process (see PATCHED_CLI): what the progress detail costs.
+                              Bench code, not wsctl's; not in the default --patterns since d0b1655.
 
 Before the emulator starts, two pure checks of wsctl's code: the fan-out engine alone (wsctl.fanout.run
 with a null transport: CPU per post without and with the CLI's progress callback, at 2,000 and 10,000)
 and the pacer (wsctl/fanout/pace.py) on a simulated throttled start (the rate it holds after the first
 429, by how long after the start the first answer came). --no-engine-check skips both.
 
-Sizes: --sizes 2000,10000 (default) connects 2,000 clients, measures cli, fixed and seq at --small-rtts
+Sizes: --sizes 2000,10000 (default) connects 2,000 clients, measures cli (and fixed, if asked) and seq at --small-rtts
 (0,20), then connects 8,000 more and measures everything at --rtts (0,20,80), plus one direct CLI
 broadcast (no proxy: the 0 ms goal). Then a second emulator with --throttle 2000:500 and its own
---throttle-connections clients (default: the largest size): cli and fixed at --throttle-rtt (20 ms),
+--throttle-connections clients (default: the largest size): cli (and fixed) at --throttle-rtt (20 ms),
 --repeat times each; --only-throttle runs that phase alone. Registry: DynamoDB Local for sizes over
 2,000 (--backend), as bench/broadcast.py. The full run takes about 15 minutes on this 2-core machine
 when it is shared (connecting 10,000 clients twice is 3 of them); --repeat 1 and --no-throttle halve it.
@@ -326,11 +326,10 @@ def via(url: str, port: int) -> str:
 
 
 # -- the senders ------------------------------------------------------------------------------------
-# Experiment (bench code, not wsctl's): the CLI with wsctl.fanout._detail made O(1). run() calls it after
-# every post to build the progress line's detail, and it sums over every result so far: O(N^2) CPU, paid
-# even when the progress bar is off (-o json, not a terminal). This launcher replaces it in the CLI's own
-# process before the command runs; everything else is the CLI as shipped.
-PATCHED_CLI = ("import sys, wsctl.fanout as f; f._detail = lambda pacer, report, results: ''; sys.argv[0] = 'wsctl'; "
+# Experiment (bench code, not wsctl's): the CLI with wsctl.fanout._detail (the progress line's detail) made
+# a constant. Until d0b1655 it summed over every result so far after every post, O(N^2) CPU; since then it is
+# O(1), and this shows what the detail still costs. Everything else is the CLI as shipped.
+PATCHED_CLI = ("import sys, wsctl.fanout as f; f._detail = lambda *args: ''; sys.argv[0] = 'wsctl'; "
                "from wsctl.cli import main; sys.exit(main())")
 
 
@@ -666,9 +665,8 @@ def engine_check(sizes=(2000, 10000)) -> dict:
     n = sizes[-1]
     extra = out["cli_progress"][-1] - out["plain"][-1]
     out["quadratic_s"] = max(0.0, 2 * extra / n ** 2)  # extra CPU = k x N^2 / 2 (one sum over the results per post)
-    print("  extra CPU with the CLI's callback at N=%d: %.3f s = %.1f ns x N^2/2 (wsctl/fanout/__init__.py run() calls "
-          "_detail(), which sums over every result so far, after every post, even with the progress bar off)"
-          % (n, extra, 1e9 * out["quadratic_s"]))
+    print("  extra CPU with the CLI's callback at N=%d: %.3f s (as k x N^2/2: k = %.1f ns; 0.5 ns before d0b1655, when"
+          " _detail() summed over every result after every post)" % (n, extra, 1e9 * out["quadratic_s"]))
     return out
 
 
@@ -711,10 +709,8 @@ def pacer_check(rate: float = 2000.0, burst: int = 500, rtt: float = 0.02) -> li
               "slots reach %.1f s ahead; the rate is back to %d/s after %s" % (
                   row["first_answer_s"], row["rate_after_429"], WSCTL_CONCURRENCY, row["longest_wait_s"], rate,
                   "%.1f s" % row["recovered_s"] if row["recovered_s"] is not None else "> 120 s"))
-    print("  (pace.py: the first measuring window starts when the Pacer is made, so a first answer more than "
-          "WINDOW = 0.25 s later closes it with ~1 answer / elapsed: the accepted rate looks like a few per second, "
-          "and the first 429 cuts to MIN_RATE; delay() then hands the workers slots 1 / rate apart, which are kept "
-          "when the rate climbs back)")
+    print("  (before d0b1655 the first window started when the Pacer was made, so a late first answer read as a slow "
+          "endpoint and the first 429 cut to MIN_RATE, and slots reserved ahead stalled the workers for up to 25 s)")
     return rows
 
 
@@ -995,7 +991,7 @@ def main():
     parser.add_argument("--connections", "-n", type=int, default=None, help="shorthand for --sizes N")
     parser.add_argument("--rtts", default="0,20,80", help="RTTs in ms for the largest size")
     parser.add_argument("--small-rtts", default="0,20", help="RTTs in ms for the smaller sizes (cli and seq)")
-    parser.add_argument("--patterns", default="cli,fixed,seq,server,room",
+    parser.add_argument("--patterns", default="cli,seq,server,room",
                         help="for the largest size: any of cli, fixed (the CLI with fanout._detail patched: an "
                              "experiment), seq, server, room")
     parser.add_argument("--rooms", default="100,1000", help="room sizes for sendRoom")
@@ -1081,7 +1077,7 @@ def main():
                 print("WARNING: fewer connections than asked; the figures below are for %d" % ctx.fleet.held)
             if last and "room" in patterns:
                 setup_rooms(ctx, [int(x) for x in args.rooms.split(",") if x.strip()])
-            warm_up(ctx, patterns if last else {"cli", "fixed"})
+            warm_up(ctx, patterns if last else patterns & {"cli", "fixed"})
             run_size(ctx, size, rtts if last else small_rtts, patterns if last else patterns & {"cli", "fixed", "seq"},
                      args.seq_sample, args.repeat)
             if last and "cli" in patterns:
