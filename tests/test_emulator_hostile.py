@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from lambda_src import app
-from wsctl.local import routing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import fuzz_emulator as fz  # noqa: E402
@@ -30,15 +29,7 @@ def run(coroutine, timeout: float = 30.0):
     return asyncio.run(asyncio.wait_for(coroutine, timeout))
 
 
-# -- JSON nested deeper than Python parses [§2] ----------------------------------------------------------
-@pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_ACTION, DEEP_OBJECT], ids=["array", "action", "object"])
-def test_a_body_too_deep_to_evaluate_goes_to_default(body):
-    # The expression "cannot be evaluated": $default (it used to raise RecursionError, and the
-    # frame was never answered).
-    assert routing.select("$request.body.action", body, {"$default", "whoami"}) == "$default"
-    assert routing.select("$request.body.action", body, {"whoami"}) is None
-
-
+# -- JSON nested deeper than Python parses [§2] (the route evaluator's side: tests/test_routing.py) ---------
 @pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_OBJECT], ids=["array", "object"])
 def test_the_handler_answers_bad_json_for_json_too_deep_to_parse(body):
     with pytest.raises(app.ClientError) as refused:
