@@ -8,20 +8,21 @@ management requests drawn by hypothesis, each checked against what API Gateway w
 Each category is a hypothesis strategy run with `@given` in batches; every example is sent
 over real sockets by a minimal RFC 6455 client (`RawSocket` of tests/support/raw_client.py:
 masking, FIN/RSV/opcode, continuations, any length field), so frames no library would send
-can be sent. The oracle for each category (reference sections in brackets):
+can be sent. The oracle for each category (sections of docs/apigw-websocket.md in brackets):
 
 - text frames of every kind (unicode, invalid JSON, JSON of every type, nesting up to 5000,
   up to the 128 KB limit, `action` of every type, known actions with wrong/missing/oversized
   fields): the bundled handler answers the frame it is sent with its own error frame or a
   normal answer, never API Gateway's "Internal server error" / "Endpoint request timed out"
-  frames (the handler raised or hung), and the connection stays open [§2, §4]. A
-  `sendMessage` to oneself comes back as a push, so the text is checked to arrive intact.
+  frames (the handler raised or hung), and the connection stays open [#route-selection,
+  #integration-failures]. A `sendMessage` to oneself comes back as a push, so the text is
+  checked to arrive intact.
 - fragmented messages (random continuation sizes, splits inside UTF-8 sequences, empty
   fragments, pings and pongs between fragments): delivered intact; each ping answered by a
   pong with its payload [RFC 6455 §5.4, §5.5.2].
 - invalid UTF-8 in a text message: close 1007 [infer, RFC 6455 §8.1]; binary frames: 1003
-  [§8]; a frame over 32 KB or a message over 128 KB: 1009 [§6]; protocol errors (fragmented
-  or >125-byte control frames, unknown opcodes, reserved bits, unmasked frames, stray
+  [#binary]; a frame over 32 KB or a message over 128 KB: 1009 [#limits]; protocol errors
+  (fragmented or >125-byte control frames, unknown opcodes, reserved bits, unmasked frames, stray
   continuations, a new data frame inside a fragmented message, bad close codes and
   payloads): 1002, or 1007 for a close reason that is not UTF-8 [RFC 6455 §5, §7.4]. Every
   close is followed by $disconnect with the code the emulator closed with (read from its log).
@@ -31,12 +32,12 @@ can be sent. The oracle for each category (reference sections in brackets):
   emulator's documented order of checks gives it: 400 for what the HTTP parser rejects,
   403 for another path or stage, 414 past the 4096-character URL cap, 431 past 10 KB of
   headers, 426 for a request that is not a valid upgrade, 401 without a valid token, else
-  101 [§3, §6]; never a hang or a socket closed without a status.
+  101 [#connect, #authorizers, #limits]; never a hang or a socket closed without a status.
 - handshakes dropped midway (before, during and after $connect): nothing to answer, but
   no registry item may outlive them.
 - management API (`/{stage}/@connections/{id}`, with a SigV4 header the emulator accepts):
   ids with path tricks (`../`, `%2F`, `%00`, `%3D`, long, unicode, empty) -> 403 / 410 /
-  413 as [§5] says, 200/204 only for the id of a live connection, never 500; the
+  413 as [#management-api] says, 200/204 only for the id of a live connection, never 500; the
   bystander connection is never affected.
 
 After every batch: the emulator process is alive, a fresh client connects and gets its
@@ -1197,7 +1198,7 @@ async def run_dropped(f: Fuzzer, case: dict) -> None:
 
 
 def build_management(f: Fuzzer, case: dict, victim_id: str) -> tuple[bytes, set[int], str | None]:
-    """The raw request, the statuses [§5] allows, and the live connection it addresses (if any)."""
+    """The raw request, the statuses [#management-api] allows, and the live connection it addresses (if any)."""
     base = {"bystander": f.bystander_id, "victim": victim_id, "random": case["random"],
             "unknown-shaped": "Zz9" + os.urandom(6).hex()[:11] + "C="}[case["base"]]
     quote = lambda s: urllib.parse.quote(s, safe="")  # noqa: E731

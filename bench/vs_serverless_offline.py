@@ -175,7 +175,7 @@ functions:
             raise RuntimeError("serverless offline did not listen on %d within 120 s:\n%s" % (
                 port, self.log_path.read_text(errors="replace")[-3000:]))
         self.ws_url = "ws://127.0.0.1:%d" % port
-        self.post_base = "http://127.0.0.1:%d" % port  # @connections without the stage (reference §10)
+        self.post_base = "http://127.0.0.1:%d" % port  # @connections without the stage (docs/apigw-websocket.md#serverless-offline)
         self.signed = False
         return time.monotonic() - started
 

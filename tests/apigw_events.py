@@ -1,4 +1,4 @@
-"""API Gateway WebSocket events as Lambda receives them (shapes of apigw-websocket.md §1.3)."""
+"""API Gateway WebSocket events as Lambda receives them (shapes of docs/apigw-websocket.md#example-events)."""
 
 import json
 import time
@@ -15,7 +15,7 @@ SOURCE_IP = "203.0.113.7"
 USER_AGENT = "wsctl/0.3"
 
 
-# The example events of apigw-websocket.md §1.3, verbatim: their keys and formats are the contract
+# The example events of docs/apigw-websocket.md#example-events, in full: their keys and formats are the contract
 # (tests/test_events.py builds them exactly; tests/test_emulator_events.py checks the emulator's keys).
 REFERENCE_CONNECT = {
     "headers": {"Host": "abc123defg.execute-api.us-east-1.amazonaws.com", "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits", "Sec-WebSocket-Key": "q4xkZ0pR9mYc2Vb1nA7t8w==", "Sec-WebSocket-Protocol": "chat.v1, chat.v2", "Sec-WebSocket-Version": "13", "User-Agent": "wsctl/0.3", "X-Amzn-Trace-Id": "Root=1-67c85a11-0a1b2c3d4e5f60718293a4b5", "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Port": "443", "X-Forwarded-Proto": "https"},  # noqa: E501

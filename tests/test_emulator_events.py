@@ -1,7 +1,7 @@
-"""The Lambda proxy events the emulator sends (reference §1), checked over real sockets.
+"""The Lambda proxy events the emulator sends (docs/apigw-websocket.md#proxy-events), checked over real sockets.
 
 A recorder handler writes every event it gets to a file; each test compares
-what it recorded with the reference's example events (§1.3): the same keys at
+what it recorded with the example events (docs/apigw-websocket.md#example-events): the same keys at
 the top level, in requestContext and in identity, and the formats of the ids
 and times. The emulator runs a REQUEST authorizer (the recorder's own) whose
 identity source is the Authorization header, so connections with and without
@@ -81,7 +81,7 @@ def test_connect_event_without_query_string_or_user_agent(gw):
     assert not any(name.lower() == "user-agent" for name in connect["headers"])
     for later in events[1:]:
         assert later["requestContext"]["identity"] == {"sourceIp": "127.0.0.1"}
-    # The authorizer's event always has the query maps, empty here (reference §3.3).
+    # The authorizer's event always has the query maps, empty here (docs/apigw-websocket.md#authorizer-input).
     (auth_event,) = gw.auth_events.of(connection_id)
     assert auth_event["queryStringParameters"] == {} and auth_event["multiValueQueryStringParameters"] == {}
 
@@ -100,7 +100,7 @@ def test_connect_headers_are_the_upgrade_headers_in_the_clients_casing(gw):
     assert headers["X-Forwarded-For"] == "127.0.0.1"
     assert headers["X-Forwarded-Proto"] == "http"
     assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", headers["X-Amzn-Trace-Id"])
-    # Connection and Upgrade reach the authorizer but not the $connect integration (§1.2).
+    # Connection and Upgrade reach the authorizer but not the $connect integration (docs/apigw-websocket.md#top-level-fields).
     assert not {"connection", "upgrade"} & {name.lower() for name in headers}
     assert connect["multiValueHeaders"] == {name: [value] for name, value in headers.items()}
     (auth_event,) = gw.auth_events.tagged(mark)
@@ -226,7 +226,7 @@ async def invalid_utf8(ws):
 
 
 @pytest.mark.parametrize("close, expected", [
-    # [infer] a dropped TCP connection: 1006 with an empty reason, as clients see it (reference §6).
+    # [infer] a dropped TCP connection: 1006 with an empty reason, as clients see it (docs/apigw-websocket.md#disconnect-codes).
     pytest.param(drop, (1006, ""), id="dropped"),
     # [infer] RFC 6455 §8.1: invalid UTF-8 in a text frame fails the connection with 1007.
     pytest.param(invalid_utf8, (1007, ""), id="invalid-utf8"),

@@ -1,5 +1,6 @@
 """Regression cases for what bench/fuzz_emulator.py found: hostile frames, handshakes and
-management requests that crashed, hung or mis-answered (reference sections in brackets).
+management requests that crashed, hung or mis-answered (sections of docs/apigw-websocket.md
+in brackets).
 
 The raw RFC 6455 client (tests/support/raw_client.py, the fuzzer's too) sends frames no
 library would send (unmasked, pipelined with the upgrade, bad close codes).
@@ -25,7 +26,7 @@ def run(coroutine, timeout: float = 30.0):
     return asyncio.run(asyncio.wait_for(coroutine, timeout))
 
 
-# -- JSON nested deeper than Python parses [§2] (the route evaluator's side: tests/test_routing.py) ---------
+# -- JSON nested deeper than Python parses [#route-selection] (routing's side: tests/test_routing.py) ---
 @pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_OBJECT], ids=["array", "object"])
 def test_the_handler_answers_bad_json_for_json_too_deep_to_parse(body):
     with pytest.raises(app.ClientError) as refused:
@@ -82,7 +83,7 @@ def test_hostile_json_is_answered_with_the_handlers_error_frame(emulator, text, 
     assert after == "whoami"
 
 
-# -- odd bytes in the upgrade request's headers [§1.2, §3.1] ------------------------------------------------
+# -- odd bytes in the upgrade request's headers [#top-level-fields, #connect] ---------------------------------
 def _raw_upgrade(port: int, target: str, headers: bytes, host: bytes | None = None) -> bytes:
     host = b"127.0.0.1:%d" % port if host is None else host
     return (b"GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -114,7 +115,7 @@ def test_odd_bytes_in_host_and_user_agent_still_connect(emulator, host, headers)
     assert run(main()) == (101, "whoami")
 
 
-# -- a client that leaves while $connect runs [§3.1, §6] ------------------------------------------------------
+# -- a client that leaves while $connect runs [#connect, #limits] ---------------------------------------------
 def test_a_client_that_leaves_during_connect_gets_a_disconnect_and_leaves_no_registry_item(emulator):
     # $connect stored the connection; the upgrade then failed on a closed socket, and nothing
     # removed the item until its TTL (2 h). Now $disconnect runs with 1006.
@@ -139,7 +140,7 @@ def test_a_client_that_leaves_during_connect_gets_a_disconnect_and_leaves_no_reg
     assert emulator.output().count("Traceback") == before
 
 
-# -- frames sent with the upgrade request, before the 101 [§6, §8] ----------------------------------------
+# -- frames sent with the upgrade request, before the 101 [#limits, #binary] ----------------------------------
 def _pipelined(emulator, user: str, early: bytes, late: bytes = b"", answers: int = 0):
     """Send `early` with the upgrade request and `late` after the 101; read `answers` answers,
     then (if the connection is still open) close with 1000. Returns the answers and the close code."""
@@ -225,7 +226,7 @@ def _disconnect_line(emulator, connection_id: str, timeout: float = 10.0) -> str
     raise AssertionError("no $disconnect for %s" % connection_id)
 
 
-# -- sizes of the upgrade request, and malformed requests [§6] -------------------------------------------------
+# -- sizes of the upgrade request, and malformed requests [#limits] -------------------------------------------
 async def _status(port: int, raw: bytes) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
     try:
@@ -268,7 +269,7 @@ def test_a_request_the_http_parser_refuses_is_400_and_one_log_line(emulator, raw
     assert "Error handling request from 127.0.0.1: 400 " in output
 
 
-# -- the close code survives a client that is still sending [§6] -------------------------------------------
+# -- the close code survives a client that is still sending [#limits] -----------------------------------------
 @pytest.mark.parametrize("size", [MESSAGE + 1000, 3 * MESSAGE])
 def test_an_oversize_message_sent_in_one_go_still_reads_1009(emulator, size):
     # The emulator closed the socket with the rest of the message unread: the kernel sent RST
@@ -278,7 +279,7 @@ def test_an_oversize_message_sent_in_one_go_still_reads_1009(emulator, size):
         assert _pipelined(emulator, "oversize-in-one-go", b"", b"".join(wire.chunked(data))) == [1009]
 
 
-# -- odd paths: only 403 / 410, never aiohttp's 404 [§5] ------------------------------------------------------
+# -- odd paths: only 403 / 410, never aiohttp's 404 [#management-api] -----------------------------------------
 @pytest.mark.parametrize("path, status", [
     ("/dev/@connections/%7Bx%7D", 410),  # braces in an id: the route did not match (403)
     ("/dev/@connections/a%0Ab", 410),
@@ -314,7 +315,7 @@ def test_reserved_bits_are_a_protocol_error_on_any_frame(emulator, opcode, rsv):
     assert _pipelined(emulator, "reserved-bits", b"", wire.frame(opcode, payload, rsv=rsv)) == [1002]
 
 
-# -- what the management API sends out [§5] ------------------------------------------------------------
+# -- what the management API sends out [#management-api] ------------------------------------------------------
 def test_a_message_over_32_kb_posted_to_a_connection_arrives_in_32_kb_fragments(emulator):
     """API Gateway's frame limit applies to @connections output too: a 70 KB message is one text
     message in frames of at most 32 KB (the first TEXT, the rest CONTINUATION, FIN on the last)."""

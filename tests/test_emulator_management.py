@@ -1,4 +1,4 @@
-"""The @connections management API (reference §5) with boto3, raw signed requests and the CLI.
+"""The @connections management API (docs/apigw-websocket.md#management-api) with boto3, raw signed requests and the CLI.
 
 All against the session emulator (bundled handler, JWT auth): each test opens
 its own client for a unique user and asks `whoami` for its connection id.
