@@ -396,7 +396,7 @@ def pipelined_cases(draw):
 TOKEN_PLACES = ["query", "header", "both", "both-disagree", "none", "bad", "dup-query-last-good",
                 "dup-query-last-bad", "dup-header-last-good", "dup-header-last-bad", "header-not-bearer"]
 # path -> True: the stage's WebSocket route; False: anything else (403); None: either way
-# (a server may or may not normalise it; the reference does not say).
+# (a server may or may not normalise it; AWS does not document it: docs/apigw-websocket.md).
 PATHS = {
     "/dev": True, "/%64ev": None, "/./dev": None, "/x/../dev": None, "/de%76": None, "/%2e%2e/dev": None,
     "/dev/": False, "/Dev": False, "/prod": False, "/": False, "//dev": False, "/dev/extra": False,
