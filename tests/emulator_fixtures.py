@@ -6,7 +6,6 @@ session-wide `emulator` is shared (use unique user ids per test); tests that
 need other options start their own with `start_emulator`.
 """
 
-import json
 import os
 import signal
 import subprocess
