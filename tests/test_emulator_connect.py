@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
-from emulator_fixtures import unique
-from emulator_kit import ask, client, refused, routes, run, silent, start_all, stop_all
+from support.emulator_fixtures import unique
+from support.emulator_kit import ask, client, refused, routes, run, silent, start_all, stop_all
 from lambda_src import signing
 
 

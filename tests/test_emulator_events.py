@@ -15,9 +15,9 @@ import uuid
 
 import pytest
 
-from apigw_events import REFERENCE_CONNECT, REFERENCE_DISCONNECT, REFERENCE_MESSAGE
-from emulator_kit import (ID_PATTERN, REQUEST_TIME_PATTERN, ask, client, run, routes, start_all,
-                          stop_all)
+from support.apigw_events import REFERENCE_CONNECT, REFERENCE_DISCONNECT, REFERENCE_MESSAGE
+from support.emulator_kit import (ID_PATTERN, REQUEST_TIME_PATTERN, ask, client, run, routes, start_all,
+                                  stop_all)
 
 QUERY_KEYS = {"queryStringParameters", "multiValueQueryStringParameters"}
 # The recorder's authorizer answers principalId "user-<token>" and context {tenant, plan}.

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from emulator_kit import ID_PATTERN, answer, ask, client, refused, routes, run, silent, start_all, stop_all
+from support.emulator_kit import ID_PATTERN, answer, ask, client, refused, routes, run, silent, start_all, stop_all
 
 ID = ID_PATTERN[1:-1]
 

@@ -23,7 +23,7 @@ import uuid
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from emulator_kit import answer, ask, client, closed, routes, run, start_all, stop_all
+from support.emulator_kit import answer, ask, client, closed, routes, run, start_all, stop_all
 
 FRAME = 32 * 1024
 MESSAGE = 128 * 1024

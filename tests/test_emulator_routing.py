@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from emulator_kit import ID_PATTERN, answer, client, routes, run, start_all, stop_all
+from support.emulator_kit import ID_PATTERN, answer, client, routes, run, start_all, stop_all
 
 FORBIDDEN = re.compile(r'\{"message": "Forbidden", "connectionId":"(%s)", "requestId":"(%s)"\}' % (
     ID_PATTERN[1:-1], ID_PATTERN[1:-1]))

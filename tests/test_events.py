@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apigw_events import REFERENCE_CONNECT, REFERENCE_DISCONNECT, REFERENCE_MESSAGE
+from support.apigw_events import REFERENCE_CONNECT, REFERENCE_DISCONNECT, REFERENCE_MESSAGE
 from wsctl.local import events
 
 ID = re.compile(r"^[A-Za-z0-9_-]{15}=$")  # 11 random bytes in URL-safe base64

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from emulator_fixtures import ROOT, _clean_env
-from proc_watch import Watch
+from support.emulator_fixtures import ROOT, _clean_env
+from support.proc_watch import Watch
 from wsctl.target import find_local_state, local_states
 
 

@@ -24,7 +24,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from emulator_fixtures import Emulator
+from support.emulator_fixtures import Emulator
 
 # docs/apigw-websocket.md#ids: 16 characters of URL-safe base64 ending in one "=".
 ID_PATTERN = r"^[A-Za-z0-9_-]{15}=$"
