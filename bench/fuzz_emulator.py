@@ -102,7 +102,7 @@ class Target:
 
     @classmethod
     def of(cls, emulator, broadcast: bool = False) -> "Target":
-        """From a running emulator object of bench/backends.py or tests/emulator_fixtures.py."""
+        """From a running emulator object of bench/backends.py or tests/support/emulator_fixtures.py."""
         url = emulator.state["ws_url"]
         hostport, _, stage = url.split("://", 1)[1].partition("/")
         host, _, port = hostport.rpartition(":")

@@ -3,7 +3,7 @@ benchmarks' emulator wrapper, each ended by a closed pipe (SIGPIPE), SIGTERM, SI
 to the terminal's process group), an exception, and SIGKILL where the kernel can help.
 
 Each case runs the real command in a session of its own, watches its process tree from /proc while
-it runs (tests/proc_watch.py), ends it, and checks that nothing it started is left.
+it runs (tests/support/proc_watch.py), ends it, and checks that nothing it started is left.
 """
 
 import os
