@@ -8,7 +8,6 @@
 
 import atexit
 import glob
-import json
 import os
 import shutil
 import signal

@@ -310,8 +310,7 @@ def run_seed(ctx, payload: str, pool: int | None = None) -> dict:
 # own scan (wsctl.ops.all_connection_ids); only the transport differs.
 #   x-raw      wsctl's ManagementSigner over a minimal asyncio HTTP/1.1 keep-alive client (no
 #              aiohttp): the floor the emulator and the clients leave to any sender.
-# (The earlier experiments x-notrust and x-signer, aiohttp with trust_env=False and a cached
-# signer, became wsctl's LeanTransport in 426c90b.)
+# (Earlier experiments that became wsctl's own transport: bench/README.md, broadcast.py.)
 class _RawConnection(asyncio.Protocol):
     def __init__(self):
         self.buffer, self.waiter, self.transport, self.closed = bytearray(), None, None, False

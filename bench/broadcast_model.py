@@ -46,7 +46,7 @@ DEFAULTS = {
     "cli_cpu_per_post_s": 110e-6,  # the CLI's marginal CPU per post (broadcast.py: ~1.1 CPU-s per 10,000)
     "bytes_per_post_up": 900,  # a signed PostToConnection with a small payload
     "uplink_mbps": 50.0,  # the operator's upload bandwidth
-    "apigw_rate": 10000.0,  # account-level requests/s per region (apigw reference, quota table)
+    "apigw_rate": 10000.0,  # account-level requests/s per region (docs/apigw-websocket.md#management-api)
     "apigw_burst": 5000.0,
     "pacing": 0.9,  # share of the quota the pacer holds once throttled (broadcast_rtt's throttled run)
     "scan_page_items": 4000,  # 1 MB page / ~250 B connection item

@@ -2,7 +2,7 @@
 own fan-out (sendRoom) and the server-side fan-out, at 0, 20 and 80 ms of round-trip time, each timed
 to the LAST client's receipt, each beside the floor of the same run.
 
-The emulator runs on loopback (one PostToConnection costs about 0.1 ms there); bench/latency_proxy.py
+The emulator runs on loopback (a PostToConnection costs next to nothing there); bench/latency_proxy.py
 (a process of its own) sits between the senders and it and adds the RTT: each chunk in each direction
 waits RTT/2 (+-5% jitter), a new connection's first bytes one RTT more (TCP's handshake).
 
@@ -38,8 +38,8 @@ Sizes: --sizes 2000,10000 (default) connects 2,000 clients, measures cli (and fi
 broadcast (no proxy: the 0 ms goal). Then a second emulator with --throttle 2000:500 and its own
 --throttle-connections clients (default: the largest size): cli (and fixed) at --throttle-rtt (20 ms),
 --repeat times each; --only-throttle runs that phase alone. Registry: DynamoDB Local for sizes over
-2,000 (--backend), as bench/broadcast.py. The full run takes about 15 minutes on this 2-core machine
-when it is shared (connecting 10,000 clients twice is 3 of them); --repeat 1 and --no-throttle halve it.
+2,000 (--backend), as bench/broadcast.py. --repeat 1 and --no-throttle shorten a run (how long each
+takes here: bench/README.md).
 
 Floors printed beside each figure: the network floor N x RTT / requests in flight (wsctl: 256; the
 seed: 1; the handler: 16) and the CPU floor (the same sender through the proxy at 0 ms, same run);
@@ -47,7 +47,7 @@ seed: 1; the handler: 16) and the CPU floor (the same sender through the proxy a
 environments, DynamoDB, the proxy, the clients, and other processes on the machine.
 
     python bench/broadcast_rtt.py                                    # full size
-    python bench/broadcast_rtt.py --sizes 500 --rtts 0,20 --no-throttle --repeat 1   # quick (2 min)
+    python bench/broadcast_rtt.py --sizes 500 --rtts 0,20 --no-throttle --repeat 1   # quick
     python bench/broadcast_rtt.py --only-throttle --throttle 1000:250 --throttle-connections 6000
     python bench/broadcast_rtt.py --profile /tmp/prof                # + py-spy at 20 ms
 

@@ -6,22 +6,23 @@ management requests drawn by hypothesis, each checked against what API Gateway w
     python bench/fuzz_emulator.py --only control,handshake --seed 7
 
 Each category is a hypothesis strategy run with `@given` in batches; every example is sent
-over real sockets by a minimal RFC 6455 client (`RawSocket`: masking, FIN/RSV/opcode,
-continuations, any length field), so frames no library would send can be sent. The oracle
-for each category (reference sections in brackets):
+over real sockets by a minimal RFC 6455 client (`RawSocket` of tests/support/raw_client.py:
+masking, FIN/RSV/opcode, continuations, any length field), so frames no library would send
+can be sent. The oracle for each category (sections of docs/apigw-websocket.md in brackets):
 
 - text frames of every kind (unicode, invalid JSON, JSON of every type, nesting up to 5000,
   up to the 128 KB limit, `action` of every type, known actions with wrong/missing/oversized
   fields): the bundled handler answers the frame it is sent with its own error frame or a
   normal answer, never API Gateway's "Internal server error" / "Endpoint request timed out"
-  frames (the handler raised or hung), and the connection stays open [§2, §4]. A
-  `sendMessage` to oneself comes back as a push, so the text is checked to arrive intact.
+  frames (the handler raised or hung), and the connection stays open [#route-selection,
+  #integration-failures]. A `sendMessage` to oneself comes back as a push, so the text is
+  checked to arrive intact.
 - fragmented messages (random continuation sizes, splits inside UTF-8 sequences, empty
   fragments, pings and pongs between fragments): delivered intact; each ping answered by a
   pong with its payload [RFC 6455 §5.4, §5.5.2].
 - invalid UTF-8 in a text message: close 1007 [infer, RFC 6455 §8.1]; binary frames: 1003
-  [§8]; a frame over 32 KB or a message over 128 KB: 1009 [§6]; protocol errors (fragmented
-  or >125-byte control frames, unknown opcodes, reserved bits, unmasked frames, stray
+  [#binary]; a frame over 32 KB or a message over 128 KB: 1009 [#limits]; protocol errors
+  (fragmented or >125-byte control frames, unknown opcodes, reserved bits, unmasked frames, stray
   continuations, a new data frame inside a fragmented message, bad close codes and
   payloads): 1002, or 1007 for a close reason that is not UTF-8 [RFC 6455 §5, §7.4]. Every
   close is followed by $disconnect with the code the emulator closed with (read from its log).
@@ -31,12 +32,12 @@ for each category (reference sections in brackets):
   emulator's documented order of checks gives it: 400 for what the HTTP parser rejects,
   403 for another path or stage, 414 past the 4096-character URL cap, 431 past 10 KB of
   headers, 426 for a request that is not a valid upgrade, 401 without a valid token, else
-  101 [§3, §6]; never a hang or a socket closed without a status.
+  101 [#connect, #authorizers, #limits]; never a hang or a socket closed without a status.
 - handshakes dropped midway (before, during and after $connect): nothing to answer, but
   no registry item may outlive them.
 - management API (`/{stage}/@connections/{id}`, with a SigV4 header the emulator accepts):
   ids with path tricks (`../`, `%2F`, `%00`, `%3D`, long, unicode, empty) -> 403 / 410 /
-  413 as [§5] says, 200/204 only for the id of a live connection, never 500; the
+  413 as [#management-api] says, 200/204 only for the id of a live connection, never 500; the
   bystander connection is never affected.
 
 After every batch: the emulator process is alive, a fresh client connects and gets its
@@ -67,202 +68,24 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lambda_src.app import ACTIONS, MAX_NAME  # noqa: E402  (the handler's own table is its spec)
+# The raw RFC 6455 client (`RawSocket`, `frame`, ...) is the tests' own: tests/support/raw_client.py.
+sys.path.insert(0, str(ROOT / "tests"))
 
-MAX_FRAME = 32 * 1024
+from lambda_src.app import ACTIONS, MAX_NAME  # noqa: E402  (the handler's own table is its spec)
+from support.raw_client import (MAX_FRAME, REPLY_TIMEOUT, Closed, RawSocket, chunked, fragments,  # noqa: E402
+                                frame, http_request, label, read_head, sigv4_headers, upgrade_request)
+
 MAX_MESSAGE = 128 * 1024
 MAX_URL = 4096
 MAX_HEADERS = 10240
-PUSH_TYPES = {"message", "room", "broadcast"}  # relayed to a connection, not an answer to its frame
 SELF = "@@SELF@@"  # stands for the sending connection's user id in drawn text frames
 CASE_TIMEOUT = 30.0
-REPLY_TIMEOUT = 15.0
 HEALTH_TIMEOUT = 2.0
-
-
-# -- a minimal RFC 6455 client -----------------------------------------------------------------
-class Closed(Exception):
-    """The server closed the connection: `code` from its close frame (1006 without one)."""
-
-    def __init__(self, code: int, reason: bytes = b""):
-        super().__init__("closed with %s" % code)
-        self.code, self.reason = code, reason
-
-
-def frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv: int = 0, mask: bool = True,
-          length: int | None = None) -> bytes:
-    """One frame as a client sends it; `length` overrides the declared payload length."""
-    n = len(payload) if length is None else length
-    first = (0x80 if fin else 0) | (rsv << 4) | opcode
-    bit = 0x80 if mask else 0
-    if n < 126:
-        head = struct.pack("!BB", first, bit | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", first, bit | 126, n)
-    else:
-        head = struct.pack("!BBQ", first, bit | 127, n)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    if payload:
-        stream = (key * (len(payload) // 4 + 1))[:len(payload)]
-        payload = (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(len(payload), "big")
-    return head + key + payload
-
-
-def pieces(data: bytes, sizes: list[int], limit: int = MAX_FRAME) -> list[bytes]:
-    """`data` cut into pieces of `sizes` (empty pieces allowed), then of `limit` for the rest."""
-    out, position = [], 0
-    for size in sizes:
-        if position + size >= len(data):
-            break
-        out.append(data[position:position + size])
-        position += size
-    while len(data) - position > limit:
-        out.append(data[position:position + limit])
-        position += limit
-    out.append(data[position:])
-    return out
-
-
-def fragments(data: bytes, sizes: list[int], opcode: int = 1, limit: int = MAX_FRAME) -> list[bytes]:
-    """`data` as one message in frames: a first frame, continuations, FIN on the last."""
-    parts = pieces(data, sizes, limit)
-    return [frame(opcode if i == 0 else 0, part, fin=i == len(parts) - 1) for i, part in enumerate(parts)]
-
-
-def chunked(data: bytes, opcode: int = 1) -> list[bytes]:
-    """A message in frames of at most 32 KB, as API Gateway requires."""
-    return fragments(data, [], opcode)
-
-
-def upgrade_request(host: str, port: int, target: str, extra: bytes = b"") -> bytes:
-    return (("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n" % (
-                 target, host, port, base64.b64encode(os.urandom(16)).decode())).encode() + extra + b"\r\n")
-
-
-async def read_head(reader, timeout: float) -> tuple[int, dict, bytes]:
-    """(status, lower-cased headers, raw head) of an HTTP response."""
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name:
-            headers[name.strip().lower()] = value.strip()
-    return status, headers, head
 
 
 # A function's unhandled exception as its runtime logs it: "[fn] [ERROR] Type: message\r...".
 FUNCTION_ERROR = re.compile(r"^\[[^\]]+\] \[ERROR\] ([A-Za-z_][\w.]*): ")
 EXPECTED_ERRORS = {"Unauthorized"}  # an authorizer refuses a connection by raising it
-
-
-class RawSocket:
-    def __init__(self, reader, writer):
-        self.reader, self.writer = reader, writer
-        self.pongs: list[bytes] = []
-        self.pushes: list[dict] = []
-        self.closed: Closed | None = None
-
-    @classmethod
-    async def connect(cls, host: str, port: int, target: str, extra: bytes = b"", pipelined: bytes = b"",
-                      timeout: float = 10.0) -> tuple[int, "RawSocket"]:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=1 << 20), timeout)
-        writer.write(upgrade_request(host, port, target, extra) + pipelined)
-        try:
-            status, _, _ = await read_head(reader, timeout)
-        except BaseException:
-            writer.transport.abort()
-            raise
-        return status, cls(reader, writer)
-
-    def send(self, *frames: bytes) -> None:
-        for data in frames:
-            self.writer.write(data)
-
-    async def read_frame(self, timeout: float) -> tuple[int, int, bytes]:
-        try:
-            head = await asyncio.wait_for(self.reader.readexactly(2), timeout)
-            n = head[1] & 0x7F
-            if n == 126:
-                n = struct.unpack("!H", await self.reader.readexactly(2))[0]
-            elif n == 127:
-                n = struct.unpack("!Q", await self.reader.readexactly(8))[0]
-            payload = await asyncio.wait_for(self.reader.readexactly(n), timeout)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            self.closed = Closed(1006)
-            raise self.closed from None
-        fin, opcode = head[0] >> 7, head[0] & 0x0F
-        if opcode == 8:
-            self.closed = Closed(struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005, payload[2:])
-            raise self.closed
-        return fin, opcode, payload
-
-    async def reply(self, timeout: float = REPLY_TIMEOUT):
-        """The next frame that answers what we sent (pushes and pongs are set aside)."""
-        while True:
-            fin, opcode, payload = await self.read_frame(timeout)
-            if opcode == 0xA:
-                self.pongs.append(payload)
-                continue
-            while not fin:  # a message over 32 KB arrives in fragments, as API Gateway sends it
-                fin, more, rest = await self.read_frame(timeout)
-                if more == 0xA:
-                    self.pongs.append(rest)
-                    fin = 0
-                    continue
-                payload += rest
-            if opcode != 1:
-                return payload  # binary data: never an answer of the bundled handler
-            try:
-                document = json.loads(payload)
-            except ValueError:
-                return payload.decode("utf-8", "replace")
-            if isinstance(document, dict) and document.get("type") in PUSH_TYPES:
-                self.pushes.append(document)
-                continue
-            return document
-
-    async def close_code(self, timeout: float = REPLY_TIMEOUT) -> int:
-        """Read on until the server closes; the code it closed with."""
-        while True:
-            try:
-                _, opcode, payload = await self.read_frame(timeout)
-                if opcode == 0xA:
-                    self.pongs.append(payload)
-            except Closed as closed:
-                return closed.code
-
-    async def close(self, code: int = 1000) -> None:
-        if self.closed is None:
-            try:
-                self.send(frame(8, struct.pack("!H", code)))
-                await self.close_code(5.0)
-            except (asyncio.TimeoutError, ConnectionError):
-                pass
-        self.abort()
-
-    def abort(self) -> None:
-        try:
-            self.writer.transport.abort()
-        except Exception:  # noqa: BLE001 - already gone
-            pass
-
-
-async def http_request(host: str, port: int, raw: bytes, timeout: float = 10.0) -> tuple[int, dict, bytes]:
-    """Send one raw HTTP request; (status, headers, body). Raises if no status line comes back."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=1 << 20), timeout)
-    try:
-        writer.write(raw)
-        status, headers, _ = await read_head(reader, timeout)
-        length = 0 if raw.startswith(b"HEAD ") else int(headers.get("content-length", "0") or 0)
-        body = await asyncio.wait_for(reader.readexactly(length), timeout) if length else b""
-        return status, headers, body
-    finally:
-        writer.transport.abort()
 
 
 # -- the emulator under test --------------------------------------------------------------------
@@ -279,7 +102,7 @@ class Target:
 
     @classmethod
     def of(cls, emulator, broadcast: bool = False) -> "Target":
-        """From a running emulator object of bench/backends.py or tests/emulator_fixtures.py."""
+        """From a running emulator object of bench/backends.py or tests/support/emulator_fixtures.py."""
         url = emulator.state["ws_url"]
         hostport, _, stage = url.split("://", 1)[1].partition("/")
         host, _, port = hostport.rpartition(":")
@@ -317,13 +140,6 @@ class Target:
         client = boto3.client("dynamodb", endpoint_url=self.state["dynamodb_endpoint"], region_name="us-east-1",
                               aws_access_key_id="local", aws_secret_access_key="local")
         return Registry(client, self.state["table"])
-
-
-def sigv4_headers(service: str = "execute-api", when: float | None = None) -> bytes:
-    """A SigV4 Authorization header of the right shape (the emulator cannot check the key)."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if when is None else when))
-    return ("X-Amz-Date: %s\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIDFUZZ/%s/us-east-1/%s/aws4_request, "
-            "SignedHeaders=host;x-amz-date, Signature=%s\r\n" % (stamp, stamp[:8], service, "0" * 64)).encode()
 
 
 # -- what the bundled handler answers (lambda_src/app.py's contract) -----------------------------
@@ -377,14 +193,6 @@ def relayed_size(user: str, text: str) -> int:
     """Bytes of the push a sendMessage relays (the handler's own encoding; ts has 13 digits)."""
     return len(json.dumps({"type": "message", "from": user, "text": text, "ts": 1000000000000},
                           separators=(",", ":")).encode())
-
-
-def label(answer) -> str:
-    if not isinstance(answer, dict):
-        return "not-json:%r" % (answer if isinstance(answer, bytes) else str(answer))[:80]
-    if "type" not in answer:  # API Gateway's own frame: {"message": "...", "connectionId", "requestId"}
-        return "apigw:%s" % answer.get("message")
-    return "error:%s" % answer.get("error") if answer["type"] == "error" else str(answer["type"])
 
 
 # -- strategies (each draws one case; SELF stands for the sender's user id) ------------------------
@@ -588,7 +396,7 @@ def pipelined_cases(draw):
 TOKEN_PLACES = ["query", "header", "both", "both-disagree", "none", "bad", "dup-query-last-good",
                 "dup-query-last-bad", "dup-header-last-good", "dup-header-last-bad", "header-not-bearer"]
 # path -> True: the stage's WebSocket route; False: anything else (403); None: either way
-# (a server may or may not normalise it; the reference does not say).
+# (a server may or may not normalise it; AWS does not document it: docs/apigw-websocket.md).
 PATHS = {
     "/dev": True, "/%64ev": None, "/./dev": None, "/x/../dev": None, "/de%76": None, "/%2e%2e/dev": None,
     "/dev/": False, "/Dev": False, "/prod": False, "/": False, "//dev": False, "/dev/extra": False,
@@ -1390,7 +1198,7 @@ async def run_dropped(f: Fuzzer, case: dict) -> None:
 
 
 def build_management(f: Fuzzer, case: dict, victim_id: str) -> tuple[bytes, set[int], str | None]:
-    """The raw request, the statuses [§5] allows, and the live connection it addresses (if any)."""
+    """The raw request, the statuses [#management-api] allows, and the live connection it addresses (if any)."""
     base = {"bystander": f.bystander_id, "victim": victim_id, "random": case["random"],
             "unknown-shaped": "Zz9" + os.urandom(6).hex()[:11] + "C="}[case["base"]]
     quote = lambda s: urllib.parse.quote(s, safe="")  # noqa: E731

@@ -26,7 +26,7 @@ from backends import ROOT, DynamoDBLocal, Emulator, free_port, stop_process  # n
 from lambda_src import keys  # noqa: E402
 
 REGION = "us-east-1"
-# AWS's two error frames (reference §6): the handler raised, or it did not answer in time.
+# AWS's two error frames (docs/apigw-websocket.md#integration-failures): the handler raised, or it did not answer in time.
 ERROR_FRAMES = ("Internal server error", "Endpoint request timed out")
 
 

@@ -13,10 +13,10 @@ Servers, each started fresh ("from cold") for its measurements:
 - baseline: a bare aiohttp server (upgrades, echoes frames itself, answers POSTs 200 without
   doing anything): the ceiling of the client side in the same run.
 
-Since execution environments, every wsctl invocation crosses a process boundary (the gateway
-hands the event to a worker process through the Lambda Runtime API, and the handler's
-PostToConnection comes back over loopback HTTP), as serverless-offline's Python mode does;
-its Node mode runs the handler inside its own process.
+Every wsctl invocation crosses a process boundary (the gateway hands the event to a worker
+process through the Lambda Runtime API, and the handler's PostToConnection comes back over
+loopback HTTP), as serverless-offline's Python mode does; its Node mode runs the handler inside
+its own process.
 
 Figures: connects/s for the first 1,000 connections (median of per-batch rates; the
 environments start on demand, as serverless-offline's Python processes do); RSS at 1,000
@@ -29,10 +29,10 @@ management POSTs/s from 64 concurrent aiohttp clients; round trip of a frame ans
     python bench/vs_serverless_offline.py --rounds 3 --quiet-wait 5     # on a busy machine: medians of 3 rounds
 
 serverless-offline and its dependencies are installed on first run into bench/.scratch/sls.
-Goals (since execution environments): each wsctl flavour at or above serverless-offline's best
-on connects/s and on management POSTs/s, and ahead of its best on round-trip p50 and p99. The
-earlier absolute goals (>= 1,500 connects/s, >= 8,000 POSTs/s, p50 < 0.8 ms, p99 < 2 ms) are
-printed too, for the Python handler.
+Goals: each wsctl flavour at or above serverless-offline's best on connects/s and on management
+POSTs/s, and ahead of its best on round-trip p50 and p99. The absolute goals (>= 1,500
+connects/s, >= 8,000 POSTs/s, p50 < 0.8 ms, p99 < 2 ms) are printed too, for the Python handler
+(their history: bench/README.md).
 """
 
 import argparse
@@ -175,7 +175,7 @@ functions:
             raise RuntimeError("serverless offline did not listen on %d within 120 s:\n%s" % (
                 port, self.log_path.read_text(errors="replace")[-3000:]))
         self.ws_url = "ws://127.0.0.1:%d" % port
-        self.post_base = "http://127.0.0.1:%d" % port  # @connections without the stage (reference §10)
+        self.post_base = "http://127.0.0.1:%d" % port  # @connections without the stage (docs/apigw-websocket.md#serverless-offline)
         self.signed = False
         return time.monotonic() - started
 

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests/ is not a package: moto_shim, apigw_events
+sys.path.insert(0, os.path.dirname(__file__))  # tests/ is not a package: helpers are support.*
 
-import moto_shim  # noqa: E402,F401  (must patch moto before any mock starts)
+from support import moto_shim  # noqa: E402,F401  (must patch moto before any mock starts)
 
-pytest_plugins = ["emulator_fixtures"]
+pytest_plugins = ["support.emulator_fixtures"]
 
 REGION = "us-east-1"
 MOTO_CONFIG = {"lambda": {"use_docker": False}}

@@ -14,7 +14,7 @@ import jwt
 import pytest
 from botocore.awsrequest import AWSResponse
 
-import apigw_events as ev
+from support import apigw_events as ev
 from lambda_src import app, auth, signing
 
 STACK = "t1"

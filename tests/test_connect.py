@@ -18,9 +18,9 @@ import pexpect
 import pytest
 from websockets.sync.client import connect
 
-from emulator_fixtures import ROOT, unique
-from live_support import drain, one_error_line, whoami, wsctl
-from live_terminal import Terminal
+from support.emulator_fixtures import ROOT, unique
+from support.live_support import drain, one_error_line, whoami, wsctl
+from support.live_terminal import Terminal
 from wsctl.client import (CLOSE_MEANINGS, HANDSHAKE_MEANINGS, Command, CommandError, _redact, close_meaning,
                           complete, gateway_error, parse_line)
 
@@ -372,7 +372,7 @@ def test_tab_completes_commands_and_route_names_and_history_persists(emulator):
 
 def test_ctrl_c_and_ctrl_d_close_with_1000_and_say_so(start_emulator, tmp_path):
     """The server sees a normal close (1000) from either key, not a dropped socket (1006)."""
-    from emulator_kit import custom_args, routes, Recording
+    from support.emulator_kit import custom_args, routes, Recording
 
     folder = tmp_path / "src"
     instance = start_emulator(*custom_args(folder, routes("$connect", "$disconnect", "$default")))

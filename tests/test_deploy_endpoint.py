@@ -1,4 +1,4 @@
-"""An endpoint that lacks an API: moto's own server, without the shims (tests/moto_shim.py) that
+"""An endpoint that lacks an API: moto's own server, without the shims (tests/support/moto_shim.py) that
 complete its API Gateway v2. deploy stops at the first operation it lacks with one line naming
 the operation, the endpoint, that the stack is partial and what destroy will delete; status and
 destroy still work on that partial stack. And destroy removes what it can when a call fails,

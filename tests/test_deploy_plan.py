@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from wsctl.apispec import default_spec
 from wsctl.deploy import plan as planner
 from wsctl.deploy.apply import apply
-from wsctl.deploy.model import Action, Call, Fmt, NewKeyset, Ref, RotatedKeyset
+from wsctl.deploy.model import Action, Call, Fmt, NewKeyset, Ref, RotatedKeyset, resolve
 from wsctl.deploy.plan import StackConfig, make_plan
 from wsctl.deploy.remote import RemoteState
 from wsctl.errors import WsctlError
@@ -374,3 +374,144 @@ def test_any_sequence_of_deploys_converges_and_the_next_plan_is_empty(sequence):
             two_way = route["RouteKey"] not in one_way and route["RouteKey"] not in ("$connect", "$disconnect")
             assert bool(route.get("RouteResponseSelectionExpression")) == two_way
             assert bool(state.route_responses.get(route["RouteId"])) == two_way
+
+
+# -- the API Gateway and Lambda shapes a first plan builds (docs/apigw-websocket.md#deploying) ---------------
+IDS = {"api_id": "a1b2c3d4e5", "integration_id": "int0001", "authorizer_id": "auth001", "deployment_id": "dep0001"}
+
+
+def first_plan(auth: str):
+    plan = make_plan(config(auth), FakeAws().read())
+    ctx = dict(plan.context, **IDS)
+    ctx.update({name: "rid-" + name[6:] for step in plan.steps for name, _ in step.call.outputs
+                if name.startswith("route:")})
+    calls = [(step.op, resolve(step.call.params, ctx)) for step in plan.steps]
+    return plan, calls
+
+
+def only(calls, op) -> dict:
+    found = [params for method, params in calls if method == op]
+    assert len(found) == 1, (op, found)
+    return found[0]
+
+
+@pytest.mark.parametrize("auth", ["jwt", "none"])
+def test_a_first_plan_builds_a_websocket_api_with_one_proxy_integration_for_every_route(auth):
+    _, calls = first_plan(auth)
+    api = only(calls, "create_api")
+    assert api["ProtocolType"] == "WEBSOCKET" and api["RouteSelectionExpression"] == "$request.body.action"
+    integration = only(calls, "create_integration")
+    assert integration["IntegrationType"] == "AWS_PROXY" and integration["IntegrationMethod"] == "POST"
+    assert integration["IntegrationUri"] == (
+        "arn:aws:apigateway:%s:lambda:path/2015-03-31/functions/arn:aws:lambda:%s:111122223333:function:%s"
+        "/invocations" % (REGION, REGION, only(calls, "create_function")["FunctionName"]))
+    assert 50 <= integration["TimeoutInMillis"] <= 29000
+    routes = {params["RouteKey"]: params for method, params in calls if method == "create_route"}
+    assert set(routes) == {r.key for r in default_spec(auth).routes}
+    assert {params["Target"] for params in routes.values()} == {"integrations/" + IDS["integration_id"]}
+
+
+@pytest.mark.parametrize("auth", ["jwt", "none"])
+def test_only_connect_is_authorized_and_by_a_request_authorizer(auth):
+    _, calls = first_plan(auth)
+    routes = {params["RouteKey"]: params for method, params in calls if method == "create_route"}
+    for key, params in routes.items():
+        if key == "$connect" and auth == "jwt":
+            assert params["AuthorizationType"] == "CUSTOM" and params["AuthorizerId"] == IDS["authorizer_id"]
+        else:
+            assert params["AuthorizationType"] == "NONE" and "AuthorizerId" not in params
+    authorizers = [params for method, params in calls if method == "create_authorizer"]
+    if auth == "none":
+        assert authorizers == []
+        return
+    (authorizer,) = authorizers
+    assert authorizer["AuthorizerType"] == "REQUEST"
+    assert authorizer["AuthorizerUri"] == only(calls, "create_integration")["IntegrationUri"]
+    # WebSocket identity sources use the route.request.* syntax (HTTP APIs use $request.*).
+    assert authorizer["IdentitySource"] and all(s.startswith("route.request.") for s in authorizer["IdentitySource"])
+
+
+def test_two_way_routes_get_the_default_response_selection_and_a_default_route_response():
+    _, calls = first_plan("jwt")
+    routes = {params["RouteKey"]: params for method, params in calls if method == "create_route"}
+    responses = {params["RouteId"]: params for method, params in calls if method == "create_route_response"}
+    for route in default_spec("jwt").routes:
+        if route.two_way:
+            assert routes[route.key]["RouteResponseSelectionExpression"] == "$default"
+            assert responses["rid-" + route.key]["RouteResponseKey"] == "$default"
+        else:
+            assert "RouteResponseSelectionExpression" not in routes[route.key]
+            assert "rid-" + route.key not in responses
+
+
+@pytest.mark.parametrize("auth", ["jwt", "none"])
+def test_api_gateway_may_invoke_the_function_from_this_stage_and_this_authorizer_only(auth):
+    _, calls = first_plan(auth)
+    permissions = {params["StatementId"]: params for method, params in calls if method == "add_permission"}
+    prefix = "arn:aws:execute-api:%s:111122223333:%s" % (REGION, IDS["api_id"])
+    wanted = {planner.ROUTES_SID: prefix + "/%s/*" % STAGE}
+    if auth == "jwt":
+        wanted[planner.AUTHORIZER_SID] = prefix + "/authorizers/" + IDS["authorizer_id"]
+    assert {sid: p["SourceArn"] for sid, p in permissions.items()} == wanted
+    assert {(p["Action"], p["Principal"]) for p in permissions.values()} == {
+        ("lambda:InvokeFunction", "apigateway.amazonaws.com")}
+
+
+def test_the_handler_may_post_to_this_stages_connections_only():
+    _, calls = first_plan("jwt")
+    policy = only(calls, "put_role_policy")["PolicyDocument"]
+    (statement,) = [s for s in policy["Statement"] if "execute-api:ManageConnections" in s["Action"]]
+    assert statement["Action"] == ["execute-api:ManageConnections"]
+    assert statement["Resource"] == ["arn:aws:execute-api:%s:111122223333:%s/%s/POST/@connections/*"
+                                     % (REGION, IDS["api_id"], STAGE)]
+
+
+def test_a_new_route_selection_expression_is_one_api_update_and_a_redeploy():
+    aws = FakeAws()
+    converge(aws, config())
+    spec = dataclasses.replace(default_spec("jwt"), route_selection_expression="$request.body.type")
+    plan = make_plan(config(spec=spec), aws.read())
+    assert [s.op for s in plan.steps] == ["update_api", "create_deployment"]
+    assert plan.steps[0].call.params["RouteSelectionExpression"] == "$request.body.type"
+    assert plan.steps[1].call.params["StageName"] == STAGE  # a new deployment is live only once a stage serves it
+
+
+def test_a_stage_serving_an_older_deployment_is_redeployed_and_nothing_else():
+    aws = FakeAws()
+    converge(aws, config())
+    aws.deployments[aws.stage_names[STAGE]]["Description"] = "deployed by hand"
+    plan = make_plan(config(), aws.read())
+    assert [(s.op, s.detail) for s in plan.steps] == [("create_deployment", "stage serves an older deployment")]
+
+
+def test_a_table_with_another_key_schema_is_refused():
+    aws = FakeAws()
+    converge(aws, config())
+    aws.state.table["KeySchema"] = [{"AttributeName": "id", "KeyType": "HASH"}]
+    with pytest.raises(WsctlError, match="exists with another key schema"):
+        make_plan(config(), aws.read())
+
+
+def test_a_log_group_lambda_created_by_itself_is_adopted_and_given_the_retention():
+    aws = FakeAws()
+    converge(aws, config())
+    aws.state.log_group_tags = {}
+    aws.state.log_group = {"logGroupName": aws.state.log_group["logGroupName"]}  # no retention: never expires
+    plan = make_plan(config(), aws.read())
+    assert [(s.op, s.action) for s in plan.steps] == [("tag_log_group", Action.ADOPT),
+                                                      ("put_retention_policy", Action.UPDATE)]
+
+
+def test_a_resource_of_the_same_name_that_is_not_the_stacks_is_refused_before_any_step():
+    state = FakeAws().read()
+    state.foreign = [("DynamoDB table", "wsctl-mem-connections")]
+    with pytest.raises(WsctlError, match="DynamoDB table wsctl-mem-connections exists but does not belong"):
+        make_plan(config(), state)
+
+
+def test_other_commands_on_another_stage_name_the_stage_the_stack_serves():
+    aws = FakeAws()
+    converge(aws, config())
+    with pytest.raises(WsctlError, match=r"serves stage dev, not prod: run `wsctl list --stage dev`"):
+        planner.check_one_stage(STACK, "prod", aws.read("prod"), "list")
+    planner.check_one_stage(STACK, STAGE, aws.read(), "list")  # its own stage: fine

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from emulator_fixtures import unique
-from emulator_kit import answer, ask, client, run, tls_context
+from support.emulator_fixtures import unique
+from support.emulator_kit import answer, ask, client, run, tls_context
 
 
 def test_a_relay_between_two_users_goes_through_the_handlers_own_management_client(emulator):

@@ -1,4 +1,4 @@
-"""$connect and the REQUEST authorizer decide the handshake (reference §3).
+"""$connect and the REQUEST authorizer decide the handshake (docs/apigw-websocket.md#connect, #authorizers).
 
 Two emulators: the session one (the bundled handler and its JWT authorizer)
 and one running the recorder with its own authorizer, whose identity source
@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
-from emulator_fixtures import unique
-from emulator_kit import ask, client, refused, routes, run, silent, start_all, stop_all
+from support.emulator_fixtures import unique
+from support.emulator_kit import ask, client, refused, routes, run, silent, start_all, stop_all
 from lambda_src import signing
 
 
@@ -144,7 +144,7 @@ def test_identity_has_no_user_agent_when_the_client_sent_none(gw):
 
 
 def test_posting_to_the_connection_from_inside_connect_is_gone(gw):
-    """Reference §3.1/§5: the connection is not established until $connect returns."""
+    """docs/apigw-websocket.md#connect: the connection is not established until $connect returns."""
     mark = tag()
 
     async def main():

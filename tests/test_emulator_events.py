@@ -1,7 +1,7 @@
-"""The Lambda proxy events the emulator sends (reference §1), checked over real sockets.
+"""The Lambda proxy events the emulator sends (docs/apigw-websocket.md#proxy-events), checked over real sockets.
 
 A recorder handler writes every event it gets to a file; each test compares
-what it recorded with the reference's example events (§1.3): the same keys at
+what it recorded with the example events (docs/apigw-websocket.md#example-events): the same keys at
 the top level, in requestContext and in identity, and the formats of the ids
 and times. The emulator runs a REQUEST authorizer (the recorder's own) whose
 identity source is the Authorization header, so connections with and without
@@ -15,25 +15,9 @@ import uuid
 
 import pytest
 
-from emulator_kit import (ID_PATTERN, REQUEST_TIME_PATTERN, ask, client, run, routes, start_all,
-                          stop_all)
-
-# Reference §1.3, verbatim: the keys of these events are the contract.
-REFERENCE_CONNECT = {
-    "headers": {"Host": "abc123defg.execute-api.us-east-1.amazonaws.com", "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits", "Sec-WebSocket-Key": "q4xkZ0pR9mYc2Vb1nA7t8w==", "Sec-WebSocket-Protocol": "chat.v1, chat.v2", "Sec-WebSocket-Version": "13", "User-Agent": "wsctl/0.3", "X-Amzn-Trace-Id": "Root=1-67c85a11-0a1b2c3d4e5f60718293a4b5", "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Port": "443", "X-Forwarded-Proto": "https"},  # noqa: E501
-    "multiValueHeaders": {"Host": ["abc123defg.execute-api.us-east-1.amazonaws.com"], "Sec-WebSocket-Extensions": ["permessage-deflate; client_max_window_bits"], "Sec-WebSocket-Key": ["q4xkZ0pR9mYc2Vb1nA7t8w=="], "Sec-WebSocket-Protocol": ["chat.v1, chat.v2"], "Sec-WebSocket-Version": ["13"], "User-Agent": ["wsctl/0.3"], "X-Amzn-Trace-Id": ["Root=1-67c85a11-0a1b2c3d4e5f60718293a4b5"], "X-Forwarded-For": ["203.0.113.7"], "X-Forwarded-Port": ["443"], "X-Forwarded-Proto": ["https"]},  # noqa: E501
-    "queryStringParameters": {"token": "t-991"}, "multiValueQueryStringParameters": {"token": ["t-991"]},
-    "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "extendedRequestId": "Xk3aPEe2IAMFq1w=", "requestTime": "05/Mar/2025:14:02:11 +0000", "messageDirection": "IN", "stage": "dev", "connectedAt": 1741183331204, "requestTimeEpoch": 1741183331211, "identity": {"userAgent": "wsctl/0.3", "sourceIp": "203.0.113.7"}, "requestId": "Xk3aPEe2IAMFq1w=", "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "connectionId": "Xk3aPd_1IAMCJxg=", "apiId": "abc123defg",  # noqa: E501
-                       "authorizer": {"principalId": "user-42", "tenant": "acme", "integrationLatency": 37}},
-    "isBase64Encoded": False}
-REFERENCE_MESSAGE = {
-    "requestContext": {"routeKey": "sendmessage", "messageId": "Xk3bQa9vIAMCJxg=", "eventType": "MESSAGE", "extendedRequestId": "Xk3bQH0-IAMF7ww=", "requestTime": "05/Mar/2025:14:02:19 +0000", "messageDirection": "IN", "stage": "dev", "connectedAt": 1741183331204, "requestTimeEpoch": 1741183339520, "identity": {"userAgent": "wsctl/0.3", "sourceIp": "203.0.113.7"}, "requestId": "Xk3bQH0-IAMF7ww=", "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "connectionId": "Xk3aPd_1IAMCJxg=", "apiId": "abc123defg", "authorizer": {"principalId": "user-42", "tenant": "acme", "integrationLatency": 37}},  # noqa: E501
-    "body": "{\"action\":\"sendmessage\",\"text\":\"hi\"}", "isBase64Encoded": False}
-REFERENCE_DISCONNECT = {
-    "headers": {"Host": "abc123defg.execute-api.us-east-1.amazonaws.com", "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""},  # noqa: E501
-    "multiValueHeaders": {"Host": ["abc123defg.execute-api.us-east-1.amazonaws.com"], "x-api-key": [""], "X-Forwarded-For": [""], "x-restapi": [""]},  # noqa: E501
-    "requestContext": {"routeKey": "$disconnect", "disconnectStatusCode": 1005, "eventType": "DISCONNECT", "extendedRequestId": "Xk3dN2_qIAMF0Ag=", "requestTime": "05/Mar/2025:14:05:40 +0000", "messageDirection": "IN", "disconnectReason": "Client-side close frame status not set", "stage": "dev", "connectedAt": 1741183331204, "requestTimeEpoch": 1741183540113, "identity": {"userAgent": "wsctl/0.3", "sourceIp": "203.0.113.7"}, "requestId": "Xk3dN2_qIAMF0Ag=", "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "connectionId": "Xk3aPd_1IAMCJxg=", "apiId": "abc123defg", "authorizer": {"principalId": "user-42", "tenant": "acme", "integrationLatency": 37}},  # noqa: E501
-    "isBase64Encoded": False}
+from support.apigw_events import REFERENCE_CONNECT, REFERENCE_DISCONNECT, REFERENCE_MESSAGE
+from support.emulator_kit import (ID_PATTERN, REQUEST_TIME_PATTERN, ask, client, run, routes, start_all,
+                                  stop_all)
 
 QUERY_KEYS = {"queryStringParameters", "multiValueQueryStringParameters"}
 # The recorder's authorizer answers principalId "user-<token>" and context {tenant, plan}.
@@ -97,7 +81,7 @@ def test_connect_event_without_query_string_or_user_agent(gw):
     assert not any(name.lower() == "user-agent" for name in connect["headers"])
     for later in events[1:]:
         assert later["requestContext"]["identity"] == {"sourceIp": "127.0.0.1"}
-    # The authorizer's event always has the query maps, empty here (reference §3.3).
+    # The authorizer's event always has the query maps, empty here (docs/apigw-websocket.md#authorizer-input).
     (auth_event,) = gw.auth_events.of(connection_id)
     assert auth_event["queryStringParameters"] == {} and auth_event["multiValueQueryStringParameters"] == {}
 
@@ -116,7 +100,7 @@ def test_connect_headers_are_the_upgrade_headers_in_the_clients_casing(gw):
     assert headers["X-Forwarded-For"] == "127.0.0.1"
     assert headers["X-Forwarded-Proto"] == "http"
     assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", headers["X-Amzn-Trace-Id"])
-    # Connection and Upgrade reach the authorizer but not the $connect integration (§1.2).
+    # Connection and Upgrade reach the authorizer but not the $connect integration (docs/apigw-websocket.md#top-level-fields).
     assert not {"connection", "upgrade"} & {name.lower() for name in headers}
     assert connect["multiValueHeaders"] == {name: [value] for name, value in headers.items()}
     (auth_event,) = gw.auth_events.tagged(mark)
@@ -242,7 +226,7 @@ async def invalid_utf8(ws):
 
 
 @pytest.mark.parametrize("close, expected", [
-    # [infer] a dropped TCP connection: 1006 with an empty reason, as clients see it (reference §6).
+    # [infer] a dropped TCP connection: 1006 with an empty reason, as clients see it (docs/apigw-websocket.md#disconnect-codes).
     pytest.param(drop, (1006, ""), id="dropped"),
     # [infer] RFC 6455 §8.1: invalid UTF-8 in a text frame fails the connection with 1007.
     pytest.param(invalid_utf8, (1007, ""), id="invalid-utf8"),

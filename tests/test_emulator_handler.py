@@ -1,4 +1,4 @@
-"""What the handler's result and failures do to the socket (reference §4).
+"""What the handler's result and failures do to the socket (docs/apigw-websocket.md#route-responses, #integration-failures).
 
 The recorder runs behind routes `echo` (two-way), `oneway` (one-way) and a
 two-way `$default`, with `--integration-timeout 1`; the frame's "do" field
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from emulator_kit import ID_PATTERN, answer, ask, client, refused, routes, run, silent, start_all, stop_all
+from support.emulator_kit import ID_PATTERN, answer, ask, client, refused, routes, run, silent, start_all, stop_all
 
 ID = ID_PATTERN[1:-1]
 
@@ -132,7 +132,7 @@ def test_messages_of_one_connection_are_handled_concurrently(gw):
 
 
 def test_connect_past_the_integration_timeout_is_504(gw):
-    """[infer] Reference §3.1: a $connect timeout is unverified on AWS; 504 is the likely answer."""
+    """[infer] docs/apigw-websocket.md#connect: a $connect timeout is unverified on AWS; 504 is the likely answer."""
     assert run(refused(gw.url + "?connect=sleep&seconds=2.5&tag=slow")) == 504
     time.sleep(0.2)
     (connect,) = gw.events.tagged("slow")

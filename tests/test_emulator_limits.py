@@ -1,4 +1,4 @@
-"""Frame and message size limits, binary frames, idle timeout and the connection age cap (reference §6, §8).
+"""Frame and message size limits, binary frames, idle timeout and the connection age cap (docs/apigw-websocket.md#limits, #binary).
 
 Sizes are counted in bytes of the UTF-8 payload: a frame may carry 32768
 bytes (32 KB) and a message 131072 (128 KB), the same number PostToConnection
@@ -23,7 +23,7 @@ import uuid
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from emulator_kit import answer, ask, client, closed, routes, run, start_all, stop_all
+from support.emulator_kit import answer, ask, client, closed, routes, run, start_all, stop_all
 
 FRAME = 32 * 1024
 MESSAGE = 128 * 1024
@@ -187,7 +187,7 @@ def raw_upgrade(port: int, path: str) -> socket.socket:
 
 
 def test_posts_to_a_client_that_stops_reading_get_429_instead_of_hanging(fleet):
-    """Reference §5: LimitExceededException (429) also means "the WebSocket client-side buffer is full"."""
+    """docs/apigw-websocket.md#management-api: LimitExceededException (429) also means "the WebSocket client-side buffer is full"."""
     gw = fleet["limits"]
     mark = uuid.uuid4().hex
     sock = raw_upgrade(gw.port, "/%s?tag=%s" % (gw.state["stage"], mark))

@@ -1,4 +1,4 @@
-"""The @connections management API (reference §5) with boto3, raw signed requests and the CLI.
+"""The @connections management API (docs/apigw-websocket.md#management-api) with boto3, raw signed requests and the CLI.
 
 All against the session emulator (bundled handler, JWT auth): each test opens
 its own client for a unique user and asks `whoami` for its connection id.
@@ -18,8 +18,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from emulator_fixtures import unique
-from emulator_kit import answer, ask, client, closed, run
+from support.emulator_fixtures import unique
+from support.emulator_kit import answer, ask, client, closed, run
 
 NEVER_EXISTED = "Zm9vYmFyYmF6CQA="  # well-formed (16 characters, URL-safe base64), never issued
 ISO_MS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from emulator_fixtures import ROOT, _clean_env
-from emulator_kit import ask, client, closed, routes, run, start_all, stop_all
+from support.emulator_fixtures import ROOT, _clean_env
+from support.emulator_kit import ask, client, closed, routes, run, start_all, stop_all
 from wsctl.target import find_local_state, state_path
 
 ENV_FILE = """\

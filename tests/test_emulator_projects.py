@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator_fixtures import ROOT, Emulator
-from emulator_kit import answer, ask, client, run, silent
+from support.emulator_fixtures import ROOT, Emulator
+from support.emulator_kit import answer, ask, client, run, silent
 
 PROJECTS = Path(__file__).resolve().parent / "fixtures" / "projects"
 TEMPLATES = Path(__file__).resolve().parent / "fixtures" / "templates"

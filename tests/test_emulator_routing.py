@@ -1,4 +1,4 @@
-"""Route selection (reference §2): the pure evaluator, then the same rules over real sockets.
+"""Route selection over real sockets (the evaluator on its own is tests/test_routing.py).
 
 Two emulators run the recorder, whose answers name the route they ran on:
 - "nested": `$request.body.data.kind`, custom routes alpha, Beta, 42, true, and $default;
@@ -11,67 +11,10 @@ import re
 
 import pytest
 
-from emulator_kit import ID_PATTERN, answer, client, routes, run, start_all, stop_all
-from wsctl.local import routing
+from support.emulator_kit import ID_PATTERN, answer, client, routes, run, start_all, stop_all
 
 FORBIDDEN = re.compile(r'\{"message": "Forbidden", "connectionId":"(%s)", "requestId":"(%s)"\}' % (
     ID_PATTERN[1:-1], ID_PATTERN[1:-1]))
-
-
-# -- the evaluator (pure) --------------------------------------------------------------
-@pytest.mark.parametrize("expression, body, value", [
-    ("$request.body.action", '{"action": "join"}', "join"),
-    ("${request.body.action}", '{"action": "join"}', "join"),  # the wrapped form is the same thing
-    ("$request.body.data.kind", '{"data": {"kind": "alpha"}}', "alpha"),
-    ("$request.body.items[1]", '{"items": ["a", "b"]}', "b"),
-    ("${request.body.service}/${request.body.action}", '{"service": "chat", "action": "join"}', "chat/join"),
-    ("${request.body.action}-${request.body.missing}", '{"action": "join"}', "join-"),
-    ("$request.body.missing", '{"action": "join"}', ""),
-    ("$request.body.data.kind", '{"data": "not an object"}', ""),
-    ("$request.body.action", '{"action": 42}', "42"),
-    ("$request.body.action", '{"action": 1.5}', "1.5"),
-    ("$request.body.action", '{"action": true}', "true"),
-    ("$request.body.action", '{"action": false}', "false"),
-    ("$request.body.action", '{"action": ["item1", "item2"]}', "[item1, item2]"),
-    ("$request.body.action", '{"action": null}', ""),  # [infer] null is "not found"
-    ("$request.body.action", '"just a JSON string"', ""),
-    ("action", "not even JSON", "action"),  # a purely static expression
-    ("\\$default", '{"action": "join"}', "$default"),  # the escape for the literal
-    ("$request.body.action", "not JSON", None),  # cannot be evaluated
-])
-def test_evaluate(expression, body, value):
-    assert routing.evaluate(expression, body) == value
-
-
-KEYS = {"$connect", "$disconnect", "$default", "join", "42", "true"}
-
-
-@pytest.mark.parametrize("body, route", [
-    ('{"action": "join"}', "join"),
-    ('{"action": "Join"}', "$default"),  # exact, case-sensitive
-    ('{"action": "join "}', "$default"),
-    ('{"action": 42}', "42"),
-    ('{"action": true}', "true"),
-    ('{"action": "$connect"}', "$default"),  # never a special route by selection
-    ('{"action": "$disconnect"}', "$default"),
-    ('{"text": "no action"}', "$default"),
-    ("plain text", "$default"),
-    ('{"action": "join"}\n', "join"),  # trailing whitespace is still JSON
-])
-def test_select(body, route):
-    assert routing.select("$request.body.action", body, KEYS) == route
-
-
-def test_select_without_default_is_none():
-    keys = {"join"}
-    assert routing.select("$request.body.action", '{"action": "leave"}', keys) is None
-    assert routing.select("$request.body.action", "not JSON", keys) is None
-    assert routing.select("$request.body.action", '{"action": "join"}', keys) == "join"
-
-
-def test_a_static_default_expression_sends_everything_to_default():
-    keys = {"$default", "join"}
-    assert routing.select("\\$default", '{"action": "join"}', keys) == "$default"
 
 
 # -- over real sockets ----------------------------------------------------------------------

@@ -20,8 +20,8 @@ from urllib.parse import quote, unquote
 import pytest
 from websockets.sync.client import connect
 
-from emulator_fixtures import Emulator, unique
-from live_support import drain, whoami, wsctl
+from support.emulator_fixtures import Emulator, unique
+from support.live_support import drain, whoami, wsctl
 from lambda_src import keys
 from wsctl import fanout
 from wsctl.fanout.policy import (DELIVERED, FAILED, FORBIDDEN, GONE, THROTTLED, Answer, RetryPolicy, outcome_of,

@@ -1,6 +1,8 @@
 """The hostile-input fuzzer (bench/fuzz_emulator.py) at CI size: a few hundred hypothesis
 examples over every category (frames, handshakes, management requests), against an
-emulator of its own. Any oracle violation fails the test and is listed.
+emulator of its own. Any oracle violation fails the test and is listed. It imports the bench
+suite on purpose, to run it small (as tests/test_reliability.py does); no other test imports
+from bench/ (tests/test_no_orphans.py runs bench/backends.py in a process of its own).
 
 `FUZZ_EXAMPLES` and `FUZZ_SEED` change the size and the seed (not WSCTL_*: the test
 environment drops those). The full run is `python bench/fuzz_emulator.py`.

@@ -15,7 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend
 from moto.core.exceptions import JsonRESTError
 
-import apigw_events as ev
+from support import apigw_events as ev
 from lambda_src import app, delivery, keys
 
 TABLE = "wsctl-t1-connections"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator_fixtures import ROOT, Emulator
+from support.emulator_fixtures import ROOT, Emulator
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lambda"
 PY = "python%d.%d" % sys.version_info[:2]

@@ -3,7 +3,7 @@ benchmarks' emulator wrapper, each ended by a closed pipe (SIGPIPE), SIGTERM, SI
 to the terminal's process group), an exception, and SIGKILL where the kernel can help.
 
 Each case runs the real command in a session of its own, watches its process tree from /proc while
-it runs (tests/proc_watch.py), ends it, and checks that nothing it started is left.
+it runs (tests/support/proc_watch.py), ends it, and checks that nothing it started is left.
 """
 
 import os
@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from emulator_fixtures import ROOT, _clean_env
-from proc_watch import Watch
+from support.emulator_fixtures import ROOT, _clean_env
+from support.proc_watch import Watch
 from wsctl.target import find_local_state, local_states
 
 

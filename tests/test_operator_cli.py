@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from emulator_fixtures import ROOT, _clean_env, unique
-from live_support import wsctl
+from support.emulator_fixtures import ROOT, _clean_env, unique
+from support.live_support import wsctl
 from wsctl.target import find_local_state, state_path
 
 

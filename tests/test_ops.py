@@ -22,10 +22,10 @@ import pytest
 from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import connect
 
-from emulator_fixtures import Emulator, unique
+from support.emulator_fixtures import Emulator, unique
 from lambda_src import keys
 from lambda_src.delivery import MAX_PAYLOAD
-from live_support import drain, drop, one_error_line, whoami, wsctl
+from support.live_support import drain, drop, one_error_line, whoami, wsctl
 from wsctl.errors import UsageError
 from wsctl.ops import read_payload
 

@@ -21,7 +21,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from emulator_fixtures import unique
+from support.emulator_fixtures import unique
 from lambda_src import signing
 
 # -- forged identities ------------------------------------------------------------------

@@ -16,9 +16,9 @@ from contextlib import ExitStack
 import pytest
 from websockets.sync.client import connect
 
-from emulator_fixtures import Emulator, unique
+from support.emulator_fixtures import Emulator, unique
 from lambda_src import fanout, keys
-from live_support import drain, drop, whoami, wsctl
+from support.live_support import drain, drop, whoami, wsctl
 from wsctl.fanout import serverside
 
 

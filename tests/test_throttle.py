@@ -7,8 +7,8 @@ from contextlib import ExitStack
 import pytest
 from websockets.sync.client import connect
 
-from emulator_fixtures import Emulator, unique
-from live_support import drain, whoami, wsctl
+from support.emulator_fixtures import Emulator, unique
+from support.live_support import drain, whoami, wsctl
 from wsctl.errors import UsageError
 from wsctl.local.throttle import TokenBucket, parse
 
@@ -65,7 +65,7 @@ def test_ctrl_c_during_a_broadcast_prints_the_partial_report_and_exits_130(tmp_p
     import sys
     import time
 
-    from emulator_fixtures import ROOT
+    from support.emulator_fixtures import ROOT
 
     slow = Emulator(tmp_path_factory.mktemp("slow"), ["--quiet", "--throttle", "4:1"])
     try:

@@ -96,6 +96,9 @@ def _local_keyset(folder: Path) -> str:
 
 
 def run(options: LocalOptions) -> None:
+    from .sockets import require_frame_gate  # imports aiohttp: only when an emulator starts
+
+    require_frame_gate()  # one line and no start on an aiohttp whose internals the gate does not match
     asyncio.run(_serve(options))
 
 

@@ -1,6 +1,6 @@
 """A REQUEST authorizer's answer -> the handshake outcome, as API Gateway decides it (pure).
 
-Reference §3.3: the function raising `Unauthorized` is 401; a Deny, or no
+docs/apigw-websocket.md#authorizer-output: the function raising `Unauthorized` is 401; a Deny, or no
 Allow that matches the method ARN, is 403; any other error or a malformed
 answer (no principalId, no policy, context values that are not strings,
 numbers or booleans, more than 8 KB) is 500.

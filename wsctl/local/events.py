@@ -1,6 +1,6 @@
 """Building the Lambda proxy events API Gateway sends for a WebSocket API (pure).
 
-Field names, formats and presence rules follow reference §1: connectedAt and
+Field names, formats and presence rules follow docs/apigw-websocket.md#proxy-events: connectedAt and
 requestTimeEpoch in ms, requestTime in CLF, messageId only on MESSAGE,
 disconnectStatusCode/disconnectReason only on DISCONNECT, query maps only when
 the URL had a query string, headers in the client's own casing, and no

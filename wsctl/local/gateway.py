@@ -1,7 +1,7 @@
 """The emulated API Gateway: WebSocket upgrades at /{stage}, @connections at
 /{stage}/@connections/{id}, on one aiohttp application.
 
-What happens here follows reference §1-8 (the tests name each rule): the
+What happens here follows docs/apigw-websocket.md (the tests name each rule): the
 authorizer and $connect run before the upgrade completes and decide its HTTP
 status; each frame is routed by the route selection expression and invokes
 the handler concurrently; two-way routes answer with the handler's `body`;

@@ -1,6 +1,6 @@
 """Route selection, as API Gateway evaluates `RouteSelectionExpression` (pure).
 
-Forms (reference §2): `$request.body.action`, the wrapped `${request.body.action}`,
+Forms (docs/apigw-websocket.md#route-selection): `$request.body.action`, the wrapped `${request.body.action}`,
 several variables mixed with static text (`${request.body.service}/${request.body.action}`),
 nested paths (`$request.body.data.kind`, array indexes `items[0]`), a purely
 static value, and `\\$default` for the literal `$default`. A path that is not

@@ -5,15 +5,25 @@ refuses binary data, so a gate reads each frame header as it arrives. A closed
 socket lingers so the client sees our close frame rather than a reset. aiohttp's
 log of requests its parser refused becomes one line. Pure socket mechanics: no
 routes, events or handler calls here (those are in gateway.py).
+
+The gate lives in aiohttp's private internals (see `gate_mismatches`): the emulator
+refuses to start on an aiohttp whose internals differ (`require_frame_gate`), and
+tests/test_frame_gate.py fails naming what changed.
 """
 
 import asyncio
+import inspect
 import logging
 import time
 
+import aiohttp
 from aiohttp import WSCloseCode, web
+from aiohttp import web_protocol as _web_protocol
+from aiohttp import web_ws as _web_ws
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_websocket import WebSocketError
+
+from ..errors import WsctlError
 
 MAX_FRAME = 32 * 1024
 LINGER = 2.0  # seconds a closed socket goes on reading (and dropping) what the client still sends
@@ -81,6 +91,97 @@ class FrameGate:
         return None
 
 
+# -- what the gate relies on in aiohttp -----------------------------------------------------------
+# Private internals, checked by name: a WebSocket's `_post_start(request, protocol, writer)` hands
+# a `WebSocketReader` to the request handler's `set_parser`, which keeps it as `_payload_parser`
+# (and first feeds it `_message_tail`, the frames that came with the upgrade request); the
+# handler's `data_received` then calls `_payload_parser.feed_data`. The gate takes the parser's
+# place and fails a frame through `WebSocketError` set on the reader queue (`_reader`).
+# `_handshake` (the subprotocol) and `_close_transport` (the lingering close) are overridden,
+# and `_req` gives the transport.
+
+
+def _code_names(function) -> set:
+    """The attribute and global names a function's code uses (empty if it is not Python code)."""
+    code = getattr(function, "__code__", None)
+    return set(code.co_names) if code is not None else set()
+
+
+def _parameters(function) -> list | None:
+    try:
+        return list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return None
+
+
+def gate_mismatches() -> list[str]:
+    """Each private aiohttp internal the frame gate relies on that is not as expected (empty: all
+    as expected), named so that a person can see what changed."""
+    problems = []
+    ws_class, handler = _web_ws.WebSocketResponse, _web_protocol.RequestHandler
+    for owner, method, wanted in ((ws_class, "_handshake", ["self", "request"]),
+                                  (ws_class, "_post_start", ["self", "request", "protocol", "writer"]),
+                                  (ws_class, "_close_transport", ["self"]),
+                                  (handler, "set_parser", None), (handler, "data_received", ["self", "data"])):
+        function = getattr(owner, method, None)
+        if not callable(function):
+            problems.append("%s.%s is gone" % (owner.__name__, method))
+        elif wanted is not None and _parameters(function) != wanted:
+            problems.append("%s.%s takes (%s), not (%s)" % (owner.__name__, method,
+                                                             ", ".join(_parameters(function) or ["?"]), ", ".join(wanted)))
+    for owner, caller, callee in ((ws_class, "_pre_start", "_handshake"), (ws_class, "prepare", "_post_start"),
+                                  (ws_class, "close", "_close_transport")):
+        if callee not in _code_names(getattr(owner, caller, None)):
+            problems.append("%s.%s no longer calls %s" % (owner.__name__, caller, callee))
+    post_start = _code_names(getattr(ws_class, "_post_start", None))
+    for name, why in (("WebSocketReader", "build its parser from WebSocketReader"),
+                      ("set_parser", "hand the parser to the request handler's set_parser"),
+                      ("_reader", "keep the reader queue as _reader")):
+        if name not in post_start:
+            problems.append("WebSocketResponse._post_start does not %s" % why)
+    reader = getattr(_web_ws, "WebSocketReader", None)
+    if not isinstance(reader, type) or not all(callable(getattr(reader, m, None)) for m in ("feed_data", "feed_eof")):
+        problems.append("aiohttp.web_ws.WebSocketReader is no parser class with feed_data and feed_eof")
+    queues = [getattr(_web_ws, n) for n in post_start if n.endswith("DataQueue") and hasattr(_web_ws, n)]
+    if not any(callable(getattr(queue, "set_exception", None)) for queue in queues):
+        problems.append("the reader queue _post_start builds has no set_exception")
+    slots = set(getattr(handler, "__slots__", ())) | _code_names(handler.__init__)
+    for name in ("_payload_parser", "_message_tail"):
+        if name not in slots:
+            problems.append("RequestHandler has no %s" % name)
+    if not {"_payload_parser", "_message_tail"} <= _code_names(getattr(handler, "set_parser", None)):
+        problems.append("RequestHandler.set_parser no longer sets _payload_parser and feeds it _message_tail")
+    if not {"_payload_parser", "feed_data"} <= _code_names(getattr(handler, "data_received", None)):
+        problems.append("RequestHandler.data_received no longer feeds data to _payload_parser")
+    if _parameters(WebSocketError) != ["code", "message"]:
+        problems.append("WebSocketError takes (%s), not (code, message)" % ", ".join(_parameters(WebSocketError) or ["?"]))
+    probe = ws_class()
+    for name in ("_req", "_reader"):
+        if not hasattr(probe, name):
+            problems.append("WebSocketResponse has no %s" % name)
+    return problems
+
+
+def require_frame_gate() -> None:
+    """Refuse, in one line, an aiohttp whose internals the frame gate does not match: without the
+    gate the emulator would quietly pass frames API Gateway refuses."""
+    problems = gate_mismatches()
+    if problems:
+        raise WsctlError("the local emulator cannot run on aiohttp %s: %s (its frame gate relies on aiohttp's "
+                         "private WebSocket internals; install the aiohttp that wsctl's requirements name: %s)"
+                         % (aiohttp.__version__, "; ".join(problems), _required_aiohttp()))
+
+
+def _required_aiohttp() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, requires
+
+        wanted = [r.split(";")[0].strip() for r in requires("wsctl") or () if r.lower().startswith("aiohttp")]
+    except PackageNotFoundError:
+        wanted = []
+    return wanted[0] if wanted else "see pyproject.toml"
+
+
 class BadRequestLog(logging.Filter):
     """aiohttp logs each request its HTTP parser refuses (and answers 400) with a traceback.
     A client's malformed request is no fault of the emulator: one line says it."""
@@ -113,8 +214,9 @@ class GatewaySocket(web.WebSocketResponse):
         if tail:
             handler._message_tail = b""
         super()._post_start(request, protocol, writer)
-        if getattr(handler, "_payload_parser", None) is self._parser:
-            handler._payload_parser = FrameGate(self._parser, self._reader, self.max_frame)
+        parser = getattr(handler, "_payload_parser", None)
+        if isinstance(parser, _web_ws.WebSocketReader):  # the parser _post_start just handed over
+            handler._payload_parser = FrameGate(parser, self._reader, self.max_frame)
         if tail:
             handler._payload_parser.feed_data(tail)
 

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from .errors import FunctionError
 
-# FunctionName forms: name, name:qualifier, partial ARN, full ARN (reference §6.2).
+# FunctionName forms: name, name:qualifier, partial ARN, full ARN (docs/lambda-runtime.md#function-names).
 _NAME = re.compile(r"^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:[a-z]{2}(?:-gov)?-[a-z]+-\d{1}:)?(?:\d{12}:)?"
                    r"(?:function:)?([a-zA-Z0-9-_\.]+)(?::(\$LATEST|[a-zA-Z0-9-_]+))?$")
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024

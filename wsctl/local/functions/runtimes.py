@@ -96,7 +96,7 @@ def execution_env(spec: FunctionSpec) -> str | None:
 def variables(spec: FunctionSpec, *, runtime_api: str, region: str, log_stream: str, account_id: str,
               endpoints: dict, credentials: dict, ca_bundle: str | None, node_path: str | None,
               host_env: dict, extra_ca: str | None = None) -> dict:
-    """The environment of one execution environment, as Lambda sets it (reference §2).
+    """The environment of one execution environment, as Lambda sets it (docs/lambda-runtime.md#environment-variables).
 
     Only a few host variables come through (PATH, locale, HOME for tools); never the operator's
     AWS_* settings: `credentials` and `endpoints` are what the function gets.

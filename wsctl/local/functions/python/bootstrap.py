@@ -4,7 +4,7 @@ local Python, talking to the emulator through the Runtime API.
 Run as `python -u -P bootstrap.py` in the function's code folder; it imports
 nothing from wsctl (the function must not see it), only the standard library.
 Handler resolution, error types and payloads, the context object and the log
-format follow awslambdaric 4 (reference §4).
+format follow awslambdaric 4 (docs/lambda-runtime.md#python-runtime).
 """
 
 import decimal

@@ -2,8 +2,8 @@
 
 - `RECORDER`: a handler (and REQUEST authorizer) written into a test's source
   folder. It appends every event it gets to $EVENTS_FILE (the authorizer's to
-  $AUTH_FILE), so a test can compare what API Gateway would send with the
-  reference, and it misbehaves on request: the $connect query string and the
+  $AUTH_FILE), so a test can compare what API Gateway would send (as
+  docs/apigw-websocket.md describes it), and it misbehaves on request: the $connect query string and the
   frame's "do" field say how.
 - `start_all`: several emulators with custom options, started in parallel
   (start-up is ~1.5 s each, mostly imports), for module-scoped fixtures.
@@ -24,11 +24,11 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from emulator_fixtures import Emulator
+from support.emulator_fixtures import Emulator
 
-# Reference §7: 16 characters of URL-safe base64 ending in one "=".
+# docs/apigw-websocket.md#ids: 16 characters of URL-safe base64 ending in one "=".
 ID_PATTERN = r"^[A-Za-z0-9_-]{15}=$"
-# Reference §1.1: CLF in UTC.
+# docs/apigw-websocket.md#request-context: CLF in UTC.
 REQUEST_TIME_PATTERN = r"^\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000$"
 
 RECORDER = textwrap.dedent('''

@@ -1,4 +1,4 @@
-"""API Gateway WebSocket events as Lambda receives them (shapes of apigw-websocket.md §1.3)."""
+"""API Gateway WebSocket events as Lambda receives them (shapes of docs/apigw-websocket.md#example-events)."""
 
 import json
 import time
@@ -13,6 +13,25 @@ METHOD_ARN = "arn:aws:execute-api:%s:%s:%s/%s/$connect" % (REGION, ACCOUNT, API_
 CONNECTED_AT = int(time.time() * 1000)  # "now": a connection item expires CONNECTED_AT/1000 + ttl
 SOURCE_IP = "203.0.113.7"
 USER_AGENT = "wsctl/0.3"
+
+
+# The example events of docs/apigw-websocket.md#example-events, in full: their keys and formats are the contract
+# (tests/test_events.py builds them exactly; tests/test_emulator_events.py checks the emulator's keys).
+REFERENCE_CONNECT = {
+    "headers": {"Host": "abc123defg.execute-api.us-east-1.amazonaws.com", "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits", "Sec-WebSocket-Key": "q4xkZ0pR9mYc2Vb1nA7t8w==", "Sec-WebSocket-Protocol": "chat.v1, chat.v2", "Sec-WebSocket-Version": "13", "User-Agent": "wsctl/0.3", "X-Amzn-Trace-Id": "Root=1-67c85a11-0a1b2c3d4e5f60718293a4b5", "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Port": "443", "X-Forwarded-Proto": "https"},  # noqa: E501
+    "multiValueHeaders": {"Host": ["abc123defg.execute-api.us-east-1.amazonaws.com"], "Sec-WebSocket-Extensions": ["permessage-deflate; client_max_window_bits"], "Sec-WebSocket-Key": ["q4xkZ0pR9mYc2Vb1nA7t8w=="], "Sec-WebSocket-Protocol": ["chat.v1, chat.v2"], "Sec-WebSocket-Version": ["13"], "User-Agent": ["wsctl/0.3"], "X-Amzn-Trace-Id": ["Root=1-67c85a11-0a1b2c3d4e5f60718293a4b5"], "X-Forwarded-For": ["203.0.113.7"], "X-Forwarded-Port": ["443"], "X-Forwarded-Proto": ["https"]},  # noqa: E501
+    "queryStringParameters": {"token": "t-991"}, "multiValueQueryStringParameters": {"token": ["t-991"]},
+    "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "extendedRequestId": "Xk3aPEe2IAMFq1w=", "requestTime": "05/Mar/2025:14:02:11 +0000", "messageDirection": "IN", "stage": "dev", "connectedAt": 1741183331204, "requestTimeEpoch": 1741183331211, "identity": {"userAgent": "wsctl/0.3", "sourceIp": "203.0.113.7"}, "requestId": "Xk3aPEe2IAMFq1w=", "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "connectionId": "Xk3aPd_1IAMCJxg=", "apiId": "abc123defg",  # noqa: E501
+                       "authorizer": {"principalId": "user-42", "tenant": "acme", "integrationLatency": 37}},
+    "isBase64Encoded": False}
+REFERENCE_MESSAGE = {
+    "requestContext": {"routeKey": "sendmessage", "messageId": "Xk3bQa9vIAMCJxg=", "eventType": "MESSAGE", "extendedRequestId": "Xk3bQH0-IAMF7ww=", "requestTime": "05/Mar/2025:14:02:19 +0000", "messageDirection": "IN", "stage": "dev", "connectedAt": 1741183331204, "requestTimeEpoch": 1741183339520, "identity": {"userAgent": "wsctl/0.3", "sourceIp": "203.0.113.7"}, "requestId": "Xk3bQH0-IAMF7ww=", "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "connectionId": "Xk3aPd_1IAMCJxg=", "apiId": "abc123defg", "authorizer": {"principalId": "user-42", "tenant": "acme", "integrationLatency": 37}},  # noqa: E501
+    "body": "{\"action\":\"sendmessage\",\"text\":\"hi\"}", "isBase64Encoded": False}
+REFERENCE_DISCONNECT = {
+    "headers": {"Host": "abc123defg.execute-api.us-east-1.amazonaws.com", "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""},  # noqa: E501
+    "multiValueHeaders": {"Host": ["abc123defg.execute-api.us-east-1.amazonaws.com"], "x-api-key": [""], "X-Forwarded-For": [""], "x-restapi": [""]},  # noqa: E501
+    "requestContext": {"routeKey": "$disconnect", "disconnectStatusCode": 1005, "eventType": "DISCONNECT", "extendedRequestId": "Xk3dN2_qIAMF0Ag=", "requestTime": "05/Mar/2025:14:05:40 +0000", "messageDirection": "IN", "disconnectReason": "Client-side close frame status not set", "stage": "dev", "connectedAt": 1741183331204, "requestTimeEpoch": 1741183540113, "identity": {"userAgent": "wsctl/0.3", "sourceIp": "203.0.113.7"}, "requestId": "Xk3dN2_qIAMF0Ag=", "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com", "connectionId": "Xk3aPd_1IAMCJxg=", "apiId": "abc123defg", "authorizer": {"principalId": "user-42", "tenant": "acme", "integrationLatency": 37}},  # noqa: E501
+    "isBase64Encoded": False}
 
 
 def _context(route_key: str, event_type: str, connection_id: str, user: str | None,

@@ -6,7 +6,6 @@ session-wide `emulator` is shared (use unique user ids per test); tests that
 need other options start their own with `start_emulator`.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -21,7 +20,7 @@ import pytest
 from lambda_src import signing
 from wsctl.target import find_local_state, state_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # One AWS SDK for JavaScript v3 for every emulator of this test session (per process: xdist-safe).
 NODE_SDK_CACHE = tempfile.mkdtemp(prefix="wsctl-test-node-sdk-")
 

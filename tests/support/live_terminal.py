@@ -12,7 +12,7 @@ import time
 import pexpect
 import pyte
 
-from emulator_fixtures import ROOT
+from support.emulator_fixtures import ROOT
 
 
 class Terminal:
