@@ -175,6 +175,7 @@ def test_the_console_script_prints_one_line_too(tmp_path, args):
     (["bundle", "-o", "out.zip"], ["-o", "out.zip", "bundle"]),  # -o is --output everywhere
     (["local", "up", "--name", "web", "-p", "0"], ["--name", "web", "local", "up", "-p", "0"]),
     (["send", "-o", "json", "--user", "u", "hi"], ["-o", "json", "send", "--user", "u", "hi"]),
+    (["prune", "--transport", "boto3"], ["--transport", "boto3", "prune"]),  # chosen once, on the target
 ])
 def test_global_options_and_dash_ids_are_placed_for_the_parser(args, expected):
     from wsctl.cli import hoist_global_options

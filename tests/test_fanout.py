@@ -285,7 +285,7 @@ def deployed(aws, monkeypatch):
     from wsctl.target import Target
 
     session = boto3.Session(region_name=REGION)
-    target = Target(stack="ops", boto_session=session)
+    target = Target(stack="ops", boto_session=session, transport="boto3")  # moto intercepts boto3 in-process
     _, plan = plan_deploy(target, DeployOptions(spec=default_spec("jwt")))
     run_plan(target, plan)
     urls = []
@@ -319,8 +319,7 @@ def test_moto_deliver_posts_each_payload_once_and_prunes_gone(deployed):
     backend.gone.add(ids[1])
     payload = json.dumps({"type": "notice", "text": "caf\u00e9 \u2603"}, ensure_ascii=False).encode()
     assert ops.recipients(target, user="alice") == sorted(ids)
-    report, pruned = asyncio.run(ops.deliver(target, ops.recipients(target, user="alice"), payload,
-                                             transport="boto3"))
+    report, pruned = asyncio.run(ops.deliver(target, ops.recipients(target, user="alice"), payload))
     assert report.counts()["delivered"] == 3 and report.counts()["gone"] == 1 and report.complete
     assert sorted(backend.posts) == sorted((REGION, cid, payload) for cid in ids if cid != ids[1])
     assert pruned == 1 and table_ids(target) == set(ids) - {ids[1]}
@@ -338,7 +337,7 @@ def test_moto_throttling_is_retried_by_the_engine_not_by_botocore(deployed):
     target, registry, backend, _ = deployed
     ids = register(registry, target, "bob", 3)
     backend.throttle = {ids[0]: 2, ids[2]: 20}  # ids[2] stays throttled past every attempt
-    report, pruned = asyncio.run(ops.deliver(target, ids, b"hi", transport="boto3"))
+    report, pruned = asyncio.run(ops.deliver(target, ids, b"hi"))
     by_id = {r.connection_id: r for r in report.results}
     assert (by_id[ids[0]].outcome, by_id[ids[0]].attempts) == (DELIVERED, 3)
     assert (by_id[ids[1]].outcome, by_id[ids[1]].attempts) == (DELIVERED, 1)
@@ -357,7 +356,7 @@ def test_moto_forbidden_stops_and_exits_4(deployed):
     target, registry, backend, _ = deployed
     ids = register(registry, target, "carol", 4)
     backend.denied.add(ids[0])
-    report, pruned = asyncio.run(ops.deliver(target, ids, b"hi", concurrency=1, transport="boto3"))
+    report, pruned = asyncio.run(ops.deliver(target, ids, b"hi", concurrency=1))
     assert [r.outcome for r in report.results] == [FORBIDDEN, "skipped", "skipped", "skipped"]
     assert backend.posts == [] and pruned == 0 and table_ids(target) == set(ids)
     assert ops.exit_code(report) == ops.EXIT_FORBIDDEN
@@ -374,11 +373,11 @@ def test_moto_prune_removes_gone_expired_and_orphaned_only(deployed):
     registry.join(live[0], "lobby", int(time.time()) + 3600, 1)
     registry.join("orphan-XyZ=", "lobby", int(time.time()) + 3600, 1)  # a membership without its connection
     backend.gone.update(gone)
-    dry = asyncio.run(ops.prune(target, dry_run=True, transport="boto3"))
+    dry = asyncio.run(ops.prune(target, dry_run=True))
     assert (dry["checked"], dry["live"], dry["gone"], dry["expired"], dry["orphaned"]) == (4, 2, 1, 1, 1)
     assert dry["removed"] == 0 and dry["wouldRemove"] == 3
     assert table_ids(target) == set(live + gone + expired + ["orphan-XyZ="])  # a dry run changes nothing
-    report = asyncio.run(ops.prune(target, transport="boto3"))
+    report = asyncio.run(ops.prune(target))
     assert report["removed"] == 3 and sorted(report["removedIds"]) == sorted(gone + expired + ["orphan-XyZ="])
     assert table_ids(target) == set(live)
     assert registry.rooms_of(live[0]) == ["lobby"]  # a live member keeps its room
@@ -392,9 +391,9 @@ def test_moto_disconnect_kicks_then_reports_gone(deployed):
 
     target, registry, backend, _ = deployed
     cid, = register(registry, target, "gus", 1)
-    assert asyncio.run(ops.disconnect(target, cid, transport="boto3")) == "disconnected"
+    assert asyncio.run(ops.disconnect(target, cid)) == "disconnected"
     assert table_ids(target) == {cid}  # a kick leaves the registry to $disconnect
-    assert asyncio.run(ops.disconnect(target, cid, transport="boto3")) == "gone"
+    assert asyncio.run(ops.disconnect(target, cid)) == "gone"
     assert table_ids(target) == set()  # a gone id is removed at once
     assert backend.calls == [("DELETE", cid), ("DELETE", cid)]
 

@@ -85,9 +85,9 @@ def remove_connections(target, connection_ids) -> int:
 
 
 async def deliver(target, connection_ids, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                  prune: bool = True, progress=None, transport: str = "lean", max_rate: float | None = None) -> tuple:
+                  prune: bool = True, progress=None, max_rate: float | None = None) -> tuple:
     """POST the payload to each id; gone ids leave the registry unless prune is False."""
-    async with for_target(target, concurrency, transport) as sender:
+    async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "POST", connection_ids, payload, concurrency, progress=progress,
                                   pacer=fanout.Pacer(max_rate))
     pruned = remove_connections(target, report.ids(GONE)) if prune else 0
@@ -95,12 +95,11 @@ async def deliver(target, connection_ids, payload: bytes, concurrency: int = fan
 
 
 async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                         prune: bool = True, progress=None, transport: str = "lean",
-                         max_rate: float | None = None) -> tuple:
+                         prune: bool = True, progress=None, max_rate: float | None = None) -> tuple:
     """Broadcast: POST to every live connection, starting with the first scan page."""
     import asyncio
 
-    async with for_target(target, concurrency, transport) as sender:
+    async with for_target(target, concurrency) as sender:
         stream = fanout.IdStream()
 
         def scan():
@@ -195,12 +194,23 @@ def list_connections(target, user: str | None = None, room: str | None = None, l
     return _rows([i for i in everything if i["SK"] == keys.CONN_SK], memberships)
 
 
-async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                   transport: str = "lean") -> dict:
+async def connections(target, user: str | None = None, room: str | None = None, limit: int | None = None,
+                      live: bool = False, concurrency: int = fanout.DEFAULT_CONCURRENCY) -> list[dict]:
+    """`connections list`: the registry's rows (list_connections), each joined with API Gateway's
+    GetConnection answer (state, last activity) when `live`."""
+    rows = list_connections(target, user, room, limit)
+    if live and rows:
+        states = await liveness(target, [row["connectionId"] for row in rows], concurrency)
+        for row in rows:
+            row.update(states.get(row["connectionId"], {}))
+    return rows
+
+
+async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CONCURRENCY) -> dict:
     """GetConnection for each id: {id: {"state": live|gone|unknown, "lastActiveAt": ...}}."""
     import json
 
-    async with for_target(target, concurrency, transport) as sender:
+    async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "GET", connection_ids, None, concurrency)
     states = {}
     for result in report.results:
@@ -219,9 +229,9 @@ async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CON
     return states
 
 
-async def show(target, connection_id: str, transport: str = "lean") -> dict:
+async def show(target, connection_id: str) -> dict:
     items = registry_for(target).items_of(connection_id)
-    live = (await liveness(target, [connection_id], 1, transport))[connection_id]
+    live = (await liveness(target, [connection_id], 1))[connection_id]
     connection = next((i for i in items if i["SK"] == keys.CONN_SK), None)
     if connection is None and live["state"] != "live":
         raise WsctlError("no connection %s: not in the registry, and API Gateway says %s" % (
@@ -232,7 +242,7 @@ async def show(target, connection_id: str, transport: str = "lean") -> dict:
 
 # -- pruning and kicking ------------------------------------------------------------------------
 async def prune(target, dry_run: bool = False, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                progress=None, transport: str = "lean") -> dict:
+                progress=None) -> dict:
     """Reconcile the registry with API Gateway, sending nobody a message: remove entries whose
     ttl has passed, whose GetConnection answers 410, and memberships left without a connection."""
     now = time.time()
@@ -247,7 +257,7 @@ async def prune(target, dry_run: bool = False, concurrency: int = fanout.DEFAULT
                      if item.get(keys.TTL_ATTRIBUTE) is not None and item[keys.TTL_ATTRIBUTE] <= now)
     orphaned = sorted(members - set(connections))
     candidates = sorted(set(connections) - set(expired))
-    async with for_target(target, concurrency, transport) as sender:
+    async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "GET", candidates, None, concurrency, progress=progress)
     if report.stopped:
         raise WsctlError(forbidden_hint(target, report), EXIT_FORBIDDEN)
@@ -261,11 +271,11 @@ async def prune(target, dry_run: bool = False, concurrency: int = fanout.DEFAULT
             "removedIds": doomed, "unknownIds": unknown, "seconds": round(report.seconds, 3)}
 
 
-async def disconnect(target, connection_id: str, transport: str = "lean") -> str:
+async def disconnect(target, connection_id: str) -> str:
     """DeleteConnection (kick). Returns 'disconnected'; on 410, 'gone' (the registry held it: its
     entry is removed), 'unknown' (the registry never had it either), or 'not connected' (an API
     whose registry is its own, so which of the two cannot be told)."""
-    async with for_target(target, 1, transport) as sender:
+    async with for_target(target, 1) as sender:
         report = await fanout.run(sender, "DELETE", [connection_id], None, 1)
     outcome = report.results[0].outcome
     if outcome == DELIVERED:

@@ -17,6 +17,9 @@ from .errors import WsctlError
 
 LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+# How the fan-out engine calls the management API (wsctl.fanout.transport): lean (aiohttp and a
+# cached SigV4 signer, the default) or boto3 (kept for parity tests and moto's in-process mock).
+TRANSPORTS = ("lean", "boto3")
 
 
 # -- the local emulators' state files ---------------------------------------
@@ -196,8 +199,15 @@ class Target:
     endpoint_url: str | None = None
     local: bool = False
     local_name: str | None = None  # --name: which running emulator (default: the only one)
+    transport: str = "lean"  # how the management API is called (TRANSPORTS; the hidden --transport)
     boto_session: object = field(default=None, repr=False)  # a ready boto3.Session (tests hook its events)
     _clients: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.transport not in TRANSPORTS:
+            from .errors import UsageError
+
+            raise UsageError("--transport %r: use %s" % (self.transport, " or ".join(TRANSPORTS)))
 
     @cached_property
     def local_state(self) -> dict:

@@ -16,7 +16,8 @@ from .. import __version__
 # Target and output options work anywhere on the line, as the AWS CLI's do:
 # `wsctl send --local --user bob hi` means `wsctl --local send --user bob hi`.
 GLOBAL_FLAGS = {"--local", "--debug"}
-GLOBAL_VALUED = {"--profile", "--region", "--endpoint-url", "--stack", "--stage", "--output", "-o", "--name"}
+GLOBAL_VALUED = {"--profile", "--region", "--endpoint-url", "--stack", "--stage", "--output", "-o", "--name",
+                 "--transport"}
 OUTPUT_FORMATS = ("text", "json", "jsonl")
 
 
@@ -125,6 +126,7 @@ class Options:
     debug: bool
     name: str | None = None  # --name: which local emulator (implies --local); `local up`: the new one's name
     stage_given: bool = True  # --stage or WSCTL_STAGE was set (a template's StageName yields otherwise)
+    transport: str = "lean"  # hidden --transport: how the management API is called (wsctl.target.TRANSPORTS)
 
     def target(self):
         from .. import stack as names
@@ -132,7 +134,7 @@ class Options:
 
         return Target(stack=names.check_stack(self.stack), stage=names.check_stage(self.stage),
                       profile=self.profile, region=self.region, endpoint_url=self.endpoint_url, local=self.local,
-                      local_name=self.name)
+                      local_name=self.name, transport=self.transport)
 
     @property
     def json(self) -> bool:
@@ -178,10 +180,16 @@ def root(
     output: str = typer.Option("text", "--output", "-o", help="Output format: text, json (one document) or jsonl "
                                                                  "(connect: one event a line)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and AWS call details."),
+    transport: str = typer.Option("lean", "--transport", hidden=True,
+                                  help="How the management API is called: lean (aiohttp + SigV4) or boto3."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
     if output not in ("text", "json", "jsonl"):
         raise typer.BadParameter("use text, json or jsonl", param_hint="--output")
+    from ..target import TRANSPORTS
+
+    if transport not in TRANSPORTS:
+        raise typer.BadParameter("use %s" % " or ".join(TRANSPORTS), param_hint="--transport")
     if name is not None:
         from ..errors import UsageError
         from ..target import check_name
@@ -191,7 +199,7 @@ def root(
         except UsageError as error:
             raise typer.BadParameter(str(error).split(": ", 1)[1], param_hint="--name %r" % name) from None
     ctx.obj = Options(local=local or name is not None, name=name, profile=profile, region=region, endpoint_url=endpoint_url, stack=stack,
-                      stage=stage, output=output, debug=debug,
+                      stage=stage, output=output, debug=debug, transport=transport,
                       stage_given=getattr(ctx.get_parameter_source("stage"), "name", "") != "DEFAULT")
     if debug:
         import logging

@@ -15,7 +15,6 @@ app.add_typer(connections_app, name="connections")
 CONCURRENCY_OPTION = typer.Option(256, "--concurrency", help="Management API calls in flight at once.")
 MAX_RATE_OPTION = typer.Option(None, "--max-rate", help="At most this many management API calls per second "
                                                         "(default: find the rate API Gateway accepts).")
-TRANSPORT_OPTION = typer.Option("lean", "--transport", hidden=True, help="lean (aiohttp + SigV4) or boto3.")
 MESSAGE_ARGUMENT = typer.Argument(None, help="The payload, sent as given (text or JSON); - reads stdin.")
 FILE_OPTION = typer.Option(None, "--file", "-f", help="Read the payload from this file (- for stdin).")
 NO_PRUNE_OPTION = typer.Option(False, "--no-prune", help="Keep registry entries of gone connections.")
@@ -52,7 +51,7 @@ def _summary(target, report, pruned: int, recipients: int, json_output: bool, pr
             [r for r in report.results if r.outcome not in ("delivered", "gone")]))
 
 
-def _deliver(ctx, ids, payload, concurrency, no_prune, transport, single: bool, max_rate: float | None = None):
+def _deliver(ctx, ids, payload, concurrency, no_prune, single: bool, max_rate: float | None = None):
     """Send to `ids`, or to every live connection when ids is None (broadcast)."""
     from .. import render
     from ..errors import WsctlError
@@ -63,9 +62,9 @@ def _deliver(ctx, ids, payload, concurrency, no_prune, transport, single: bool, 
     progress = render.DelayedProgress("sending", enabled=not options.json)
     try:
         if ids is None:
-            run = deliver_to_all(target, payload, concurrency, not no_prune, progress, transport, max_rate)
+            run = deliver_to_all(target, payload, concurrency, not no_prune, progress, max_rate)
         else:
-            run = deliver(target, ids, payload, concurrency, not no_prune, progress, transport, max_rate)
+            run = deliver(target, ids, payload, concurrency, not no_prune, progress, max_rate)
         report, pruned = asyncio.run(run)
     finally:
         progress.close()
@@ -111,7 +110,6 @@ def send(
     max_rate: float = MAX_RATE_OPTION,
     server_side: bool = typer.Option(False, "--server-side",
                                      help="With --room: the deployed function posts, inside AWS."),
-    transport: str = TRANSPORT_OPTION,
 ):
     """Send a message to a connection, a user or a room. Exit 0 only when every live recipient got it."""
     from ..errors import UsageError
@@ -126,8 +124,7 @@ def send(
         return
     target = ctx.obj.target()
     ids = recipients(target, connection, user, room)
-    _deliver(ctx, ids, payload, concurrency, no_prune, transport, single=bool(connection),
-             max_rate=_check_rate(max_rate))
+    _deliver(ctx, ids, payload, concurrency, no_prune, single=bool(connection), max_rate=_check_rate(max_rate))
 
 
 @app.command()
@@ -144,7 +141,6 @@ def broadcast(
     segments: int = typer.Option(4, "--segments",
                                  help="With --server-side: copies of the function, each scanning one "
                                       "segment of the registry (1-100)."),
-    transport: str = TRANSPORT_OPTION,
 ):
     """Send a message to every live connection in the registry (sending starts with the first scan page)."""
     from ..ops import read_payload
@@ -156,7 +152,7 @@ def broadcast(
 
         _server_side(ctx, payload, check_segments(segments), no_prune, None)
         return
-    _deliver(ctx, None, payload, concurrency, no_prune, transport, single=False, max_rate=_check_rate(max_rate))
+    _deliver(ctx, None, payload, concurrency, no_prune, single=False, max_rate=_check_rate(max_rate))
 
 
 def _check_rate(max_rate: float | None) -> float | None:
@@ -221,7 +217,6 @@ def prune(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed; change nothing."),
     concurrency: int = CONCURRENCY_OPTION,
-    transport: str = TRANSPORT_OPTION,
 ):
     """Remove stale registry entries (ttl passed, or GetConnection says 410), sending no message."""
     from .. import render
@@ -231,7 +226,7 @@ def prune(
     target = options.target()
     progress = render.DelayedProgress("checking", enabled=not options.json)
     try:
-        report = asyncio.run(run_prune(target, dry_run, _check_concurrency(concurrency), progress, transport))
+        report = asyncio.run(run_prune(target, dry_run, _check_concurrency(concurrency), progress))
     finally:
         progress.close()
     if options.json:
@@ -250,8 +245,7 @@ def prune(
 
 
 @app.command()
-def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection to close."),
-               transport: str = TRANSPORT_OPTION):
+def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection to close.")):
     """Close a connection (DeleteConnection): API Gateway closes it with 1000 and runs $disconnect."""
     from .. import render
     from ..errors import WsctlError
@@ -260,7 +254,7 @@ def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help
 
     options = ctx.obj
     target = options.target()
-    outcome = asyncio.run(kick(target, connection_id, transport))
+    outcome = asyncio.run(kick(target, connection_id))
     if options.json:
         render.print_json({"connectionId": connection_id, "outcome": outcome})
     if outcome == "gone":
@@ -324,21 +318,15 @@ def list_connections(
     live: bool = typer.Option(False, "--live", help="Ask API Gateway about each one: state and last activity."),
     limit: int = typer.Option(None, "--limit", "-n", min=1, help="At most N connections."),
     concurrency: int = CONCURRENCY_OPTION,
-    transport: str = TRANSPORT_OPTION,
 ):
     """The registry's live connections: id, user, rooms, connected, expires."""
     from .. import render
-    from ..ops import list_connections as listing
-    from ..ops import liveness
+    from ..ops import connections
 
     options = ctx.obj
     target = options.target()
-    rows = listing(target, user, room, limit)
-    if live and rows:
-        states = asyncio.run(liveness(target, [r["connectionId"] for r in rows], _check_concurrency(concurrency),
-                                      transport))
-        for row in rows:
-            row.update(states.get(row["connectionId"], {}))
+    rows = asyncio.run(connections(target, user, room, limit, live,
+                                   _check_concurrency(concurrency) if live else concurrency))
     if options.json:
         render.print_json([_json_times(row) for row in rows])
         return
@@ -356,14 +344,13 @@ def list_connections(
 
 
 @connections_app.command("show")
-def show(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection id."),
-         transport: str = TRANSPORT_OPTION):
+def show(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection id.")):
     """One connection's registry item joined with API Gateway's GetConnection answer."""
     from .. import render
     from ..ops import show as show_one
 
     options = ctx.obj
-    document = asyncio.run(show_one(options.target(), connection_id, transport))
+    document = asyncio.run(show_one(options.target(), connection_id))
     if options.json:
         render.print_json(dict(document, registry=_json_times(document["registry"]),
                                apiGateway=_json_times(document["apiGateway"])))
