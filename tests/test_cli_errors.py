@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from wsctl.exitstatus import ExitStatus
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -96,9 +98,10 @@ def test_aws_commands_on_an_unknown_stack(tmp_path, moto_server, args, message):
         assert_one_line(result, message)
 
 
-def test_status_of_an_unknown_stack_says_so_and_exits_3(tmp_path, moto_server):
+def test_status_of_an_unknown_stack_says_so_and_exits_not_deployed(tmp_path, moto_server):
     result = run(["--endpoint-url", moto_server, "--region", "us-east-1", "--stack", "nope", "status"], tmp_path)
-    assert result.exit_code == 3 and "not deployed" in result.stdout and "Traceback" not in result.stderr
+    assert result.exit_code == ExitStatus.NOT_DEPLOYED
+    assert "not deployed" in result.stdout and "Traceback" not in result.stderr
 
 
 def test_unreachable_endpoint(tmp_path):

@@ -12,6 +12,8 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
+from ..exitstatus import ExitStatus
+from ..exitstatus import table as exit_table
 
 # Target and output options work anywhere on the line, as the AWS CLI's do:
 # `wsctl send --local --user bob hi` means `wsctl --local send --user bob hi`.
@@ -68,7 +70,7 @@ def _one_line_usage_error(error, ctx) -> None:
         raise error
     command = getattr(getattr(error, "ctx", None), "command_path", None) or ctx.command_path
     render.error("%s (see `%s --help`)" % (error.format_message(), command))
-    raise typer.Exit(getattr(error, "exit_code", 2)) from None
+    raise typer.Exit(ExitStatus(getattr(error, "exit_code", ExitStatus.USAGE))) from None
 
 
 class WsctlGroup(TyperGroup):
@@ -90,12 +92,12 @@ class WsctlGroup(TyperGroup):
             raise
         except BrokenPipeError:  # the reader went away (wsctl ... | head): end quietly, as SIGPIPE would
             _silence_stdout()
-            raise typer.Exit(141) from None
+            raise typer.Exit(ExitStatus.BROKEN_PIPE) from None
         except KeyboardInterrupt:
             from .. import render
 
             render.error("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(ExitStatus.INTERRUPTED) from None
         except Exception as error:  # one line for people; the traceback only with --debug
             from .. import render
             from ..errors import WsctlError
@@ -111,7 +113,7 @@ class WsctlGroup(TyperGroup):
             from ..aws import describe
 
             render.error(describe(error) or "%s: %s" % (type(error).__name__, error))
-            raise typer.Exit(1) from None
+            raise typer.Exit(ExitStatus.ERROR) from None
 
 
 @dataclass
@@ -151,13 +153,14 @@ app = typer.Typer(cls=WsctlGroup, no_args_is_help=True, add_completion=True, pre
                   epilog="Environment: WSCTL_HOME (default ~/.wsctl) holds the local emulators' state (one folder "
                          "each under local/, with its CA bundle), their signing keys, and the live client's "
                          "history. WSCTL_STACK, WSCTL_STAGE and WSCTL_LOCAL_NAME set --stack, --stage and --name; "
-                         "AWS_* variables work as with the AWS CLI.")
+                         "AWS_* variables work as with the AWS CLI.\n\nExit codes (each means one thing):\n\n\b\n"
+                         + exit_table())
 
 
 def _version(value: bool):
     if value:
         print("wsctl " + __version__)
-        raise typer.Exit()
+        raise typer.Exit(ExitStatus.OK)
 
 
 @app.callback()
@@ -232,7 +235,7 @@ class Terminated(SystemExit):
 
 
 def _terminate(signum, frame):
-    raise Terminated(128 + signum)
+    raise Terminated(ExitStatus(128 + signum))  # TERMINATED or HANGUP
 
 
 def main() -> None:
@@ -247,4 +250,4 @@ def main() -> None:
         app(prog_name="wsctl")
     except BrokenPipeError:
         _silence_stdout()
-        sys.exit(128 + signal.SIGPIPE)
+        sys.exit(ExitStatus.BROKEN_PIPE)

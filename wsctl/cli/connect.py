@@ -6,6 +6,7 @@ import time
 
 import typer
 
+from ..exitstatus import ExitStatus
 from . import app
 
 
@@ -257,7 +258,17 @@ def _iam_presign(url: str, target) -> str:
     return urlunsplit(urlsplit(request.url)._replace(scheme=parts.scheme))
 
 
-@app.command()
+_HELP = """A live WebSocket client for debugging: interactive on a terminal, scriptable with --send/--wait/--count.
+
+On a terminal: frames print above the prompt, one a line; Tab completes /commands and route names;
+history persists ($WSCTL_HOME/connect-history); Ctrl-C or Ctrl-D closes with 1000.
+
+Exit codes: %d opened and closed normally; %d could not connect; %d usage; %d handshake refused (HTTP status);
+%d closed abnormally (dropped, or a close code other than 1000/1001).
+""" % (ExitStatus.OK, ExitStatus.ERROR, ExitStatus.USAGE, ExitStatus.REFUSED, ExitStatus.CLOSED_ABNORMALLY)
+
+
+@app.command(help=_HELP)
 def connect(
     ctx: typer.Context,
     url: str = typer.Argument(None, help="ws:// or wss:// URL (default: the current target's stage)."),
@@ -281,21 +292,13 @@ def connect(
                                 help="Pretty-print JSON frames (the default when not interactive; the live "
                                      "client prints one frame a line, /pretty toggles)."),
 ):
-    """A live WebSocket client for debugging: interactive on a terminal, scriptable with --send/--wait/--count.
-
-    On a terminal: frames print above the prompt, one a line; Tab completes /commands and route names;
-    history persists ($WSCTL_HOME/connect-history); Ctrl-C or Ctrl-D closes with 1000.
-
-    Exit codes: 0 opened and closed normally; 1 could not connect; 2 usage; 3 handshake refused (HTTP status);
-    4 closed abnormally (dropped, or a close code other than 1000/1001).
-    """
     import asyncio
     import ssl
     from urllib.parse import urlencode, urlsplit
 
     from lambda_src import signing
 
-    from ..client import EXIT_OK, Options, Session
+    from ..client import Options, Session
     from ..errors import UsageError
     from ..target import home
 
@@ -353,7 +356,7 @@ def connect(
         else:
             code = asyncio.run(session.run())
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C while closing
-        code = EXIT_OK
+        code = ExitStatus.OK
     finally:
         _restore_tty(saved_tty)
     if code:

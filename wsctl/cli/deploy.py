@@ -44,6 +44,7 @@ def deploy(
     from ..apispec import default_spec
     from ..deploy import DeployOptions, outputs, partial_summary, plan_deploy, run_plan
     from ..errors import UsageError, WsctlError
+    from ..exitstatus import ExitStatus
 
     options = ctx.obj
     if options.local:
@@ -92,7 +93,8 @@ def deploy(
     except KeyboardInterrupt:
         raise WsctlError("interrupted during step %d (%s %s %s): %s" % (
             len(started), started[-1].action, started[-1].resource, started[-1].name,
-            partial_summary(target, plan, started[:-1])) if started else "interrupted", 130) from None
+            partial_summary(target, plan, started[:-1])) if started else "interrupted",
+            ExitStatus.INTERRUPTED) from None
     except Exception as error:
         done = started[:-1]
         if not done:
@@ -149,12 +151,14 @@ def status(ctx: typer.Context):
                 render.line("not emulated: " + ", ".join(document["notEmulated"]), style="dim")
         return
     from ..deploy import status as stack_status
+    from ..deploy import status_exit
 
     document = stack_status(target)
+    code = status_exit(document)
     if options.json:
         render.print_json(document)
-        if not document["deployed"] or document["partial"]:
-            raise typer.Exit(3)
+        if code:
+            raise typer.Exit(code)
         return
     if not document["deployed"]:
         render.line("Stack %s is not deployed in %s%s." % (
@@ -164,7 +168,7 @@ def status(ctx: typer.Context):
                      [[r["resource"], r["name"], r["state"]] for r in document["resources"]])
         for unread in document["unread"]:
             render.warn("could not read " + unread)
-        raise typer.Exit(3)
+        raise typer.Exit(code)
     else:
         render.key_values([("WebSocket URL", document["url"]), ("management endpoint", document["managementEndpoint"]),
                            ("table", document["table"]),
@@ -179,7 +183,8 @@ def status(ctx: typer.Context):
         render.warn("%s exists but is not tagged as this stack's" % foreign)
     if document["partial"]:
         render.warn("the stack is partial: `wsctl deploy` completes it, `wsctl destroy` removes it")
-        raise typer.Exit(3)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

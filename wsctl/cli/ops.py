@@ -54,8 +54,8 @@ def _summary(target, report, pruned: int, recipients: int, json_output: bool, pr
 def _deliver(ctx, ids, payload, concurrency, no_prune, single: bool, max_rate: float | None = None):
     """Send to `ids`, or to every live connection when ids is None (broadcast)."""
     from .. import render
-    from ..errors import WsctlError
-    from ..ops import EXIT_NO_RECIPIENT, deliver, deliver_to_all, exit_code
+    from ..exitstatus import ExitStatus
+    from ..ops import deliver, deliver_to_all, delivery_exit
 
     options = ctx.obj
     target = options.target()
@@ -72,7 +72,7 @@ def _deliver(ctx, ids, payload, concurrency, no_prune, single: bool, max_rate: f
         _summary(target, report, pruned, len(report.results), options.json, not no_prune)
         done = len(report.results) - report.counts()["skipped"]
         render.error("interrupted: sent to %d of %d recipient(s) found so far" % (done, len(report.results)))
-        raise typer.Exit(130)
+        raise typer.Exit(ExitStatus.INTERRUPTED)
     recipients = len(report.results)
     if ids is None and not recipients:
         if options.json:
@@ -81,10 +81,7 @@ def _deliver(ctx, ids, payload, concurrency, no_prune, single: bool, max_rate: f
             render.line("No live connections in the registry: nothing to send.", style="yellow")
         return
     _summary(target, report, pruned, recipients, options.json, not no_prune)
-    if single and report.counts()["gone"]:
-        raise WsctlError("connection %s is gone%s" % (ids[0], " (its registry entry was removed)" if pruned else ""),
-                         EXIT_NO_RECIPIENT)
-    code = exit_code(report)
+    code = delivery_exit(report, ids[0] if single else None, pruned)
     if code:
         raise typer.Exit(code)
 
@@ -166,8 +163,7 @@ def _check_rate(max_rate: float | None) -> float | None:
 def _server_side(ctx, payload: bytes, segments: int, no_prune: bool, room: str | None) -> None:
     """Run the fan-out in the deployed function and render the summed report."""
     from .. import render
-    from ..errors import WsctlError
-    from ..ops import EXIT_NO_RECIPIENT, deliver_server_side, server_side_exit_code
+    from ..ops import deliver_server_side, server_side_exit
 
     options = ctx.obj
     target = options.target()
@@ -205,9 +201,7 @@ def _server_side(ctx, payload: bytes, segments: int, no_prune: bool, room: str |
         elif failed:
             render.error("segment(s) %s did not finish: their connections may not all have the message"
                          % ", ".join(str(s.number) for s in failed))
-    if room is not None and not report.recipients and not failed:
-        raise WsctlError("room %r has no live member in the registry" % room, EXIT_NO_RECIPIENT)
-    code = server_side_exit_code(report)
+    code = server_side_exit(report, room)
     if code:
         raise typer.Exit(code)
 
@@ -221,6 +215,7 @@ def prune(
     """Remove stale registry entries (ttl passed, or GetConnection says 410), sending no message."""
     from .. import render
     from ..ops import prune as run_prune
+    from ..ops import prune_exit
 
     options = ctx.obj
     target = options.target()
@@ -238,18 +233,18 @@ def prune(
                            ("orphaned memberships", report["orphaned"]), ("could not check", report["unknown"]),
                            (verb, report["wouldRemove"] if dry_run else report["removed"])],
                           title="Prune %s%s" % (target.describe(), " (dry run)" if dry_run else ""))
-    if report["unknown"]:
+    code = prune_exit(report)
+    if code:
         render.error("%d connection(s) could not be checked (throttled or failing); run prune again"
                      % report["unknown"])
-        raise typer.Exit(1)
+        raise typer.Exit(code)
 
 
 @app.command()
 def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection to close.")):
     """Close a connection (DeleteConnection): API Gateway closes it with 1000 and runs $disconnect."""
     from .. import render
-    from ..errors import WsctlError
-    from ..ops import EXIT_NO_RECIPIENT
+    from ..ops import check_disconnected
     from ..ops import disconnect as kick
 
     options = ctx.obj
@@ -257,15 +252,7 @@ def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help
     outcome = asyncio.run(kick(target, connection_id))
     if options.json:
         render.print_json({"connectionId": connection_id, "outcome": outcome})
-    if outcome == "gone":
-        raise WsctlError("connection %s was already gone (its registry entry was removed)" % connection_id,
-                         EXIT_NO_RECIPIENT)
-    if outcome == "unknown":
-        raise WsctlError("unknown connection %s: API Gateway does not know it and the registry has no entry for it"
-                         % connection_id, EXIT_NO_RECIPIENT)
-    if outcome == "not connected":
-        raise WsctlError("connection %s is not connected (API Gateway answered 410 Gone)" % connection_id,
-                         EXIT_NO_RECIPIENT)
+    check_disconnected(connection_id, outcome)
     if not options.json:
         render.line("Disconnected %s." % connection_id, style="green")
 
@@ -388,6 +375,7 @@ def invoke(
 
     from .. import render
     from ..errors import UsageError
+    from ..exitstatus import ExitStatus
     from ..ops import invoke_function
 
     options = ctx.obj
@@ -417,7 +405,7 @@ def invoke(
     if result["functionError"]:
         if not options.json:
             render.error("the function failed (%s)" % result["functionError"])
-        raise typer.Exit(1)
+        raise typer.Exit(ExitStatus.FUNCTION_ERROR)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .. import stack as names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
+from ..exitstatus import ExitStatus
 from . import bundle, remote
 from .model import Action, Call, Plan, Step
 from .plan import TOP_LEVEL, StackConfig, check_one_stage, make_plan, present_resources, top_level_names
@@ -208,6 +209,11 @@ def status(target) -> dict:
 
             result["unread"].append("live connections: %s" % (aws.describe(error) or error))
     return result
+
+
+def status_exit(document: dict) -> ExitStatus:
+    """`status` of a stack that is not deployed, or only in part, exits NOT_DEPLOYED."""
+    return ExitStatus.NOT_DEPLOYED if not document["deployed"] or document["partial"] else ExitStatus.OK
 
 
 __all__ = ["DeployOptions", "StackConfig", "Plan", "Step", "make_plan", "plan_deploy", "run_plan", "plan_destroy",
