@@ -8,6 +8,7 @@ it listens to a state file (owner-only: it holds the local signing key) that
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -147,6 +148,18 @@ def local_states(base: Path | None = None) -> tuple[list[dict], list[dict]]:
             except OSError:
                 pass
     return alive, stale
+
+
+def emulators(now: float | None = None) -> tuple[list[dict], list[dict]]:
+    """`wsctl local ls`: (a row for each running emulator, the stale states found and cleared);
+    `started` in seconds since the epoch."""
+    alive, stale = local_states()
+    now = time.time() if now is None else now
+    rows = [{"name": s["name"], "url": s["ws_url"], "tlsUrl": s.get("wss_url"), "project": s.get("project"),
+             "api": s.get("origin"), "pid": s["pid"], "started": s.get("started"),
+             "uptimeSeconds": round(now - s["started"]) if s.get("started") else None,
+             "caBundle": s.get("ca_bundle")} for s in alive]
+    return rows, stale
 
 
 def find_local_state(pid: int, base: Path | None = None) -> dict | None:

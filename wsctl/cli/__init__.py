@@ -1,7 +1,8 @@
 """The `wsctl` command line: global options, error handling, and the command modules.
 
-Commands parse options, call one service and render; they import boto3,
-aiohttp and moto only inside their bodies, so `wsctl --help` stays fast.
+Commands parse options, call one service and render (no AWS call and no
+business rule here). The services import boto3, aiohttp and moto only when
+they are called, so `wsctl --help` stays fast.
 """
 
 import re

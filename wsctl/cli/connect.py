@@ -215,47 +215,22 @@ def _restore_tty(state) -> None:
         pass
 
 
-def _route_names(target, local: bool):
-    """The API's route keys, for completion after /action: the emulator's from its state; on AWS
-    asked once (GetRoutes), on the first Tab, in the completer's thread."""
+def _route_names(target):
+    """The API's route keys, for completion after /action: asked once, on the first Tab, in the
+    completer's thread (on AWS a GetRoutes call)."""
     cache = []
 
     def names():
         if not cache:
-            found = []
+            from ..ops import route_keys
+
             try:
-                if local:
-                    found = list(target.local_state.get("routes") or {})
-                else:
-                    client = target.client("apigatewayv2")
-                    for page in client.get_paginator("get_routes").paginate(ApiId=target.api_id):
-                        found += [route["RouteKey"] for route in page.get("Items", [])]
+                found = route_keys(target)
             except Exception:  # completion never fails the session
                 found = []
             cache.append(found)
         return cache[0]
     return names
-
-
-def _iam_presign(url: str, target) -> str:
-    """Presign the handshake with SigV4 (query parameters) for APIs whose $connect uses AWS_IAM."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    from botocore.auth import SigV4QueryAuth
-    from botocore.awsrequest import AWSRequest
-
-    from ..errors import WsctlError
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    region = host.split(".")[2] if ".execute-api." in host else target.region_name
-    credentials = target.session.get_credentials()
-    if credentials is None:
-        raise WsctlError("--iam needs AWS credentials (aws configure, AWS_PROFILE, ...)")
-    https = urlunsplit(parts._replace(scheme="https" if parts.scheme == "wss" else "http"))
-    request = AWSRequest(method="GET", url=https)
-    SigV4QueryAuth(credentials.get_frozen_credentials(), "execute-api", region, expires=300).add_auth(request)
-    return urlunsplit(urlsplit(request.url)._replace(scheme=parts.scheme))
 
 
 _HELP = """A live WebSocket client for debugging: interactive on a terminal, scriptable with --send/--wait/--count.
@@ -293,56 +268,32 @@ def connect(
                                      "client prints one frame a line, /pretty toggles)."),
 ):
     import asyncio
-    import ssl
-    from urllib.parse import urlencode, urlsplit
-
-    from lambda_src import signing
 
     from ..client import Options, Session
     from ..errors import UsageError
+    from ..handshake import prepare
     from ..target import home
 
     options = ctx.obj
     target = options.target()
     if token and user:
         raise UsageError("give --token or --user, not both")
-    url = url or target.ws_url
     if raw and pretty:
         raise UsageError("give --raw or --pretty, not both")
-    if urlsplit(url).scheme not in ("ws", "wss"):
-        raise UsageError("the URL must start with ws:// or wss:// (got %r)" % url)
-    if user:
-        from .deploy import parse_duration
-
-        token = signing.mint(target.keyset(), target.audience_stack, user, parse_duration("1h"))
-    headers = []
-    for item in header or []:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise UsageError("-H %r is not 'Name: value'" % item)
-        headers.append((name.strip(), value.strip()))
-    if token:
-        if auth_header:
-            headers.append(("Authorization", "Bearer " + token))
-        else:
-            url += ("&" if urlsplit(url).query else "?") + urlencode({"token": token})
-    if iam:
-        url = _iam_presign(url, target)
-    context = None
-    if url.startswith("wss://") and options.local:
-        context = ssl.create_default_context(cafile=target.local_state.get("ca_bundle"))
+    handshake = prepare(target, url, token=token, user=user, auth_header=auth_header, headers=header or [],
+                        iam=iam)
     stdin_tty, stdout_tty = sys.stdin.isatty(), sys.stdout.isatty()
     scripted = bool(send) or wait is not None or count is not None or not stdin_tty or options.output == "jsonl"
     if options.output == "jsonl":
         view = JsonlView()
     elif not scripted and stdout_tty:
-        view = TerminalView(home() / "connect-history", _route_names(target, options.local),
+        view = TerminalView(home() / "connect-history", _route_names(target),
                             mode="raw" if raw else "pretty" if pretty else "compact")
     else:
         view = LineView(mode="raw" if raw else "pretty", color=stdout_tty)
-    session = Session(Options(url=url, headers=headers, subprotocols=list(subprotocol or []), origin=origin,
-                              connect_timeout=connect_timeout, ping_interval=ping_interval, reconnect=reconnect,
-                              sends=list(send or []), wait=wait, count=count, ssl=context,
+    session = Session(Options(url=handshake.url, headers=handshake.headers, subprotocols=list(subprotocol or []),
+                              origin=origin, connect_timeout=connect_timeout, ping_interval=ping_interval,
+                              reconnect=reconnect, sends=list(send or []), wait=wait, count=count, ssl=handshake.ssl,
                               interactive=not scripted and stdin_tty, read_stdin=not stdin_tty), view)
     interactive = isinstance(view, TerminalView)
     saved_tty = _tty_state() if interactive else None

@@ -257,46 +257,6 @@ def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help
         render.line("Disconnected %s." % connection_id, style="green")
 
 
-def _epoch(value) -> float | None:
-    """Seconds since the epoch from what the registry and API Gateway hold: an ISO 8601 time
-    (GetConnection), or epoch milliseconds (connectedAt) or seconds (ttl) as numbers."""
-    from datetime import datetime
-    from decimal import Decimal
-
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float, Decimal)):
-        value = float(value)
-        return value / 1000 if value > 10 ** 11 else value
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _relative_iso(value, now: float) -> str:
-    from .. import render
-
-    moment = _epoch(value)
-    return render.relative_time(moment, now) if moment is not None else (value or "-")
-
-
-def _json_times(row: dict | None) -> dict | None:
-    """A row or registry item for -o json: times in ISO 8601 (UTC, ms), `ttl` as `expiresAt`."""
-    from .. import render
-
-    if row is None:
-        return None
-    out = dict(row)
-    for key in ("connectedAt", "lastActiveAt", "joinedAt"):
-        if key in out and out[key] is not None:
-            out[key] = render.iso_time(_epoch(out[key])) or out[key]
-    if "ttl" in out:
-        ttl = out.pop("ttl")
-        out["expiresAt"] = render.iso_time(_epoch(ttl)) if ttl is not None else None
-    return out
-
-
 @connections_app.command("list")
 def list_connections(
     ctx: typer.Context,
@@ -315,17 +275,17 @@ def list_connections(
     rows = asyncio.run(connections(target, user, room, limit, live,
                                    _check_concurrency(concurrency) if live else concurrency))
     if options.json:
-        render.print_json([_json_times(row) for row in rows])
+        render.print_json([render.json_times(row) for row in rows])
         return
     now = time.time()
     columns = ["connection", "user", "rooms", "connected", "expires"] + (["state", "last active"] if live else [])
     table = []
     for row in rows:
         cells = [row["connectionId"], row["userId"], ",".join(row["rooms"]) or "-",
-                 _relative_iso(row["connectedAt"], now) if row["connectedAt"] else "?",
-                 _relative_iso(row["ttl"], now) if row["ttl"] else "never"]
+                 render.relative(row["connectedAt"], now) if row["connectedAt"] else "?",
+                 render.relative(row["ttl"], now) if row["ttl"] else "never"]
         if live:
-            cells += [row.get("state", "?"), _relative_iso(row.get("lastActiveAt"), now)]
+            cells += [row.get("state", "?"), render.relative(row.get("lastActiveAt"), now)]
         table.append(cells)
     render.table(columns, table, title="%d connection(s) (%s)" % (len(rows), target.describe()))
 
@@ -339,14 +299,14 @@ def show(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The 
     options = ctx.obj
     document = asyncio.run(show_one(options.target(), connection_id))
     if options.json:
-        render.print_json(dict(document, registry=_json_times(document["registry"]),
-                               apiGateway=_json_times(document["apiGateway"])))
+        render.print_json(dict(document, registry=render.json_times(document["registry"]),
+                               apiGateway=render.json_times(document["apiGateway"])))
         return
     registry = document["registry"] or {}
     api = document["apiGateway"]
 
     def when(value):
-        moment = _epoch(value)
+        moment = render.epoch(value)
         return render.local_time(moment) if moment is not None else None
 
     identity = api.get("identity") or {}

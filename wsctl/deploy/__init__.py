@@ -84,6 +84,36 @@ def partial_summary(target, plan: Plan, done: list) -> str:
             "deletes %s" % (len(done), len(plan.steps), describe_resources(present)))
 
 
+def apply_plan(target, plan: Plan, progress=None, notify=None) -> dict:
+    """Run a deploy plan and return the stack's outputs. Stopped part-way (an error, Ctrl-C), it
+    raises a WsctlError saying where it stopped, how far it got, that `wsctl deploy` resumes and
+    what `wsctl destroy` would delete; an error before any step was done is raised as it is."""
+    started = []
+
+    def step_started(step) -> None:
+        started.append(step)
+        if progress is not None:
+            progress(step)
+
+    try:
+        context = run_plan(target, plan, step_started, notify)
+    except KeyboardInterrupt:
+        raise WsctlError("interrupted during step %d (%s %s %s): %s" % (
+            len(started), started[-1].action, started[-1].resource, started[-1].name,
+            partial_summary(target, plan, started[:-1])) if started else "interrupted",
+            ExitStatus.INTERRUPTED) from None
+    except Exception as error:
+        done = started[:-1]
+        if not done:
+            raise
+        from .. import aws
+
+        reason = str(error) if isinstance(error, WsctlError) else (
+            aws.describe(error) or "%s: %s" % (type(error).__name__, error))
+        raise WsctlError("%s; %s" % (reason.rstrip("."), partial_summary(target, plan, done))) from None
+    return outputs(target, context)
+
+
 # -- destroy ---------------------------------------------------------------------
 def plan_destroy(target, state: remote.RemoteState | None = None) -> Plan:
     """Everything the stack owns, newest first; resources not tagged with the stack are left
@@ -146,6 +176,20 @@ def destroy(target, plan: Plan, progress=None, notify=None, clock=None) -> Destr
     left += [(kind, names_by_kind[kind], "could not be checked: " + why) for kind, why in after.unread
              if kind in TOP_LEVEL]
     return DestroyReport(deleted=outcome.done, failed=outcome.failed, left=left)
+
+
+def check_found(target, plan: Plan) -> None:
+    """An empty destroy plan is an error when not everything could be read (plan.warnings say what)."""
+    if plan.empty and plan.warnings:
+        raise WsctlError("stack %s: nothing to delete was found, but not everything could be checked (see above)"
+                         % target.stack)
+
+
+def check_destroyed(target, report: DestroyReport) -> None:
+    """A destroy that left something (or could not check it) is an error naming each."""
+    if report.left:
+        raise WsctlError("stack %s is not fully destroyed: left %s" % (target.stack, "; ".join(
+            "%s %s (%s)" % (kind, name, why) for kind, name, why in report.left)))
 
 
 # -- status ----------------------------------------------------------------------
