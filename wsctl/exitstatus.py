@@ -18,8 +18,7 @@ class ExitStatus(IntEnum):
         return member
 
     OK = 0, "success"
-    ERROR = 1, ("failed; the one error line says why (AWS or the emulator refused, no credentials, "
-                "could not connect, ...)")
+    ERROR = 1, "failed; the one error line says why (AWS or the emulator refused, no credentials, could not connect)"
     USAGE = 2, "bad options or arguments, with one line saying why (as click says it)"
     NOT_FOUND = 3, ("nothing to act on: the connection is unknown or gone, the user or room has no live "
                     "connection, the function does not exist")
@@ -28,7 +27,7 @@ class ExitStatus(IntEnum):
     INCOMPLETE = 5, ("some live connections were not reached: throttled or failed after retries, a "
                      "server-side segment did not finish, or (prune) could not be checked")
     NOT_DEPLOYED = 6, "status: the stack is not deployed, or only in part"
-    REFUSED = 7, "connect: the handshake was refused with an HTTP status (401, 403, ...)"
+    REFUSED = 7, "connect: the handshake was refused with an HTTP status, such as 401 or 403"
     CLOSED_ABNORMALLY = 8, "connect: the connection dropped, or closed with a code other than 1000 or 1001"
     FUNCTION_ERROR = 9, "invoke: the function ran and returned an error"
     HANGUP = 129, "ended by SIGHUP (a closed terminal), after stopping what it started"
