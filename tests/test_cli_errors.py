@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from wsctl.exitstatus import ExitStatus
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -96,9 +98,10 @@ def test_aws_commands_on_an_unknown_stack(tmp_path, moto_server, args, message):
         assert_one_line(result, message)
 
 
-def test_status_of_an_unknown_stack_says_so_and_exits_3(tmp_path, moto_server):
+def test_status_of_an_unknown_stack_says_so_and_exits_not_deployed(tmp_path, moto_server):
     result = run(["--endpoint-url", moto_server, "--region", "us-east-1", "--stack", "nope", "status"], tmp_path)
-    assert result.exit_code == 3 and "not deployed" in result.stdout and "Traceback" not in result.stderr
+    assert result.exit_code == ExitStatus.NOT_DEPLOYED
+    assert "not deployed" in result.stdout and "Traceback" not in result.stderr
 
 
 def test_unreachable_endpoint(tmp_path):
@@ -175,6 +178,7 @@ def test_the_console_script_prints_one_line_too(tmp_path, args):
     (["bundle", "-o", "out.zip"], ["-o", "out.zip", "bundle"]),  # -o is --output everywhere
     (["local", "up", "--name", "web", "-p", "0"], ["--name", "web", "local", "up", "-p", "0"]),
     (["send", "-o", "json", "--user", "u", "hi"], ["-o", "json", "send", "--user", "u", "hi"]),
+    (["prune", "--transport", "boto3"], ["--transport", "boto3", "prune"]),  # chosen once, on the target
 ])
 def test_global_options_and_dash_ids_are_placed_for_the_parser(args, expected):
     from wsctl.cli import hoist_global_options

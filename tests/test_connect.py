@@ -19,8 +19,9 @@ import pytest
 from websockets.sync.client import connect
 
 from support.emulator_fixtures import ROOT, unique
-from support.live_support import drain, one_error_line, whoami, wsctl
+from support.live_support import drain, one_error_line, wsctl
 from support.live_terminal import Terminal
+from wsctl.exitstatus import ExitStatus
 from wsctl.client import (CLOSE_MEANINGS, HANDSHAKE_MEANINGS, Command, CommandError, _redact, close_meaning,
                           complete, gateway_error, parse_line)
 
@@ -206,17 +207,17 @@ def test_piped_stdin_sends_one_frame_per_line_and_frames_within_wait_are_printed
 
 def test_a_refused_handshake_prints_the_status_and_its_meaning(emulator):
     result = emulator.cli("connect", "--wait", "0.1", input="")  # no token
-    assert result.returncode == 3
+    assert result.returncode == ExitStatus.REFUSED
     line = one_error_line(result)
     assert "handshake refused: HTTP 401" in line and "no token" in line
     result = emulator.cli("connect", "--wait", "0.1", "-o", "jsonl", input="")
-    assert result.returncode == 3
+    assert result.returncode == ExitStatus.REFUSED
     assert [(e["event"], e.get("status")) for e in events_of(result.stdout)] == [("error", 401)]
 
 
 def test_a_frame_over_32_kb_is_closed_by_the_server_with_1009(emulator):
     result = emulator.cli("connect", "--user", unique("eli"), "--send", "x" * 40_000, "--wait", "5", input="")
-    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert result.returncode == ExitStatus.CLOSED_ABNORMALLY, (result.stdout, result.stderr)
     assert re.search(r"\* closed by server: 1009 message too big \(API Gateway: 32 KB per frame", result.stdout)
     assert "Traceback" not in result.stderr
 

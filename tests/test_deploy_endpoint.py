@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from wsctl import aws as wsctl_aws
 from wsctl.cli import app as cli
+from wsctl.exitstatus import ExitStatus
 
 REGION = "us-east-1"
 runner = CliRunner()
@@ -87,7 +88,7 @@ def test_deploy_names_the_missing_operation_and_status_and_destroy_clean_up(moto
     assert ("api", "wsctl-part") in left_on(moto_server, "part")
 
     status = wsctl(moto_server, "part", "status", "-o", "json")
-    assert status.exit_code == 3  # partial
+    assert status.exit_code == ExitStatus.NOT_DEPLOYED  # partial
     document = json.loads(status.stdout)
     assert document["deployed"] and document["partial"]
     assert any(u.startswith("authorizers: apigatewayv2 GetAuthorizers is not implemented by " + moto_server)

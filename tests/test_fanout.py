@@ -24,6 +24,7 @@ from support.emulator_fixtures import Emulator, unique
 from support.live_support import drain, whoami, wsctl
 from lambda_src import keys
 from wsctl import fanout
+from wsctl.exitstatus import ExitStatus
 from wsctl.fanout.policy import (DELIVERED, FAILED, FORBIDDEN, GONE, THROTTLED, Answer, RetryPolicy, outcome_of,
                                  retryable)
 from wsctl.fanout.transport import _error_code
@@ -285,7 +286,7 @@ def deployed(aws, monkeypatch):
     from wsctl.target import Target
 
     session = boto3.Session(region_name=REGION)
-    target = Target(stack="ops", boto_session=session)
+    target = Target(stack="ops", boto_session=session, transport="boto3")  # moto intercepts boto3 in-process
     _, plan = plan_deploy(target, DeployOptions(spec=default_spec("jwt")))
     run_plan(target, plan)
     urls = []
@@ -319,12 +320,11 @@ def test_moto_deliver_posts_each_payload_once_and_prunes_gone(deployed):
     backend.gone.add(ids[1])
     payload = json.dumps({"type": "notice", "text": "caf\u00e9 \u2603"}, ensure_ascii=False).encode()
     assert ops.recipients(target, user="alice") == sorted(ids)
-    report, pruned = asyncio.run(ops.deliver(target, ops.recipients(target, user="alice"), payload,
-                                             transport="boto3"))
+    report, pruned = asyncio.run(ops.deliver(target, ops.recipients(target, user="alice"), payload))
     assert report.counts()["delivered"] == 3 and report.counts()["gone"] == 1 and report.complete
     assert sorted(backend.posts) == sorted((REGION, cid, payload) for cid in ids if cid != ids[1])
     assert pruned == 1 and table_ids(target) == set(ids) - {ids[1]}
-    assert ops.exit_code(report) == 0
+    assert ops.delivery_exit(report) == ExitStatus.OK
     # every call went to this stack's stage, with the id percent-encoded
     api = target.api_id
     assert sorted(url for _, url in urls) == sorted(
@@ -338,7 +338,7 @@ def test_moto_throttling_is_retried_by_the_engine_not_by_botocore(deployed):
     target, registry, backend, _ = deployed
     ids = register(registry, target, "bob", 3)
     backend.throttle = {ids[0]: 2, ids[2]: 20}  # ids[2] stays throttled past every attempt
-    report, pruned = asyncio.run(ops.deliver(target, ids, b"hi", transport="boto3"))
+    report, pruned = asyncio.run(ops.deliver(target, ids, b"hi"))
     by_id = {r.connection_id: r for r in report.results}
     assert (by_id[ids[0]].outcome, by_id[ids[0]].attempts) == (DELIVERED, 3)
     assert (by_id[ids[1]].outcome, by_id[ids[1]].attempts) == (DELIVERED, 1)
@@ -348,19 +348,19 @@ def test_moto_throttling_is_retried_by_the_engine_not_by_botocore(deployed):
     assert [c for c in backend.calls if c[1] == ids[2]] == [("POST", ids[2])] * 10
     assert sorted(cid for _, cid, _ in backend.posts) == sorted(ids[:2])
     assert pruned == 0 and table_ids(target) == set(ids)  # throttled is not gone
-    assert ops.exit_code(report) == ops.EXIT_NOT_DELIVERED
+    assert ops.delivery_exit(report) == ExitStatus.INCOMPLETE
 
 
-def test_moto_forbidden_stops_and_exits_4(deployed):
+def test_moto_forbidden_stops_and_exits_forbidden(deployed):
     from wsctl import ops
 
     target, registry, backend, _ = deployed
     ids = register(registry, target, "carol", 4)
     backend.denied.add(ids[0])
-    report, pruned = asyncio.run(ops.deliver(target, ids, b"hi", concurrency=1, transport="boto3"))
+    report, pruned = asyncio.run(ops.deliver(target, ids, b"hi", concurrency=1))
     assert [r.outcome for r in report.results] == [FORBIDDEN, "skipped", "skipped", "skipped"]
     assert backend.posts == [] and pruned == 0 and table_ids(target) == set(ids)
-    assert ops.exit_code(report) == ops.EXIT_FORBIDDEN
+    assert ops.delivery_exit(report) == ExitStatus.FORBIDDEN
     assert "ManageConnections" in ops.forbidden_hint(target, report)
 
 
@@ -374,11 +374,11 @@ def test_moto_prune_removes_gone_expired_and_orphaned_only(deployed):
     registry.join(live[0], "lobby", int(time.time()) + 3600, 1)
     registry.join("orphan-XyZ=", "lobby", int(time.time()) + 3600, 1)  # a membership without its connection
     backend.gone.update(gone)
-    dry = asyncio.run(ops.prune(target, dry_run=True, transport="boto3"))
+    dry = asyncio.run(ops.prune(target, dry_run=True))
     assert (dry["checked"], dry["live"], dry["gone"], dry["expired"], dry["orphaned"]) == (4, 2, 1, 1, 1)
     assert dry["removed"] == 0 and dry["wouldRemove"] == 3
     assert table_ids(target) == set(live + gone + expired + ["orphan-XyZ="])  # a dry run changes nothing
-    report = asyncio.run(ops.prune(target, transport="boto3"))
+    report = asyncio.run(ops.prune(target))
     assert report["removed"] == 3 and sorted(report["removedIds"]) == sorted(gone + expired + ["orphan-XyZ="])
     assert table_ids(target) == set(live)
     assert registry.rooms_of(live[0]) == ["lobby"]  # a live member keeps its room
@@ -392,9 +392,9 @@ def test_moto_disconnect_kicks_then_reports_gone(deployed):
 
     target, registry, backend, _ = deployed
     cid, = register(registry, target, "gus", 1)
-    assert asyncio.run(ops.disconnect(target, cid, transport="boto3")) == "disconnected"
+    assert asyncio.run(ops.disconnect(target, cid)) == "disconnected"
     assert table_ids(target) == {cid}  # a kick leaves the registry to $disconnect
-    assert asyncio.run(ops.disconnect(target, cid, transport="boto3")) == "gone"
+    assert asyncio.run(ops.disconnect(target, cid)) == "gone"
     assert table_ids(target) == set()  # a gone id is removed at once
     assert backend.calls == [("DELETE", cid), ("DELETE", cid)]
 
@@ -443,11 +443,13 @@ def send_scenario(emu: Emulator, transport: str, clients: int = 3, *extra: str) 
 EXPECTED = {  # clients=3
     "410": {"exit": 0, "counts": {"delivered": 0, "gone": 3, "throttled": 0, "forbidden": 0, "failed": 0,
                                   "skipped": 0}, "pruned": 3, "received": [0, 0, 0], "registryKept": 0},
-    "429": {"exit": 1, "counts": {"delivered": 0, "gone": 0, "throttled": 3, "forbidden": 0, "failed": 0,
-                                  "skipped": 0}, "pruned": 0, "received": [0, 0, 0], "registryKept": 3,
+    "429": {"exit": ExitStatus.INCOMPLETE,
+            "counts": {"delivered": 0, "gone": 0, "throttled": 3, "forbidden": 0, "failed": 0,
+                       "skipped": 0}, "pruned": 0, "received": [0, 0, 0], "registryKept": 3,
             "notDelivered": True, "retries": 27},
-    "500": {"exit": 1, "counts": {"delivered": 0, "gone": 0, "throttled": 0, "forbidden": 0, "failed": 3,
-                                  "skipped": 0}, "pruned": 0, "received": [0, 0, 0], "registryKept": 3,
+    "500": {"exit": ExitStatus.INCOMPLETE,
+            "counts": {"delivered": 0, "gone": 0, "throttled": 0, "forbidden": 0, "failed": 3,
+                       "skipped": 0}, "pruned": 0, "received": [0, 0, 0], "registryKept": 3,
             "notDelivered": True, "retries": 12},
 }
 
@@ -482,14 +484,14 @@ def test_modest_throttling_and_errors_are_absorbed_by_retries(faulty):
 
 @pytest.mark.parametrize("transport", ["lean", "boto3"])
 def test_prune_never_removes_what_it_could_not_check(faulty, transport):
-    """Under constant 429 GetConnection cannot tell live from gone: nothing is removed, exit 1."""
+    """Under constant 429 GetConnection cannot tell live from gone: nothing is removed, exit INCOMPLETE."""
     emu = faulty["429"]
     user = unique("q")
     with connect(emu.url_for(user)) as ws:
         cid = whoami(ws)
         result = wsctl(emu, "prune", "-o", "json", "--transport", transport)
         report = json.loads(result.stdout)
-        assert result.exit_code == 1, result.stderr
+        assert result.exit_code == ExitStatus.INCOMPLETE, result.stderr
         assert cid in report["unknownIds"] and report["removed"] == 0 and cid not in report["removedIds"]
         assert "could not be checked" in result.stderr and result.stderr.count("\n") == 1
         assert emu.registry().get_connection(cid) is not None

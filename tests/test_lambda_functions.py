@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from support.emulator_fixtures import ROOT, Emulator
+from wsctl.exitstatus import ExitStatus
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lambda"
 PY = "python%d.%d" % sys.version_info[:2]
@@ -215,10 +216,10 @@ def test_wsctl_invoke_tries_a_function_by_hand(lam, tmp_path):
     assert json.loads(done.stdout)["table"] == "table-one"
     assert "print line by-hand" in done.stderr and "REPORT RequestId:" in done.stderr
     failed = lam.cli("invoke", "counter", "--event", "-", input='{"do": "raise", "tag": "cli"}')
-    assert failed.returncode == 1 and json.loads(failed.stdout)["errorMessage"] == "boom cli"
+    assert failed.returncode == ExitStatus.FUNCTION_ERROR and json.loads(failed.stdout)["errorMessage"] == "boom cli"
     assert "the function failed (Unhandled)" in failed.stderr
     unknown = lam.cli("invoke", "nope")
-    assert unknown.returncode == 3 and unknown.stderr.strip().count("\n") == 0
+    assert unknown.returncode == ExitStatus.NOT_FOUND and unknown.stderr.strip().count("\n") == 0
     assert "function 'nope' does not exist" in unknown.stderr
     bad = lam.cli("invoke", "counter", "--event", "-", input="{oops")
     assert bad.returncode == 2 and "is not JSON" in bad.stderr and "Traceback" not in bad.stderr

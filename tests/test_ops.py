@@ -27,7 +27,10 @@ from lambda_src import keys
 from lambda_src.delivery import MAX_PAYLOAD
 from support.live_support import drain, drop, one_error_line, whoami, wsctl
 from wsctl.errors import UsageError
+from wsctl.exitstatus import ExitStatus
 from wsctl.ops import read_payload
+
+NOT_FOUND = ExitStatus.NOT_FOUND
 
 
 # -- read_payload (pure) ---------------------------------------------------------------------
@@ -206,13 +209,13 @@ def test_bad_input_gets_one_line_and_a_non_zero_exit(emulator, clients, tmp_path
     user = unique("dora")
     ws = clients(emulator, user)
     cases = [
-        (["send", "--connection", "NoSuchConn00=", "hi"], 3, "NoSuchConn00= is gone"),
-        (["connections", "show", "NoSuchConn00="], 3, "no connection NoSuchConn00="),
-        (["send", "--connection", "-NoSuchConn0=", "hi"], 3, "-NoSuchConn0= is gone"),  # ids may start with "-"
-        (["connections", "show", "--", "-NoSuchConn0="], 3, "no connection -NoSuchConn0="),
-        (["disconnect", "NoSuchConn00="], 3, "unknown connection NoSuchConn00="),  # never existed
-        (["send", "--user", unique("nobody"), "hi"], 3, "has no live connection"),
-        (["send", "--room", unique("empty"), "hi"], 3, "has no live member"),
+        (["send", "--connection", "NoSuchConn00=", "hi"], NOT_FOUND, "NoSuchConn00= is gone"),
+        (["connections", "show", "NoSuchConn00="], NOT_FOUND, "no connection NoSuchConn00="),
+        (["send", "--connection", "-NoSuchConn0=", "hi"], NOT_FOUND, "-NoSuchConn0= is gone"),  # ids may start with "-"
+        (["connections", "show", "--", "-NoSuchConn0="], NOT_FOUND, "no connection -NoSuchConn0="),
+        (["disconnect", "NoSuchConn00="], NOT_FOUND, "unknown connection NoSuchConn00="),  # never existed
+        (["send", "--user", unique("nobody"), "hi"], NOT_FOUND, "has no live connection"),
+        (["send", "--room", unique("empty"), "hi"], NOT_FOUND, "has no live member"),
         (["send", "--user", user, ""], 2, "the payload is empty"),
         (["send", "--user", user], 2, "no payload"),
         (["send", "--user", user, "--room", "r1", "hi"], 2, "--user and --room"),
@@ -328,13 +331,13 @@ def test_disconnect_closes_the_client_with_1000_then_reports_it_gone(emulator, c
         assert time.monotonic() < deadline
         time.sleep(0.05)
     result = wsctl(emulator, "disconnect", "-o", "json", "--", ws.cid)
-    assert result.exit_code == 3
+    assert result.exit_code == NOT_FOUND
     assert json.loads(result.stdout) == {"connectionId": ws.cid, "outcome": "unknown"}  # closed and cleaned up
     assert "unknown connection" in one_error_line(result)
     stale = "Stale%sQ=" % unique("x")[2:]  # in the registry, but API Gateway has no such socket
     registry.put_connection(stale, "ian", int(time.time() * 1000), int(time.time()) + 3600, emulator.endpoint)
     result = wsctl(emulator, "disconnect", "-o", "json", "--", stale)
-    assert result.exit_code == 3 and json.loads(result.stdout)["outcome"] == "gone"
+    assert result.exit_code == NOT_FOUND and json.loads(result.stdout)["outcome"] == "gone"
     assert "already gone (its registry entry was removed)" in one_error_line(result)
     assert registry.get_connection(stale) is None
 

@@ -19,6 +19,7 @@ from websockets.sync.client import connect
 from support.emulator_fixtures import Emulator, unique
 from lambda_src import fanout, keys
 from support.live_support import drain, drop, whoami, wsctl
+from wsctl.exitstatus import ExitStatus
 from wsctl.fanout import serverside
 
 
@@ -73,7 +74,7 @@ def test_a_server_side_room_send_reaches_the_room_only(lossy, clients):
     assert [drain(ws, 0.3 if ws is members[0] else 0) for ws in members] == [[b"room news"]] * 3
     assert drain(outsider, 0.2) == []
     empty = wsctl(lossy, "send", "--room", unique("nobody"), "--server-side", "hi")
-    assert empty.exit_code == 3 and "has no live member" in empty.stderr
+    assert empty.exit_code == ExitStatus.NOT_FOUND and "has no live member" in empty.stderr
 
 
 @pytest.mark.parametrize("args, words", [
@@ -133,7 +134,7 @@ def test_a_denied_invoke_names_the_missing_permission():
 
     with pytest.raises(Exception, match="needs lambda:InvokeFunction") as raised:
         serverside.run(denied, "wsctl-app", serverside.events(b"x", "https://e/dev", 2, True))
-    assert raised.value.exit_code == 4
+    assert raised.value.exit_code == ExitStatus.FORBIDDEN
 
 
 # -- the AWS path: the calls it makes, on moto ---------------------------------------------------------------

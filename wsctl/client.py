@@ -14,6 +14,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from .exitstatus import ExitStatus
+
 # -- what things mean -------------------------------------------------------------
 CLOSE_MEANINGS = {
     1000: "normal closure",
@@ -42,7 +44,6 @@ GATEWAY_ERRORS = {
     "Endpoint request timed out": "the integration took longer than its timeout (29 s at most)",
     "Bad request body": "the request failed model validation",
 }
-EXIT_OK, EXIT_CONNECT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_ABNORMAL = 0, 1, 2, 3, 4
 NORMAL_CLOSES = (1000, 1001)
 
 HELP = """\
@@ -189,7 +190,7 @@ class Session:
         self.options = options
         self.view = view
         self.received = 0
-        self.exit_code = EXIT_OK
+        self.exit_code = ExitStatus.OK
         self.user_closed = False
         self.done = asyncio.Event()
         self.stop = asyncio.Event()  # Ctrl-C (SIGINT) or the prompt's Ctrl-C/Ctrl-D: close with 1000
@@ -202,7 +203,7 @@ class Session:
             self._main.cancel()
         self.stop.set()
 
-    async def run(self) -> int:
+    async def run(self) -> ExitStatus:
         import signal
 
         loop = asyncio.get_running_loop()
@@ -223,12 +224,12 @@ class Session:
                 except (NotImplementedError, RuntimeError, ValueError):
                     pass
 
-    async def _run(self) -> int:
+    async def _run(self) -> ExitStatus:
         attempt = 0
         while True:
             opened = await self._connect_once()
             if not self.options.reconnect or self.user_closed or self.done.is_set() or self.stop.is_set() \
-                    or self.exit_code == EXIT_REFUSED:
+                    or self.exit_code == ExitStatus.REFUSED:
                 return self.exit_code
             attempt = 0 if opened else attempt + 1
             delay = min(30.0, 0.5 * 2 ** attempt)
@@ -259,7 +260,7 @@ class Session:
             opening.cancel()
             await asyncio.gather(opening, return_exceptions=True)
             self.view.info("interrupted before the connection opened")
-            self.exit_code = EXIT_CONNECT_FAILED
+            self.exit_code = ExitStatus.ERROR
             return False
         try:
             connection = opening.result()
@@ -267,13 +268,13 @@ class Session:
             status = error.response.status_code
             self.view.error("handshake refused: HTTP %d %s" % (status, HANDSHAKE_MEANINGS.get(status, "")),
                             status=status)
-            self.exit_code = EXIT_REFUSED
+            self.exit_code = ExitStatus.REFUSED
             return False
         except (OSError, asyncio.TimeoutError, InvalidHandshake) as error:
             self.view.error("cannot connect to %s: %s" % (_redact(options.url), error or type(error).__name__))
-            self.exit_code = EXIT_CONNECT_FAILED
+            self.exit_code = ExitStatus.ERROR
             return False
-        self.exit_code = EXIT_OK
+        self.exit_code = ExitStatus.OK
         self.view.opened(_redact(options.url), connection.subprotocol)
         reader = asyncio.create_task(self._read(connection))
         writer = asyncio.create_task(self._write(connection))
@@ -319,7 +320,7 @@ class Session:
             by, code, reason = "client", (sent or received).code, (sent or received).reason
         self.view.closed(code, reason, by)
         if by == "network" or (by == "server" and code not in NORMAL_CLOSES):
-            self.exit_code = EXIT_ABNORMAL
+            self.exit_code = ExitStatus.CLOSED_ABNORMALLY
 
     async def _close(self, connection, code: int, reason: str) -> None:
         self.user_closed = True

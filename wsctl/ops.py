@@ -14,14 +14,10 @@ from lambda_src.delivery import MAX_PAYLOAD
 
 from . import fanout
 from .errors import UsageError, WsctlError
+from .exitstatus import ExitStatus
 from .fanout.policy import DELIVERED, GONE
 from .fanout.transport import for_target
 from .registry import live_connection_ids, registry_for, scan_all
-
-EXIT_NOT_DELIVERED = 1  # throttled or failed for some live connection
-EXIT_NO_RECIPIENT = 3  # unknown or gone target
-EXIT_FORBIDDEN = 4  # the caller lacks execute-api:ManageConnections
-EXIT_INTERRUPTED = 130  # Ctrl-C, after the partial report (128 + SIGINT, as shells say)
 
 
 # -- payloads ---------------------------------------------------------------------
@@ -61,11 +57,12 @@ def recipients(target, connection: str | None = None, user: str | None = None, r
     if user:
         ids = [item["connectionId"] for item in registry.connections_of_user(user)]
         if not ids:
-            raise WsctlError("user %r has no live connection in the registry" % user, EXIT_NO_RECIPIENT)
+            raise WsctlError("user %r has no live connection in the registry" % user,
+                             ExitStatus.NOT_FOUND)
         return ids
     ids = [item["connectionId"] for item in registry.members_of_room(room)]
     if not ids:
-        raise WsctlError("room %r has no live member in the registry" % room, EXIT_NO_RECIPIENT)
+        raise WsctlError("room %r has no live member in the registry" % room, ExitStatus.NOT_FOUND)
     return ids
 
 
@@ -85,9 +82,9 @@ def remove_connections(target, connection_ids) -> int:
 
 
 async def deliver(target, connection_ids, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                  prune: bool = True, progress=None, transport: str = "lean", max_rate: float | None = None) -> tuple:
+                  prune: bool = True, progress=None, max_rate: float | None = None) -> tuple:
     """POST the payload to each id; gone ids leave the registry unless prune is False."""
-    async with for_target(target, concurrency, transport) as sender:
+    async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "POST", connection_ids, payload, concurrency, progress=progress,
                                   pacer=fanout.Pacer(max_rate))
     pruned = remove_connections(target, report.ids(GONE)) if prune else 0
@@ -95,12 +92,11 @@ async def deliver(target, connection_ids, payload: bytes, concurrency: int = fan
 
 
 async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                         prune: bool = True, progress=None, transport: str = "lean",
-                         max_rate: float | None = None) -> tuple:
+                         prune: bool = True, progress=None, max_rate: float | None = None) -> tuple:
     """Broadcast: POST to every live connection, starting with the first scan page."""
     import asyncio
 
-    async with for_target(target, concurrency, transport) as sender:
+    async with for_target(target, concurrency) as sender:
         stream = fanout.IdStream()
 
         def scan():
@@ -120,15 +116,20 @@ async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAU
     return report, pruned
 
 
-def exit_code(report) -> int:
+def delivery_exit(report, connection: str | None = None, pruned: int = 0) -> ExitStatus:
+    """The exit status of a delivery (send, broadcast). A send to one --connection that was gone
+    raises NOT_FOUND (after its report has been shown)."""
     if report.interrupted:
-        return EXIT_INTERRUPTED
+        return ExitStatus.INTERRUPTED
     counts = report.counts()
+    if connection is not None and counts[GONE]:
+        raise WsctlError("connection %s is gone%s" % (connection, " (its registry entry was removed)" if pruned
+                                                      else ""), ExitStatus.NOT_FOUND)
     if counts["forbidden"]:
-        return EXIT_FORBIDDEN
+        return ExitStatus.FORBIDDEN
     if not report.complete:
-        return EXIT_NOT_DELIVERED
-    return 0
+        return ExitStatus.INCOMPLETE
+    return ExitStatus.OK
 
 
 def forbidden_hint(target, report) -> str:
@@ -195,12 +196,23 @@ def list_connections(target, user: str | None = None, room: str | None = None, l
     return _rows([i for i in everything if i["SK"] == keys.CONN_SK], memberships)
 
 
-async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                   transport: str = "lean") -> dict:
+async def connections(target, user: str | None = None, room: str | None = None, limit: int | None = None,
+                      live: bool = False, concurrency: int = fanout.DEFAULT_CONCURRENCY) -> list[dict]:
+    """`connections list`: the registry's rows (list_connections), each joined with API Gateway's
+    GetConnection answer (state, last activity) when `live`."""
+    rows = list_connections(target, user, room, limit)
+    if live and rows:
+        states = await liveness(target, [row["connectionId"] for row in rows], concurrency)
+        for row in rows:
+            row.update(states.get(row["connectionId"], {}))
+    return rows
+
+
+async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CONCURRENCY) -> dict:
     """GetConnection for each id: {id: {"state": live|gone|unknown, "lastActiveAt": ...}}."""
     import json
 
-    async with for_target(target, concurrency, transport) as sender:
+    async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "GET", connection_ids, None, concurrency)
     states = {}
     for result in report.results:
@@ -219,20 +231,21 @@ async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CON
     return states
 
 
-async def show(target, connection_id: str, transport: str = "lean") -> dict:
+async def show(target, connection_id: str) -> dict:
     items = registry_for(target).items_of(connection_id)
-    live = (await liveness(target, [connection_id], 1, transport))[connection_id]
+    live = (await liveness(target, [connection_id], 1))[connection_id]
     connection = next((i for i in items if i["SK"] == keys.CONN_SK), None)
     if connection is None and live["state"] != "live":
         raise WsctlError("no connection %s: not in the registry, and API Gateway says %s" % (
-            connection_id, live["state"] if live["state"] != "unknown" else live.get("error")), EXIT_NO_RECIPIENT)
+            connection_id, live["state"] if live["state"] != "unknown" else live.get("error")),
+            ExitStatus.NOT_FOUND)
     rooms = sorted(keys.room_of(i["SK"]) for i in items if i["SK"].startswith(keys.ROOM_PREFIX))
     return {"connectionId": connection_id, "registry": connection, "rooms": rooms, "apiGateway": live}
 
 
 # -- pruning and kicking ------------------------------------------------------------------------
 async def prune(target, dry_run: bool = False, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                progress=None, transport: str = "lean") -> dict:
+                progress=None) -> dict:
     """Reconcile the registry with API Gateway, sending nobody a message: remove entries whose
     ttl has passed, whose GetConnection answers 410, and memberships left without a connection."""
     now = time.time()
@@ -247,10 +260,10 @@ async def prune(target, dry_run: bool = False, concurrency: int = fanout.DEFAULT
                      if item.get(keys.TTL_ATTRIBUTE) is not None and item[keys.TTL_ATTRIBUTE] <= now)
     orphaned = sorted(members - set(connections))
     candidates = sorted(set(connections) - set(expired))
-    async with for_target(target, concurrency, transport) as sender:
+    async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "GET", candidates, None, concurrency, progress=progress)
     if report.stopped:
-        raise WsctlError(forbidden_hint(target, report), EXIT_FORBIDDEN)
+        raise WsctlError(forbidden_hint(target, report), ExitStatus.FORBIDDEN)
     gone = sorted(report.ids(GONE))
     unknown = sorted(r.connection_id for r in report.results if r.outcome not in (DELIVERED, GONE))
     doomed = expired + gone + orphaned
@@ -261,11 +274,11 @@ async def prune(target, dry_run: bool = False, concurrency: int = fanout.DEFAULT
             "removedIds": doomed, "unknownIds": unknown, "seconds": round(report.seconds, 3)}
 
 
-async def disconnect(target, connection_id: str, transport: str = "lean") -> str:
+async def disconnect(target, connection_id: str) -> str:
     """DeleteConnection (kick). Returns 'disconnected'; on 410, 'gone' (the registry held it: its
     entry is removed), 'unknown' (the registry never had it either), or 'not connected' (an API
     whose registry is its own, so which of the two cannot be told)."""
-    async with for_target(target, 1, transport) as sender:
+    async with for_target(target, 1) as sender:
         report = await fanout.run(sender, "DELETE", [connection_id], None, 1)
     outcome = report.results[0].outcome
     if outcome == DELIVERED:
@@ -275,10 +288,38 @@ async def disconnect(target, connection_id: str, transport: str = "lean") -> str
             return "not connected"
         return "gone" if remove_connections(target, [connection_id]) else "unknown"
     if report.stopped:
-        raise WsctlError(forbidden_hint(target, report), EXIT_FORBIDDEN)
+        raise WsctlError(forbidden_hint(target, report), ExitStatus.FORBIDDEN)
     answer = report.results[0].answer
     raise WsctlError("DeleteConnection failed for %s: %s %s" % (
         connection_id, answer.status or "no answer", answer.error_code or answer.message))
+
+
+def prune_exit(document: dict) -> ExitStatus:
+    """Connections that could not be checked (throttled or failing) leave the prune incomplete."""
+    return ExitStatus.INCOMPLETE if document["unknown"] else ExitStatus.OK
+
+
+_NOBODY_TO_KICK = {
+    "gone": "connection %s was already gone (its registry entry was removed)",
+    "unknown": "unknown connection %s: API Gateway does not know it and the registry has no entry for it",
+    "not connected": "connection %s is not connected (API Gateway answered 410 Gone)",
+}
+
+
+def check_disconnected(connection_id: str, outcome: str) -> None:
+    """A disconnect that found nobody to kick raises NOT_FOUND, saying which way (see disconnect)."""
+    if outcome in _NOBODY_TO_KICK:
+        raise WsctlError(_NOBODY_TO_KICK[outcome] % connection_id, ExitStatus.NOT_FOUND)
+
+
+def route_keys(target) -> list[str]:
+    """The API's route keys: the emulator's from its state; on AWS, API Gateway's (GetRoutes)."""
+    if target.local:
+        return list(target.local_state.get("routes") or {})
+    found = []
+    for page in target.client("apigatewayv2").get_paginator("get_routes").paginate(ApiId=target.api_id):
+        found += [route["RouteKey"] for route in page.get("Items", [])]
+    return found
 
 
 def invoke_function(target, name: str, payload: bytes, tail: bool = False) -> dict:
@@ -293,7 +334,8 @@ def invoke_function(target, name: str, payload: bytes, tail: bool = False) -> di
         answer = client.invoke(FunctionName=name, Payload=payload, LogType="Tail" if tail else "None")
     except Exception as error:  # botocore's ClientError and connection errors alike
         if error_code(error) == "ResourceNotFoundException":
-            raise WsctlError("function %r does not exist on %s" % (name, target.describe()), exit_code=3) from None
+            raise WsctlError("function %r does not exist on %s" % (name, target.describe()),
+                             ExitStatus.NOT_FOUND) from None
         raise WsctlError("cannot invoke %s: %s" % (name, describe(error) or error)) from None
     return {"payload": answer["Payload"].read(), "functionError": answer.get("FunctionError"),
             "log": base64.b64decode(answer["LogResult"]).decode("utf-8", "replace") if answer.get("LogResult") else None,
@@ -325,10 +367,14 @@ def deliver_server_side(target, payload: bytes, segments: int, prune: bool = Tru
     return serverside.run(invoke, function, payloads, progress)
 
 
-def server_side_exit_code(report) -> int:
+def server_side_exit(report, room: str | None = None) -> ExitStatus:
+    """The exit status of a server-side fan-out. A room found without a live member raises
+    NOT_FOUND (after the report has been shown)."""
+    if room is not None and not report.recipients and not report.failed_segments():
+        raise WsctlError("room %r has no live member in the registry" % room, ExitStatus.NOT_FOUND)
     counts = report.counts()
     if counts["forbidden"]:
-        return EXIT_FORBIDDEN
+        return ExitStatus.FORBIDDEN
     if report.interrupted:
-        return EXIT_INTERRUPTED
-    return 0 if report.complete else EXIT_NOT_DELIVERED
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.OK if report.complete else ExitStatus.INCOMPLETE

@@ -112,6 +112,43 @@ def iso_time(epoch_seconds: float | None) -> str | None:
     return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def epoch(value) -> float | None:
+    """Seconds since the epoch from what the registry and API Gateway hold: an ISO 8601 time
+    (GetConnection), or epoch milliseconds (connectedAt) or seconds (ttl) as numbers."""
+    from datetime import datetime
+    from decimal import Decimal
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float, Decimal)):
+        value = float(value)
+        return value / 1000 if value > 10 ** 11 else value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def relative(value, now: float) -> str:
+    """A registry or API Gateway time (see epoch) as '3 m 12 s ago' / 'in 1 h 59 m'; as given if not a time."""
+    moment = epoch(value)
+    return relative_time(moment, now) if moment is not None else (value or "-")
+
+
+def json_times(row: dict | None) -> dict | None:
+    """A row or registry item for -o json: times in ISO 8601 (UTC, ms), `ttl` as `expiresAt`."""
+    if row is None:
+        return None
+    out = dict(row)
+    for key in ("connectedAt", "lastActiveAt", "joinedAt"):
+        if key in out and out[key] is not None:
+            out[key] = iso_time(epoch(out[key])) or out[key]
+    if "ttl" in out:
+        ttl = out.pop("ttl")
+        out["expiresAt"] = iso_time(epoch(ttl)) if ttl is not None else None
+    return out
+
+
 def local_time(epoch_seconds: float, now: float | None = None) -> str:
     """A moment as people read it: local date and time with the zone, and how long ago or ahead."""
     import time as _time

@@ -8,6 +8,7 @@ it listens to a state file (owner-only: it holds the local signing key) that
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,9 @@ from .errors import WsctlError
 
 LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+# How the fan-out engine calls the management API (wsctl.fanout.transport): lean (aiohttp and a
+# cached SigV4 signer, the default) or boto3 (kept for parity tests and moto's in-process mock).
+TRANSPORTS = ("lean", "boto3")
 
 
 # -- the local emulators' state files ---------------------------------------
@@ -146,6 +150,18 @@ def local_states(base: Path | None = None) -> tuple[list[dict], list[dict]]:
     return alive, stale
 
 
+def emulators(now: float | None = None) -> tuple[list[dict], list[dict]]:
+    """`wsctl local ls`: (a row for each running emulator, the stale states found and cleared);
+    `started` in seconds since the epoch."""
+    alive, stale = local_states()
+    now = time.time() if now is None else now
+    rows = [{"name": s["name"], "url": s["ws_url"], "tlsUrl": s.get("wss_url"), "project": s.get("project"),
+             "api": s.get("origin"), "pid": s["pid"], "started": s.get("started"),
+             "uptimeSeconds": round(now - s["started"]) if s.get("started") else None,
+             "caBundle": s.get("ca_bundle")} for s in alive]
+    return rows, stale
+
+
 def find_local_state(pid: int, base: Path | None = None) -> dict | None:
     """The state of the emulator with this pid, once it has written it (tests and benchmarks wait on this)."""
     for path in sorted(local_root(base).glob("*/state.json")):
@@ -196,8 +212,15 @@ class Target:
     endpoint_url: str | None = None
     local: bool = False
     local_name: str | None = None  # --name: which running emulator (default: the only one)
+    transport: str = "lean"  # how the management API is called (TRANSPORTS; the hidden --transport)
     boto_session: object = field(default=None, repr=False)  # a ready boto3.Session (tests hook its events)
     _clients: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.transport not in TRANSPORTS:
+            from .errors import UsageError
+
+            raise UsageError("--transport %r: use %s" % (self.transport, " or ".join(TRANSPORTS)))
 
     @cached_property
     def local_state(self) -> dict:

@@ -86,6 +86,19 @@ def build_spec(*, template: str | None, parameter_overrides: list[str], routes: 
                    origin="%s from %s" % (handler, source))
 
 
+def project_folder(template: str | None, routes: str | None, source: str | None) -> Path:
+    """The project's folder (it names the emulator, and `local ls` shows it): the template's or
+    route file's, else --source, else the current folder."""
+    if template or routes:
+        return Path(template or routes).resolve().parent
+    return Path(source).resolve() if source else Path.cwd()
+
+
+def stage_for(spec: ApiSpec, stage: str, stage_given: bool) -> str:
+    """The stage the API runs at: a template's StageName, unless --stage (or WSCTL_STAGE) says."""
+    return stage if stage_given or not spec.stage else spec.stage
+
+
 def _with_authorizer(spec: ApiSpec, authorizer: Authorizer) -> ApiSpec:
     from dataclasses import replace
 

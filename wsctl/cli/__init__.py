@@ -1,7 +1,8 @@
 """The `wsctl` command line: global options, error handling, and the command modules.
 
-Commands parse options, call one service and render; they import boto3,
-aiohttp and moto only inside their bodies, so `wsctl --help` stays fast.
+Commands parse options, call one service and render (no AWS call and no
+business rule here). The services import boto3, aiohttp and moto only when
+they are called, so `wsctl --help` stays fast.
 """
 
 import re
@@ -12,11 +13,14 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
+from ..exitstatus import ExitStatus
+from ..exitstatus import table as exit_table
 
 # Target and output options work anywhere on the line, as the AWS CLI's do:
 # `wsctl send --local --user bob hi` means `wsctl --local send --user bob hi`.
 GLOBAL_FLAGS = {"--local", "--debug"}
-GLOBAL_VALUED = {"--profile", "--region", "--endpoint-url", "--stack", "--stage", "--output", "-o", "--name"}
+GLOBAL_VALUED = {"--profile", "--region", "--endpoint-url", "--stack", "--stage", "--output", "-o", "--name",
+                 "--transport"}
 OUTPUT_FORMATS = ("text", "json", "jsonl")
 
 
@@ -67,7 +71,7 @@ def _one_line_usage_error(error, ctx) -> None:
         raise error
     command = getattr(getattr(error, "ctx", None), "command_path", None) or ctx.command_path
     render.error("%s (see `%s --help`)" % (error.format_message(), command))
-    raise typer.Exit(getattr(error, "exit_code", 2)) from None
+    raise typer.Exit(ExitStatus(getattr(error, "exit_code", ExitStatus.USAGE))) from None
 
 
 class WsctlGroup(TyperGroup):
@@ -89,12 +93,12 @@ class WsctlGroup(TyperGroup):
             raise
         except BrokenPipeError:  # the reader went away (wsctl ... | head): end quietly, as SIGPIPE would
             _silence_stdout()
-            raise typer.Exit(141) from None
+            raise typer.Exit(ExitStatus.BROKEN_PIPE) from None
         except KeyboardInterrupt:
             from .. import render
 
             render.error("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(ExitStatus.INTERRUPTED) from None
         except Exception as error:  # one line for people; the traceback only with --debug
             from .. import render
             from ..errors import WsctlError
@@ -110,7 +114,7 @@ class WsctlGroup(TyperGroup):
             from ..aws import describe
 
             render.error(describe(error) or "%s: %s" % (type(error).__name__, error))
-            raise typer.Exit(1) from None
+            raise typer.Exit(ExitStatus.ERROR) from None
 
 
 @dataclass
@@ -125,6 +129,7 @@ class Options:
     debug: bool
     name: str | None = None  # --name: which local emulator (implies --local); `local up`: the new one's name
     stage_given: bool = True  # --stage or WSCTL_STAGE was set (a template's StageName yields otherwise)
+    transport: str = "lean"  # hidden --transport: how the management API is called (wsctl.target.TRANSPORTS)
 
     def target(self):
         from .. import stack as names
@@ -132,7 +137,7 @@ class Options:
 
         return Target(stack=names.check_stack(self.stack), stage=names.check_stage(self.stage),
                       profile=self.profile, region=self.region, endpoint_url=self.endpoint_url, local=self.local,
-                      local_name=self.name)
+                      local_name=self.name, transport=self.transport)
 
     @property
     def json(self) -> bool:
@@ -149,13 +154,14 @@ app = typer.Typer(cls=WsctlGroup, no_args_is_help=True, add_completion=True, pre
                   epilog="Environment: WSCTL_HOME (default ~/.wsctl) holds the local emulators' state (one folder "
                          "each under local/, with its CA bundle), their signing keys, and the live client's "
                          "history. WSCTL_STACK, WSCTL_STAGE and WSCTL_LOCAL_NAME set --stack, --stage and --name; "
-                         "AWS_* variables work as with the AWS CLI.")
+                         "AWS_* variables work as with the AWS CLI.\n\nExit codes (each means one thing):\n\n\b\n"
+                         + exit_table())
 
 
 def _version(value: bool):
     if value:
         print("wsctl " + __version__)
-        raise typer.Exit()
+        raise typer.Exit(ExitStatus.OK)
 
 
 @app.callback()
@@ -178,10 +184,16 @@ def root(
     output: str = typer.Option("text", "--output", "-o", help="Output format: text, json (one document) or jsonl "
                                                                  "(connect: one event a line)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and AWS call details."),
+    transport: str = typer.Option("lean", "--transport", hidden=True,
+                                  help="How the management API is called: lean (aiohttp + SigV4) or boto3."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
     if output not in ("text", "json", "jsonl"):
         raise typer.BadParameter("use text, json or jsonl", param_hint="--output")
+    from ..target import TRANSPORTS
+
+    if transport not in TRANSPORTS:
+        raise typer.BadParameter("use %s" % " or ".join(TRANSPORTS), param_hint="--transport")
     if name is not None:
         from ..errors import UsageError
         from ..target import check_name
@@ -191,7 +203,7 @@ def root(
         except UsageError as error:
             raise typer.BadParameter(str(error).split(": ", 1)[1], param_hint="--name %r" % name) from None
     ctx.obj = Options(local=local or name is not None, name=name, profile=profile, region=region, endpoint_url=endpoint_url, stack=stack,
-                      stage=stage, output=output, debug=debug,
+                      stage=stage, output=output, debug=debug, transport=transport,
                       stage_given=getattr(ctx.get_parameter_source("stage"), "name", "") != "DEFAULT")
     if debug:
         import logging
@@ -224,7 +236,7 @@ class Terminated(SystemExit):
 
 
 def _terminate(signum, frame):
-    raise Terminated(128 + signum)
+    raise Terminated(ExitStatus(128 + signum))  # TERMINATED or HANGUP
 
 
 def main() -> None:
@@ -239,4 +251,4 @@ def main() -> None:
         app(prog_name="wsctl")
     except BrokenPipeError:
         _silence_stdout()
-        sys.exit(128 + signal.SIGPIPE)
+        sys.exit(ExitStatus.BROKEN_PIPE)

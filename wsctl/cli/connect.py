@@ -6,6 +6,7 @@ import time
 
 import typer
 
+from ..exitstatus import ExitStatus
 from . import app
 
 
@@ -214,21 +215,17 @@ def _restore_tty(state) -> None:
         pass
 
 
-def _route_names(target, local: bool):
-    """The API's route keys, for completion after /action: the emulator's from its state; on AWS
-    asked once (GetRoutes), on the first Tab, in the completer's thread."""
+def _route_names(target):
+    """The API's route keys, for completion after /action: asked once, on the first Tab, in the
+    completer's thread (on AWS a GetRoutes call)."""
     cache = []
 
     def names():
         if not cache:
-            found = []
+            from ..ops import route_keys
+
             try:
-                if local:
-                    found = list(target.local_state.get("routes") or {})
-                else:
-                    client = target.client("apigatewayv2")
-                    for page in client.get_paginator("get_routes").paginate(ApiId=target.api_id):
-                        found += [route["RouteKey"] for route in page.get("Items", [])]
+                found = route_keys(target)
             except Exception:  # completion never fails the session
                 found = []
             cache.append(found)
@@ -236,28 +233,17 @@ def _route_names(target, local: bool):
     return names
 
 
-def _iam_presign(url: str, target) -> str:
-    """Presign the handshake with SigV4 (query parameters) for APIs whose $connect uses AWS_IAM."""
-    from urllib.parse import urlsplit, urlunsplit
+_HELP = """A live WebSocket client for debugging: interactive on a terminal, scriptable with --send/--wait/--count.
 
-    from botocore.auth import SigV4QueryAuth
-    from botocore.awsrequest import AWSRequest
+On a terminal: frames print above the prompt, one a line; Tab completes /commands and route names;
+history persists ($WSCTL_HOME/connect-history); Ctrl-C or Ctrl-D closes with 1000.
 
-    from ..errors import WsctlError
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    region = host.split(".")[2] if ".execute-api." in host else target.region_name
-    credentials = target.session.get_credentials()
-    if credentials is None:
-        raise WsctlError("--iam needs AWS credentials (aws configure, AWS_PROFILE, ...)")
-    https = urlunsplit(parts._replace(scheme="https" if parts.scheme == "wss" else "http"))
-    request = AWSRequest(method="GET", url=https)
-    SigV4QueryAuth(credentials.get_frozen_credentials(), "execute-api", region, expires=300).add_auth(request)
-    return urlunsplit(urlsplit(request.url)._replace(scheme=parts.scheme))
+Exit codes: %d opened and closed normally; %d could not connect; %d usage; %d handshake refused (HTTP status);
+%d closed abnormally (dropped, or a close code other than 1000/1001).
+""" % (ExitStatus.OK, ExitStatus.ERROR, ExitStatus.USAGE, ExitStatus.REFUSED, ExitStatus.CLOSED_ABNORMALLY)
 
 
-@app.command()
+@app.command(help=_HELP)
 def connect(
     ctx: typer.Context,
     url: str = typer.Argument(None, help="ws:// or wss:// URL (default: the current target's stage)."),
@@ -281,65 +267,33 @@ def connect(
                                 help="Pretty-print JSON frames (the default when not interactive; the live "
                                      "client prints one frame a line, /pretty toggles)."),
 ):
-    """A live WebSocket client for debugging: interactive on a terminal, scriptable with --send/--wait/--count.
-
-    On a terminal: frames print above the prompt, one a line; Tab completes /commands and route names;
-    history persists ($WSCTL_HOME/connect-history); Ctrl-C or Ctrl-D closes with 1000.
-
-    Exit codes: 0 opened and closed normally; 1 could not connect; 2 usage; 3 handshake refused (HTTP status);
-    4 closed abnormally (dropped, or a close code other than 1000/1001).
-    """
     import asyncio
-    import ssl
-    from urllib.parse import urlencode, urlsplit
 
-    from lambda_src import signing
-
-    from ..client import EXIT_OK, Options, Session
+    from ..client import Options, Session
     from ..errors import UsageError
+    from ..handshake import prepare
     from ..target import home
 
     options = ctx.obj
     target = options.target()
     if token and user:
         raise UsageError("give --token or --user, not both")
-    url = url or target.ws_url
     if raw and pretty:
         raise UsageError("give --raw or --pretty, not both")
-    if urlsplit(url).scheme not in ("ws", "wss"):
-        raise UsageError("the URL must start with ws:// or wss:// (got %r)" % url)
-    if user:
-        from .deploy import parse_duration
-
-        token = signing.mint(target.keyset(), target.audience_stack, user, parse_duration("1h"))
-    headers = []
-    for item in header or []:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise UsageError("-H %r is not 'Name: value'" % item)
-        headers.append((name.strip(), value.strip()))
-    if token:
-        if auth_header:
-            headers.append(("Authorization", "Bearer " + token))
-        else:
-            url += ("&" if urlsplit(url).query else "?") + urlencode({"token": token})
-    if iam:
-        url = _iam_presign(url, target)
-    context = None
-    if url.startswith("wss://") and options.local:
-        context = ssl.create_default_context(cafile=target.local_state.get("ca_bundle"))
+    handshake = prepare(target, url, token=token, user=user, auth_header=auth_header, headers=header or [],
+                        iam=iam)
     stdin_tty, stdout_tty = sys.stdin.isatty(), sys.stdout.isatty()
     scripted = bool(send) or wait is not None or count is not None or not stdin_tty or options.output == "jsonl"
     if options.output == "jsonl":
         view = JsonlView()
     elif not scripted and stdout_tty:
-        view = TerminalView(home() / "connect-history", _route_names(target, options.local),
+        view = TerminalView(home() / "connect-history", _route_names(target),
                             mode="raw" if raw else "pretty" if pretty else "compact")
     else:
         view = LineView(mode="raw" if raw else "pretty", color=stdout_tty)
-    session = Session(Options(url=url, headers=headers, subprotocols=list(subprotocol or []), origin=origin,
-                              connect_timeout=connect_timeout, ping_interval=ping_interval, reconnect=reconnect,
-                              sends=list(send or []), wait=wait, count=count, ssl=context,
+    session = Session(Options(url=handshake.url, headers=handshake.headers, subprotocols=list(subprotocol or []),
+                              origin=origin, connect_timeout=connect_timeout, ping_interval=ping_interval,
+                              reconnect=reconnect, sends=list(send or []), wait=wait, count=count, ssl=handshake.ssl,
                               interactive=not scripted and stdin_tty, read_stdin=not stdin_tty), view)
     interactive = isinstance(view, TerminalView)
     saved_tty = _tty_state() if interactive else None
@@ -353,7 +307,7 @@ def connect(
         else:
             code = asyncio.run(session.run())
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C while closing
-        code = EXIT_OK
+        code = ExitStatus.OK
     finally:
         _restore_tty(saved_tty)
     if code:

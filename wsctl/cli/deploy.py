@@ -1,9 +1,8 @@
 """deploy, status, destroy, bundle, token."""
 
-import re
-
 import typer
 
+from ..tokens import DEFAULT_LIFETIME
 from . import app
 
 
@@ -40,16 +39,16 @@ def deploy(
                                            "status, destroy and the operating commands on this stack; change nothing."),
 ):
     """Bundle lambda_src and create or converge the stack (idempotent)."""
-    from .. import aws, render
+    from .. import render
     from ..apispec import default_spec
-    from ..deploy import DeployOptions, outputs, partial_summary, plan_deploy, run_plan
-    from ..errors import UsageError, WsctlError
+    from ..deploy import DeployOptions, apply_plan, plan_deploy
+    from ..deploy.plan import check_log_retention
+    from ..errors import UsageError
 
     options = ctx.obj
     if options.local:
         raise UsageError("deploy acts on AWS; the local emulator runs lambda_src from source (`wsctl local up`)")
-    if log_retention_days not in (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653):
-        raise UsageError("--log-retention-days must be one CloudWatch accepts: 1, 3, 5, 7, 14, 30, 60, 90, ...")
+    check_log_retention(log_retention_days)
     target = options.target()
     if print_policy:
         from ..deploy.policy import deployer_policy_for
@@ -87,20 +86,7 @@ def deploy(
     def notify(text):
         render.line("  " + text, style="yellow", stderr=True)
 
-    try:
-        context = run_plan(target, plan, progress, notify)
-    except KeyboardInterrupt:
-        raise WsctlError("interrupted during step %d (%s %s %s): %s" % (
-            len(started), started[-1].action, started[-1].resource, started[-1].name,
-            partial_summary(target, plan, started[:-1])) if started else "interrupted", 130) from None
-    except Exception as error:
-        done = started[:-1]
-        if not done:
-            raise
-        reason = str(error) if isinstance(error, WsctlError) else (
-            aws.describe(error) or "%s: %s" % (type(error).__name__, error))
-        raise WsctlError("%s; %s" % (reason.rstrip("."), partial_summary(target, plan, done))) from None
-    result = outputs(target, context)
+    result = apply_plan(target, plan, progress, notify)
     if options.json:
         render.print_json(dict(result, steps=_plan_document(plan), warnings=plan.warnings))
         return
@@ -117,26 +103,10 @@ def status(ctx: typer.Context):
     options = ctx.obj
     target = options.target()
     if options.local:
-        from ..registry import count_live
+        from ..local.status import document as local_status
 
-        state = target.local_state
-        document = {"target": "local", "url": state["ws_url"], "tlsUrl": state.get("wss_url"),
-                    "managementEndpoint": state["management_endpoint"],
-                    "tlsManagementEndpoint": state.get("tls_management_endpoint"),
-                    "lambdaEndpoint": state.get("lambda_endpoint"), "caBundle": state.get("ca_bundle"),
-                    "dynamodbEndpoint": state["dynamodb_endpoint"], "dynamodbBackend": state.get("backend"),
-                    "api": state.get("origin"), "table": state.get("table"), "tables": state.get("tables"),
-                    "stage": state["stage"], "auth": state["auth"] if target.bundled else None, "pid": state["pid"],
-                    "name": state.get("name"), "project": state.get("project")}
-        functions = target.local_view("functions") if "lambda_endpoint" in state else []
-        routes = state.get("routes", {})
-        for function in functions:
-            function["routes"] = [key for key, name in routes.items() if name == function["name"]]
-            if state.get("authorizer") == function["name"]:
-                function["routes"].insert(0, "(authorizer)")
-        document["functions"] = functions
-        document["notEmulated"] = state.get("not_emulated", [])
-        document["liveConnections"] = count_live(target) if target.bundled else len(target.local_view("connections"))
+        document = local_status(target)
+        functions = document["functions"]
         if options.json:
             render.print_json(document)
         else:
@@ -149,12 +119,14 @@ def status(ctx: typer.Context):
                 render.line("not emulated: " + ", ".join(document["notEmulated"]), style="dim")
         return
     from ..deploy import status as stack_status
+    from ..deploy import status_exit
 
     document = stack_status(target)
+    code = status_exit(document)
     if options.json:
         render.print_json(document)
-        if not document["deployed"] or document["partial"]:
-            raise typer.Exit(3)
+        if code:
+            raise typer.Exit(code)
         return
     if not document["deployed"]:
         render.line("Stack %s is not deployed in %s%s." % (
@@ -164,7 +136,7 @@ def status(ctx: typer.Context):
                      [[r["resource"], r["name"], r["state"]] for r in document["resources"]])
         for unread in document["unread"]:
             render.warn("could not read " + unread)
-        raise typer.Exit(3)
+        raise typer.Exit(code)
     else:
         render.key_values([("WebSocket URL", document["url"]), ("management endpoint", document["managementEndpoint"]),
                            ("table", document["table"]),
@@ -179,15 +151,16 @@ def status(ctx: typer.Context):
         render.warn("%s exists but is not tagged as this stack's" % foreign)
     if document["partial"]:
         render.warn("the stack is partial: `wsctl deploy` completes it, `wsctl destroy` removes it")
-        raise typer.Exit(3)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
 def destroy(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")):
     """Remove everything the stack made (safe to run twice; what cannot be removed is named)."""
     from .. import render
+    from ..deploy import check_destroyed, check_found, plan_destroy
     from ..deploy import destroy as destroy_stack
-    from ..deploy import plan_destroy
     from ..errors import UsageError, WsctlError
 
     options = ctx.obj
@@ -198,9 +171,7 @@ def destroy(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", h
     for warning in plan.warnings:
         render.warn(warning)
     if plan.empty:
-        if plan.warnings:
-            raise WsctlError("stack %s: nothing to delete was found, but not everything could be checked (see above)"
-                             % target.stack)
+        check_found(target, plan)
         if options.json:
             render.print_json({"stack": target.stack, "deleted": [], "left": []})
         else:
@@ -222,9 +193,7 @@ def destroy(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", h
         render.print_json({"stack": target.stack, "deleted": _plan_document(report.deleted),
                            "failed": [dict(_plan_document([step])[0], error=why) for step, why in report.failed],
                            "left": [{"resource": kind, "name": name, "why": why} for kind, name, why in report.left]})
-    if report.left:
-        raise WsctlError("stack %s is not fully destroyed: left %s" % (target.stack, "; ".join(
-            "%s %s (%s)" % (kind, name, why) for kind, name, why in report.left)))
+    check_destroyed(target, report)
     if not options.json:
         render.line("Stack %s destroyed." % target.stack, style="green")
 
@@ -247,29 +216,11 @@ def bundle(output: str = typer.Option(..., "--out", help="Write the Lambda zip h
     render.line("%s  %d bytes  sha256 %s" % (output, len(data), bundler.sha256_hex(data)))
 
 
-_DURATION = re.compile(r"^(\d+)([smhd]?)$")
-
-
-def parse_duration(text: str) -> int:
-    from ..errors import UsageError
-
-    match = _DURATION.match(text.strip().lower())
-    if not match:
-        raise UsageError("duration %r: use seconds or a number with s, m, h or d (e.g. 90s, 15m, 1h)" % text)
-    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-
-
 @app.command()
 def token(ctx: typer.Context, user: str = typer.Option(..., "--user", "-u", help="The user id (the token's sub)."),
-          ttl: str = typer.Option("1h", "--ttl", help="Lifetime, e.g. 15m, 1h (at most 24h).")):
+          ttl: str = typer.Option(DEFAULT_LIFETIME, "--ttl", help="Lifetime, e.g. 15m, 1h (at most 24h).")):
     """Mint a connection token for a user of the current target; prints only the token."""
-    from lambda_src import signing
-
-    from ..errors import UsageError
+    from ..tokens import mint, parse_duration
 
     seconds = parse_duration(ttl)  # bad input first, before any AWS call
-    target = ctx.obj.target()
-    try:
-        print(signing.mint(target.keyset(), target.audience_stack, user, seconds))
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    print(mint(ctx.obj.target(), user, seconds))

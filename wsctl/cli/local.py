@@ -92,7 +92,7 @@ def up(
     from ..errors import UsageError
     from ..local import LocalOptions, parse_env_file, parse_env_pairs, run
     from ..local.throttle import parse as parse_throttle
-    from ..apispec.project import build_spec
+    from ..apispec.project import build_spec, project_folder, stage_for
 
     options = ctx.obj
     if not 0 <= port <= 65535:
@@ -111,11 +111,10 @@ def up(
                       source=source, handler=handler, runtime=runtime, authorizer=authorizer,
                       identity_sources=tuple(identity_source or ()), auth=auth, stack=stack,
                       ttl_seconds=ttl_seconds, allow_client_broadcast=allow_client_broadcast)
-    stage = options.stage if options.stage_given or not spec.stage else spec.stage
+    stage = stage_for(spec, options.stage, options.stage_given)
     function_env = parse_env_file(env_file) if env_file else {}
     function_env.update(parse_env_pairs(env or []))
-    project = Path(template or routes).resolve().parent if (template or routes) else \
-        Path(source).resolve() if source else Path.cwd()
+    project = project_folder(template, routes, source)
     run(LocalOptions(name=options.name, project=str(project), spec=spec, host=host, port=port, stage=names.check_stage(stage), stack=stack,
                      dynamodb_endpoint=dynamodb_endpoint, env=function_env, idle_timeout=idle_timeout,
                      max_duration=max_duration, integration_timeout=integration_timeout,
@@ -156,21 +155,15 @@ def _uptime(seconds: float) -> str:
 @local_app.command("ls")
 def ls(ctx: typer.Context):
     """The running emulators: name, WebSocket URL, project folder, uptime (stale state files are cleared)."""
-    import time
-
     from .. import render
-    from ..target import local_root, local_states
+    from ..target import emulators, local_root
 
     options = ctx.obj
-    alive, stale = local_states()
-    now = time.time()
-    rows = [{"name": s["name"], "url": s["ws_url"], "tlsUrl": s.get("wss_url"), "project": s.get("project"),
-             "api": s.get("origin"), "pid": s["pid"], "started": render.iso_time(s["started"]) if s.get("started")
-             else None, "uptimeSeconds": round(now - s["started"]) if s.get("started") else None,
-             "caBundle": s.get("ca_bundle")} for s in alive]
+    rows, stale = emulators()
     if options.json:
-        render.print_json({"emulators": rows, "clearedStale": [{"name": s.get("name"), "pid": s.get("pid")}
-                                                               for s in stale]})
+        render.print_json({"emulators": [dict(row, started=render.iso_time(row["started"]) if row["started"] else None)
+                                         for row in rows],
+                           "clearedStale": [{"name": s.get("name"), "pid": s.get("pid")} for s in stale]})
         return
     for state in stale:
         render.line("cleared the stale state of %s (pid %s is gone)" % (state.get("name"), state.get("pid")),
@@ -186,8 +179,6 @@ def ls(ctx: typer.Context):
 
 
 def _home_relative(path: str | None) -> str:
-    from pathlib import Path
-
     if not path:
         return "-"
     try:

@@ -15,7 +15,6 @@ app.add_typer(connections_app, name="connections")
 CONCURRENCY_OPTION = typer.Option(256, "--concurrency", help="Management API calls in flight at once.")
 MAX_RATE_OPTION = typer.Option(None, "--max-rate", help="At most this many management API calls per second "
                                                         "(default: find the rate API Gateway accepts).")
-TRANSPORT_OPTION = typer.Option("lean", "--transport", hidden=True, help="lean (aiohttp + SigV4) or boto3.")
 MESSAGE_ARGUMENT = typer.Argument(None, help="The payload, sent as given (text or JSON); - reads stdin.")
 FILE_OPTION = typer.Option(None, "--file", "-f", help="Read the payload from this file (- for stdin).")
 NO_PRUNE_OPTION = typer.Option(False, "--no-prune", help="Keep registry entries of gone connections.")
@@ -52,20 +51,20 @@ def _summary(target, report, pruned: int, recipients: int, json_output: bool, pr
             [r for r in report.results if r.outcome not in ("delivered", "gone")]))
 
 
-def _deliver(ctx, ids, payload, concurrency, no_prune, transport, single: bool, max_rate: float | None = None):
+def _deliver(ctx, ids, payload, concurrency, no_prune, single: bool, max_rate: float | None = None):
     """Send to `ids`, or to every live connection when ids is None (broadcast)."""
     from .. import render
-    from ..errors import WsctlError
-    from ..ops import EXIT_NO_RECIPIENT, deliver, deliver_to_all, exit_code
+    from ..exitstatus import ExitStatus
+    from ..ops import deliver, deliver_to_all, delivery_exit
 
     options = ctx.obj
     target = options.target()
     progress = render.DelayedProgress("sending", enabled=not options.json)
     try:
         if ids is None:
-            run = deliver_to_all(target, payload, concurrency, not no_prune, progress, transport, max_rate)
+            run = deliver_to_all(target, payload, concurrency, not no_prune, progress, max_rate)
         else:
-            run = deliver(target, ids, payload, concurrency, not no_prune, progress, transport, max_rate)
+            run = deliver(target, ids, payload, concurrency, not no_prune, progress, max_rate)
         report, pruned = asyncio.run(run)
     finally:
         progress.close()
@@ -73,7 +72,7 @@ def _deliver(ctx, ids, payload, concurrency, no_prune, transport, single: bool, 
         _summary(target, report, pruned, len(report.results), options.json, not no_prune)
         done = len(report.results) - report.counts()["skipped"]
         render.error("interrupted: sent to %d of %d recipient(s) found so far" % (done, len(report.results)))
-        raise typer.Exit(130)
+        raise typer.Exit(ExitStatus.INTERRUPTED)
     recipients = len(report.results)
     if ids is None and not recipients:
         if options.json:
@@ -82,10 +81,7 @@ def _deliver(ctx, ids, payload, concurrency, no_prune, transport, single: bool, 
             render.line("No live connections in the registry: nothing to send.", style="yellow")
         return
     _summary(target, report, pruned, recipients, options.json, not no_prune)
-    if single and report.counts()["gone"]:
-        raise WsctlError("connection %s is gone%s" % (ids[0], " (its registry entry was removed)" if pruned else ""),
-                         EXIT_NO_RECIPIENT)
-    code = exit_code(report)
+    code = delivery_exit(report, ids[0] if single else None, pruned)
     if code:
         raise typer.Exit(code)
 
@@ -111,7 +107,6 @@ def send(
     max_rate: float = MAX_RATE_OPTION,
     server_side: bool = typer.Option(False, "--server-side",
                                      help="With --room: the deployed function posts, inside AWS."),
-    transport: str = TRANSPORT_OPTION,
 ):
     """Send a message to a connection, a user or a room. Exit 0 only when every live recipient got it."""
     from ..errors import UsageError
@@ -126,8 +121,7 @@ def send(
         return
     target = ctx.obj.target()
     ids = recipients(target, connection, user, room)
-    _deliver(ctx, ids, payload, concurrency, no_prune, transport, single=bool(connection),
-             max_rate=_check_rate(max_rate))
+    _deliver(ctx, ids, payload, concurrency, no_prune, single=bool(connection), max_rate=_check_rate(max_rate))
 
 
 @app.command()
@@ -144,7 +138,6 @@ def broadcast(
     segments: int = typer.Option(4, "--segments",
                                  help="With --server-side: copies of the function, each scanning one "
                                       "segment of the registry (1-100)."),
-    transport: str = TRANSPORT_OPTION,
 ):
     """Send a message to every live connection in the registry (sending starts with the first scan page)."""
     from ..ops import read_payload
@@ -156,7 +149,7 @@ def broadcast(
 
         _server_side(ctx, payload, check_segments(segments), no_prune, None)
         return
-    _deliver(ctx, None, payload, concurrency, no_prune, transport, single=False, max_rate=_check_rate(max_rate))
+    _deliver(ctx, None, payload, concurrency, no_prune, single=False, max_rate=_check_rate(max_rate))
 
 
 def _check_rate(max_rate: float | None) -> float | None:
@@ -170,8 +163,7 @@ def _check_rate(max_rate: float | None) -> float | None:
 def _server_side(ctx, payload: bytes, segments: int, no_prune: bool, room: str | None) -> None:
     """Run the fan-out in the deployed function and render the summed report."""
     from .. import render
-    from ..errors import WsctlError
-    from ..ops import EXIT_NO_RECIPIENT, deliver_server_side, server_side_exit_code
+    from ..ops import deliver_server_side, server_side_exit
 
     options = ctx.obj
     target = options.target()
@@ -209,9 +201,7 @@ def _server_side(ctx, payload: bytes, segments: int, no_prune: bool, room: str |
         elif failed:
             render.error("segment(s) %s did not finish: their connections may not all have the message"
                          % ", ".join(str(s.number) for s in failed))
-    if room is not None and not report.recipients and not failed:
-        raise WsctlError("room %r has no live member in the registry" % room, EXIT_NO_RECIPIENT)
-    code = server_side_exit_code(report)
+    code = server_side_exit(report, room)
     if code:
         raise typer.Exit(code)
 
@@ -221,17 +211,17 @@ def prune(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed; change nothing."),
     concurrency: int = CONCURRENCY_OPTION,
-    transport: str = TRANSPORT_OPTION,
 ):
     """Remove stale registry entries (ttl passed, or GetConnection says 410), sending no message."""
     from .. import render
     from ..ops import prune as run_prune
+    from ..ops import prune_exit
 
     options = ctx.obj
     target = options.target()
     progress = render.DelayedProgress("checking", enabled=not options.json)
     try:
-        report = asyncio.run(run_prune(target, dry_run, _check_concurrency(concurrency), progress, transport))
+        report = asyncio.run(run_prune(target, dry_run, _check_concurrency(concurrency), progress))
     finally:
         progress.close()
     if options.json:
@@ -243,77 +233,28 @@ def prune(
                            ("orphaned memberships", report["orphaned"]), ("could not check", report["unknown"]),
                            (verb, report["wouldRemove"] if dry_run else report["removed"])],
                           title="Prune %s%s" % (target.describe(), " (dry run)" if dry_run else ""))
-    if report["unknown"]:
+    code = prune_exit(report)
+    if code:
         render.error("%d connection(s) could not be checked (throttled or failing); run prune again"
                      % report["unknown"])
-        raise typer.Exit(1)
+        raise typer.Exit(code)
 
 
 @app.command()
-def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection to close."),
-               transport: str = TRANSPORT_OPTION):
+def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection to close.")):
     """Close a connection (DeleteConnection): API Gateway closes it with 1000 and runs $disconnect."""
     from .. import render
-    from ..errors import WsctlError
-    from ..ops import EXIT_NO_RECIPIENT
+    from ..ops import check_disconnected
     from ..ops import disconnect as kick
 
     options = ctx.obj
     target = options.target()
-    outcome = asyncio.run(kick(target, connection_id, transport))
+    outcome = asyncio.run(kick(target, connection_id))
     if options.json:
         render.print_json({"connectionId": connection_id, "outcome": outcome})
-    if outcome == "gone":
-        raise WsctlError("connection %s was already gone (its registry entry was removed)" % connection_id,
-                         EXIT_NO_RECIPIENT)
-    if outcome == "unknown":
-        raise WsctlError("unknown connection %s: API Gateway does not know it and the registry has no entry for it"
-                         % connection_id, EXIT_NO_RECIPIENT)
-    if outcome == "not connected":
-        raise WsctlError("connection %s is not connected (API Gateway answered 410 Gone)" % connection_id,
-                         EXIT_NO_RECIPIENT)
+    check_disconnected(connection_id, outcome)
     if not options.json:
         render.line("Disconnected %s." % connection_id, style="green")
-
-
-def _epoch(value) -> float | None:
-    """Seconds since the epoch from what the registry and API Gateway hold: an ISO 8601 time
-    (GetConnection), or epoch milliseconds (connectedAt) or seconds (ttl) as numbers."""
-    from datetime import datetime
-    from decimal import Decimal
-
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float, Decimal)):
-        value = float(value)
-        return value / 1000 if value > 10 ** 11 else value
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _relative_iso(value, now: float) -> str:
-    from .. import render
-
-    moment = _epoch(value)
-    return render.relative_time(moment, now) if moment is not None else (value or "-")
-
-
-def _json_times(row: dict | None) -> dict | None:
-    """A row or registry item for -o json: times in ISO 8601 (UTC, ms), `ttl` as `expiresAt`."""
-    from .. import render
-
-    if row is None:
-        return None
-    out = dict(row)
-    for key in ("connectedAt", "lastActiveAt", "joinedAt"):
-        if key in out and out[key] is not None:
-            out[key] = render.iso_time(_epoch(out[key])) or out[key]
-    if "ttl" in out:
-        ttl = out.pop("ttl")
-        out["expiresAt"] = render.iso_time(_epoch(ttl)) if ttl is not None else None
-    return out
 
 
 @connections_app.command("list")
@@ -324,55 +265,48 @@ def list_connections(
     live: bool = typer.Option(False, "--live", help="Ask API Gateway about each one: state and last activity."),
     limit: int = typer.Option(None, "--limit", "-n", min=1, help="At most N connections."),
     concurrency: int = CONCURRENCY_OPTION,
-    transport: str = TRANSPORT_OPTION,
 ):
     """The registry's live connections: id, user, rooms, connected, expires."""
     from .. import render
-    from ..ops import list_connections as listing
-    from ..ops import liveness
+    from ..ops import connections
 
     options = ctx.obj
     target = options.target()
-    rows = listing(target, user, room, limit)
-    if live and rows:
-        states = asyncio.run(liveness(target, [r["connectionId"] for r in rows], _check_concurrency(concurrency),
-                                      transport))
-        for row in rows:
-            row.update(states.get(row["connectionId"], {}))
+    rows = asyncio.run(connections(target, user, room, limit, live,
+                                   _check_concurrency(concurrency) if live else concurrency))
     if options.json:
-        render.print_json([_json_times(row) for row in rows])
+        render.print_json([render.json_times(row) for row in rows])
         return
     now = time.time()
     columns = ["connection", "user", "rooms", "connected", "expires"] + (["state", "last active"] if live else [])
     table = []
     for row in rows:
         cells = [row["connectionId"], row["userId"], ",".join(row["rooms"]) or "-",
-                 _relative_iso(row["connectedAt"], now) if row["connectedAt"] else "?",
-                 _relative_iso(row["ttl"], now) if row["ttl"] else "never"]
+                 render.relative(row["connectedAt"], now) if row["connectedAt"] else "?",
+                 render.relative(row["ttl"], now) if row["ttl"] else "never"]
         if live:
-            cells += [row.get("state", "?"), _relative_iso(row.get("lastActiveAt"), now)]
+            cells += [row.get("state", "?"), render.relative(row.get("lastActiveAt"), now)]
         table.append(cells)
     render.table(columns, table, title="%d connection(s) (%s)" % (len(rows), target.describe()))
 
 
 @connections_app.command("show")
-def show(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection id."),
-         transport: str = TRANSPORT_OPTION):
+def show(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection id.")):
     """One connection's registry item joined with API Gateway's GetConnection answer."""
     from .. import render
     from ..ops import show as show_one
 
     options = ctx.obj
-    document = asyncio.run(show_one(options.target(), connection_id, transport))
+    document = asyncio.run(show_one(options.target(), connection_id))
     if options.json:
-        render.print_json(dict(document, registry=_json_times(document["registry"]),
-                               apiGateway=_json_times(document["apiGateway"])))
+        render.print_json(dict(document, registry=render.json_times(document["registry"]),
+                               apiGateway=render.json_times(document["apiGateway"])))
         return
     registry = document["registry"] or {}
     api = document["apiGateway"]
 
     def when(value):
-        moment = _epoch(value)
+        moment = render.epoch(value)
         return render.local_time(moment) if moment is not None else None
 
     identity = api.get("identity") or {}
@@ -401,6 +335,7 @@ def invoke(
 
     from .. import render
     from ..errors import UsageError
+    from ..exitstatus import ExitStatus
     from ..ops import invoke_function
 
     options = ctx.obj
@@ -430,7 +365,7 @@ def invoke(
     if result["functionError"]:
         if not options.json:
             render.error("the function failed (%s)" % result["functionError"])
-        raise typer.Exit(1)
+        raise typer.Exit(ExitStatus.FUNCTION_ERROR)
 
 
 @app.command()

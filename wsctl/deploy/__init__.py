@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .. import stack as names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
+from ..exitstatus import ExitStatus
 from . import bundle, remote
 from .model import Action, Call, Plan, Step
 from .plan import TOP_LEVEL, StackConfig, check_one_stage, make_plan, present_resources, top_level_names
@@ -83,6 +84,36 @@ def partial_summary(target, plan: Plan, done: list) -> str:
             "deletes %s" % (len(done), len(plan.steps), describe_resources(present)))
 
 
+def apply_plan(target, plan: Plan, progress=None, notify=None) -> dict:
+    """Run a deploy plan and return the stack's outputs. Stopped part-way (an error, Ctrl-C), it
+    raises a WsctlError saying where it stopped, how far it got, that `wsctl deploy` resumes and
+    what `wsctl destroy` would delete; an error before any step was done is raised as it is."""
+    started = []
+
+    def step_started(step) -> None:
+        started.append(step)
+        if progress is not None:
+            progress(step)
+
+    try:
+        context = run_plan(target, plan, step_started, notify)
+    except KeyboardInterrupt:
+        raise WsctlError("interrupted during step %d (%s %s %s): %s" % (
+            len(started), started[-1].action, started[-1].resource, started[-1].name,
+            partial_summary(target, plan, started[:-1])) if started else "interrupted",
+            ExitStatus.INTERRUPTED) from None
+    except Exception as error:
+        done = started[:-1]
+        if not done:
+            raise
+        from .. import aws
+
+        reason = str(error) if isinstance(error, WsctlError) else (
+            aws.describe(error) or "%s: %s" % (type(error).__name__, error))
+        raise WsctlError("%s; %s" % (reason.rstrip("."), partial_summary(target, plan, done))) from None
+    return outputs(target, context)
+
+
 # -- destroy ---------------------------------------------------------------------
 def plan_destroy(target, state: remote.RemoteState | None = None) -> Plan:
     """Everything the stack owns, newest first; resources not tagged with the stack are left
@@ -147,6 +178,20 @@ def destroy(target, plan: Plan, progress=None, notify=None, clock=None) -> Destr
     return DestroyReport(deleted=outcome.done, failed=outcome.failed, left=left)
 
 
+def check_found(target, plan: Plan) -> None:
+    """An empty destroy plan is an error when not everything could be read (plan.warnings say what)."""
+    if plan.empty and plan.warnings:
+        raise WsctlError("stack %s: nothing to delete was found, but not everything could be checked (see above)"
+                         % target.stack)
+
+
+def check_destroyed(target, report: DestroyReport) -> None:
+    """A destroy that left something (or could not check it) is an error naming each."""
+    if report.left:
+        raise WsctlError("stack %s is not fully destroyed: left %s" % (target.stack, "; ".join(
+            "%s %s (%s)" % (kind, name, why) for kind, name, why in report.left)))
+
+
 # -- status ----------------------------------------------------------------------
 def status(target) -> dict:
     """The stack's resources and their state, its URLs, and how many live registry entries it has.
@@ -208,6 +253,11 @@ def status(target) -> dict:
 
             result["unread"].append("live connections: %s" % (aws.describe(error) or error))
     return result
+
+
+def status_exit(document: dict) -> ExitStatus:
+    """`status` of a stack that is not deployed, or only in part, exits NOT_DEPLOYED."""
+    return ExitStatus.NOT_DEPLOYED if not document["deployed"] or document["partial"] else ExitStatus.OK
 
 
 __all__ = ["DeployOptions", "StackConfig", "Plan", "Step", "make_plan", "plan_deploy", "run_plan", "plan_destroy",

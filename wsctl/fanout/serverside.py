@@ -16,6 +16,7 @@ from lambda_src.delivery import DELIVERED, FAILED, FORBIDDEN, GONE, OUTCOMES, TH
 from lambda_src.fanout import KIND, VERSION
 
 from ..errors import UsageError, WsctlError
+from ..exitstatus import ExitStatus
 
 MAX_SEGMENTS = 100
 
@@ -138,9 +139,10 @@ def _invoke_error(error: Exception, function: str) -> str:
     code = response.get("Error", {}).get("Code", "")
     if code in ("AccessDeniedException", "AccessDenied"):
         raise WsctlError("not allowed to invoke %s: your AWS identity needs lambda:InvokeFunction on that function"
-                         % function, 4) from None
+                         % function, ExitStatus.FORBIDDEN) from None
     if code == "ResourceNotFoundException":
-        raise WsctlError("function %s does not exist: run `wsctl deploy` first" % function, 3) from None
+        raise WsctlError("function %s does not exist: run `wsctl deploy` first" % function,
+                         ExitStatus.NOT_FOUND) from None
     return "%s: %s" % (code or type(error).__name__, response.get("Error", {}).get("Message") or error)
 
 

@@ -157,10 +157,10 @@ def _iso(value) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else str(value)
 
 
-def for_target(target, concurrency: int, kind: str = "lean"):
-    """The transport for a target's management endpoint. The engine retries by itself,
-    so the boto3 client makes exactly one attempt per call."""
-    if kind == "boto3":
+def for_target(target, concurrency: int):
+    """The transport the target names (`target.transport`: lean or boto3) for its management
+    endpoint. The engine retries by itself, so the boto3 client makes exactly one attempt per call."""
+    if target.transport == "boto3":
         from botocore.config import Config
 
         client = target.session.client("apigatewaymanagementapi", endpoint_url=target.management_endpoint,

@@ -13,6 +13,8 @@ import threading
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
+from ..exitstatus import ExitStatus
+
 
 class KeepAliveHandler(MotoRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -88,7 +90,7 @@ def serve(host: str, port: int) -> None:
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     keep_items_sorted()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(ExitStatus.OK))  # stopped by the emulator, as planned
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group: the gateway stops us
     serve(host, port)
 
