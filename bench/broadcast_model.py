@@ -41,7 +41,7 @@ sys.path.insert(0, str(BENCH.parent))
 # Defaults, each overridable; the sources are in --help and printed with the figures.
 DEFAULTS = {
     "concurrency": 256,  # wsctl/fanout/__init__.py DEFAULT_CONCURRENCY
-    "quadratic_s": 45e-9,  # the CLI's extra CPU k x N^2 / 2 from fanout._detail (engine check; 0 once fixed)
+    "quadratic_s": 0.0,  # the CLI's extra CPU k x N^2 / 2 (fanout._detail, 45e-9 before d0b1655; --from reads the engine check)
     "cli_fixed_s": 0.45,  # process start + imports + first scan page (on a quiet machine)
     "cli_cpu_per_post_s": 110e-6,  # the CLI's marginal CPU per post (broadcast.py: ~1.1 CPU-s per 10,000)
     "bytes_per_post_up": 900,  # a signed PostToConnection with a small payload
