@@ -132,7 +132,7 @@ def exit_code(report) -> int:
 
 
 def forbidden_hint(target, report) -> str:
-    from .stack import partition
+    from .names import partition
 
     where = "this stage" if target.local else "arn:%s:execute-api:%s:<account>:%s/%s/*/@connections/*" % (
         partition(target.region_name), target.region_name, target.api_id, target.stage)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from . import stack as names
+from . import names
 from .errors import WsctlError
 
 LOCAL_REGION = "us-east-1"

@@ -7,7 +7,7 @@ table and, with --auth jwt, its authorizer.
 
 from pathlib import Path
 
-from .. import stack as names
+from .. import names
 from .model import ApiSpec, Authorizer, FunctionSpec, Route, TableSpec
 from .routefile import check_auth
 

@@ -4,7 +4,7 @@ given on the command line, or wsctl's own API (in that order of precedence)."""
 import sys
 from pathlib import Path
 
-from .. import stack as names
+from .. import names
 from ..errors import UsageError
 from .bundled import default_spec
 from .model import ApiSpec, Authorizer, FunctionSpec, Route

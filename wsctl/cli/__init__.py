@@ -127,7 +127,7 @@ class Options:
     stage_given: bool = True  # --stage or WSCTL_STAGE was set (a template's StageName yields otherwise)
 
     def target(self):
-        from .. import stack as names
+        from .. import names
         from ..target import Target
 
         return Target(stack=names.check_stack(self.stack), stage=names.check_stage(self.stage),

@@ -104,7 +104,7 @@ def up(
     if max_environments is not None and not 1 <= max_environments <= 1000:
         raise UsageError("--max-environments must be between 1 and 1000")
     check_auth(auth)
-    from .. import stack as names
+    from .. import names
 
     stack = names.check_stack(options.stack)
     spec = build_spec(template=template, parameter_overrides=parameter_overrides or [], routes=routes,

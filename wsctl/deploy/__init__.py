@@ -6,7 +6,7 @@ session whose event hooks count the calls.
 
 from dataclasses import dataclass, field
 
-from .. import stack as names
+from .. import names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
 from . import bundle, remote

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from .. import stack as names
+from .. import names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
 from . import bundle

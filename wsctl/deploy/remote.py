@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 
 from .. import aws
-from .. import stack as names
+from .. import names
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lambda_src import signing
 
-from .. import stack as names
+from .. import names
 from ..apispec import ApiSpec
 from ..errors import UsageError, WsctlError
 from ..target import home, instance_dir, remove_local_state, write_local_state
