@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lambda_src import signing
+from lambda_src import tokens
 
 from . import render
 from .errors import WsctlError
@@ -95,7 +95,7 @@ async def _scenario(target, state: dict, say) -> None:
     keyset = state["keyset"]
 
     async def connect(user: str):
-        token = signing.mint(keyset, STACK, user, 600)
+        token = tokens.mint(keyset, STACK, user, 600)
         return await websockets.connect("%s?token=%s" % (state["ws_url"], token), open_timeout=10)
 
     say("Connect two users with real WebSocket clients: alice, and bob on a laptop and a phone")

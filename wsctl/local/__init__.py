@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lambda_src import signing
+from lambda_src import tokens
 
 from .. import names
 from ..apispec import ApiSpec
@@ -85,10 +85,10 @@ def _local_keyset(folder: Path) -> str:
     path = folder / "local-signing-keys.json"
     try:
         keyset = path.read_text()
-        signing.parse(keyset)
+        tokens.parse(keyset)
         return keyset
     except (OSError, ValueError):
-        keyset = signing.new_keyset()
+        keyset = tokens.new_keyset()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(keyset)
