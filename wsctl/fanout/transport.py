@@ -3,7 +3,7 @@
 boto3 spends most of a millisecond of CPU per call, which caps a fan-out at
 about a thousand posts per second per process whatever the concurrency. The
 lean transport signs each request with a cached SigV4 signer that produces
-botocore's exact headers (signing.py), sends it over aiohttp with keep-alive,
+botocore's exact headers (wsctl/sigv4.py), sends it over aiohttp with keep-alive,
 then reads the answer the way botocore does (status code, then
 x-amzn-ErrorType, then the JSON body's code), so 410, 429, 413 and 403 mean
 exactly what they mean to boto3. The boto3 transport is kept for parity tests
@@ -16,7 +16,7 @@ import urllib.request
 from urllib.parse import quote, urlsplit
 
 from .policy import Answer
-from .signing import ManagementSigner
+from ..sigv4 import ManagementSigner
 
 
 def _error_code(headers, body: bytes) -> str | None:

@@ -24,9 +24,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
 from multidict import CIMultiDict
 
+from .. import sigv4
 from ..apispec import ApiSpec
 from . import authorizer as authz
-from . import events, routing, sigv4
+from . import events, routing
 from .functions import FunctionError
 from .sockets import MAX_FRAME, BadRequestLog, Connection, GatewaySocket, send_fragmented
 
