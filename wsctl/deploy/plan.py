@@ -397,7 +397,7 @@ def _wanted_route(config, route) -> dict:
     return wanted
 
 
-def _create_route(config, route, wanted) -> list[Step]:
+def _create_route(route, wanted) -> list[Step]:
     ref = "route:" + route.key
     steps = [Step("route", route.key, Action.CREATE, _route_detail(route, wanted), Call(
         "apigatewayv2", "create_route", dict(wanted, ApiId=Ref("api_id"), RouteKey=route.key),
@@ -420,7 +420,7 @@ def plan_routes(config, remote, ctx) -> list[Step]:
         wanted = _wanted_route(config, route)
         have = existing.pop(route.key, None)
         if have is None:
-            steps += _create_route(config, route, wanted)
+            steps += _create_route(route, wanted)
             continue
         responses = remote.route_responses.get(have["RouteId"], [])
         if not route.two_way and (have.get("RouteResponseSelectionExpression") or responses):
@@ -433,7 +433,7 @@ def plan_routes(config, remote, ctx) -> list[Step]:
             steps.append(Step("route", route.key, Action.DELETE, "replaced by a one-way route", Call(
                 "apigatewayv2", "delete_route", {"ApiId": Ref("api_id"), "RouteId": have["RouteId"]},
                 missing_ok=("NotFoundException",))))
-            steps += _create_route(config, route, wanted)
+            steps += _create_route(route, wanted)
             continue
         differs = any(not known(v, ctx) or have.get(k) != resolve(v, ctx) for k, v in wanted.items())
         differs |= wanted["AuthorizationType"] == "NONE" and bool(have.get("AuthorizerId"))

@@ -275,8 +275,7 @@ async def _serve(options: LocalOptions) -> None:
                                 sink=_sink(options.quiet, spec.bundled), credentials=platform_env, ca_bundle=str(bundle),
                                 watch=True)
         await service.start()
-        invoke_api = InvokeApi(service, options.aws_passthrough,
-                               log=lambda text: service.sink("lambda", text, None))
+        invoke_api = InvokeApi(service, log=lambda text: service.sink("lambda", text, None))
         lambda_runner = web.AppRunner(invoke_api.app(), handle_signals=False, access_log=None)
         await lambda_runner.setup()
         await web.SockSite(lambda_runner, lambda_sock).start()

@@ -157,13 +157,12 @@ class _Dropped:
 
 
 class Connection:
-    __slots__ = ("id", "ws", "origin", "last_active", "close", "message_count", "transport")
+    __slots__ = ("id", "ws", "origin", "last_active", "close", "transport")
 
     def __init__(self, ws, origin, transport=None):
         self.id, self.ws, self.origin = origin.connection_id, ws, origin
         self.last_active = time.time()
         self.close = None  # (code, reason) once the server decided to close it
-        self.message_count = 0
         self.transport = transport
 
     def roomy(self, size: int) -> bool:

@@ -84,9 +84,8 @@ def _rest_operation(signing_name: str, method: str, path: str, query) -> str | N
 
 
 class InvokeApi:
-    def __init__(self, service, passthrough: bool = False, log=None):
+    def __init__(self, service, log=None):
         self.service = service  # LambdaService
-        self.passthrough = passthrough
         self.log = log or (lambda text: None)
         self.background: set = set()
         # The emulator's own read-only views for `wsctl --local ...` (name -> callable returning JSON):

@@ -266,7 +266,7 @@ class FunctionInvoker:
         self.service = service
         self.name = name
 
-    async def invoke(self, event: dict, timeout_s: float | None = None):
+    async def invoke(self, event: dict):
         payload = await self.service.invoke(self.name, json.dumps(event).encode())
         try:
             return json.loads(payload) if payload else None
