@@ -68,11 +68,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from lambda_src.app import ACTIONS, MAX_NAME  # noqa: E402  (the handler's own table is its spec)
-
-MAX_FRAME = 32 * 1024
-MAX_MESSAGE = 128 * 1024
-MAX_URL = 4096
-MAX_HEADERS = 10240
+from wsctl.limits import MAX_FRAME_BYTES as MAX_FRAME  # noqa: E402  (the limits the emulator enforces)
+from wsctl.limits import MAX_HANDSHAKE_HEADER_BYTES as MAX_HEADERS  # noqa: E402
+from wsctl.limits import MAX_MESSAGE_BYTES as MAX_MESSAGE  # noqa: E402
+from wsctl.limits import MAX_URL_BYTES as MAX_URL  # noqa: E402
 PUSH_TYPES = {"message", "room", "broadcast"}  # relayed to a connection, not an answer to its frame
 SELF = "@@SELF@@"  # stands for the sending connection's user id in drawn text frames
 CASE_TIMEOUT = 30.0

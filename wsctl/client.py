@@ -14,17 +14,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from .limits import IDLE_TIMEOUT_S, INTEGRATION_TIMEOUT_S, MAX_CONNECTION_S, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
+
 # -- what things mean -------------------------------------------------------------
 CLOSE_MEANINGS = {
     1000: "normal closure",
-    1001: "going away: idle timeout (10 min without data frames), the 2-hour cap, or a shutdown",
+    1001: "going away: idle timeout (%d min without data frames), the %d-hour cap, or a shutdown" % (
+        IDLE_TIMEOUT_S // 60, MAX_CONNECTION_S // 3600),
     1002: "protocol error",
     1003: "binary frame not accepted (API Gateway takes text frames only)",
     1005: "closed without a status code",
     1006: "dropped: the connection ended without a close frame",
     1007: "invalid UTF-8 in a text frame",
     1008: "policy violation",
-    1009: "message too big (API Gateway: 32 KB per frame, 128 KB per message)",
+    1009: "message too big (API Gateway: %d KB per frame, %d KB per message)" % (
+        MAX_FRAME_BYTES // 1024, MAX_MESSAGE_BYTES // 1024),
     1011: "internal server error",
 }
 HANDSHAKE_MEANINGS = {
@@ -39,7 +43,7 @@ HANDSHAKE_MEANINGS = {
 GATEWAY_ERRORS = {
     "Forbidden": "no route matched and there is no $default route",
     "Internal server error": "the integration (handler) failed",
-    "Endpoint request timed out": "the integration took longer than its timeout (29 s at most)",
+    "Endpoint request timed out": "the integration took longer than its timeout (%d s at most)" % INTEGRATION_TIMEOUT_S,
     "Bad request body": "the request failed model validation",
 }
 EXIT_OK, EXIT_CONNECT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_ABNORMAL = 0, 1, 2, 3, 4

@@ -10,12 +10,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from lambda_src import keys
-from lambda_src.delivery import MAX_PAYLOAD
 
 from . import fanout
 from .errors import UsageError, WsctlError
 from .fanout.policy import DELIVERED, GONE
 from .fanout.transport import for_target
+from .limits import MAX_MESSAGE_BYTES, MAX_TIMEOUT_S
 from .registry import live_connection_ids, registry_for, scan_all
 
 EXIT_NOT_DELIVERED = 1  # throttled or failed for some live connection
@@ -36,16 +36,16 @@ def read_payload(message: str | None, file: str | None, stdin=None) -> bytes:
     elif file is not None:
         try:
             with open(file, "rb") as handle:
-                data = handle.read(MAX_PAYLOAD + 1)
+                data = handle.read(MAX_MESSAGE_BYTES + 1)
         except OSError as error:
             raise UsageError("cannot read %s: %s" % (file, error.strerror)) from None
     else:
         data = message.encode("utf-8")
     if not data:
         raise UsageError("the payload is empty: API Gateway delivers no empty messages")
-    if len(data) > MAX_PAYLOAD:
+    if len(data) > MAX_MESSAGE_BYTES:
         raise UsageError("the payload is over %d bytes (API Gateway's limit for one message); nothing was sent"
-                         % MAX_PAYLOAD)
+                         % MAX_MESSAGE_BYTES)
     return data
 
 
@@ -288,7 +288,7 @@ def invoke_function(target, name: str, payload: bytes, tail: bool = False) -> di
 
     from .aws import describe, error_code
 
-    client = target.client("lambda", retries={"max_attempts": 1}, read_timeout=910)
+    client = target.client("lambda", retries={"max_attempts": 1}, read_timeout=MAX_TIMEOUT_S + 10)
     try:
         answer = client.invoke(FunctionName=name, Payload=payload, LogType="Tail" if tail else "None")
     except Exception as error:  # botocore's ClientError and connection errors alike
@@ -312,10 +312,11 @@ def deliver_server_side(target, payload: bytes, segments: int, prune: bool = Tru
     if not target.bundled:
         raise UsageError("--server-side runs wsctl's own function; this emulator runs %s"
                          % target.local_state.get("origin", "another API"))
-    if len(payload) > MAX_PAYLOAD:
-        raise UsageError("the payload is %d bytes; the management API takes at most %d" % (len(payload), MAX_PAYLOAD))
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise UsageError("the payload is %d bytes; the management API takes at most %d" % (len(payload),
+                                                                                            MAX_MESSAGE_BYTES))
     function = target.function_name
-    client = target.client("lambda", read_timeout=910, connect_timeout=10, retries={"max_attempts": 1},
+    client = target.client("lambda", read_timeout=MAX_TIMEOUT_S + 10, connect_timeout=10, retries={"max_attempts": 1},
                            max_pool_connections=max(10, segments))
     payloads = serverside.events(payload, target.management_endpoint, segments, prune, room)
 

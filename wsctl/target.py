@@ -14,9 +14,9 @@ from pathlib import Path
 
 from . import names
 from .errors import WsctlError
+from .limits import LOCAL_KEY, LOCAL_REGION
 
-LOCAL_REGION = "us-east-1"
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+LOCAL_CREDENTIALS = {"aws_access_key_id": LOCAL_KEY, "aws_secret_access_key": LOCAL_KEY}  # boto3's arguments
 
 
 # -- the local emulators' state files ---------------------------------------

@@ -4,13 +4,11 @@ given on the command line, or wsctl's own API (in that order of precedence)."""
 import sys
 from pathlib import Path
 
-from .. import names
+from .. import limits, names
 from ..errors import UsageError
 from .bundled import default_spec
 from .model import ApiSpec, Authorizer, FunctionSpec, Route
 from .routefile import load_spec
-
-HOST_IDENTITY = ("route.request.header.Host",)
 
 
 def guess_runtime(source: Path, handler: str) -> str:
@@ -34,7 +32,7 @@ def _cli_function(name: str, source: Path, handler: str, runtime: str | None, op
     if not handler.rpartition(".")[0]:
         raise UsageError("%s must be module.function (e.g. app.handler), not %r" % (option, handler))
     return FunctionSpec(name=name, runtime=runtime or guess_runtime(source, handler), code_dir=source,
-                        handler=handler, timeout_s=29.0)
+                        handler=handler, timeout_s=float(limits.INTEGRATION_TIMEOUT_S))
 
 
 def build_spec(*, template: str | None, parameter_overrides: list[str], routes: str | None, source: str | None,
@@ -69,7 +67,7 @@ def build_spec(*, template: str | None, parameter_overrides: list[str], routes: 
         if authorizer is not None:
             name = names.function_name(stack) + "-authorizer"
             cli_functions.append(_cli_function(name, folder, authorizer, runtime, "--authorizer"))
-            cli_authorizer = Authorizer(name, identity_sources or HOST_IDENTITY)
+            cli_authorizer = Authorizer(name, identity_sources or limits.HOST_IDENTITY_SOURCES)
     if routes is not None:
         spec = load_spec(routes, auth, tuple(cli_functions), default, cli_authorizer)
         missing = [r.key for r in spec.routes if r.function is None]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
+from .. import __version__, names
 
 # Target and output options work anywhere on the line, as the AWS CLI's do:
 # `wsctl send --local --user bob hi` means `wsctl --local send --user bob hi`.
@@ -127,7 +127,6 @@ class Options:
     stage_given: bool = True  # --stage or WSCTL_STAGE was set (a template's StageName yields otherwise)
 
     def target(self):
-        from .. import names
         from ..target import Target
 
         return Target(stack=names.check_stack(self.stack), stage=names.check_stage(self.stage),
@@ -173,14 +172,14 @@ def root(
                                      help="Send AWS calls to this endpoint instead of AWS's. It must implement every "
                                           "operation the command calls: deploy needs API Gateway v2 (with "
                                           "deployments), Lambda, IAM, DynamoDB, SSM and CloudWatch Logs."),
-    stack: str = typer.Option("app", "--stack", envvar="WSCTL_STACK", help="Stack name."),
-    stage: str = typer.Option("dev", "--stage", envvar="WSCTL_STAGE", help="Stage name."),
+    stack: str = typer.Option(names.DEFAULT_STACK, "--stack", envvar="WSCTL_STACK", help="Stack name."),
+    stage: str = typer.Option(names.DEFAULT_STAGE, "--stage", envvar="WSCTL_STAGE", help="Stage name."),
     output: str = typer.Option("text", "--output", "-o", help="Output format: text, json (one document) or jsonl "
                                                                  "(connect: one event a line)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and AWS call details."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
-    if output not in ("text", "json", "jsonl"):
+    if output not in OUTPUT_FORMATS:
         raise typer.BadParameter("use text, json or jsonl", param_hint="--output")
     if name is not None:
         from ..errors import UsageError

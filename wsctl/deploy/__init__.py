@@ -6,7 +6,7 @@ session whose event hooks count the calls.
 
 from dataclasses import dataclass, field
 
-from .. import names
+from .. import limits, names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
 from . import bundle, remote
@@ -18,8 +18,8 @@ from .plan import TOP_LEVEL, StackConfig, check_one_stage, make_plan, present_re
 class DeployOptions:
     spec: ApiSpec
     allow_client_broadcast: bool = False
-    ttl_seconds: int = 7500
-    log_retention_days: int = 14
+    ttl_seconds: int = limits.DEFAULT_TTL_SECONDS
+    log_retention_days: int = limits.DEFAULT_LOG_RETENTION_DAYS
     rotate_key: bool = False
 
 

@@ -2,7 +2,7 @@
 
 Fixed timestamps, permissions and order, no __pycache__: the zip's sha256 is
 what `deploy` compares with Lambda's CodeSha256 to decide whether code changed.
-boto3 is not bundled (the python3.12 runtime has it).
+boto3 is not bundled (Lambda's Python runtime has it).
 """
 
 import base64
@@ -13,7 +13,6 @@ import zipfile
 from pathlib import Path
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
-HANDLER = "lambda_src.app.handler"
 
 
 def _package_dir(name: str) -> Path:

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from .. import names
+from .. import limits, names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
 from . import bundle
@@ -22,15 +22,7 @@ from .remote import RemoteState
 
 __all__ = ["StackConfig", "Plan", "Step", "Call", "Action", "Ref", "Fmt", "make_plan", "resolve", "known"]
 
-RUNTIME = "python3.12"
-ARCHITECTURE = "arm64"
 ROUTES_SID = "wsctl-routes"
-# API Gateway answers 401 without invoking the authorizer when any listed identity
-# source is missing, and botocore requires at least one. The token may come from
-# the query string or the Authorization header, so neither can be listed: Host is
-# present on every handshake, and the authorizer itself answers 401 when there is
-# no token at all.
-IDENTITY_SOURCE = ("route.request.header.Host",)
 AUTHORIZER_SID = "wsctl-authorizer"
 HANDLER_ACTIONS = {  # exactly what the handler calls, and nothing else
     "dynamodb": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query",
@@ -49,10 +41,10 @@ class StackConfig:
     spec: ApiSpec
     code: bytes = field(repr=False)
     allow_client_broadcast: bool = False
-    ttl_seconds: int = 7500
-    log_retention_days: int = 14
-    memory_mb: int = 256
-    timeout_s: int = 29
+    ttl_seconds: int = limits.DEFAULT_TTL_SECONDS
+    log_retention_days: int = limits.DEFAULT_LOG_RETENTION_DAYS
+    memory_mb: int = limits.HANDLER_MEMORY_MB
+    timeout_s: int = limits.HANDLER_TIMEOUT_S
     rotate_key: bool = False
 
     @property
@@ -126,7 +118,7 @@ def role_policy(config: StackConfig) -> dict:
 
 
 def function_settings(config: StackConfig) -> dict:
-    return {"Runtime": RUNTIME, "Handler": bundle.HANDLER, "Role": Fmt("{role_arn}"),
+    return {"Runtime": limits.HANDLER_RUNTIME, "Handler": limits.HANDLER, "Role": Fmt("{role_arn}"),
             "MemorySize": config.memory_mb, "Timeout": config.timeout_s,
             "Description": "wsctl stack %s: WebSocket handler" % config.stack,
             "Environment": {"Variables": names.handler_environment(config.stack, config.auth, config.ttl_seconds,
@@ -137,7 +129,7 @@ def api_fingerprint(config: StackConfig) -> str:
     """What a stage deployment freezes; a stage whose deployment has another value is redeployed."""
     shape = {"rse": config.spec.route_selection_expression, "auth": config.auth,
              "routes": sorted((r.key, r.two_way) for r in config.spec.routes),
-             "timeout": config.spec.integration_timeout_ms, "handler": bundle.HANDLER}
+             "timeout": config.spec.integration_timeout_ms, "handler": limits.HANDLER}
     return "wsctl " + hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -329,11 +321,11 @@ def plan_function(config, remote, ctx, tags) -> list[Step]:
     settings = function_settings(config)
     sha = bundle.sha256_b64(config.code)
     if remote.function is None:
-        return [Step("Lambda function", name, Action.CREATE,
-                     "%s, %s, code %s (%d KB)" % (RUNTIME, bundle.HANDLER, sha[:12], len(config.code) // 1024), Call(
-                         "lambda", "create_function", dict(settings, FunctionName=name, Code={"ZipFile": config.code},
-                                                           Architectures=[ARCHITECTURE], Tags=tags),
-                         retry=(Retry.ROLE_PROPAGATION,), wait_after="function_active_v2"))]
+        detail = "%s, %s, code %s (%d KB)" % (limits.HANDLER_RUNTIME, limits.HANDLER, sha[:12], len(config.code) // 1024)
+        return [Step("Lambda function", name, Action.CREATE, detail, Call(
+            "lambda", "create_function", dict(settings, FunctionName=name, Code={"ZipFile": config.code},
+                                              Architectures=[limits.HANDLER_ARCHITECTURE], Tags=tags),
+            retry=(Retry.ROLE_PROPAGATION,), wait_after="function_active_v2"))]
     steps = []
     if remote.function.get("CodeSha256") != sha:
         steps.append(Step("Lambda code", name, Action.UPDATE, "code %s -> %s" % (
@@ -376,7 +368,7 @@ def plan_authorizer(config, remote, ctx) -> list[Step]:
         return []
     name = authorizer_name(config.stack)
     args = {"AuthorizerType": "REQUEST", "AuthorizerUri": ctx["integration_uri"],
-            "IdentitySource": list(IDENTITY_SOURCE)}
+            "IdentitySource": list(limits.HOST_IDENTITY_SOURCES)}
     authorizer = _our_authorizer(config, remote)
     if authorizer is None:
         return [Step("authorizer", name, Action.CREATE, "REQUEST, JWT in ?token= or Bearer header", Call(

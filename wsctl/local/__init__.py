@@ -18,12 +18,10 @@ from pathlib import Path
 
 from lambda_src import tokens
 
-from .. import names
+from .. import limits, names
 from ..apispec import ApiSpec
 from ..errors import UsageError, WsctlError
 from ..target import home, instance_dir, remove_local_state, write_local_state
-
-REGION = "us-east-1"
 
 
 @dataclass
@@ -35,9 +33,9 @@ class LocalOptions:
     stack: str = names.DEFAULT_STACK
     dynamodb_endpoint: str | None = None
     env: dict = field(default_factory=dict)  # added to every function's environment
-    idle_timeout: float = 600.0
-    max_duration: float = 7200.0
-    integration_timeout: float = 29.0
+    idle_timeout: float = limits.IDLE_TIMEOUT_S
+    max_duration: float = limits.MAX_CONNECTION_S
+    integration_timeout: float = limits.INTEGRATION_TIMEOUT_S
     max_environments: int | None = None  # overrides every function's limit
     aws_passthrough: bool = False  # functions may reach real AWS for services not emulated here
     quiet: bool = False
@@ -106,7 +104,8 @@ def _sealed_environment(state_home: Path, passthrough: bool) -> dict:
     if passthrough:
         return {k: v for k, v in os.environ.items()
                 if k.startswith("AWS_") and not k.startswith("AWS_ENDPOINT_URL") and k != "AWS_CA_BUNDLE"}
-    return {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
+    return {"AWS_ACCESS_KEY_ID": limits.LOCAL_KEY, "AWS_SECRET_ACCESS_KEY": limits.LOCAL_KEY,
+            "AWS_SESSION_TOKEN": limits.LOCAL_KEY,
             "AWS_CONFIG_FILE": str(state_home / "sealed" / "config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(state_home / "sealed" / "credentials"),
             "AWS_EC2_METADATA_DISABLED": "true"}
@@ -234,7 +233,7 @@ async def _serve(options: LocalOptions) -> None:
     api_id = api_id_for(options.stack)
     # The API's AWS host name too: a handler that builds https://{apiId}.execute-api.{region}.
     # amazonaws.com/{stage} is pointed here (see the runtimes' host map) and must trust it.
-    aws_host = "%s.execute-api.%s.amazonaws.com" % (api_id, REGION)
+    aws_host = "%s.execute-api.%s.amazonaws.com" % (api_id, limits.LOCAL_REGION)
     cert, key = listener.make_certificate(folder / "tls", [advertised, aws_host])
     bundle = listener.ca_bundle(folder / "tls", cert)
 
@@ -255,14 +254,14 @@ async def _serve(options: LocalOptions) -> None:
         ddb_endpoint = options.dynamodb_endpoint or aws_endpoint
         notes = []
         for table in spec.tables:
-            note = await asyncio.to_thread(dynamo.prepare_table, ddb_endpoint, table, REGION)
+            note = await asyncio.to_thread(dynamo.prepare_table, ddb_endpoint, table, limits.LOCAL_REGION)
             if note and note not in notes:
                 notes.append(note)
         keyset = None
         if spec.bundled and spec.auth == "jwt":
             keyset = _local_keyset(state_home)
             await asyncio.to_thread(dynamo.put_keyset, aws_endpoint, names.signing_key_param(options.stack),
-                                    keyset, REGION)
+                                    keyset, limits.LOCAL_REGION)
         stage_path = "%s/%s" % (origin, options.stage)
         lambda_url = "http://127.0.0.1:%d" % lambda_sock.getsockname()[1]
         endpoints = {"DYNAMODB": ddb_endpoint, "SSM": aws_endpoint, "LAMBDA": lambda_url,
@@ -271,7 +270,7 @@ async def _serve(options: LocalOptions) -> None:
             endpoints[""] = lambda_url  # every other service: the sealed answer
         platform_env = _sealed_environment(state_home, options.aws_passthrough)
         platform_env["_WSCTL_HOST_MAP"] = "%s=127.0.0.1:%d" % (aws_host, port)
-        service = LambdaService(_functions(options), state_home, REGION, endpoints=endpoints,
+        service = LambdaService(_functions(options), state_home, limits.LOCAL_REGION, endpoints=endpoints,
                                 sink=_sink(options.quiet, spec.bundled), credentials=platform_env, ca_bundle=str(bundle),
                                 watch=True)
         await service.start()
@@ -282,7 +281,7 @@ async def _serve(options: LocalOptions) -> None:
 
         invokers = {route.key: service.invoker(route.function) for route in spec.routes if route.function}
         authorizer = service.invoker(spec.authorizer.function) if spec.authorizer else None
-        config = GatewayConfig(stage=options.stage, api_id=api_id, region=REGION, spec=spec,
+        config = GatewayConfig(stage=options.stage, api_id=api_id, region=limits.LOCAL_REGION, spec=spec,
                                identity_sources=spec.authorizer.identity_sources if spec.authorizer else (),
                                idle_timeout=options.idle_timeout, max_duration=options.max_duration,
                                integration_timeout=options.integration_timeout,
@@ -301,7 +300,8 @@ async def _serve(options: LocalOptions) -> None:
              "maxEnvironments": pool.spec.max_environments} for name, pool in service.pools.items()]
         state = {
             "name": name, "project": options.project or os.getcwd(),
-            "pid": os.getpid(), "stack": options.stack, "stage": options.stage, "region": REGION, "api_id": api_id,
+            "pid": os.getpid(), "stack": options.stack, "stage": options.stage, "region": limits.LOCAL_REGION,
+            "api_id": api_id,
             "ws_url": "ws://" + stage_path, "wss_url": "wss://" + stage_path,
             "management_endpoint": "http://" + stage_path, "tls_management_endpoint": "https://" + stage_path,
             "lambda_endpoint": lambda_url,

@@ -10,9 +10,8 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import WsctlError
+from ..target import LOCAL_CREDENTIALS
 from .procs import die_with_parent
-
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -15,7 +15,8 @@ from aiohttp import WSCloseCode, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_websocket import WebSocketError
 
-MAX_FRAME = 32 * 1024
+from ..limits import MAX_FRAME_BYTES
+
 LINGER = 2.0  # seconds a closed socket goes on reading (and dropping) what the client still sends
 
 
@@ -96,7 +97,7 @@ class BadRequestLog(logging.Filter):
 
 
 class GatewaySocket(web.WebSocketResponse):
-    max_frame = MAX_FRAME
+    max_frame = MAX_FRAME_BYTES
     chosen_protocol = None  # the subprotocol $connect returned, sent whether or not it was offered
 
     def _handshake(self, request):
@@ -189,7 +190,7 @@ def _frame_header(first: bool, last: bool, opcode: int, length: int) -> bytes:
     return bytes((head, 127)) + length.to_bytes(8, "big")
 
 
-def fragments(data: bytes, opcode: int, size: int = MAX_FRAME) -> list[bytes]:
+def fragments(data: bytes, opcode: int, size: int = MAX_FRAME_BYTES) -> list[bytes]:
     """A message over `size` as API Gateway sends it: frames of at most 32 KB (pure)."""
     chunks = [data[i:i + size] for i in range(0, len(data), size)] or [b""]
     return [_frame_header(i == 0, i == len(chunks) - 1, opcode, len(chunk)) + chunk
