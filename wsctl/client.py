@@ -9,10 +9,15 @@ terminal view, plain lines, or one JSON object per event.
 import asyncio
 import json
 import shlex
+import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from .limits import IDLE_TIMEOUT_S, INTEGRATION_TIMEOUT_S, MAX_CONNECTION_S, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
@@ -207,8 +212,6 @@ class Session:
         self.stop.set()
 
     async def run(self) -> int:
-        import signal
-
         loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
         # Ctrl-C, and a terminal closing (SIGHUP) or a polite kill (SIGTERM): close with 1000.
@@ -244,9 +247,6 @@ class Session:
                 pass
 
     async def _connect_once(self) -> bool:
-        import websockets
-        from websockets.exceptions import InvalidHandshake, InvalidStatus
-
         options = self.options
         opening = asyncio.ensure_future(websockets.connect(
             options.url, additional_headers=options.headers or None,
@@ -293,16 +293,12 @@ class Session:
             # Wait for the writer: an interactive prompt puts the terminal back as it ends.
             await asyncio.gather(writer, stopper, reader, return_exceptions=True)
         if writer.done() and not writer.cancelled():
-            from websockets.exceptions import ConnectionClosed
-
             error = writer.exception()
             if error is not None and not isinstance(error, ConnectionClosed):
                 raise error
         return True
 
     async def _read(self, connection) -> None:
-        from websockets.exceptions import ConnectionClosed
-
         try:
             async for message in connection:
                 self.received += 1
@@ -425,8 +421,6 @@ async def _blocking(read):
 
 def _redact(url: str) -> str:
     """Never print a token or a signature that is in the URL."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if not parts.query:
         return url

@@ -17,10 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import websockets
+
 from lambda_src import tokens
 
-from . import render
+from . import ops, render
 from .errors import WsctlError
+from .local.procs import die_with_parent
+from .target import Target, find_local_state
 
 STACK = "demo"
 
@@ -39,9 +43,6 @@ class _Narrator:
 
 
 def _start_emulator(home: Path) -> tuple[subprocess.Popen, dict]:
-    from .local.procs import die_with_parent
-    from .target import find_local_state
-
     env = dict(os.environ, WSCTL_HOME=str(home))
     env.pop("WSCTL_LOCAL_NAME", None)
     log = open(home / "emulator.log", "wb")
@@ -88,10 +89,6 @@ async def _expect(client, label: str, predicate, timeout: float = 5.0) -> dict:
 
 
 async def _scenario(target, state: dict, say) -> None:
-    import websockets
-
-    from . import ops
-
     keyset = state["keyset"]
 
     async def connect(user: str):
@@ -155,8 +152,6 @@ async def _scenario(target, state: dict, say) -> None:
 
 
 def run() -> None:
-    from .target import Target
-
     say = _Narrator()
     home = Path(tempfile.mkdtemp(prefix="wsctl-demo-"))
     previous_home = os.environ.get("WSCTL_HOME")

@@ -5,6 +5,9 @@ API (what API Gateway says) through the fan-out engine. They act on one
 target, local or AWS, the same way.
 """
 
+import asyncio
+import base64
+import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from lambda_src import keys
 
 from . import fanout
+from .aws import describe, error_code
 from .errors import UsageError, WsctlError
+from .fanout import serverside
 from .fanout.policy import DELIVERED, GONE
 from .fanout.transport import for_target
 from .limits import MAX_MESSAGE_BYTES, MAX_TIMEOUT_S
+from .names import partition
 from .registry import live_connection_ids, registry_for, scan_all
 
 EXIT_NOT_DELIVERED = 1  # throttled or failed for some live connection
@@ -98,8 +104,6 @@ async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAU
                          prune: bool = True, progress=None, transport: str = "lean",
                          max_rate: float | None = None) -> tuple:
     """Broadcast: POST to every live connection, starting with the first scan page."""
-    import asyncio
-
     async with for_target(target, concurrency, transport) as sender:
         stream = fanout.IdStream()
 
@@ -132,8 +136,6 @@ def exit_code(report) -> int:
 
 
 def forbidden_hint(target, report) -> str:
-    from .names import partition
-
     where = "this stage" if target.local else "arn:%s:execute-api:%s:<account>:%s/%s/*/@connections/*" % (
         partition(target.region_name), target.region_name, target.api_id, target.stage)
     return ("forbidden: your AWS identity needs execute-api:ManageConnections on %s (AWS said: %s)"
@@ -198,8 +200,6 @@ def list_connections(target, user: str | None = None, room: str | None = None, l
 async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CONCURRENCY,
                    transport: str = "lean") -> dict:
     """GetConnection for each id: {id: {"state": live|gone|unknown, "lastActiveAt": ...}}."""
-    import json
-
     async with for_target(target, concurrency, transport) as sender:
         report = await fanout.run(sender, "GET", connection_ids, None, concurrency)
     states = {}
@@ -284,10 +284,6 @@ async def disconnect(target, connection_id: str, transport: str = "lean") -> str
 def invoke_function(target, name: str, payload: bytes, tail: bool = False) -> dict:
     """Lambda Invoke (RequestResponse), like `aws lambda invoke`: the emulator's functions with
     --local, the account's on AWS. Returns payload, function error and log tail."""
-    import base64
-
-    from .aws import describe, error_code
-
     client = target.client("lambda", retries={"max_attempts": 1}, read_timeout=MAX_TIMEOUT_S + 10)
     try:
         answer = client.invoke(FunctionName=name, Payload=payload, LogType="Tail" if tail else "None")
@@ -304,10 +300,6 @@ def deliver_server_side(target, payload: bytes, segments: int, prune: bool = Tru
                         progress=None):
     """Broadcast (or send to a room) from inside AWS: the deployed function fans out, `segments`
     copies at once, each over one segment of the registry (see wsctl.fanout.serverside)."""
-    import json
-
-    from .fanout import serverside
-
     serverside.check_segments(segments)
     if not target.bundled:
         raise UsageError("--server-side runs wsctl's own function; this emulator runs %s"

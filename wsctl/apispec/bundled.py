@@ -7,6 +7,9 @@ table and, with --auth jwt, its authorizer.
 
 from pathlib import Path
 
+import lambda_src
+from lambda_src import keys
+
 from .. import limits, names
 from .model import ApiSpec, Authorizer, FunctionSpec, Route, TableSpec
 from .routefile import check_auth
@@ -15,9 +18,7 @@ from .routefile import check_auth
 def default_spec(auth: str = "jwt", stack: str = names.DEFAULT_STACK, ttl_seconds: int = limits.DEFAULT_TTL_SECONDS,
                  allow_client_broadcast: bool = False, environment: dict | None = None) -> ApiSpec:
     """The bundled handler's API: $connect/$disconnect, plus $default and every action two-way."""
-    import lambda_src
-    from lambda_src import keys
-    from lambda_src.app import ACTIONS
+    from lambda_src.app import ACTIONS  # the handler brings PyJWT: apispec's other users need none of it
 
     check_auth(auth)
     function = names.function_name(stack)

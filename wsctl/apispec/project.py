@@ -2,6 +2,7 @@
 given on the command line, or wsctl's own API (in that order of precedence)."""
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .. import limits, names
@@ -20,7 +21,7 @@ def guess_runtime(source: Path, handler: str) -> str:
         if base.with_name(base.name + suffix).exists() or \
                 (suffix == ".js" and (source / (module + suffix)).exists()):
             if runtime == "nodejs":
-                from ..local.functions.runtimes import local_node_major
+                from ..local.functions.runtimes import local_node_major  # the Lambda service brings aiohttp
 
                 return "nodejs%sx" % ("%d." % (local_node_major() or 20))
             return runtime
@@ -42,7 +43,7 @@ def build_spec(*, template: str | None, parameter_overrides: list[str], routes: 
         if source or handler or routes or authorizer:
             raise UsageError("--template defines the functions and routes: drop --source, --handler, --routes "
                              "and --authorizer")
-        from .template import load_template, parse_parameter_overrides
+        from .template import load_template, parse_parameter_overrides  # templates bring PyYAML
 
         return load_template(template, parse_parameter_overrides(parameter_overrides), stack_name=stack)
     if parameter_overrides:
@@ -85,6 +86,4 @@ def build_spec(*, template: str | None, parameter_overrides: list[str], routes: 
 
 
 def _with_authorizer(spec: ApiSpec, authorizer: Authorizer) -> ApiSpec:
-    from dataclasses import replace
-
     return replace(spec, authorizer=authorizer)

@@ -6,9 +6,11 @@ session whose event hooks count the calls.
 
 from dataclasses import dataclass, field
 
-from .. import limits, names
+from .. import aws, limits, names
 from ..apispec import ApiSpec
+from ..aws import NotImplementedByEndpoint
 from ..errors import WsctlError
+from ..registry import count_live
 from . import bundle, remote
 from .model import Action, Call, Plan, Step
 from .plan import TOP_LEVEL, StackConfig, check_one_stage, make_plan, present_resources, top_level_names
@@ -36,8 +38,6 @@ def read_state(target, tolerant: bool = False) -> remote.RemoteState:
 
 
 def plan_deploy(target, options: DeployOptions) -> tuple[StackConfig, Plan]:
-    from ..aws import NotImplementedByEndpoint
-
     config = stack_config(target, options)
     try:
         state = read_state(target)
@@ -51,7 +51,7 @@ def plan_deploy(target, options: DeployOptions) -> tuple[StackConfig, Plan]:
 
 
 def run_plan(target, plan: Plan, progress=None, notify=None, clock=None) -> dict:
-    from .apply import apply
+    from .apply import apply  # apply brings PyJWT (for signing keys): planning, status and dry runs do without
 
     return apply(plan, target.client, progress, notify, clock)
 
@@ -199,13 +199,9 @@ def status(target) -> dict:
     if api_present:
         result.update(outputs(target, {"api_id": state.api["ApiId"]}))
     if state.table:
-        from ..registry import count_live
-
         try:
             result["liveConnections"] = count_live(target)
         except Exception as error:  # noqa: BLE001 - status shows what it can
-            from .. import aws
-
             result["unread"].append("live connections: %s" % (aws.describe(error) or error))
     return result
 

@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import io
 import zipfile
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
@@ -32,8 +33,6 @@ def _files(package: str) -> list[tuple[str, Path]]:
 
 
 def _pyjwt_license() -> list[tuple[str, Path]]:
-    from importlib.metadata import PackageNotFoundError, distribution
-
     try:
         dist = distribution("PyJWT")
     except PackageNotFoundError:

@@ -13,6 +13,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from lambda_src import keys
+
 from .. import limits, names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
@@ -241,8 +243,6 @@ def plan_role(config, remote, ctx, tags) -> list[Step]:
 
 
 def plan_table(config, remote, tags) -> list[Step]:
-    from lambda_src import keys
-
     name = names.table_name(config.stack)
     if remote.table is None:
         return [Step("DynamoDB table", name, Action.CREATE, "PK/SK + GSI1, on demand", Call(
@@ -261,8 +261,6 @@ def plan_ttl(config, remote) -> tuple[list[Step], list[str]]:
     """TTL on `ttl`, last of all: AWS allows one TTL change per table at a time (and, after
     disabling, none for up to an hour), so a table AWS will not change yet leaves a warning
     instead of an error, and the rest of the stack is deployed."""
-    from lambda_src import keys
-
     name = names.table_name(config.stack)
     attribute = keys.TTL_ATTRIBUTE
     ttl = remote.ttl or {}

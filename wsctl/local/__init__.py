@@ -10,18 +10,23 @@ AWS_ENDPOINT_URL_* pointing at the local services (every other service answers
 """
 
 import asyncio
+import json
 import os
 import signal
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lambda_src import tokens
 
-from .. import limits, names
+from .. import limits, names, render
 from ..apispec import ApiSpec
 from ..errors import UsageError, WsctlError
-from ..target import home, instance_dir, remove_local_state, write_local_state
+from ..target import (_alive, home, instance_dir, local_states, name_for, read_local_state, remove_local_state,
+                      write_local_state)
+from . import listener
+from .events import api_id_for
 
 
 @dataclass
@@ -112,8 +117,6 @@ def _sealed_environment(state_home: Path, passthrough: bool) -> dict:
 
 
 def _functions(options: LocalOptions) -> list:
-    from dataclasses import replace
-
     functions = []
     for function in options.spec.functions:
         changes = {"environment": {**function.environment, **options.env}}
@@ -128,8 +131,6 @@ def _access_line(line: str) -> bool:
     an access log, like the gateway's own line per event. Its exceptions are not."""
     if not line.startswith('{"route": '):
         return False
-    import json
-
     try:
         entry = json.loads(line)
     except ValueError:
@@ -142,8 +143,6 @@ def _sink(quiet: bool, bundled: bool = False):
     """Each function's log line, prefixed with the function's name. -q prints nothing per event:
     it drops the per-invocation START/END/REPORT lines (and the bundled handler's access line),
     but never what a function itself prints."""
-    import sys
-
     def sink(function: str, line: str, invocation) -> None:
         if quiet and (line.startswith(("START RequestId:", "END RequestId:", "REPORT RequestId:"))
                       or (bundled and _access_line(line))):
@@ -156,8 +155,6 @@ def _sink(quiet: bool, bundled: bool = False):
 def _choose_name(options: LocalOptions, port: int | None) -> str:
     """This emulator's name: --name (refused if an emulator of that name runs), else the project
     folder's name, or NAME-PORT when an emulator of that name already runs (another terminal)."""
-    from ..target import local_states, name_for
-
     running = {state["name"]: state for state in local_states()[0]}
     if options.name:
         if options.name in running:
@@ -189,9 +186,7 @@ class _GuardedStdout:
             return getattr(self.stream, method)(*args)
         except BrokenPipeError:
             self.broken = True
-            from ..render import detach
-
-            detach(self.stream)
+            render.detach(self.stream)
             self.on_broken()
             return None
 
@@ -207,16 +202,14 @@ class _GuardedStdout:
 
 
 async def _serve(options: LocalOptions) -> None:
+    # The emulator's services load only here: `local down` and `local ls` import this module too, and
+    # these bring aiohttp (the gateway, the Lambda service) and urllib.request (dynamo).
     from aiohttp import web
 
-    from .. import render
-    from . import dynamo, listener
-    from .events import api_id_for
+    from . import dynamo
     from .functions import LambdaService
     from .functions.invoke_api import InvokeApi
     from .gateway import Faults, Gateway, GatewayConfig
-
-    import sys
 
     spec = options.spec
     state_home = home()
@@ -354,8 +347,7 @@ def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> N
     from rich.panel import Panel
     from rich.table import Table
 
-    from .. import render
-    from .functions import runtimes
+    from .functions import runtimes  # loaded by now (see _serve)
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -413,8 +405,6 @@ def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> N
         render.warn("listening on %s: anyone who can reach this machine can connect and use the management API"
                     % options.host)
     render.line("Ctrl-C to stop; `wsctl --local status` in another terminal", style="dim")
-    import sys
-
     sys.stdout.flush()
 
 
@@ -435,8 +425,6 @@ def describe_faults(faults) -> str:
 def stop_running(name: str | None = None) -> dict:
     """`wsctl local down`: SIGTERM the emulator (named, or the only one running) and wait for it
     to finish; returns its state."""
-    from ..target import _alive, read_local_state
-
     state = read_local_state(name)
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)

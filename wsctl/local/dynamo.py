@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..aws import describe
 from ..errors import WsctlError
 from ..target import LOCAL_CREDENTIALS
 from .procs import die_with_parent
@@ -75,8 +76,6 @@ def prepare_table(endpoint: str, table, region: str) -> str:
     except ddb.exceptions.ResourceInUseException:
         pass
     except Exception as error:
-        from ..aws import describe
-
         raise WsctlError("cannot create table %s at %s: %s" % (table.name, endpoint, describe(error) or error)) \
             from None
     if not table.ttl_attribute:

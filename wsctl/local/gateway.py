@@ -12,6 +12,7 @@ $disconnect with its status code and reason.
 """
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -390,8 +391,6 @@ class Gateway:
             if route in self.two_way and isinstance(result, dict) and result.get("body") is not None:
                 body = result["body"]
                 if result.get("isBase64Encoded") and isinstance(body, str):
-                    import base64
-
                     await self._send(connection, base64.b64decode(body))
                 else:
                     await self._send(connection, body if isinstance(body, str) else json.dumps(body))

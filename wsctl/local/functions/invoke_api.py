@@ -15,6 +15,7 @@ import urllib.parse
 import uuid
 from functools import lru_cache
 
+import botocore.session
 from aiohttp import web
 
 from ...limits import LOG_TAIL_BYTES, MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES
@@ -53,8 +54,6 @@ def _service_and_operation(request: web.Request, body: bytes) -> tuple[str, str]
 @lru_cache(maxsize=64)
 def _rest_operations(signing_name: str) -> tuple:
     """(method, path regex, query keys, operation) for a REST service, from botocore's own model."""
-    import botocore.session
-
     session = botocore.session.get_session()
     available = session.get_available_services()
     # The signing name is the service's own name for most services: look there first.

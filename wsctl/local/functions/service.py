@@ -21,6 +21,7 @@ from ...apispec import FunctionSpec
 from ...limits import LOCAL_ACCOUNT_ID, LOCAL_KEY, LOCAL_REGION
 from . import errors, logs, runtimes
 from .environment import Environment, Invocation
+from .nodesdk import cache_root, ensure_sdk
 from .runtime_api import RuntimeApi
 
 WATCH_INTERVAL = 0.5
@@ -176,8 +177,6 @@ class LambdaService:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         if self.node_path is None and any(s.language == "node" for s in self.specs.values()):
-            from .nodesdk import cache_root, ensure_sdk
-
             say = lambda text: self.sink("wsctl", text, None)  # noqa: E731
             self.node_path = str(await asyncio.to_thread(ensure_sdk, cache_root(self.home), say))
         await self.runtime_api.start()
