@@ -19,7 +19,7 @@ from pathlib import Path
 
 import websockets
 
-from lambda_src import tokens
+from lambda_src import jwts
 
 from . import ops, render
 from .errors import WsctlError
@@ -92,7 +92,7 @@ async def _scenario(target, state: dict, say) -> None:
     keyset = state["keyset"]
 
     async def connect(user: str):
-        token = tokens.mint(keyset, STACK, user, 600)
+        token = jwts.mint(keyset, STACK, user, 600)
         return await websockets.connect("%s?token=%s" % (state["ws_url"], token), open_timeout=10)
 
     say("Connect two users with real WebSocket clients: alice, and bob on a laptop and a phone")

@@ -293,7 +293,7 @@ def connect(
     import ssl
     from urllib.parse import urlencode, urlsplit
 
-    from lambda_src import tokens
+    from lambda_src import jwts
 
     from ..client import EXIT_OK, Options, Session
     from ..errors import UsageError
@@ -311,7 +311,7 @@ def connect(
     if user:
         from .deploy import parse_duration
 
-        token = tokens.mint(target.keyset(), target.audience_stack, user, parse_duration("1h"))
+        token = jwts.mint(target.keyset(), target.audience_stack, user, parse_duration("1h"))
     headers = []
     for item in header or []:
         name, sep, value = item.partition(":")

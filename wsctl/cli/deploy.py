@@ -264,13 +264,13 @@ def parse_duration(text: str) -> int:
 def token(ctx: typer.Context, user: str = typer.Option(..., "--user", "-u", help="The user id (the token's sub)."),
           ttl: str = typer.Option("1h", "--ttl", help="Lifetime, e.g. 15m, 1h (at most 24h).")):
     """Mint a connection token for a user of the current target; prints only the token."""
-    from lambda_src import tokens
+    from lambda_src import jwts
 
     from ..errors import UsageError
 
     seconds = parse_duration(ttl)  # bad input first, before any AWS call
     target = ctx.obj.target()
     try:
-        print(tokens.mint(target.keyset(), target.audience_stack, user, seconds))
+        print(jwts.mint(target.keyset(), target.audience_stack, user, seconds))
     except ValueError as error:
         raise UsageError(str(error)) from None

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lambda_src import tokens
+from lambda_src import jwts
 
 from .. import limits, names, render
 from ..apispec import ApiSpec
@@ -88,10 +88,10 @@ def _local_keyset(folder: Path) -> str:
     path = folder / "local-signing-keys.json"
     try:
         keyset = path.read_text()
-        tokens.parse(keyset)
+        jwts.parse(keyset)
         return keyset
     except (OSError, ValueError):
-        keyset = tokens.new_keyset()
+        keyset = jwts.new_keyset()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(keyset)
