@@ -1,7 +1,6 @@
 """SigV4 (wsctl/sigv4.py): the fan-out's cached signer against botocore, and the checks on a
 request as the emulator receives it, signed by that signer or by botocore, intact or tampered with."""
 
-import time
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, quote, urlsplit
 
