@@ -488,9 +488,9 @@ def share_node_sdk(home: Path) -> Path:
 
 
 def mint(keyset: str, stack: str, user: str, ttl: int = 3600) -> str:
-    from lambda_src import signing
+    from lambda_src import jwts
 
-    return signing.mint(keyset, stack, user, ttl)
+    return jwts.mint(keyset, stack, user, ttl)
 
 
 def sigv4_header(url: str, body: bytes = b"", region: str = "us-east-1") -> dict:

@@ -351,7 +351,7 @@ class RawTransport:
     def __init__(self, endpoint: str, credentials, region: str, concurrency: int = 64, timeout: float = 10.0):
         from urllib.parse import urlsplit
 
-        from wsctl.fanout.signing import ManagementSigner
+        from wsctl.sigv4 import ManagementSigner
 
         split = urlsplit(endpoint.rstrip("/"))
         self.host, self.base, self.secure = split.netloc, split.path, split.scheme == "https"
@@ -665,7 +665,8 @@ SENDER_PARTS = (
         "ThreadPoolExecutor.submit", "call_soon_threadsafe", "_write_to_self", "_read_from_self", "_chain_future",
         "_copy_future_state", "run_in_executor", "to_thread", "_WorkItem.run")),
     ("SigV4 signing (botocore SigV4Auth + AWSRequest, or wsctl's ManagementSigner)", (
-        "botocore/auth.py", "botocore/awsrequest.py", "LeanTransport._signed", "ManagementSigner", "hmac.py")),
+        "botocore/auth.py", "botocore/awsrequest.py", "LeanTransport._signed", "ManagementSigner", "wsctl/sigv4.py",
+        "hmac.py")),
     ("aiohttp client (request building, response reading)", ("aiohttp/", "yarl/", "multidict/")),
     ("raw HTTP/1.1 client (experiment)", ("RawTransport", "_RawConnection")),
     ("botocore/urllib3 call machinery (scan pages; the seed's post_to_connection)", (
@@ -675,7 +676,7 @@ SENDER_PARTS = (
 )
 GATEWAY_PARTS = (
     SOCKET,
-    ("SigV4 check (wsctl/local/sigv4.py)", ("sigv4.py",)),
+    ("SigV4 check (wsctl/sigv4.py)", ("sigv4.py",)),
     ("WebSocket frame to the client (aiohttp ws writer)", ("web_ws.py", "http_websocket", "_websocket/",
                                                            "Gateway._send")),
     ("management handler's own code (wsctl/local/gateway.py)", ("gateway.py",)),

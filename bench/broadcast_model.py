@@ -38,9 +38,11 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
+from wsctl import limits  # noqa: E402
+
 # Defaults, each overridable; the sources are in --help and printed with the figures.
 DEFAULTS = {
-    "concurrency": 256,  # wsctl/fanout/__init__.py DEFAULT_CONCURRENCY
+    "concurrency": limits.DEFAULT_CONCURRENCY,
     "quadratic_s": 0.0,  # the CLI's extra CPU k x N^2 / 2 (fanout._detail, 45e-9 before d0b1655; --from reads the engine check)
     "cli_fixed_s": 0.45,  # process start + imports + first scan page (on a quiet machine)
     "cli_cpu_per_post_s": 110e-6,  # the CLI's marginal CPU per post (broadcast.py: ~1.1 CPU-s per 10,000)
@@ -54,10 +56,10 @@ DEFAULTS = {
     "scan_segments_cli": 4,  # wsctl/registry.py PARALLEL_SCAN_SEGMENTS
     "function_cpu_per_post_s": 0.7e-3,  # boto3 post_to_connection in the handler (measured: room sends)
     "handler_threads": 16,  # lambda_src/delivery.py
-    "lambda_memory_mb": 256,  # wsctl/deploy/plan.py
+    "lambda_memory_mb": limits.HANDLER_MEMORY_MB,
     "vcpu_per_mb": 1.0 / 1769,  # Lambda: 1,769 MB = one vCPU
     "region_rtt_ms": 10.0,  # a PostToConnection's round trip from Lambda in the same region
-    "function_timeout_s": 29.0,  # wsctl/deploy/plan.py timeout_s
+    "function_timeout_s": float(limits.HANDLER_TIMEOUT_S),
     "reserve_s": 3.0,  # lambda_src/fanout.py RESERVE_MS
     "cold_start_s": 0.6,  # Init of the bundled handler (python, boto3)
     "lambda_concurrency": 1000,  # the account's default

@@ -77,9 +77,9 @@ from backends import (ROOT, SCRATCH, CpuWatch, DynamoDBLocal, Emulator, PySpy, b
 from loadgen import stop_workers  # noqa: E402
 import broadcast as bc  # noqa: E402  (the seed's scan and post, the CLI's path, the profile readers)
 from latency_proxy import ProxyProcess  # noqa: E402
+from wsctl.limits import DEFAULT_CONCURRENCY as WSCTL_CONCURRENCY  # noqa: E402  (wsctl's default --concurrency)
 
 CTX = mp.get_context("fork")
-WSCTL_CONCURRENCY = 256  # wsctl's default --concurrency (wsctl/fanout/__init__.py DEFAULT_CONCURRENCY)
 HANDLER_THREADS = 16  # lambda_src/delivery.py _executor
 GOALS = {"x20": 100.0, "x80": 200.0, "x20_2000": 50.0, "floor": 1.5, "zero_s": 2.0, "rate": 0.90}
 

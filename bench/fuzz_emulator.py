@@ -72,12 +72,12 @@ if str(ROOT) not in sys.path:
 sys.path.insert(0, str(ROOT / "tests"))
 
 from lambda_src.app import ACTIONS, MAX_NAME  # noqa: E402  (the handler's own table is its spec)
-from support.raw_client import (MAX_FRAME, REPLY_TIMEOUT, Closed, RawSocket, chunked, fragments,  # noqa: E402
-                                frame, http_request, label, read_head, sigv4_headers, upgrade_request)
-
-MAX_MESSAGE = 128 * 1024
-MAX_URL = 4096
-MAX_HEADERS = 10240
+from support.raw_client import (REPLY_TIMEOUT, Closed, RawSocket, chunked, fragments, frame,  # noqa: E402
+                                http_request, label, read_head, sigv4_headers, upgrade_request)
+from wsctl.limits import MAX_FRAME_BYTES as MAX_FRAME  # noqa: E402  (the limits the emulator enforces)
+from wsctl.limits import MAX_HANDSHAKE_HEADER_BYTES as MAX_HEADERS  # noqa: E402
+from wsctl.limits import MAX_MESSAGE_BYTES as MAX_MESSAGE  # noqa: E402
+from wsctl.limits import MAX_URL_BYTES as MAX_URL  # noqa: E402
 SELF = "@@SELF@@"  # stands for the sending connection's user id in drawn text frames
 CASE_TIMEOUT = 30.0
 HEALTH_TIMEOUT = 2.0

@@ -201,13 +201,13 @@ def main() -> None:
 
     from backends import banner, free_port, stop_process
 
-    from lambda_src import auth, signing
+    from lambda_src import auth, jwts
 
     banner("SSM cold-start storm: %d cold containers' first $connect against %d GetParameter/s"
            % (args.containers, args.rate))
     import tempfile
 
-    keyset = signing.new_keyset()
+    keyset = jwts.new_keyset()
     keyset_file = Path(tempfile.mkstemp(prefix="ssm-storm-", suffix=".json")[1])
     keyset_file.write_text(keyset)
     port = free_port()
@@ -229,7 +229,7 @@ def main() -> None:
                 time.sleep(0.1)
         raise SystemExit("the throttling SSM did not start")
 
-    token = signing.mint(keyset, STACK, "alice")
+    token = jwts.mint(keyset, STACK, "alice")
     ok = True
     try:
         stats()

@@ -17,9 +17,9 @@ import sys
 import time
 
 from . import auth, delivery, fanout
+from .limits import DEFAULT_TTL_SECONDS, MAX_MESSAGE_BYTES
 from .registry import ConnectionExists, Registry
 
-DEFAULT_TTL_SECONDS = 7500  # just past API Gateway's 2-hour cap on a connection
 MAX_NAME = 128
 
 # action -> the string fields its frame must carry. The deployed routes, the
@@ -232,8 +232,8 @@ class Sender:
     def relay(self, connection_ids: list[str], message: dict) -> dict:
         """Post to each id; delete ids that answer 410; count the outcomes."""
         data = json.dumps(message, separators=(",", ":")).encode()
-        if len(data) > delivery.MAX_PAYLOAD:
-            raise ClientError("too_large", "the relayed message would exceed 128 KB")
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise ClientError("too_large", "the relayed message would exceed %d KB" % (MAX_MESSAGE_BYTES // 1024))
         endpoint = delivery.management_endpoint(self.event, os.environ.get("APIGW_MANAGEMENT_ENDPOINT"))
         outcomes = delivery.post_many(delivery.management_client(endpoint), connection_ids, data)
         counts = {outcome: 0 for outcome in delivery.OUTCOMES}

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from . import signing
+from . import jwts
 
 # Re-read the key set at most this often, and at once (rate-limited) when a
 # token names a key id not yet seen, so a rotation is picked up by warm containers.
@@ -143,7 +143,7 @@ def authorize(event: dict) -> dict:
     stack = os.environ.get("STACK_NAME", "wsctl")
     try:
         claims = _verify(token, stack)
-    except signing.InvalidToken as error:
+    except jwts.InvalidToken as error:
         raise Unauthorized(str(error)) from None
     user_id = claims["sub"]
     return {
@@ -159,8 +159,8 @@ def authorize(event: dict) -> dict:
 
 def _verify(token: str, stack: str) -> dict:
     try:
-        return signing.verify(token, keyset(), stack)
-    except signing.InvalidToken as error:
+        return jwts.verify(token, keyset(), stack)
+    except jwts.InvalidToken as error:
         if "unknown" not in str(error):
             raise
-        return signing.verify(token, keyset(force=True), stack)  # a key rotated since we cached
+        return jwts.verify(token, keyset(force=True), stack)  # a key rotated since we cached

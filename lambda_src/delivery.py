@@ -22,8 +22,6 @@ FORBIDDEN = "forbidden"
 FAILED = "failed"
 OUTCOMES = (DELIVERED, GONE, THROTTLED, FORBIDDEN, FAILED)
 
-MAX_PAYLOAD = 128 * 1024  # PostToConnection's limit (botocore does not check it)
-
 
 def classify(status: int | None, code: str | None) -> str:
     """An error answer's HTTP status and error code -> outcome."""

@@ -22,6 +22,7 @@ import base64
 import time
 
 from . import delivery
+from .limits import MAX_MESSAGE_BYTES
 
 KIND = "fanout"
 VERSION = 1
@@ -50,8 +51,8 @@ def handle(event: dict, context, registry, client=None) -> dict:
     report = {"wsctlFanout": VERSION, "segment": event.get("segment", 0), "totalSegments": event.get("totalSegments", 1),
               "room": event.get("room"), "recipients": 0, "counts": {o: 0 for o in delivery.OUTCOMES},
               "pruned": 0, "complete": True, "unreached": 0, "scanComplete": True}
-    if len(data) > delivery.MAX_PAYLOAD:
-        report.update(complete=False, error="the payload is over 128 KB")
+    if len(data) > MAX_MESSAGE_BYTES:
+        report.update(complete=False, error="the payload is over %d KB" % (MAX_MESSAGE_BYTES // 1024))
         return report
     client = client or delivery.management_client(event["endpoint"])
     prune = event.get("prune", True)

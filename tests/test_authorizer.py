@@ -15,7 +15,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from support import apigw_events as ev
-from lambda_src import app, auth, signing
+from lambda_src import app, auth, jwts
 
 STACK = "t1"
 PARAM = "/wsctl/t1/signing-key"
@@ -28,7 +28,7 @@ def keyset(aws, monkeypatch) -> str:
     monkeypatch.setenv("SIGNING_KEY_PARAM", PARAM)
     monkeypatch.setattr(auth, "_keyset", {"json": None, "fetched": 0.0})
     monkeypatch.setattr(auth, "_ssm", None)  # a cold container: a client of this test's moto
-    document = signing.new_keyset()
+    document = jwts.new_keyset()
     store(document)
     return document
 
@@ -56,11 +56,11 @@ def b64url(data: dict | bytes) -> str:
 
 def claims(user: str = "alice", stack: str = STACK) -> dict:
     now = int(time.time())
-    return {"sub": user, "aud": signing.audience(stack), "iat": now, "nbf": now, "exp": now + 600}
+    return {"sub": user, "aud": jwts.audience(stack), "iat": now, "nbf": now, "exp": now + 600}
 
 
 def first_key(document: str) -> dict:
-    return signing.parse(document)[0]
+    return jwts.parse(document)[0]
 
 
 # -- accepted ------------------------------------------------------------------------
@@ -75,16 +75,16 @@ def allowed(policy: dict, user: str = "alice") -> bool:
 
 
 def test_accepts_a_minted_token_in_the_query(keyset):
-    assert allowed(authorize(query={"token": signing.mint(keyset, STACK, "alice")}))
+    assert allowed(authorize(query={"token": jwts.mint(keyset, STACK, "alice")}))
 
 
 def test_accepts_a_minted_token_as_bearer_header(keyset):
-    token = signing.mint(keyset, STACK, "bob")
+    token = jwts.mint(keyset, STACK, "bob")
     assert allowed(authorize(headers={"Authorization": "Bearer " + token}), "bob")
 
 
 def test_accepts_the_same_token_in_query_and_header(keyset):
-    token = signing.mint(keyset, STACK, "alice")
+    token = jwts.mint(keyset, STACK, "alice")
     assert allowed(authorize(headers={"authorization": "bearer " + token}, query={"token": token}))
 
 
@@ -96,20 +96,20 @@ def test_refuses_a_missing_token(keyset):
 
 
 def test_refuses_a_token_signed_with_another_key(keyset):
-    refused(query={"token": signing.mint(signing.new_keyset(), STACK, "alice")})
+    refused(query={"token": jwts.mint(jwts.new_keyset(), STACK, "alice")})
 
 
 def test_refuses_a_token_forged_under_our_key_id(keyset):
-    forged = jwt.encode(claims(), first_key(signing.new_keyset())["secret"], algorithm="HS256", headers={"kid": first_key(keyset)["kid"]})
+    forged = jwt.encode(claims(), first_key(jwts.new_keyset())["secret"], algorithm="HS256", headers={"kid": first_key(keyset)["kid"]})
     refused(query={"token": forged})
 
 
 def test_refuses_an_expired_token(keyset):
-    refused(query={"token": signing.mint(keyset, STACK, "alice", ttl_seconds=60, now=time.time() - 3600)})
+    refused(query={"token": jwts.mint(keyset, STACK, "alice", ttl_seconds=60, now=time.time() - 3600)})
 
 
 def test_refuses_a_token_for_another_stack(keyset):
-    refused(query={"token": signing.mint(keyset, "other", "alice")})
+    refused(query={"token": jwts.mint(keyset, "other", "alice")})
 
 
 def test_refuses_an_unsigned_alg_none_token(keyset):
@@ -140,24 +140,24 @@ def test_refuses_a_valid_hs512_token(keyset):
     lambda t: "%s.%s.%s" % (t.split(".")[0], b64url(b"{not json"), t.split(".")[2]),
 ])
 def test_refuses_a_malformed_token(keyset, mangle):
-    refused(query={"token": mangle(signing.mint(keyset, STACK, "alice"))})
+    refused(query={"token": mangle(jwts.mint(keyset, STACK, "alice"))})
 
 
 def test_refuses_query_and_header_tokens_that_disagree(keyset):
-    alice, bob = signing.mint(keyset, STACK, "alice"), signing.mint(keyset, STACK, "bob")
+    alice, bob = jwts.mint(keyset, STACK, "alice"), jwts.mint(keyset, STACK, "bob")
     refused(headers={"Authorization": "Bearer " + bob}, query={"token": alice})
 
 
 @pytest.mark.parametrize("scheme", ["Basic", "Token", "JWT", ""])
 def test_refuses_a_non_bearer_authorization_header(keyset, scheme):
-    token = signing.mint(keyset, STACK, "alice")
+    token = jwts.mint(keyset, STACK, "alice")
     refused(headers={"Authorization": ("%s %s" % (scheme, token)).strip()})
     refused(headers={"Authorization": ("%s %s" % (scheme, token)).strip()}, query={"token": token})
 
 
 def test_a_refusal_logs_one_line_with_the_reason(keyset, capsys):
     capsys.readouterr()
-    refused(query={"token": signing.mint(keyset, "other", "alice")})
+    refused(query={"token": jwts.mint(keyset, "other", "alice")})
     (line,) = capsys.readouterr().out.splitlines()
     logged = json.loads(line)
     assert logged["outcome"] == "unauthorized" and "audience" in logged["reason"].lower()
@@ -165,12 +165,12 @@ def test_a_refusal_logs_one_line_with_the_reason(keyset, capsys):
 
 # -- rotation ---------------------------------------------------------------------------
 def test_rotation_keeps_old_tokens_and_a_warm_container_learns_the_new_key(keyset):
-    old_token = signing.mint(keyset, STACK, "alice")
+    old_token = jwts.mint(keyset, STACK, "alice")
     assert allowed(authorize(query={"token": old_token}))  # the container caches the old key set
 
-    rotated = signing.rotate(keyset)
+    rotated = jwts.rotate(keyset)
     store(rotated)
-    new_token = signing.mint(rotated, STACK, "bob")
+    new_token = jwts.mint(rotated, STACK, "bob")
     assert jwt.get_unverified_header(new_token)["kid"] != jwt.get_unverified_header(old_token)["kid"]
     # A warm container fetched the old set a while ago (past the refresh rate limit, within its max age).
     auth._keyset.update(json=keyset, fetched=time.time() - auth.KEYSET_MIN_REFRESH - 1)
@@ -179,10 +179,10 @@ def test_rotation_keeps_old_tokens_and_a_warm_container_learns_the_new_key(keyse
     assert auth._keyset["json"] == rotated
     assert allowed(authorize(query={"token": old_token}))  # verified by the retiring key
 
-    retire_at = signing.parse(rotated)[1]["retireAt"]
-    assert signing.verify(old_token, rotated, STACK, now=retire_at - 1)["sub"] == "alice"
-    with pytest.raises(signing.InvalidToken):
-        signing.verify(old_token, rotated, STACK, now=retire_at + 1)
+    retire_at = jwts.parse(rotated)[1]["retireAt"]
+    assert jwts.verify(old_token, rotated, STACK, now=retire_at - 1)["sub"] == "alice"
+    with pytest.raises(jwts.InvalidToken):
+        jwts.verify(old_token, rotated, STACK, now=retire_at + 1)
 
 
 # -- the key read under SSM throttling ---------------------------------------------------------
@@ -227,7 +227,7 @@ def logged(capsys) -> list[dict]:
 def test_a_throttled_key_read_is_retried_with_backoff_and_logged(keyset, instant, capsys):
     ssm = SsmCalls(auth, throttled=3)
     capsys.readouterr()
-    assert allowed(authorize(query={"token": signing.mint(keyset, STACK, "alice")}))
+    assert allowed(authorize(query={"token": jwts.mint(keyset, STACK, "alice")}))
 
     assert ssm.calls == 4 and len(instant["sleeps"]) == 3
     assert all(0 <= delay <= auth.RETRY_CAP for delay in instant["sleeps"])
@@ -239,7 +239,7 @@ def test_a_throttled_key_read_is_retried_with_backoff_and_logged(keyset, instant
 def test_a_key_read_throttled_past_the_budget_fails_the_connect_and_never_answers_401(keyset, instant, capsys):
     ssm = SsmCalls(auth, throttled=None)
     with pytest.raises(Exception) as raised:
-        authorize(query={"token": signing.mint(keyset, STACK, "alice")})
+        authorize(query={"token": jwts.mint(keyset, STACK, "alice")})
     assert str(raised.value) != "Unauthorized"  # API Gateway answers 500: the client may retry
     assert sum(instant["sleeps"]) <= auth.KEYSET_READ_BUDGET
     assert ssm.calls > 10  # it kept trying for the budget
@@ -248,7 +248,7 @@ def test_a_key_read_throttled_past_the_budget_fails_the_connect_and_never_answer
 
 @pytest.mark.parametrize("refresh_throttled", [False, True])
 def test_unknown_key_ids_cost_one_read_per_container_per_interval(keyset, instant, refresh_throttled):
-    authorize(query={"token": signing.mint(keyset, STACK, "alice")})  # warm: the key set is cached
+    authorize(query={"token": jwts.mint(keyset, STACK, "alice")})  # warm: the key set is cached
     auth._keyset.update(fetched=time.time() - auth.KEYSET_MIN_REFRESH - 1)
     reads = []
     fetch = auth._fetch_keyset
@@ -259,7 +259,7 @@ def test_unknown_key_ids_cost_one_read_per_container_per_interval(keyset, instan
         outcomes = []
         for _ in range(6):
             try:
-                authorize(query={"token": signing.mint(signing.new_keyset(), STACK, "mallory")})
+                authorize(query={"token": jwts.mint(jwts.new_keyset(), STACK, "mallory")})
             except Exception as error:  # noqa: BLE001
                 outcomes.append(str(error))
     assert len(reads) == 1
@@ -300,7 +300,7 @@ def test_a_small_cold_start_storm_under_a_throttle_admits_every_valid_token(keys
     containers = [container_copy(i) for i in range(8)]
     for module in containers:
         module._client().meta.events.register("before-call.ssm.GetParameter", limit)
-    token = signing.mint(keyset, STACK, "alice")
+    token = jwts.mint(keyset, STACK, "alice")
     barrier, outcomes = threading.Barrier(len(containers)), []
 
     def connect(module):

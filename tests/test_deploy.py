@@ -17,7 +17,7 @@ import botocore.handlers
 import pytest
 from typer.testing import CliRunner
 
-from lambda_src import keys, signing
+from lambda_src import jwts, keys
 from lambda_src.app import ACTIONS
 from wsctl.apispec import default_spec
 from wsctl.cli import app as cli
@@ -270,14 +270,14 @@ def test_function_environment_names_the_key_parameter_but_holds_no_secret(deploy
     assert env["SIGNING_KEY_PARAM"] == PARAM
     assert "ALLOW_CLIENT_BROADCAST" not in env
     everything = json.dumps(configuration, default=str)
-    for key in signing.parse(stored_keyset()):
+    for key in jwts.parse(stored_keyset()):
         assert key["secret"] not in everything
 
 
 def test_signing_keys_are_a_secure_string(deployed):
     parameter = client("ssm").get_parameter(Name=PARAM, WithDecryption=True)["Parameter"]
     assert parameter["Type"] == "SecureString"
-    assert len(signing.parse(parameter["Value"])) == 1
+    assert len(jwts.parse(parameter["Value"])) == 1
 
 
 def test_every_resource_is_tagged_with_the_stack(deployed):
@@ -459,5 +459,5 @@ def test_cli_token_prints_only_a_jwt_that_verifies_with_the_stored_keys(deployed
 
     (token,) = result.stdout.splitlines()
     assert len(token.split(".")) == 3 and result.stderr == ""
-    claims = signing.verify(token, stored_keyset(), STACK)
+    claims = jwts.verify(token, stored_keyset(), STACK)
     assert (claims["sub"], claims["aud"]) == ("alice", "wsctl:t1")

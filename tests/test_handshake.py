@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from botocore.credentials import Credentials
 
-from lambda_src import signing
+from lambda_src import jwts
 from wsctl import handshake, tokens
 from wsctl.errors import UsageError, WsctlError
 from wsctl.exitstatus import ExitStatus
@@ -31,7 +31,7 @@ class Target:
         self.region_name = "us-east-1"
         self.session = Session(credentials)
         self.audience_stack = "app"
-        self.keys = signing.new_keyset()
+        self.keys = jwts.new_keyset()
 
     def keyset(self):
         return self.keys
@@ -51,7 +51,7 @@ def test_a_duration_that_is_not_one_is_a_usage_error(text):
 
 def test_a_minted_token_names_the_user_and_the_audience_and_lasts_the_default_hour():
     target = Target()
-    claims = signing.verify(tokens.mint(target, "alice"), target.keys, "app")
+    claims = jwts.verify(tokens.mint(target, "alice"), target.keys, "app")
     assert claims["sub"] == "alice" and claims["exp"] - time.time() == pytest.approx(3600, abs=60)
     with pytest.raises(UsageError, match="lifetime"):
         tokens.mint(target, "alice", 2 * 86400)  # past the 24 h cap
@@ -69,7 +69,7 @@ def test_the_token_goes_in_the_query_or_in_the_authorization_header():
 def test_user_mints_a_token_for_the_target():
     target = Target(url="ws://127.0.0.1:8080/dev")
     token = parse_qs(urlsplit(handshake.prepare(target, user="bob").url).query)["token"][0]
-    assert signing.verify(token, target.keys, "app")["sub"] == "bob"
+    assert jwts.verify(token, target.keys, "app")["sub"] == "bob"
 
 
 @pytest.mark.parametrize("url, header, words", [

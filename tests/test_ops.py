@@ -24,10 +24,10 @@ from websockets.sync.client import connect
 
 from support.emulator_fixtures import Emulator, unique
 from lambda_src import keys
-from lambda_src.delivery import MAX_PAYLOAD
 from support.live_support import drain, drop, one_error_line, whoami, wsctl
 from wsctl.errors import UsageError
 from wsctl.exitstatus import ExitStatus
+from wsctl.limits import MAX_MESSAGE_BYTES
 from wsctl.ops import read_payload
 
 NOT_FOUND = ExitStatus.NOT_FOUND
@@ -42,8 +42,8 @@ def test_read_payload_keeps_the_bytes_exactly(tmp_path):
     assert read_payload(None, str(path)) == raw
     assert read_payload("-", None, stdin=io.BytesIO(raw)) == raw
     assert read_payload(None, "-", stdin=io.BytesIO(raw)) == raw
-    path.write_bytes(b"x" * MAX_PAYLOAD)
-    assert len(read_payload(None, str(path))) == MAX_PAYLOAD  # the limit itself is allowed
+    path.write_bytes(b"x" * MAX_MESSAGE_BYTES)
+    assert len(read_payload(None, str(path))) == MAX_MESSAGE_BYTES  # the limit itself is allowed
 
 
 @pytest.mark.parametrize("message, file, stdin, words", [
@@ -51,8 +51,8 @@ def test_read_payload_keeps_the_bytes_exactly(tmp_path):
     (None, None, None, "no payload"),
     ("", None, None, "empty"),
     ("-", None, b"", "empty"),
-    ("-", None, b"y" * (MAX_PAYLOAD + 1), "nothing was sent"),
-    ("\u00e9" * (MAX_PAYLOAD // 2) + "e", None, None, "over 131072 bytes"),  # counted in bytes, not characters
+    ("-", None, b"y" * (MAX_MESSAGE_BYTES + 1), "nothing was sent"),
+    ("\u00e9" * (MAX_MESSAGE_BYTES // 2) + "e", None, None, "over 131072 bytes"),  # counted in bytes, not characters
     (None, "/nonexistent/payload.json", None, "cannot read /nonexistent/payload.json"),
 ])
 def test_read_payload_refuses(message, file, stdin, words):
@@ -193,16 +193,16 @@ def test_exactly_the_limit_is_delivered_and_one_byte_more_sends_nothing(emulator
     ws.send(json.dumps({"action": "join", "room": room}))
     ws.recv(timeout=5)
     limit, over = tmp_path / "limit.txt", tmp_path / "over.txt"
-    limit.write_bytes(b"L" * MAX_PAYLOAD)
-    over.write_bytes(b"O" * (MAX_PAYLOAD + 1))
+    limit.write_bytes(b"L" * MAX_MESSAGE_BYTES)
+    over.write_bytes(b"O" * (MAX_MESSAGE_BYTES + 1))
     for args in (["send", "--user", user], ["send", "--room", room], ["send", "--connection", ws.cid],
                  ["broadcast"]):
         line = one_error_line(wsctl(emulator, *args, "--file", str(over)))
         assert "131072" in line and "nothing was sent" in line
-    assert wsctl(emulator, "send", "--user", user, "-", input="O" * (MAX_PAYLOAD + 1)).exit_code == 2
+    assert wsctl(emulator, "send", "--user", user, "-", input="O" * (MAX_MESSAGE_BYTES + 1)).exit_code == 2
     assert drain(ws, 0.3) == []  # not one of the five oversize sends reached the client
     assert wsctl(emulator, "send", "--connection", ws.cid, "--file", str(limit)).exit_code == 0
-    assert drain(ws, 0.3) == [b"L" * MAX_PAYLOAD]
+    assert drain(ws, 0.3) == [b"L" * MAX_MESSAGE_BYTES]
 
 
 def test_bad_input_gets_one_line_and_a_non_zero_exit(emulator, clients, tmp_path):
@@ -241,7 +241,7 @@ def test_the_console_script_reads_stdin_and_fails_in_one_line(emulator, clients,
     result = emulator.cli("send", "--connection", ws.cid, "-", input=piped)
     assert result.returncode == 0, result.stderr
     assert drain(ws, 0.2) == [piped.encode()]
-    result = emulator.cli("send", "--connection", ws.cid, "-", input="z" * (MAX_PAYLOAD + 1))
+    result = emulator.cli("send", "--connection", ws.cid, "-", input="z" * (MAX_MESSAGE_BYTES + 1))
     assert result.returncode == 2 and "131072" in one_error_line(result)
     empty_home = tmp_path / "no-emulator"
     empty_home.mkdir()

@@ -22,7 +22,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from support.emulator_fixtures import unique
-from lambda_src import signing
+from lambda_src import jwts
 
 # -- forged identities ------------------------------------------------------------------
 
@@ -32,7 +32,7 @@ def _b64(data: bytes) -> str:
 
 
 def _current_key(emulator) -> dict:
-    return signing.parse(emulator.state["keyset"])[0]
+    return jwts.parse(emulator.state["keyset"])[0]
 
 
 def _claims(user: str, **overrides) -> dict:
@@ -220,7 +220,7 @@ def test_state_key_and_tls_files_are_readable_by_their_owner_only(emulator):
 
 
 def _secrets(keyset: str) -> list[str]:
-    return [key["secret"] for key in signing.parse(keyset)]
+    return [key["secret"] for key in jwts.parse(keyset)]
 
 
 def test_the_local_signing_key_appears_in_no_output(emulator, tmp_path):
@@ -296,10 +296,10 @@ def test_rotate_key_keeps_old_tokens_valid_until_they_expire(aws):
         Name="/wsctl/rot/signing-key", WithDecryption=True)["Parameter"]["Value"]
     new_token = runner.invoke(app, [*base, "token", "--user", "bob"]).output.strip()
     assert jwt.get_unverified_header(new_token)["kid"] != jwt.get_unverified_header(old_token)["kid"]
-    assert signing.verify(old_token, keyset, "rot")["sub"] == "alice"
-    assert signing.verify(new_token, keyset, "rot")["sub"] == "bob"
+    assert jwts.verify(old_token, keyset, "rot")["sub"] == "alice"
+    assert jwts.verify(new_token, keyset, "rot")["sub"] == "bob"
     # once the old key retires (24 h after the rotation), its tokens stop verifying
-    with pytest.raises(signing.InvalidToken):
-        signing.verify(old_token, keyset, "rot", now=time.time() + signing.MAX_TOKEN_TTL + 60)
+    with pytest.raises(jwts.InvalidToken):
+        jwts.verify(old_token, keyset, "rot", now=time.time() + jwts.MAX_TOKEN_TTL + 60)
     # a second deploy without --rotate-key keeps both keys
     assert runner.invoke(app, [*base, "deploy"]).exit_code == 0

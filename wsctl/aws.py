@@ -1,5 +1,7 @@
 """boto3 sessions and clients (imported lazily), and AWS errors in words a person can act on."""
 
+from urllib.parse import urlsplit
+
 from .errors import WsctlError
 
 # Control-plane calls are throttled readily (apigatewayv2 especially); botocore's
@@ -65,8 +67,6 @@ def _refuse_unimplemented(response=None, operation=None, request_dict=None, **_)
     answer = unimplemented_answer(http.status_code, getattr(http, "content", b""))
     if answer is None:
         return None
-    from urllib.parse import urlsplit
-
     url = urlsplit((request_dict or {}).get("url", ""))
     service = operation.service_model.service_name if getattr(operation, "service_model", None) else "?"
     raise NotImplementedByEndpoint(service, operation.name, "%s://%s" % (url.scheme, url.netloc), answer)

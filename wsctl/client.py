@@ -9,24 +9,33 @@ terminal view, plain lines, or one JSON object per event.
 import asyncio
 import json
 import shlex
+import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from .limits import IDLE_TIMEOUT_S, INTEGRATION_TIMEOUT_S, MAX_CONNECTION_S, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
 from .exitstatus import ExitStatus
 
 # -- what things mean -------------------------------------------------------------
 CLOSE_MEANINGS = {
     1000: "normal closure",
-    1001: "going away: idle timeout (10 min without data frames), the 2-hour cap, or a shutdown",
+    1001: "going away: idle timeout (%d min without data frames), the %d-hour cap, or a shutdown" % (
+        IDLE_TIMEOUT_S // 60, MAX_CONNECTION_S // 3600),
     1002: "protocol error",
     1003: "binary frame not accepted (API Gateway takes text frames only)",
     1005: "closed without a status code",
     1006: "dropped: the connection ended without a close frame",
     1007: "invalid UTF-8 in a text frame",
     1008: "policy violation",
-    1009: "message too big (API Gateway: 32 KB per frame, 128 KB per message)",
+    1009: "message too big (API Gateway: %d KB per frame, %d KB per message)" % (
+        MAX_FRAME_BYTES // 1024, MAX_MESSAGE_BYTES // 1024),
     1011: "internal server error",
 }
 HANDSHAKE_MEANINGS = {
@@ -41,7 +50,7 @@ HANDSHAKE_MEANINGS = {
 GATEWAY_ERRORS = {
     "Forbidden": "no route matched and there is no $default route",
     "Internal server error": "the integration (handler) failed",
-    "Endpoint request timed out": "the integration took longer than its timeout (29 s at most)",
+    "Endpoint request timed out": "the integration took longer than its timeout (%d s at most)" % INTEGRATION_TIMEOUT_S,
     "Bad request body": "the request failed model validation",
 }
 NORMAL_CLOSES = (1000, 1001)
@@ -204,8 +213,6 @@ class Session:
         self.stop.set()
 
     async def run(self) -> ExitStatus:
-        import signal
-
         loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
         # Ctrl-C, and a terminal closing (SIGHUP) or a polite kill (SIGTERM): close with 1000.
@@ -241,9 +248,6 @@ class Session:
                 pass
 
     async def _connect_once(self) -> bool:
-        import websockets
-        from websockets.exceptions import InvalidHandshake, InvalidStatus
-
         options = self.options
         opening = asyncio.ensure_future(websockets.connect(
             options.url, additional_headers=options.headers or None,
@@ -290,16 +294,12 @@ class Session:
             # Wait for the writer: an interactive prompt puts the terminal back as it ends.
             await asyncio.gather(writer, stopper, reader, return_exceptions=True)
         if writer.done() and not writer.cancelled():
-            from websockets.exceptions import ConnectionClosed
-
             error = writer.exception()
             if error is not None and not isinstance(error, ConnectionClosed):
                 raise error
         return True
 
     async def _read(self, connection) -> None:
-        from websockets.exceptions import ConnectionClosed
-
         try:
             async for message in connection:
                 self.received += 1
@@ -422,8 +422,6 @@ async def _blocking(read):
 
 def _redact(url: str) -> str:
     """Never print a token or a signature that is in the URL."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if not parts.query:
         return url

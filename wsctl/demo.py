@@ -17,10 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from lambda_src import signing
+import websockets
 
-from . import render
+from lambda_src import jwts
+
+from . import ops, render
 from .errors import WsctlError
+from .local.procs import tied_to_parent
+from .target import Target, find_local_state
 
 STACK = "demo"
 
@@ -39,9 +43,6 @@ class _Narrator:
 
 
 def _start_emulator(home: Path) -> tuple[subprocess.Popen, dict]:
-    from .local.procs import tied_to_parent
-    from .target import find_local_state
-
     env = dict(os.environ, WSCTL_HOME=str(home))
     env.pop("WSCTL_LOCAL_NAME", None)
     log = open(home / "emulator.log", "wb")
@@ -88,14 +89,10 @@ async def _expect(client, label: str, predicate, timeout: float = 5.0) -> dict:
 
 
 async def _scenario(target, state: dict, say) -> None:
-    import websockets
-
-    from . import ops
-
     keyset = state["keyset"]
 
     async def connect(user: str):
-        token = signing.mint(keyset, STACK, user, 600)
+        token = jwts.mint(keyset, STACK, user, 600)
         return await websockets.connect("%s?token=%s" % (state["ws_url"], token), open_timeout=10)
 
     say("Connect two users with real WebSocket clients: alice, and bob on a laptop and a phone")
@@ -155,8 +152,6 @@ async def _scenario(target, state: dict, say) -> None:
 
 
 def run() -> None:
-    from .target import Target
-
     say = _Narrator()
     home = Path(tempfile.mkdtemp(prefix="wsctl-demo-"))
     previous_home = os.environ.get("WSCTL_HOME")

@@ -5,18 +5,24 @@ API (what API Gateway says) through the fan-out engine. They act on one
 target, local or AWS, the same way.
 """
 
+import asyncio
+import base64
+import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from lambda_src import keys
-from lambda_src.delivery import MAX_PAYLOAD
 
 from . import fanout
+from .aws import describe, error_code
 from .errors import UsageError, WsctlError
 from .exitstatus import ExitStatus
+from .fanout import serverside
 from .fanout.policy import DELIVERED, GONE
 from .fanout.transport import for_target
+from .limits import MAX_MESSAGE_BYTES, MAX_TIMEOUT_S
+from .names import partition
 from .registry import live_connection_ids, registry_for, scan_all
 
 
@@ -32,16 +38,16 @@ def read_payload(message: str | None, file: str | None, stdin=None) -> bytes:
     elif file is not None:
         try:
             with open(file, "rb") as handle:
-                data = handle.read(MAX_PAYLOAD + 1)
+                data = handle.read(MAX_MESSAGE_BYTES + 1)
         except OSError as error:
             raise UsageError("cannot read %s: %s" % (file, error.strerror)) from None
     else:
         data = message.encode("utf-8")
     if not data:
         raise UsageError("the payload is empty: API Gateway delivers no empty messages")
-    if len(data) > MAX_PAYLOAD:
+    if len(data) > MAX_MESSAGE_BYTES:
         raise UsageError("the payload is over %d bytes (API Gateway's limit for one message); nothing was sent"
-                         % MAX_PAYLOAD)
+                         % MAX_MESSAGE_BYTES)
     return data
 
 
@@ -94,8 +100,6 @@ async def deliver(target, connection_ids, payload: bytes, concurrency: int = fan
 async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
                          prune: bool = True, progress=None, max_rate: float | None = None) -> tuple:
     """Broadcast: POST to every live connection, starting with the first scan page."""
-    import asyncio
-
     async with for_target(target, concurrency) as sender:
         stream = fanout.IdStream()
 
@@ -133,8 +137,6 @@ def delivery_exit(report, connection: str | None = None, pruned: int = 0) -> Exi
 
 
 def forbidden_hint(target, report) -> str:
-    from .stack import partition
-
     where = "this stage" if target.local else "arn:%s:execute-api:%s:<account>:%s/%s/*/@connections/*" % (
         partition(target.region_name), target.region_name, target.api_id, target.stage)
     return ("forbidden: your AWS identity needs execute-api:ManageConnections on %s (AWS said: %s)"
@@ -210,8 +212,6 @@ async def connections(target, user: str | None = None, room: str | None = None, 
 
 async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CONCURRENCY) -> dict:
     """GetConnection for each id: {id: {"state": live|gone|unknown, "lastActiveAt": ...}}."""
-    import json
-
     async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "GET", connection_ids, None, concurrency)
     states = {}
@@ -325,11 +325,7 @@ def route_keys(target) -> list[str]:
 def invoke_function(target, name: str, payload: bytes, tail: bool = False) -> dict:
     """Lambda Invoke (RequestResponse), like `aws lambda invoke`: the emulator's functions with
     --local, the account's on AWS. Returns payload, function error and log tail."""
-    import base64
-
-    from .aws import describe, error_code
-
-    client = target.client("lambda", retries={"max_attempts": 1}, read_timeout=910)
+    client = target.client("lambda", retries={"max_attempts": 1}, read_timeout=MAX_TIMEOUT_S + 10)
     try:
         answer = client.invoke(FunctionName=name, Payload=payload, LogType="Tail" if tail else "None")
     except Exception as error:  # botocore's ClientError and connection errors alike
@@ -346,18 +342,15 @@ def deliver_server_side(target, payload: bytes, segments: int, prune: bool = Tru
                         progress=None):
     """Broadcast (or send to a room) from inside AWS: the deployed function fans out, `segments`
     copies at once, each over one segment of the registry (see wsctl.fanout.serverside)."""
-    import json
-
-    from .fanout import serverside
-
     serverside.check_segments(segments)
     if not target.bundled:
         raise UsageError("--server-side runs wsctl's own function; this emulator runs %s"
                          % target.local_state.get("origin", "another API"))
-    if len(payload) > MAX_PAYLOAD:
-        raise UsageError("the payload is %d bytes; the management API takes at most %d" % (len(payload), MAX_PAYLOAD))
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise UsageError("the payload is %d bytes; the management API takes at most %d" % (len(payload),
+                                                                                            MAX_MESSAGE_BYTES))
     function = target.function_name
-    client = target.client("lambda", read_timeout=910, connect_timeout=10, retries={"max_attempts": 1},
+    client = target.client("lambda", read_timeout=MAX_TIMEOUT_S + 10, connect_timeout=10, retries={"max_attempts": 1},
                            max_pool_connections=max(10, segments))
     payloads = serverside.events(payload, target.management_endpoint, segments, prune, room)
 

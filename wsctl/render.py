@@ -5,7 +5,10 @@ rich itself honours NO_COLOR and drops styling when stdout is not a terminal.
 """
 
 import json
+import os
 import sys
+import time
+from datetime import datetime, timezone
 from functools import lru_cache
 
 
@@ -105,8 +108,6 @@ def relative_time(epoch_seconds: float, now: float) -> str:
 
 def iso_time(epoch_seconds: float | None) -> str | None:
     """ISO 8601 in UTC with milliseconds, as API Gateway writes times: 2026-12-02T02:11:57.102Z."""
-    from datetime import datetime, timezone
-
     if epoch_seconds is None:
         return None
     return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -151,10 +152,8 @@ def json_times(row: dict | None) -> dict | None:
 
 def local_time(epoch_seconds: float, now: float | None = None) -> str:
     """A moment as people read it: local date and time with the zone, and how long ago or ahead."""
-    import time as _time
-
-    now = _time.time() if now is None else now
-    shown = _time.strftime("%Y-%m-%d %H:%M:%S %Z", _time.localtime(epoch_seconds)).strip()
+    now = time.time() if now is None else now
+    shown = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(epoch_seconds)).strip()
     return "%s (%s)" % (shown, relative_time(epoch_seconds, now))
 
 
@@ -162,8 +161,6 @@ class DelayedProgress:
     """A progress bar that appears only on a terminal and only for runs over a second."""
 
     def __init__(self, label: str, enabled: bool = True, delay: float = 1.0):
-        import time
-
         self.label, self.delay, self._time = label, delay, time.monotonic
         self.enabled = enabled and console(True).is_terminal
         self.started = self._time()
@@ -194,9 +191,6 @@ class DelayedProgress:
 def detach(stream=None) -> None:
     """Point a stream's file descriptor (stdout by default) at /dev/null, so that nothing more
     (Python's last flush included) writes to a pipe whose reader is gone."""
-    import os
-    import sys
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, (stream or sys.stdout).fileno())

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from . import stack as names
-from .errors import WsctlError
+from . import aws, names
+from .errors import UsageError, WsctlError
+from .limits import LOCAL_KEY, LOCAL_REGION
 
-LOCAL_REGION = "us-east-1"
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+LOCAL_CREDENTIALS = {"aws_access_key_id": LOCAL_KEY, "aws_secret_access_key": LOCAL_KEY}  # boto3's arguments
 # How the fan-out engine calls the management API (wsctl.fanout.transport): lean (aiohttp and a
 # cached SigV4 signer, the default) or boto3 (kept for parity tests and moto's in-process mock).
 TRANSPORTS = ("lean", "boto3")
@@ -50,8 +50,6 @@ def state_path(name: str, base: Path | None = None) -> Path:
 
 
 def check_name(name: str) -> str:
-    from .errors import UsageError
-
     if not _NAME.match(name or ""):
         raise UsageError("--name %r: use 1-40 lowercase letters, digits, - or _, starting with a letter or digit"
                          % name)
@@ -180,8 +178,6 @@ def _stale_note(stale: list[dict]) -> str:
 
 def read_local_state(name: str | None = None) -> dict:
     """The state of the emulator `--local` acts on: the one named, or the only one running."""
-    from .errors import UsageError
-
     alive, stale = local_states()
     if name:
         check_name(name)
@@ -228,12 +224,10 @@ class Target:
 
     @cached_property
     def session(self):
-        from . import aws
-
         if self.boto_session is not None:
             return self.boto_session
         if self.local:
-            import boto3
+            import boto3  # only once a command talks to AWS or the emulator: every command imports target
 
             return boto3.Session(region_name=self.local_state.get("region", LOCAL_REGION), **LOCAL_CREDENTIALS)
         sess = aws.session(self.profile, self.region)
@@ -256,8 +250,6 @@ class Target:
 
     # -- clients --------------------------------------------------------------
     def client(self, service: str, **config):
-        from . import aws
-
         key = (service, repr(sorted(config.items())))  # values may be dicts (retries)
         if key not in self._clients:
             self._clients[key] = aws.client(self.session, service, self._endpoint_for(service), **config)
@@ -278,14 +270,13 @@ class Target:
     def local_view(self, view: str):
         """One of the running emulator's own views (connections, functions), from its loopback-only
         Lambda endpoint."""
-        import json as _json
-        import urllib.error
+        import urllib.error  # as costly to import as the rest of this module, which every command imports
         import urllib.request
 
         url = "%s/-/wsctl/%s" % (self.local_state["lambda_endpoint"], view)
         try:
             with urllib.request.urlopen(url, timeout=10) as response:
-                return _json.loads(response.read())
+                return json.loads(response.read())
         except (urllib.error.URLError, OSError, ValueError) as error:
             raise WsctlError("cannot read the emulator's %s from %s: %s" % (view, url, getattr(error, "reason", error))) \
                 from None
@@ -308,7 +299,7 @@ class Target:
     def api_id(self) -> str:
         if self.local:
             return self.local_state["api_id"]
-        from .deploy.remote import find_api
+        from .deploy.remote import find_api  # deploy sits above target (and brings botocore)
 
         api = find_api(self.client("apigatewayv2"), self.stack)
         if api is None:

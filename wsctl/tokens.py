@@ -1,5 +1,5 @@
 """Connection tokens for a target's users (`wsctl token`, `wsctl connect --user`): signed with
-the target's key set for its audience (lambda_src.signing mints and checks them), for a
+the target's key set for its audience (lambda_src.jwts mints and checks them), for a
 lifetime people write as 90s, 15m, 1h or 1d."""
 
 import re
@@ -20,12 +20,12 @@ def parse_duration(text: str) -> int:
 
 def mint(target, user: str, seconds: int | None = None) -> str:
     """A token for `user` on `target`, valid `seconds` (default DEFAULT_LIFETIME, at most 24 h)."""
-    from lambda_src import signing  # PyJWT: imported when a token is minted, not for `wsctl --help`
+    from lambda_src import jwts  # PyJWT: imported when a token is minted, not for `wsctl --help`
 
     if seconds is None:
         seconds = parse_duration(DEFAULT_LIFETIME)
     try:
-        return signing.mint(target.keyset(), target.audience_stack, user, seconds)
+        return jwts.mint(target.keyset(), target.audience_stack, user, seconds)
     except ValueError as error:
         raise UsageError(str(error)) from None
 

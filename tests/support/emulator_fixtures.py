@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_src import signing
+from lambda_src import jwts
 from wsctl.target import find_local_state, state_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +83,7 @@ class Emulator:
         return int(self.url.rsplit(":", 1)[1].split("/")[0])
 
     def token(self, user: str, ttl: int = 600) -> str:
-        return signing.mint(self.state["keyset"], self.stack, user, ttl)
+        return jwts.mint(self.state["keyset"], self.stack, user, ttl)
 
     def url_for(self, user: str) -> str:
         return "%s?token=%s" % (self.url, self.token(user))

@@ -14,7 +14,8 @@ import os
 import struct
 import time
 
-MAX_FRAME = 32 * 1024  # API Gateway's frame limit: a longer message is sent as 32 KB fragments
+from wsctl.limits import MAX_FRAME_BYTES as MAX_FRAME  # a longer message is sent as fragments of this size
+
 PUSH_TYPES = {"message", "room", "broadcast"}  # relayed to a connection, not an answer to its frame
 REPLY_TIMEOUT = 15.0
 

@@ -7,30 +7,27 @@ table and, with --auth jwt, its authorizer.
 
 from pathlib import Path
 
-from .. import stack as names
+import lambda_src
+from lambda_src import keys
+
+from .. import limits, names
 from .model import ApiSpec, Authorizer, FunctionSpec, Route, TableSpec
 from .routefile import check_auth
 
-RUNTIME = "python3.12"
-MEMORY_MB = 256
-TIMEOUT_S = 29.0
-DEFAULT_TTL_SECONDS = 7500
 
-
-def default_spec(auth: str = "jwt", stack: str = names.DEFAULT_STACK, ttl_seconds: int = DEFAULT_TTL_SECONDS,
+def default_spec(auth: str = "jwt", stack: str = names.DEFAULT_STACK, ttl_seconds: int = limits.DEFAULT_TTL_SECONDS,
                  allow_client_broadcast: bool = False, environment: dict | None = None) -> ApiSpec:
     """The bundled handler's API: $connect/$disconnect, plus $default and every action two-way."""
-    import lambda_src
-    from lambda_src import keys
-    from lambda_src.app import ACTIONS
+    from lambda_src.app import ACTIONS  # the handler brings PyJWT: apispec's other users need none of it
 
     check_auth(auth)
     function = names.function_name(stack)
     package = Path(lambda_src.__file__).resolve().parent
     env = names.handler_environment(stack, auth, ttl_seconds, allow_client_broadcast)
     env.update(environment or {})
-    spec = FunctionSpec(name=function, runtime=RUNTIME, code_dir=package.parent, handler="lambda_src.app.handler",
-                        environment=env, timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB, watch_dir=package)
+    spec = FunctionSpec(name=function, runtime=limits.HANDLER_RUNTIME, code_dir=package.parent,
+                        handler=limits.HANDLER, environment=env, timeout_s=float(limits.HANDLER_TIMEOUT_S),
+                        memory_mb=limits.HANDLER_MEMORY_MB, watch_dir=package)
     routes = [Route("$connect", function=function), Route("$disconnect", function=function),
               Route("$default", two_way=True, function=function)]
     routes += [Route(action, two_way=True, function=function) for action in ACTIONS]

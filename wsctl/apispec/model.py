@@ -8,12 +8,10 @@ reader is a pure translation into these values.
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import limits
+
 AUTH_MODES = ("jwt", "none")
 SPECIAL_ROUTES = ("$connect", "$disconnect", "$default")
-# Lambda's own defaults for a function that does not say (CloudFormation and SAM use them too).
-DEFAULT_TIMEOUT_S = 3.0
-DEFAULT_MEMORY_MB = 128
-DEFAULT_MAX_ENVIRONMENTS = 10
 
 
 @dataclass(frozen=True)
@@ -24,9 +22,9 @@ class FunctionSpec:
     code_dir: Path  # the function's code folder (Lambda's /var/task)
     handler: str  # module.function (Python), file.export (Node), anything (provided)
     environment: dict = field(default_factory=dict, hash=False)  # the function's own variables
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    memory_mb: int = DEFAULT_MEMORY_MB
-    max_environments: int = DEFAULT_MAX_ENVIRONMENTS  # concurrent execution environments
+    timeout_s: float = limits.DEFAULT_TIMEOUT_S
+    memory_mb: int = limits.DEFAULT_MEMORY_MB
+    max_environments: int = limits.DEFAULT_MAX_ENVIRONMENTS  # concurrent execution environments
     watch_dir: Path | None = None  # where code changes are looked for (default: code_dir)
 
     @property
@@ -51,7 +49,7 @@ class Route:
 class Authorizer:
     """A REQUEST authorizer on $connect."""
     function: str
-    identity_sources: tuple[str, ...] = ("route.request.header.Host",)
+    identity_sources: tuple[str, ...] = limits.HOST_IDENTITY_SOURCES
     name: str = "authorizer"
 
 
@@ -68,7 +66,7 @@ class ApiSpec:
     routes: tuple[Route, ...]
     route_selection_expression: str = "$request.body.action"
     auth: str = "jwt"  # the bundled app: "jwt" (its authorizer on $connect) or "none" (anonymous)
-    integration_timeout_ms: int = 29000
+    integration_timeout_ms: int = limits.INTEGRATION_TIMEOUT_MS
     functions: tuple[FunctionSpec, ...] = ()
     authorizer: Authorizer | None = None
     tables: tuple[TableSpec, ...] = ()

@@ -2,15 +2,14 @@
 given on the command line, or wsctl's own API (in that order of precedence)."""
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from .. import stack as names
+from .. import limits, names
 from ..errors import UsageError
 from .bundled import default_spec
 from .model import ApiSpec, Authorizer, FunctionSpec, Route
 from .routefile import load_spec
-
-HOST_IDENTITY = ("route.request.header.Host",)
 
 
 def guess_runtime(source: Path, handler: str) -> str:
@@ -22,7 +21,7 @@ def guess_runtime(source: Path, handler: str) -> str:
         if base.with_name(base.name + suffix).exists() or \
                 (suffix == ".js" and (source / (module + suffix)).exists()):
             if runtime == "nodejs":
-                from ..local.functions.runtimes import local_node_major
+                from ..local.functions.runtimes import local_node_major  # the Lambda service brings aiohttp
 
                 return "nodejs%sx" % ("%d." % (local_node_major() or 20))
             return runtime
@@ -34,7 +33,7 @@ def _cli_function(name: str, source: Path, handler: str, runtime: str | None, op
     if not handler.rpartition(".")[0]:
         raise UsageError("%s must be module.function (e.g. app.handler), not %r" % (option, handler))
     return FunctionSpec(name=name, runtime=runtime or guess_runtime(source, handler), code_dir=source,
-                        handler=handler, timeout_s=29.0)
+                        handler=handler, timeout_s=float(limits.INTEGRATION_TIMEOUT_S))
 
 
 def build_spec(*, template: str | None, parameter_overrides: list[str], routes: str | None, source: str | None,
@@ -44,7 +43,7 @@ def build_spec(*, template: str | None, parameter_overrides: list[str], routes: 
         if source or handler or routes or authorizer:
             raise UsageError("--template defines the functions and routes: drop --source, --handler, --routes "
                              "and --authorizer")
-        from .template import load_template, parse_parameter_overrides
+        from .template import load_template, parse_parameter_overrides  # templates bring PyYAML
 
         return load_template(template, parse_parameter_overrides(parameter_overrides), stack_name=stack)
     if parameter_overrides:
@@ -69,7 +68,7 @@ def build_spec(*, template: str | None, parameter_overrides: list[str], routes: 
         if authorizer is not None:
             name = names.function_name(stack) + "-authorizer"
             cli_functions.append(_cli_function(name, folder, authorizer, runtime, "--authorizer"))
-            cli_authorizer = Authorizer(name, identity_sources or HOST_IDENTITY)
+            cli_authorizer = Authorizer(name, identity_sources or limits.HOST_IDENTITY_SOURCES)
     if routes is not None:
         spec = load_spec(routes, auth, tuple(cli_functions), default, cli_authorizer)
         missing = [r.key for r in spec.routes if r.function is None]
@@ -100,6 +99,4 @@ def stage_for(spec: ApiSpec, stage: str, stage_given: bool) -> str:
 
 
 def _with_authorizer(spec: ApiSpec, authorizer: Authorizer) -> ApiSpec:
-    from dataclasses import replace
-
     return replace(spec, authorizer=authorizer)

@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 
 from ..errors import UsageError
-from .model import (AUTH_MODES, DEFAULT_MAX_ENVIRONMENTS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, SPECIAL_ROUTES,
-                    ApiSpec, Authorizer, FunctionSpec, Route, TableSpec)
+from ..limits import DEFAULT_MAX_ENVIRONMENTS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, HOST_IDENTITY_SOURCES
+from .model import AUTH_MODES, SPECIAL_ROUTES, ApiSpec, Authorizer, FunctionSpec, Route, TableSpec
 
 _TOP = {"routeSelectionExpression", "routes", "auth", "functions", "authorizer", "tables", "stage"}
 _ROUTE = {"key", "twoWay", "function"}
@@ -113,7 +113,7 @@ def load_spec(path: str, auth: str = "jwt", cli_functions: tuple[FunctionSpec, .
         if not isinstance(raw_authorizer, dict) or not isinstance(raw_authorizer.get("function"), str):
             raise UsageError('route file %s: "authorizer" needs {"function": NAME}' % path)
         _unknown("route file %s, authorizer" % path, raw_authorizer, _AUTHORIZER)
-        sources = raw_authorizer.get("identitySources", ["route.request.header.Host"])
+        sources = raw_authorizer.get("identitySources", list(HOST_IDENTITY_SOURCES))
         if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
             raise UsageError("route file %s: authorizer identitySources must be a list of strings" % path)
         authorizer = Authorizer(known(raw_authorizer["function"], "the authorizer"), tuple(sources))

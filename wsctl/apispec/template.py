@@ -18,10 +18,11 @@ import re
 import shlex
 from pathlib import Path
 
+from .. import limits
 from ..errors import UsageError
+from ..limits import DEFAULT_MAX_ENVIRONMENTS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
 from . import cfn_yaml
-from .model import (DEFAULT_MAX_ENVIRONMENTS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, SPECIAL_ROUTES, ApiSpec,
-                    Authorizer, FunctionSpec, Route, TableSpec)
+from .model import SPECIAL_ROUTES, ApiSpec, Authorizer, FunctionSpec, Route, TableSpec
 
 SAM_FUNCTION = "AWS::Serverless::Function"
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
@@ -43,8 +44,6 @@ WIRING = {"AWS::ApiGatewayV2::Deployment", "AWS::Lambda::Permission", "AWS::IAM:
           "AWS::Serverless::Connector"}
 KNOWN_TRANSFORMS = {"AWS::Serverless-2016-10-31", "AWS::LanguageExtensions"}
 RUNTIME_PREFIXES = ("python3", "nodejs", "provided")
-DEFAULT_INTEGRATION_TIMEOUT_MS = 29000
-DEFAULT_IDENTITY_SOURCES = Authorizer("-").identity_sources  # the model's default
 SAM_DEFAULT_STAGE = "default"  # what SAM names a WebSocketApi's stage when StageName is not given
 INLINE = "inline code is not supported by the local emulator; put it in a folder and use CodeUri"
 _LAMBDA_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]*:lambda:path/[^/]+/functions/(?P<fn>.+)/invocations$")
@@ -597,7 +596,7 @@ class _Reader:
                 function = self.use_function(t.get(integration, iprops, "IntegrationUri"),
                                              "%s.IntegrationUri" % integration)
                 timeouts.append(t.get_number(integration, iprops, "TimeoutInMillis",
-                                             DEFAULT_INTEGRATION_TIMEOUT_MS, int))
+                                             limits.INTEGRATION_TIMEOUT_MS, int))
             selection = t.get(logical_id, props, "RouteResponseSelectionExpression")
             routes.append((logical_id, Route(key, bool(selection) or logical_id in two_way, function)))
             auth_type = t.get_string(logical_id, props, "AuthorizationType", "NONE").upper()
@@ -631,7 +630,7 @@ class _Reader:
     def identity_sources(self, logical_id, props, key) -> tuple:
         sources = self.t.get(logical_id, props, key)
         if sources is None:
-            return DEFAULT_IDENTITY_SOURCES
+            return limits.HOST_IDENTITY_SOURCES
         if isinstance(sources, str):
             sources = [s.strip() for s in sources.split(",")]
         if not isinstance(sources, list):
@@ -652,7 +651,7 @@ class _Reader:
             if "FunctionArn" not in spec:
                 t.fail("%s.FunctionArn" % where, "is missing")
             function = self.use_function(spec["FunctionArn"], "%s.FunctionArn" % where, plain_arn_ok=True)
-            timeout = spec.get("IntegrationTimeout", DEFAULT_INTEGRATION_TIMEOUT_MS)
+            timeout = spec.get("IntegrationTimeout", limits.INTEGRATION_TIMEOUT_MS)
             timeouts.append(t.get_number(where, {"IntegrationTimeout": timeout}, "IntegrationTimeout", None, int))
             two_way = bool(t.get(where, spec, "RouteResponseSelectionExpression"))
             routes.append((api, Route(key, two_way, function)))
@@ -812,8 +811,9 @@ class _Reader:
                 t.fail(logical_id, "repeats route key %r (also %s)" % (route.key, keys[route.key]))
             keys[route.key] = logical_id
         for timeout in found["timeouts"]:
-            if not 50 <= timeout <= DEFAULT_INTEGRATION_TIMEOUT_MS:
-                t.fail(api, "has an integration timeout of %d ms; API Gateway allows 50 to 29000" % timeout)
+            if not limits.MIN_INTEGRATION_TIMEOUT_MS <= timeout <= limits.INTEGRATION_TIMEOUT_MS:
+                t.fail(api, "has an integration timeout of %d ms; API Gateway allows %d to %d" % (
+                    timeout, limits.MIN_INTEGRATION_TIMEOUT_MS, limits.INTEGRATION_TIMEOUT_MS))
         functions = [self.function_spec(lid) for lid in self.used_functions]
         tables = []
         for logical_id in resources:
@@ -834,13 +834,13 @@ class _Reader:
         return ApiSpec(routes=tuple(route for _, route in found["routes"]),
                        route_selection_expression=found["selection"],
                        auth="jwt" if authorizer is not None else "none",
-                       integration_timeout_ms=max(found["timeouts"], default=DEFAULT_INTEGRATION_TIMEOUT_MS),
+                       integration_timeout_ms=max(found["timeouts"], default=limits.INTEGRATION_TIMEOUT_MS),
                        functions=tuple(functions), authorizer=authorizer, tables=tuple(tables),
                        stage=found["stage"], not_emulated=tuple(self.not_emulated), origin=origin, bundled=False)
 
 
-def load_template(path: str, parameter_overrides: dict | None = None, *, region: str = "us-east-1",
-                  account_id: str = "123456789012", stack_name: str = "local") -> ApiSpec:
+def load_template(path: str, parameter_overrides: dict | None = None, *, region: str = limits.LOCAL_REGION,
+                  account_id: str = limits.LOCAL_ACCOUNT_ID, stack_name: str = "local") -> ApiSpec:
     """Read a SAM/CloudFormation template into an ApiSpec (code folders are relative to it)."""
     name = str(path)
     try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
+from .. import __version__, names
 from ..exitstatus import ExitStatus
 from ..exitstatus import table as exit_table
 
@@ -132,7 +132,6 @@ class Options:
     transport: str = "lean"  # hidden --transport: how the management API is called (wsctl.target.TRANSPORTS)
 
     def target(self):
-        from .. import stack as names
         from ..target import Target
 
         return Target(stack=names.check_stack(self.stack), stage=names.check_stage(self.stage),
@@ -179,8 +178,8 @@ def root(
                                      help="Send AWS calls to this endpoint instead of AWS's. It must implement every "
                                           "operation the command calls: deploy needs API Gateway v2 (with "
                                           "deployments), Lambda, IAM, DynamoDB, SSM and CloudWatch Logs."),
-    stack: str = typer.Option("app", "--stack", envvar="WSCTL_STACK", help="Stack name."),
-    stage: str = typer.Option("dev", "--stage", envvar="WSCTL_STAGE", help="Stage name."),
+    stack: str = typer.Option(names.DEFAULT_STACK, "--stack", envvar="WSCTL_STACK", help="Stack name."),
+    stage: str = typer.Option(names.DEFAULT_STAGE, "--stage", envvar="WSCTL_STAGE", help="Stage name."),
     output: str = typer.Option("text", "--output", "-o", help="Output format: text, json (one document) or jsonl "
                                                                  "(connect: one event a line)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and AWS call details."),
@@ -188,7 +187,7 @@ def root(
                                   help="How the management API is called: lean (aiohttp + SigV4) or boto3."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
-    if output not in ("text", "json", "jsonl"):
+    if output not in OUTPUT_FORMATS:
         raise typer.BadParameter("use text, json or jsonl", param_hint="--output")
     from ..target import TRANSPORTS
 

@@ -2,6 +2,7 @@
 
 import typer
 
+from .. import limits
 from ..tokens import DEFAULT_LIFETIME
 from . import app
 
@@ -27,9 +28,9 @@ def deploy(
                                                    "none: anonymous connections (unsafe)."),
     allow_client_broadcast: bool = typer.Option(False, "--allow-client-broadcast",
                                                 help="Let any client use the broadcastAll route."),
-    ttl_seconds: int = typer.Option(7500, "--ttl-seconds", min=60, max=30 * 86400,
+    ttl_seconds: int = typer.Option(limits.DEFAULT_TTL_SECONDS, "--ttl-seconds", min=60, max=30 * 86400,
                                     help="Registry entry lifetime (default just past API Gateway's 2 h cap)."),
-    log_retention_days: int = typer.Option(14, "--log-retention-days",
+    log_retention_days: int = typer.Option(limits.DEFAULT_LOG_RETENTION_DAYS, "--log-retention-days",
                                            help="CloudWatch retention (1, 3, 5, 7, 14, 30, 60, 90, ...)."),
     rotate_key: bool = typer.Option(False, "--rotate-key",
                                     help="Rotate the token signing key: connected clients stay connected, new tokens "

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import typer
 
+from .. import limits, names
 from . import app
 
 local_app = typer.Typer(help="Run the whole API on this machine (no AWS account needed).", no_args_is_help=True)
@@ -60,15 +61,20 @@ def up(
                                           help="Use this DynamoDB (DynamoDB Local, dynalite, ...) instead of moto."),
     env: list[str] = typer.Option(None, "--env", "-e", help="KEY=VALUE for every function's environment (repeatable)."),
     env_file: str = typer.Option(None, "--env-file", help="File of KEY=VALUE lines for every function's environment."),
-    idle_timeout: float = typer.Option(600, "--idle-timeout", help="Seconds without data frames before 1001 (AWS: 600)."),
-    max_duration: float = typer.Option(7200, "--max-duration", help="Connection lifetime cap in seconds (AWS: 7200)."),
-    integration_timeout: float = typer.Option(29, "--integration-timeout",
-                                              help="API Gateway's integration timeout in seconds (AWS: 29)."),
-    ttl_seconds: int = typer.Option(7500, "--ttl-seconds", help="Registry entry lifetime (CONNECTION_TTL_SECONDS)."),
+    idle_timeout: float = typer.Option(limits.IDLE_TIMEOUT_S, "--idle-timeout",
+                                       help="Seconds without data frames before 1001 (AWS: %d)."
+                                            % limits.IDLE_TIMEOUT_S),
+    max_duration: float = typer.Option(limits.MAX_CONNECTION_S, "--max-duration",
+                                       help="Connection lifetime cap in seconds (AWS: %d)." % limits.MAX_CONNECTION_S),
+    integration_timeout: float = typer.Option(limits.INTEGRATION_TIMEOUT_S, "--integration-timeout",
+                                              help="API Gateway's integration timeout in seconds (AWS: %d)."
+                                                   % limits.INTEGRATION_TIMEOUT_S),
+    ttl_seconds: int = typer.Option(limits.DEFAULT_TTL_SECONDS, "--ttl-seconds",
+                                    help="Registry entry lifetime (CONNECTION_TTL_SECONDS)."),
     allow_client_broadcast: bool = typer.Option(False, "--allow-client-broadcast", help="Enable the broadcastAll route."),
     max_environments: int = typer.Option(None, "--max-environments",
                                          help="Execution environments per function (concurrent invocations; "
-                                              "default 10 each)."),
+                                              "default %d each)." % limits.DEFAULT_MAX_ENVIRONMENTS),
     aws_passthrough: bool = typer.Option(False, "--aws-passthrough",
                                          help="Let functions reach real AWS (your credentials) for services the "
                                               "emulator does not serve. Off: they get a local error."),
@@ -104,8 +110,6 @@ def up(
     if max_environments is not None and not 1 <= max_environments <= 1000:
         raise UsageError("--max-environments must be between 1 and 1000")
     check_auth(auth)
-    from .. import stack as names
-
     stack = names.check_stack(options.stack)
     spec = build_spec(template=template, parameter_overrides=parameter_overrides or [], routes=routes,
                       source=source, handler=handler, runtime=runtime, authorizer=authorizer,

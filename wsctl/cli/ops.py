@@ -5,6 +5,7 @@ import time
 
 import typer
 
+from .. import limits
 from . import app
 
 connections_app = typer.Typer(help="Who is connected: the registry joined with API Gateway's view.",
@@ -12,7 +13,8 @@ connections_app = typer.Typer(help="Who is connected: the registry joined with A
 app.add_typer(connections_app, name="connections")
 
 # Options shared by the commands that deliver (one definition, so they never drift apart).
-CONCURRENCY_OPTION = typer.Option(256, "--concurrency", help="Management API calls in flight at once.")
+CONCURRENCY_OPTION = typer.Option(limits.DEFAULT_CONCURRENCY, "--concurrency",
+                                  help="Management API calls in flight at once.")
 MAX_RATE_OPTION = typer.Option(None, "--max-rate", help="At most this many management API calls per second "
                                                         "(default: find the rate API Gateway accepts).")
 MESSAGE_ARGUMENT = typer.Argument(None, help="The payload, sent as given (text or JSON); - reads stdin.")

@@ -6,10 +6,12 @@ session whose event hooks count the calls.
 
 from dataclasses import dataclass, field
 
-from .. import stack as names
+from .. import aws, limits, names
 from ..apispec import ApiSpec
+from ..aws import NotImplementedByEndpoint
 from ..errors import WsctlError
 from ..exitstatus import ExitStatus
+from ..registry import count_live
 from . import bundle, remote
 from .model import Action, Call, Plan, Step
 from .plan import TOP_LEVEL, StackConfig, check_one_stage, make_plan, present_resources, top_level_names
@@ -19,8 +21,8 @@ from .plan import TOP_LEVEL, StackConfig, check_one_stage, make_plan, present_re
 class DeployOptions:
     spec: ApiSpec
     allow_client_broadcast: bool = False
-    ttl_seconds: int = 7500
-    log_retention_days: int = 14
+    ttl_seconds: int = limits.DEFAULT_TTL_SECONDS
+    log_retention_days: int = limits.DEFAULT_LOG_RETENTION_DAYS
     rotate_key: bool = False
 
 
@@ -37,8 +39,6 @@ def read_state(target, tolerant: bool = False) -> remote.RemoteState:
 
 
 def plan_deploy(target, options: DeployOptions) -> tuple[StackConfig, Plan]:
-    from ..aws import NotImplementedByEndpoint
-
     config = stack_config(target, options)
     try:
         state = read_state(target)
@@ -52,7 +52,7 @@ def plan_deploy(target, options: DeployOptions) -> tuple[StackConfig, Plan]:
 
 
 def run_plan(target, plan: Plan, progress=None, notify=None, clock=None) -> dict:
-    from .apply import apply
+    from .apply import apply  # apply brings PyJWT (for signing keys): planning, status and dry runs do without
 
     return apply(plan, target.client, progress, notify, clock)
 
@@ -244,13 +244,9 @@ def status(target) -> dict:
     if api_present:
         result.update(outputs(target, {"api_id": state.api["ApiId"]}))
     if state.table:
-        from ..registry import count_live
-
         try:
             result["liveConnections"] = count_live(target)
         except Exception as error:  # noqa: BLE001 - status shows what it can
-            from .. import aws
-
             result["unread"].append("live connections: %s" % (aws.describe(error) or error))
     return result
 

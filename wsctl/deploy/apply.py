@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from lambda_src import signing
+from lambda_src import jwts
 
 from .. import aws
 from ..errors import WsctlError
@@ -108,10 +108,10 @@ def execute(step: Step, clients, ctx: dict, notify, clock) -> None:
 def _materialise(value, call: Call, clients):
     """The signing key placeholders, made only now (never part of a plan or its printout)."""
     if isinstance(value, NewKeyset):
-        return signing.new_keyset()
+        return jwts.new_keyset()
     if isinstance(value, RotatedKeyset):
         current = clients("ssm").get_parameter(Name=value.parameter, WithDecryption=True)["Parameter"]["Value"]
-        return signing.rotate(current)
+        return jwts.rotate(current)
     if isinstance(value, dict):
         return {k: _materialise(v, call, clients) for k, v in value.items()}
     return value

@@ -2,7 +2,7 @@
 
 Fixed timestamps, permissions and order, no __pycache__: the zip's sha256 is
 what `deploy` compares with Lambda's CodeSha256 to decide whether code changed.
-boto3 is not bundled (the python3.12 runtime has it).
+boto3 is not bundled (Lambda's Python runtime has it).
 """
 
 import base64
@@ -10,10 +10,10 @@ import hashlib
 import importlib.util
 import io
 import zipfile
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
-HANDLER = "lambda_src.app.handler"
 
 
 def _package_dir(name: str) -> Path:
@@ -33,8 +33,6 @@ def _files(package: str) -> list[tuple[str, Path]]:
 
 
 def _pyjwt_license() -> list[tuple[str, Path]]:
-    from importlib.metadata import PackageNotFoundError, distribution
-
     try:
         dist = distribution("PyJWT")
     except PackageNotFoundError:

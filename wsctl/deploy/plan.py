@@ -13,7 +13,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from .. import stack as names
+from lambda_src import keys
+
+from .. import limits, names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
 from . import bundle
@@ -22,15 +24,7 @@ from .remote import RemoteState
 
 __all__ = ["StackConfig", "Plan", "Step", "Call", "Action", "Ref", "Fmt", "make_plan", "resolve", "known"]
 
-RUNTIME = "python3.12"
-ARCHITECTURE = "arm64"
 ROUTES_SID = "wsctl-routes"
-# API Gateway answers 401 without invoking the authorizer when any listed identity
-# source is missing, and botocore requires at least one. The token may come from
-# the query string or the Authorization header, so neither can be listed: Host is
-# present on every handshake, and the authorizer itself answers 401 when there is
-# no token at all.
-IDENTITY_SOURCE = ("route.request.header.Host",)
 AUTHORIZER_SID = "wsctl-authorizer"
 HANDLER_ACTIONS = {  # exactly what the handler calls, and nothing else
     "dynamodb": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query",
@@ -49,10 +43,10 @@ class StackConfig:
     spec: ApiSpec
     code: bytes = field(repr=False)
     allow_client_broadcast: bool = False
-    ttl_seconds: int = 7500
-    log_retention_days: int = 14
-    memory_mb: int = 256
-    timeout_s: int = 29
+    ttl_seconds: int = limits.DEFAULT_TTL_SECONDS
+    log_retention_days: int = limits.DEFAULT_LOG_RETENTION_DAYS
+    memory_mb: int = limits.HANDLER_MEMORY_MB
+    timeout_s: int = limits.HANDLER_TIMEOUT_S
     rotate_key: bool = False
 
     @property
@@ -126,7 +120,7 @@ def role_policy(config: StackConfig) -> dict:
 
 
 def function_settings(config: StackConfig) -> dict:
-    return {"Runtime": RUNTIME, "Handler": bundle.HANDLER, "Role": Fmt("{role_arn}"),
+    return {"Runtime": limits.HANDLER_RUNTIME, "Handler": limits.HANDLER, "Role": Fmt("{role_arn}"),
             "MemorySize": config.memory_mb, "Timeout": config.timeout_s,
             "Description": "wsctl stack %s: WebSocket handler" % config.stack,
             "Environment": {"Variables": names.handler_environment(config.stack, config.auth, config.ttl_seconds,
@@ -137,7 +131,7 @@ def api_fingerprint(config: StackConfig) -> str:
     """What a stage deployment freezes; a stage whose deployment has another value is redeployed."""
     shape = {"rse": config.spec.route_selection_expression, "auth": config.auth,
              "routes": sorted((r.key, r.two_way) for r in config.spec.routes),
-             "timeout": config.spec.integration_timeout_ms, "handler": bundle.HANDLER}
+             "timeout": config.spec.integration_timeout_ms, "handler": limits.HANDLER}
     return "wsctl " + hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -249,8 +243,6 @@ def plan_role(config, remote, ctx, tags) -> list[Step]:
 
 
 def plan_table(config, remote, tags) -> list[Step]:
-    from lambda_src import keys
-
     name = names.table_name(config.stack)
     if remote.table is None:
         return [Step("DynamoDB table", name, Action.CREATE, "PK/SK + GSI1, on demand", Call(
@@ -269,8 +261,6 @@ def plan_ttl(config, remote) -> tuple[list[Step], list[str]]:
     """TTL on `ttl`, last of all: AWS allows one TTL change per table at a time (and, after
     disabling, none for up to an hour), so a table AWS will not change yet leaves a warning
     instead of an error, and the rest of the stack is deployed."""
-    from lambda_src import keys
-
     name = names.table_name(config.stack)
     attribute = keys.TTL_ATTRIBUTE
     ttl = remote.ttl or {}
@@ -343,11 +333,11 @@ def plan_function(config, remote, ctx, tags) -> list[Step]:
     settings = function_settings(config)
     sha = bundle.sha256_b64(config.code)
     if remote.function is None:
-        return [Step("Lambda function", name, Action.CREATE,
-                     "%s, %s, code %s (%d KB)" % (RUNTIME, bundle.HANDLER, sha[:12], len(config.code) // 1024), Call(
-                         "lambda", "create_function", dict(settings, FunctionName=name, Code={"ZipFile": config.code},
-                                                           Architectures=[ARCHITECTURE], Tags=tags),
-                         retry=(Retry.ROLE_PROPAGATION,), wait_after="function_active_v2"))]
+        detail = "%s, %s, code %s (%d KB)" % (limits.HANDLER_RUNTIME, limits.HANDLER, sha[:12], len(config.code) // 1024)
+        return [Step("Lambda function", name, Action.CREATE, detail, Call(
+            "lambda", "create_function", dict(settings, FunctionName=name, Code={"ZipFile": config.code},
+                                              Architectures=[limits.HANDLER_ARCHITECTURE], Tags=tags),
+            retry=(Retry.ROLE_PROPAGATION,), wait_after="function_active_v2"))]
     steps = []
     if remote.function.get("CodeSha256") != sha:
         steps.append(Step("Lambda code", name, Action.UPDATE, "code %s -> %s" % (
@@ -390,7 +380,7 @@ def plan_authorizer(config, remote, ctx) -> list[Step]:
         return []
     name = authorizer_name(config.stack)
     args = {"AuthorizerType": "REQUEST", "AuthorizerUri": ctx["integration_uri"],
-            "IdentitySource": list(IDENTITY_SOURCE)}
+            "IdentitySource": list(limits.HOST_IDENTITY_SOURCES)}
     authorizer = _our_authorizer(config, remote)
     if authorizer is None:
         return [Step("authorizer", name, Action.CREATE, "REQUEST, JWT in ?token= or Bearer header", Call(
@@ -411,7 +401,7 @@ def _wanted_route(config, route) -> dict:
     return wanted
 
 
-def _create_route(config, route, wanted) -> list[Step]:
+def _create_route(route, wanted) -> list[Step]:
     ref = "route:" + route.key
     steps = [Step("route", route.key, Action.CREATE, _route_detail(route, wanted), Call(
         "apigatewayv2", "create_route", dict(wanted, ApiId=Ref("api_id"), RouteKey=route.key),
@@ -434,7 +424,7 @@ def plan_routes(config, remote, ctx) -> list[Step]:
         wanted = _wanted_route(config, route)
         have = existing.pop(route.key, None)
         if have is None:
-            steps += _create_route(config, route, wanted)
+            steps += _create_route(route, wanted)
             continue
         responses = remote.route_responses.get(have["RouteId"], [])
         if not route.two_way and (have.get("RouteResponseSelectionExpression") or responses):
@@ -447,7 +437,7 @@ def plan_routes(config, remote, ctx) -> list[Step]:
             steps.append(Step("route", route.key, Action.DELETE, "replaced by a one-way route", Call(
                 "apigatewayv2", "delete_route", {"ApiId": Ref("api_id"), "RouteId": have["RouteId"]},
                 missing_ok=("NotFoundException",))))
-            steps += _create_route(config, route, wanted)
+            steps += _create_route(route, wanted)
             continue
         differs = any(not known(v, ctx) or have.get(k) != resolve(v, ctx) for k, v in wanted.items())
         differs |= wanted["AuthorizationType"] == "NONE" and bool(have.get("AuthorizerId"))

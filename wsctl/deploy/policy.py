@@ -16,7 +16,7 @@ GetCallerIdentity needs none, and the key parameter uses SSM's AWS-managed KMS
 key, whose key policy admits callers through SSM (no kms: actions).
 """
 
-from .. import stack as names
+from .. import names
 
 
 def deployer_policy(partition: str, region: str, account: str, stack: str, stage: str) -> dict:

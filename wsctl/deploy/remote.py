@@ -8,8 +8,10 @@ but lacks the stack's tag is reported in `foreign` so the plan can refuse.
 import json
 from dataclasses import dataclass, field
 
-from .. import aws
-from .. import stack as names
+from botocore.exceptions import ClientError
+
+from .. import aws, names
+from ..errors import WsctlError
 
 
 @dataclass
@@ -81,8 +83,6 @@ def read(clients, stack: str, stage: str, region: str, tolerant: bool = False) -
         except Exception as error:  # noqa: BLE001 - any failed read is named, never fatal here
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
                 raise
-            from ..errors import WsctlError
-
             state.unread.append((kind, str(error) if isinstance(error, WsctlError)
                                  else aws.describe(error) or "%s: %s" % (type(error).__name__, error)))
 
@@ -96,8 +96,6 @@ def read(clients, stack: str, stage: str, region: str, tolerant: bool = False) -
 
 
 def _read_role(state: RemoteState, iam, stack: str, region: str) -> None:
-    from botocore.exceptions import ClientError
-
     role_name = names.role_name(stack, region)
     try:
         state.role = iam.get_role(RoleName=role_name)["Role"]
@@ -119,8 +117,6 @@ def _read_role(state: RemoteState, iam, stack: str, region: str) -> None:
 
 
 def _read_table(state: RemoteState, ddb, stack: str) -> None:
-    from botocore.exceptions import ClientError
-
     table = names.table_name(stack)
     try:
         state.table = ddb.describe_table(TableName=table)["Table"]
@@ -143,8 +139,6 @@ def _read_log_group(state: RemoteState, logs, stack: str) -> None:
 
 
 def _read_parameter(state: RemoteState, ssm, stack: str) -> None:
-    from botocore.exceptions import ClientError
-
     param = names.signing_key_param(stack)
     try:
         state.parameter = ssm.get_parameter(Name=param, WithDecryption=False)["Parameter"]
@@ -159,8 +153,6 @@ def _read_parameter(state: RemoteState, ssm, stack: str) -> None:
 
 
 def _read_function(state: RemoteState, lam, stack: str) -> None:
-    from botocore.exceptions import ClientError
-
     function = names.function_name(stack)
     try:
         answer = lam.get_function(FunctionName=function)
@@ -180,8 +172,6 @@ def _read_function(state: RemoteState, lam, stack: str) -> None:
 
 
 def _read_api(state: RemoteState, apigw, stack: str, stage: str, section=None) -> None:
-    from botocore.exceptions import ClientError
-
     state.api = find_api(apigw, stack)
     if state.api is None:
         return

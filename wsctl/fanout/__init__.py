@@ -15,13 +15,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..limits import DEFAULT_CONCURRENCY
 from .pace import Pacer
 from .policy import DELIVERED, FORBIDDEN, GONE, THROTTLED, Answer, RetryPolicy, outcome_of, retryable
 
 SKIPPED = "skipped"
-# Requests in flight. Far from the region (20-80 ms), a broadcast's time is N x RTT / in flight:
-# 256 keeps a laptop's fan-out near its CPU floor at 20 ms (64 would need four times as long).
-DEFAULT_CONCURRENCY = 256
 
 
 @dataclass

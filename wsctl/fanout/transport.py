@@ -3,7 +3,7 @@
 boto3 spends most of a millisecond of CPU per call, which caps a fan-out at
 about a thousand posts per second per process whatever the concurrency. The
 lean transport signs each request with a cached SigV4 signer that produces
-botocore's exact headers (signing.py), sends it over aiohttp with keep-alive,
+botocore's exact headers (wsctl/sigv4.py), sends it over aiohttp with keep-alive,
 then reads the answer the way botocore does (status code, then
 x-amzn-ErrorType, then the JSON body's code), so 410, 429, 413 and 403 mean
 exactly what they mean to boto3. The boto3 transport is kept for parity tests
@@ -12,11 +12,16 @@ and for moto's in-process mock.
 
 import asyncio
 import json
+import ssl
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from ..sigv4 import ManagementSigner
 from .policy import Answer
-from .signing import ManagementSigner
 
 
 def _error_code(headers, body: bytes) -> str | None:
@@ -67,10 +72,12 @@ class LeanTransport:
         self.session = None
 
     async def __aenter__(self):
-        import ssl
-
+        # aiohttp when a lean transport opens, not with wsctl.ops: it costs as much to import as the rest of
+        # ops, and neither `invoke` nor a server-side broadcast needs it. Bound here once, not per request.
         import aiohttp
+        from yarl import URL
 
+        self._url, self._failures = URL, (aiohttp.ClientError, asyncio.TimeoutError, OSError)
         context = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else None
         connector = aiohttp.TCPConnector(limit=self.concurrency, ssl=context if context else True,
                                          ttl_dns_cache=300, enable_cleanup_closed=True)
@@ -91,19 +98,16 @@ class LeanTransport:
         return self.endpoint + tail, self.signer.headers(method, self.host, self.base_path + tail, data)
 
     async def call(self, method: str, connection_id: str, data: bytes | None = None) -> Answer:
-        import aiohttp
-        from yarl import URL
-
         url, headers = self._signed(method, connection_id, data)
         try:
             # encoded=True: the id is already percent-encoded exactly as it was signed
-            async with self.session.request(method, URL(url, encoded=True), data=data, headers=headers,
+            async with self.session.request(method, self._url(url, encoded=True), data=data, headers=headers,
                                             proxy=self.proxy) as response:
                 body = await response.read()
                 if response.status < 300:
                     return Answer(response.status, None, "", body)
                 return Answer(response.status, _error_code(response.headers, body), _message(body), body)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+        except self._failures as error:
             return Answer(None, None, "%s: %s" % (type(error).__name__, error))
 
 
@@ -111,8 +115,6 @@ class Boto3Transport:
     """boto3's apigatewaymanagementapi client in a thread pool (moto intercepts it in-process)."""
 
     def __init__(self, client, concurrency: int = 16):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.client = client
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="post")
 
@@ -123,8 +125,6 @@ class Boto3Transport:
         self.pool.shutdown(wait=False)
 
     def _call(self, method: str, connection_id: str, data: bytes | None) -> Answer:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             if method == "POST":
                 answer = self.client.post_to_connection(ConnectionId=connection_id, Data=data)
@@ -161,16 +161,12 @@ def for_target(target, concurrency: int):
     """The transport the target names (`target.transport`: lean or boto3) for its management
     endpoint. The engine retries by itself, so the boto3 client makes exactly one attempt per call."""
     if target.transport == "boto3":
-        from botocore.config import Config
-
         client = target.session.client("apigatewaymanagementapi", endpoint_url=target.management_endpoint,
                                        config=Config(max_pool_connections=concurrency,
                                                      retries={"mode": "standard", "total_max_attempts": 1}))
         return Boto3Transport(client, concurrency)
     credentials = target.session.get_credentials()
     if credentials is None:
-        from botocore.exceptions import NoCredentialsError
-
         raise NoCredentialsError()
     ca_bundle = target.local_state.get("ca_bundle") if target.local else None
     return LeanTransport(target.management_endpoint, credentials.get_frozen_credentials(), target.region_name,

@@ -10,20 +10,23 @@ AWS_ENDPOINT_URL_* pointing at the local services (every other service answers
 """
 
 import asyncio
+import json
 import os
 import signal
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lambda_src import signing
+from lambda_src import jwts
 
-from .. import stack as names
+from .. import limits, names, render
 from ..apispec import ApiSpec
 from ..errors import UsageError, WsctlError
-from ..target import home, instance_dir, remove_local_state, write_local_state
-
-REGION = "us-east-1"
+from ..target import (_alive, home, instance_dir, local_states, name_for, read_local_state, remove_local_state,
+                      write_local_state)
+from . import listener
+from .events import api_id_for
 
 
 @dataclass
@@ -35,9 +38,9 @@ class LocalOptions:
     stack: str = names.DEFAULT_STACK
     dynamodb_endpoint: str | None = None
     env: dict = field(default_factory=dict)  # added to every function's environment
-    idle_timeout: float = 600.0
-    max_duration: float = 7200.0
-    integration_timeout: float = 29.0
+    idle_timeout: float = limits.IDLE_TIMEOUT_S
+    max_duration: float = limits.MAX_CONNECTION_S
+    integration_timeout: float = limits.INTEGRATION_TIMEOUT_S
     max_environments: int | None = None  # overrides every function's limit
     aws_passthrough: bool = False  # functions may reach real AWS for services not emulated here
     quiet: bool = False
@@ -85,10 +88,10 @@ def _local_keyset(folder: Path) -> str:
     path = folder / "local-signing-keys.json"
     try:
         keyset = path.read_text()
-        signing.parse(keyset)
+        jwts.parse(keyset)
         return keyset
     except (OSError, ValueError):
-        keyset = signing.new_keyset()
+        keyset = jwts.new_keyset()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(keyset)
@@ -109,15 +112,14 @@ def _sealed_environment(state_home: Path, passthrough: bool) -> dict:
     if passthrough:
         return {k: v for k, v in os.environ.items()
                 if k.startswith("AWS_") and not k.startswith("AWS_ENDPOINT_URL") and k != "AWS_CA_BUNDLE"}
-    return {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
+    return {"AWS_ACCESS_KEY_ID": limits.LOCAL_KEY, "AWS_SECRET_ACCESS_KEY": limits.LOCAL_KEY,
+            "AWS_SESSION_TOKEN": limits.LOCAL_KEY,
             "AWS_CONFIG_FILE": str(state_home / "sealed" / "config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(state_home / "sealed" / "credentials"),
             "AWS_EC2_METADATA_DISABLED": "true"}
 
 
 def _functions(options: LocalOptions) -> list:
-    from dataclasses import replace
-
     functions = []
     for function in options.spec.functions:
         changes = {"environment": {**function.environment, **options.env}}
@@ -132,8 +134,6 @@ def _access_line(line: str) -> bool:
     an access log, like the gateway's own line per event. Its exceptions are not."""
     if not line.startswith('{"route": '):
         return False
-    import json
-
     try:
         entry = json.loads(line)
     except ValueError:
@@ -146,8 +146,6 @@ def _sink(quiet: bool, bundled: bool = False):
     """Each function's log line, prefixed with the function's name. -q prints nothing per event:
     it drops the per-invocation START/END/REPORT lines (and the bundled handler's access line),
     but never what a function itself prints."""
-    import sys
-
     def sink(function: str, line: str, invocation) -> None:
         if quiet and (line.startswith(("START RequestId:", "END RequestId:", "REPORT RequestId:"))
                       or (bundled and _access_line(line))):
@@ -160,8 +158,6 @@ def _sink(quiet: bool, bundled: bool = False):
 def _choose_name(options: LocalOptions, port: int | None) -> str:
     """This emulator's name: --name (refused if an emulator of that name runs), else the project
     folder's name, or NAME-PORT when an emulator of that name already runs (another terminal)."""
-    from ..target import local_states, name_for
-
     running = {state["name"]: state for state in local_states()[0]}
     if options.name:
         if options.name in running:
@@ -193,9 +189,7 @@ class _GuardedStdout:
             return getattr(self.stream, method)(*args)
         except BrokenPipeError:
             self.broken = True
-            from ..render import detach
-
-            detach(self.stream)
+            render.detach(self.stream)
             self.on_broken()
             return None
 
@@ -211,16 +205,14 @@ class _GuardedStdout:
 
 
 async def _serve(options: LocalOptions) -> None:
+    # The emulator's services load only here: `local down` and `local ls` import this module too, and
+    # these bring aiohttp (the gateway, the Lambda service) and urllib.request (dynamo).
     from aiohttp import web
 
-    from .. import render
-    from . import dynamo, listener
-    from .events import api_id_for
+    from . import dynamo
     from .functions import LambdaService
     from .functions.invoke_api import InvokeApi
     from .gateway import Faults, Gateway, GatewayConfig
-
-    import sys
 
     spec = options.spec
     state_home = home()
@@ -237,7 +229,7 @@ async def _serve(options: LocalOptions) -> None:
     api_id = api_id_for(options.stack)
     # The API's AWS host name too: a handler that builds https://{apiId}.execute-api.{region}.
     # amazonaws.com/{stage} is pointed here (see the runtimes' host map) and must trust it.
-    aws_host = "%s.execute-api.%s.amazonaws.com" % (api_id, REGION)
+    aws_host = "%s.execute-api.%s.amazonaws.com" % (api_id, limits.LOCAL_REGION)
     cert, key = listener.make_certificate(folder / "tls", [advertised, aws_host])
     bundle = listener.ca_bundle(folder / "tls", cert)
 
@@ -258,14 +250,14 @@ async def _serve(options: LocalOptions) -> None:
         ddb_endpoint = options.dynamodb_endpoint or aws_endpoint
         notes = []
         for table in spec.tables:
-            note = await asyncio.to_thread(dynamo.prepare_table, ddb_endpoint, table, REGION)
+            note = await asyncio.to_thread(dynamo.prepare_table, ddb_endpoint, table, limits.LOCAL_REGION)
             if note and note not in notes:
                 notes.append(note)
         keyset = None
         if spec.bundled and spec.auth == "jwt":
             keyset = _local_keyset(state_home)
             await asyncio.to_thread(dynamo.put_keyset, aws_endpoint, names.signing_key_param(options.stack),
-                                    keyset, REGION)
+                                    keyset, limits.LOCAL_REGION)
         stage_path = "%s/%s" % (origin, options.stage)
         lambda_url = "http://127.0.0.1:%d" % lambda_sock.getsockname()[1]
         endpoints = {"DYNAMODB": ddb_endpoint, "SSM": aws_endpoint, "LAMBDA": lambda_url,
@@ -278,19 +270,18 @@ async def _serve(options: LocalOptions) -> None:
         # one certificate. urllib3 loads AWS_CA_BUNDLE into every new TLS connection, 28 ms for the
         # system bundle against 0.6 ms for one certificate (bench/README.md, projects_vs_sls.py).
         function_ca = bundle if options.aws_passthrough else cert
-        service = LambdaService(_functions(options), state_home, REGION, endpoints=endpoints,
+        service = LambdaService(_functions(options), state_home, limits.LOCAL_REGION, endpoints=endpoints,
                                 sink=_sink(options.quiet, spec.bundled), credentials=platform_env,
                                 ca_bundle=str(function_ca), extra_ca=str(cert), watch=True)
         await service.start()
-        invoke_api = InvokeApi(service, options.aws_passthrough,
-                               log=lambda text: service.sink("lambda", text, None))
+        invoke_api = InvokeApi(service, log=lambda text: service.sink("lambda", text, None))
         lambda_runner = web.AppRunner(invoke_api.app(), handle_signals=False, access_log=None)
         await lambda_runner.setup()
         await web.SockSite(lambda_runner, lambda_sock).start()
 
         invokers = {route.key: service.invoker(route.function) for route in spec.routes if route.function}
         authorizer = service.invoker(spec.authorizer.function) if spec.authorizer else None
-        config = GatewayConfig(stage=options.stage, api_id=api_id, region=REGION, spec=spec,
+        config = GatewayConfig(stage=options.stage, api_id=api_id, region=limits.LOCAL_REGION, spec=spec,
                                identity_sources=spec.authorizer.identity_sources if spec.authorizer else (),
                                idle_timeout=options.idle_timeout, max_duration=options.max_duration,
                                integration_timeout=options.integration_timeout,
@@ -309,7 +300,8 @@ async def _serve(options: LocalOptions) -> None:
              "maxEnvironments": pool.spec.max_environments} for name, pool in service.pools.items()]
         state = {
             "name": name, "project": options.project or os.getcwd(),
-            "pid": os.getpid(), "stack": options.stack, "stage": options.stage, "region": REGION, "api_id": api_id,
+            "pid": os.getpid(), "stack": options.stack, "stage": options.stage, "region": limits.LOCAL_REGION,
+            "api_id": api_id,
             "ws_url": "ws://" + stage_path, "wss_url": "wss://" + stage_path,
             "management_endpoint": "http://" + stage_path, "tls_management_endpoint": "https://" + stage_path,
             "lambda_endpoint": lambda_url,
@@ -362,8 +354,7 @@ def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> N
     from rich.panel import Panel
     from rich.table import Table
 
-    from .. import render
-    from .functions import runtimes
+    from .functions import runtimes  # loaded by now (see _serve)
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -421,8 +412,6 @@ def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> N
         render.warn("listening on %s: anyone who can reach this machine can connect and use the management API"
                     % options.host)
     render.line("Ctrl-C to stop; `wsctl --local status` in another terminal", style="dim")
-    import sys
-
     sys.stdout.flush()
 
 
@@ -443,8 +432,6 @@ def describe_faults(faults) -> str:
 def stop_running(name: str | None = None) -> dict:
     """`wsctl local down`: SIGTERM the emulator (named, or the only one running) and wait for it
     to finish; returns its state."""
-    from ..target import _alive, read_local_state
-
     state = read_local_state(name)
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)

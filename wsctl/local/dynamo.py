@@ -9,10 +9,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..aws import describe
 from ..errors import WsctlError
+from ..target import LOCAL_CREDENTIALS
 from .procs import tied_to_parent
-
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -76,8 +76,6 @@ def prepare_table(endpoint: str, table, region: str) -> str:
     except ddb.exceptions.ResourceInUseException:
         pass
     except Exception as error:
-        from ..aws import describe
-
         raise WsctlError("cannot create table %s at %s: %s" % (table.name, endpoint, describe(error) or error)) \
             from None
     if not table.ttl_attribute:

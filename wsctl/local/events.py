@@ -14,7 +14,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
-ACCOUNT_ID = "123456789012"
+from ..limits import LOCAL_ACCOUNT_ID
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Upgrade-only headers that reach the authorizer but not the $connect integration.
 _AUTHORIZER_ONLY = {"connection", "upgrade"}
@@ -131,7 +132,7 @@ def disconnect_event(origin: Origin, status_code: int, reason: str, now_ms: int,
 
 
 def method_arn(region: str, api_id: str, stage: str) -> str:
-    return "arn:aws:execute-api:%s:%s:%s/%s/$connect" % (region, ACCOUNT_ID, api_id, stage)
+    return "arn:aws:execute-api:%s:%s:%s/%s/$connect" % (region, LOCAL_ACCOUNT_ID, api_id, stage)
 
 
 def authorizer_event(origin: Origin, arn: str, now_ms: int, req_id: str) -> dict:

@@ -12,6 +12,7 @@ $disconnect with its status code and reason.
 """
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -24,15 +25,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
 from multidict import CIMultiDict
 
+from .. import limits, sigv4
 from ..apispec import ApiSpec
 from . import authorizer as authz
-from . import events, routing, sigv4
+from . import events, routing
 from .functions import FunctionError
-from .sockets import MAX_FRAME, BadRequestLog, Connection, GatewaySocket, send_fragmented
+from .sockets import BadRequestLog, Connection, GatewaySocket, send_fragmented
 
-MAX_MESSAGE = 128 * 1024
-MAX_URL = 4096
-MAX_HEADERS = 10240
 # aiohttp's HTTP parser answers 400 itself past 8 KB in the request line, 16 KB in one header or
 # 128 headers. It lets through this much, so that the gateway's own checks answer 414 and 431 as
 # above; only past these does the parser's 400 remain.
@@ -77,12 +76,12 @@ class GatewayConfig:
     api_id: str
     region: str
     spec: ApiSpec
-    identity_sources: tuple = ("route.request.header.Host",)
-    idle_timeout: float = 600.0
-    max_duration: float = 7200.0
-    integration_timeout: float = 29.0
-    max_frame: int = MAX_FRAME
-    max_message: int = MAX_MESSAGE
+    identity_sources: tuple = limits.HOST_IDENTITY_SOURCES
+    idle_timeout: float = limits.IDLE_TIMEOUT_S
+    max_duration: float = limits.MAX_CONNECTION_S
+    integration_timeout: float = limits.INTEGRATION_TIMEOUT_S
+    max_frame: int = limits.MAX_FRAME_BYTES
+    max_message: int = limits.MAX_MESSAGE_BYTES
     faults: Faults = field(default_factory=Faults)
     quiet: bool = False
     throttle: object = None  # a throttle.TokenBucket for the management API, or None
@@ -99,7 +98,7 @@ def _error(status: int, error_type: str, message: str) -> tuple[int, dict, bytes
 
 
 def _frame_size(data) -> int:
-    if isinstance(data, bytes) or len(data) * 4 <= MAX_FRAME:  # a str: at most 4 bytes a character
+    if isinstance(data, bytes) or len(data) * 4 <= limits.MAX_FRAME_BYTES:  # a str: at most 4 bytes a character
         return len(data)
     return len(data.encode())
 
@@ -198,9 +197,10 @@ class Gateway:
             return forbidden()
         # API Gateway's documented cap on a WebSocket URL, and the 10 KB cap on the request
         # line plus headers; the status for an oversize header is not documented: 431 [infer].
-        if len(str(request.rel_url)) + len(request.host) + 6 > MAX_URL:
+        if len(str(request.rel_url)) + len(request.host) + 6 > limits.MAX_URL_BYTES:
             return web.Response(status=414, text='{"message":"Request-URI Too Long"}', content_type="application/json")
-        if sum(len(k) + len(v) + 4 for k, v in request.raw_headers) + len(str(request.rel_url)) > MAX_HEADERS:
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in request.raw_headers) + len(str(request.rel_url))
+        if header_bytes > limits.MAX_HANDSHAKE_HEADER_BYTES:
             return web.Response(status=431, text='{"message":"Request Header Fields Too Large"}',
                                 content_type="application/json")
         if not web.WebSocketResponse().can_prepare(request).ok:
@@ -391,8 +391,6 @@ class Gateway:
             if route in self.two_way and isinstance(result, dict) and result.get("body") is not None:
                 body = result["body"]
                 if result.get("isBase64Encoded") and isinstance(body, str):
-                    import base64
-
                     await self._send(connection, base64.b64decode(body))
                 else:
                     await self._send(connection, body if isinstance(body, str) else json.dumps(body))
@@ -403,7 +401,7 @@ class Gateway:
         if ws.closed or connection.close is not None:
             return False
         try:
-            if _frame_size(data) > MAX_FRAME:
+            if _frame_size(data) > limits.MAX_FRAME_BYTES:
                 send_fragmented(ws, data)  # API Gateway fragments messages over 32 KB
             elif isinstance(data, str):
                 await ws.send_str(data)
@@ -472,9 +470,9 @@ class Gateway:
             return _error(injected, error_type, "injected fault")
         connection = self.connections.get(connection_id)
         if method == "POST":
-            if len(body) > MAX_MESSAGE:
-                return _error(413, "PayloadTooLargeException",
-                              "Request must be smaller than 131072 bytes for the PostToConnection operation")
+            if len(body) > limits.MAX_MESSAGE_BYTES:
+                return _error(413, "PayloadTooLargeException", "Request must be smaller than %d bytes for the "
+                              "PostToConnection operation" % limits.MAX_MESSAGE_BYTES)
             if connection is None:
                 return _error(410, "GoneException", "")
             try:

@@ -26,7 +26,7 @@ PEEK_TIMEOUT = 10.0
 
 def make_certificate(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
     """A fresh self-signed certificate (EC P-256, 30 days) and its key, key readable by owner only."""
-    from cryptography import x509
+    from cryptography import x509  # heavy, and only `local up` needs it: `local down` imports this module too
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
@@ -58,7 +58,7 @@ def make_certificate(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
 
 def ca_bundle(folder: Path, cert_path: Path) -> Path:
     """The default CA bundle plus our certificate, so a handler can still reach real AWS too."""
-    from botocore.httpsession import get_cert_path
+    from botocore.httpsession import get_cert_path  # heavy too
 
     bundle = folder / "ca-bundle.pem"
     default = Path(get_cert_path(True))

@@ -9,7 +9,9 @@ It runs in a process of its own so its CPU use never stalls the gateway.
 import signal
 import sys
 import threading
+from bisect import bisect_left
 
+from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
@@ -34,10 +36,6 @@ def keep_items_sorted() -> None:
     go through put_item and delete_item; updates in place keep an item's key and place. Writes
     and the list change together under one lock, so two writers of one key cannot leave the
     list holding the loser."""
-    from bisect import bisect_left
-
-    from moto.dynamodb.models.table import Table
-
     sort_all, put_item, delete_item = Table.all_items, Table.put_item, Table.delete_item
     lock = threading.RLock()
 

@@ -24,8 +24,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_websocket import WebSocketError
 
 from ..errors import WsctlError
+from ..limits import MAX_FRAME_BYTES
 
-MAX_FRAME = 32 * 1024
 LINGER = 2.0  # seconds a closed socket goes on reading (and dropping) what the client still sends
 
 
@@ -197,7 +197,7 @@ class BadRequestLog(logging.Filter):
 
 
 class GatewaySocket(web.WebSocketResponse):
-    max_frame = MAX_FRAME
+    max_frame = MAX_FRAME_BYTES
     chosen_protocol = None  # the subprotocol $connect returned, sent whether or not it was offered
 
     def _handshake(self, request):
@@ -259,13 +259,12 @@ class _Dropped:
 
 
 class Connection:
-    __slots__ = ("id", "ws", "origin", "last_active", "close", "message_count", "transport")
+    __slots__ = ("id", "ws", "origin", "last_active", "close", "transport")
 
     def __init__(self, ws, origin, transport=None):
         self.id, self.ws, self.origin = origin.connection_id, ws, origin
         self.last_active = time.time()
         self.close = None  # (code, reason) once the server decided to close it
-        self.message_count = 0
         self.transport = transport
 
     def roomy(self, size: int) -> bool:
@@ -292,7 +291,7 @@ def _frame_header(first: bool, last: bool, opcode: int, length: int) -> bytes:
     return bytes((head, 127)) + length.to_bytes(8, "big")
 
 
-def fragments(data: bytes, opcode: int, size: int = MAX_FRAME) -> list[bytes]:
+def fragments(data: bytes, opcode: int, size: int = MAX_FRAME_BYTES) -> list[bytes]:
     """A message over `size` as API Gateway sends it: frames of at most 32 KB (pure)."""
     chunks = [data[i:i + size] for i in range(0, len(data), size)] or [b""]
     return [_frame_header(i == 0, i == len(chunks) - 1, opcode, len(chunk)) + chunk

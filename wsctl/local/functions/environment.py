@@ -15,11 +15,9 @@ import uuid
 from dataclasses import dataclass, field
 
 from ...apispec import FunctionSpec
+from ...limits import INIT_TIMEOUT_S
 from ..procs import tied_to_parent
 from . import errors, logs
-
-INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
-MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # RAPID's MaxPayloadSize: 6291556 bytes
 
 
 @dataclass

@@ -2,6 +2,7 @@
 payload the caller receives (the runtime's own error document, passed through)."""
 
 import json
+import signal
 
 
 class FunctionError(Exception):
@@ -43,8 +44,6 @@ def exited(request_id: str, returncode: int | None) -> FunctionError:
     if returncode == 0:
         reason = "Runtime exited without providing a reason"
     elif returncode is not None and returncode < 0:
-        import signal
-
         try:
             name = signal.Signals(-returncode).name[3:].lower()
         except ValueError:

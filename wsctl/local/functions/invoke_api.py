@@ -15,16 +15,15 @@ import urllib.parse
 import uuid
 from functools import lru_cache
 
+import botocore.session
 from aiohttp import web
 
+from ...limits import LOG_TAIL_BYTES, MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES
 from .errors import FunctionError
 
 # FunctionName forms: name, name:qualifier, partial ARN, full ARN (docs/lambda-runtime.md#function-names).
 _NAME = re.compile(r"^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:[a-z]{2}(?:-gov)?-[a-z]+-\d{1}:)?(?:\d{12}:)?"
                    r"(?:function:)?([a-zA-Z0-9-_\.]+)(?::(\$LATEST|[a-zA-Z0-9-_]+))?$")
-MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
-MAX_ASYNC_PAYLOAD = 1024 * 1024
-TAIL_BYTES = 4096
 
 
 def parse_function_name(raw: str) -> tuple[str, str | None] | None:
@@ -55,8 +54,6 @@ def _service_and_operation(request: web.Request, body: bytes) -> tuple[str, str]
 @lru_cache(maxsize=64)
 def _rest_operations(signing_name: str) -> tuple:
     """(method, path regex, query keys, operation) for a REST service, from botocore's own model."""
-    import botocore.session
-
     session = botocore.session.get_session()
     available = session.get_available_services()
     # The signing name is the service's own name for most services: look there first.
@@ -84,9 +81,8 @@ def _rest_operation(signing_name: str, method: str, path: str, query) -> str | N
 
 
 class InvokeApi:
-    def __init__(self, service, passthrough: bool = False, log=None):
+    def __init__(self, service, log=None):
         self.service = service  # LambdaService
-        self.passthrough = passthrough
         self.log = log or (lambda text: None)
         self.background: set = set()
         # The emulator's own read-only views for `wsctl --local ...` (name -> callable returning JSON):
@@ -94,7 +90,7 @@ class InvokeApi:
         self.views: dict = {}
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_SYNC_PAYLOAD + 1024 * 1024)
+        app = web.Application(client_max_size=MAX_SYNC_PAYLOAD_BYTES + 1024 * 1024)
         app.router.add_post("/2015-03-31/functions/{name}/invocations", self.invoke)
         app.router.add_get("/-/wsctl/{view}", self.view)
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.sealed)
@@ -123,20 +119,19 @@ class InvokeApi:
 
     async def invoke(self, request: web.Request):
         parsed = parse_function_name(request.match_info["name"])
-        region = self.service.region
         if parsed is None:
             return _error(400, "ValidationException", "1 validation error detected: Value '%s' at 'functionName' "
                           "failed to satisfy constraint" % request.match_info["name"])
         name, qualifier = parsed
         qualifier = request.query.get("Qualifier", qualifier)
         if name not in self.service.specs or qualifier not in (None, "$LATEST"):
-            return _error(404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:%s:%s:function:%s:%s"
-                          % (region, "123456789012", name, qualifier or "$LATEST"), key="Message")
+            return _error(404, "ResourceNotFoundException", "Function not found: %s:%s"
+                          % (self.service.function_arn(name), qualifier or "$LATEST"), key="Message")
         invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if invocation_type not in ("RequestResponse", "Event", "DryRun"):
             return _error(400, "InvalidParameterValueException", "Unsupported invocation type %s" % invocation_type)
         body = await request.read()
-        limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
+        limit = MAX_ASYNC_PAYLOAD_BYTES if invocation_type == "Event" else MAX_SYNC_PAYLOAD_BYTES
         if len(body) > limit:
             return _error(413, "RequestTooLargeException", "Request must be smaller than %d bytes for the "
                           "InvokeFunction operation" % limit)
@@ -171,7 +166,7 @@ class InvokeApi:
             payload = failure.payload
             headers["X-Amz-Function-Error"] = "Unhandled"
         if request.headers.get("X-Amz-Log-Type") == "Tail":
-            tail = ("\n".join(log) + "\n").encode()[-TAIL_BYTES:]
+            tail = ("\n".join(log) + "\n").encode()[-LOG_TAIL_BYTES:]
             headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode()
         return web.Response(status=200, body=payload, headers=headers)
 

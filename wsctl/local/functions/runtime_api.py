@@ -12,8 +12,9 @@ import socket
 
 from aiohttp import web
 
+from ...limits import MAX_RUNTIME_RESPONSE_BYTES
 from . import errors
-from .environment import MAX_PAYLOAD, Environment
+from .environment import Environment
 
 PREFIX = "/2018-06-01/runtime"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
@@ -38,7 +39,7 @@ class RuntimeApi:
         self.runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=MAX_PAYLOAD + 1024 * 1024)
+        app = web.Application(client_max_size=MAX_RUNTIME_RESPONSE_BYTES + 1024 * 1024)
         app.router.add_get(PREFIX + "/invocation/next", self.next)
         app.router.add_post(PREFIX + "/invocation/{id}/response", self.response)
         app.router.add_post(PREFIX + "/invocation/{id}/error", self.error)
@@ -131,13 +132,13 @@ class RuntimeApi:
             invocation.future.set_exception(errors.FunctionError(
                 "Runtime.InvalidResponseModeHeader", "Invalid response mode header: %s" % mode))
             return _json(400, "InvalidFunctionResponseMode", "Invalid function response mode")
-        body = await request.content.read(MAX_PAYLOAD + 1)
-        if len(body) > MAX_PAYLOAD:
+        body = await request.content.read(MAX_RUNTIME_RESPONSE_BYTES + 1)
+        if len(body) > MAX_RUNTIME_RESPONSE_BYTES:
             invocation.future.set_exception(errors.FunctionError(
                 "Function.ResponseSizeTooLarge",
-                "Response payload size exceeded maximum allowed payload size (%d bytes)." % MAX_PAYLOAD))
+                "Response payload size exceeded maximum allowed payload size (%d bytes)." % MAX_RUNTIME_RESPONSE_BYTES))
             return _json(413, "RequestEntityTooLarge",
-                         "Exceeded maximum allowed payload size (%d bytes)." % MAX_PAYLOAD)
+                         "Exceeded maximum allowed payload size (%d bytes)." % MAX_RUNTIME_RESPONSE_BYTES)
         invocation.future.set_result(body)
         return _accepted()
 

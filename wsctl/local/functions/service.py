@@ -18,17 +18,18 @@ from collections import deque
 from pathlib import Path
 
 from ...apispec import FunctionSpec
+from ...limits import LOCAL_ACCOUNT_ID, LOCAL_KEY, LOCAL_REGION
 from . import errors, logs, runtimes
 from .environment import Environment, Invocation
+from .nodesdk import cache_root, ensure_sdk
 from .runtime_api import RuntimeApi
 
-ACCOUNT_ID = "123456789012"
 WATCH_INTERVAL = 0.5
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": LOCAL_KEY, "AWS_SECRET_ACCESS_KEY": LOCAL_KEY, "AWS_SESSION_TOKEN": LOCAL_KEY}
 
 
 def function_arn(region: str, name: str) -> str:
-    return "arn:aws:lambda:%s:%s:function:%s" % (region, ACCOUNT_ID, name)
+    return "arn:aws:lambda:%s:%s:function:%s" % (region, LOCAL_ACCOUNT_ID, name)
 
 
 def print_sink(function: str, line: str, invocation) -> None:
@@ -57,7 +58,7 @@ class FunctionPool:
         address = await service.runtime_api.listen(environment)
         env = runtimes.variables(
             self.spec, runtime_api=address, region=service.region,
-            log_stream=logs.stream_name("$LATEST", environment.id), account_id=ACCOUNT_ID,
+            log_stream=logs.stream_name("$LATEST", environment.id), account_id=LOCAL_ACCOUNT_ID,
             endpoints=service.endpoints, credentials=service.credentials, ca_bundle=service.ca_bundle,
             extra_ca=service.extra_ca, node_path=service.node_path, host_env=os.environ)
         try:
@@ -155,7 +156,7 @@ class FunctionPool:
 
 
 class LambdaService:
-    def __init__(self, functions, home: Path, region: str = "us-east-1", endpoints: dict | None = None,
+    def __init__(self, functions, home: Path, region: str = LOCAL_REGION, endpoints: dict | None = None,
                  sink=None, credentials: dict | None = None, ca_bundle: str | None = None,
                  node_path: str | None = None, watch: bool = False, extra_ca: str | None = None):
         self.specs = {f.name: f for f in functions}
@@ -177,8 +178,6 @@ class LambdaService:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         if self.node_path is None and any(s.language == "node" for s in self.specs.values()):
-            from .nodesdk import cache_root, ensure_sdk
-
             say = lambda text: self.sink("wsctl", text, None)  # noqa: E731
             self.node_path = str(await asyncio.to_thread(ensure_sdk, cache_root(self.home), say))
         await self.runtime_api.start()
@@ -267,7 +266,7 @@ class FunctionInvoker:
         self.service = service
         self.name = name
 
-    async def invoke(self, event: dict, timeout_s: float | None = None):
+    async def invoke(self, event: dict):
         payload = await self.service.invoke(self.name, json.dumps(event).encode())
         try:
             return json.loads(payload) if payload else None

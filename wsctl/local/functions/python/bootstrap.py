@@ -13,6 +13,7 @@ import importlib
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import traceback
@@ -218,8 +219,6 @@ def map_hosts(spec: str) -> None:
     """Send the API's AWS host name (https://{apiId}.execute-api.{region}.amazonaws.com) to the
     emulator: a handler that builds its management endpoint from the API id reaches it too. TLS
     still checks that name (the emulator's certificate carries it)."""
-    import socket
-
     table = {}
     for entry in filter(None, spec.split(",")):
         name, _, address = entry.partition("=")

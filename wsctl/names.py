@@ -63,6 +63,7 @@ def tags(stack: str) -> dict:
 def partition(region: str) -> str:
     """aws, aws-cn, aws-us-gov, ... for a region, from botocore's endpoint data (for messages; the
     deployer takes ARNs' partition from STS)."""
+    # botocore here, not at the top: every command imports this module, few need a region's data.
     from botocore.exceptions import UnknownRegionError
     from botocore.loaders import create_loader
     from botocore.regions import EndpointResolver
