@@ -5,6 +5,7 @@ Only moto/AWS fixtures live here; other fixture modules are registered in
 """
 
 import os
+import signal
 import sys
 
 import pytest
@@ -14,6 +15,19 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/ is not a package: helper
 from support import moto_shim  # noqa: E402,F401  (must patch moto before any mock starts)
 
 pytest_plugins = ["support.emulator_fixtures"]
+
+
+def _children_get_default_signals() -> None:
+    """Run in the background (`cmd &` ignores SIGINT) or under nohup (SIGHUP), the suite would
+    hand those ignored dispositions to every process it starts, and the tests that Ctrl-C or
+    hang up a wsctl would see it carry on. A do-nothing handler instead: this process still
+    survives them, and its children start with the default action (exec resets handlers)."""
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, lambda *_: None)
+
+
+_children_get_default_signals()
 
 REGION = "us-east-1"
 MOTO_CONFIG = {"lambda": {"use_docker": False}}
