@@ -326,7 +326,7 @@ def main():
             parts = ", ".join("%s %s" % (k, fmt_s(v)) for k, v in r["parts"].items())
             print("%-10s %5d %10s %9s   binds: %s | %s; total post rate %.0f/s%s" % (
                 "{:,}".format(n), s, fmt_s(r["total"]), "yes" if r["fits"] else "NO", r["binding"], parts, r["rate"],
-                "  > quota: 429s, and the function has no pacer (boto3's 4 attempts): expect undelivered posts"
+                "  > quota: 429s; each segment posts them again for up to 5 rounds (pauses 0.25-4 s), then reports them throttled"
                 if r["rate"] > p["apigw_rate"] else ""))
     print("\nsmallest S that keeps each segment inside the function's %.0f s (usable %.0f s):" % (
         p["function_timeout_s"], available))

@@ -19,6 +19,7 @@ always carry a requestContext, which this event never has.
 """
 
 import base64
+import random
 import time
 
 from . import delivery
@@ -28,6 +29,12 @@ KIND = "fanout"
 VERSION = 1
 BATCH = 500  # ids posted per batch (a scan page holds up to about 10,000)
 RESERVE_MS = 3000  # stop taking new ids this long before the function's own timeout
+# What API Gateway throttled (429, after botocore's own attempts) is posted again, after a pause
+# that doubles each round: many segments at once share the account's rate, and a segment that
+# backs off lets the others through. Then it is counted as throttled and the run is partial.
+THROTTLE_ROUNDS = 5
+THROTTLE_PAUSE_S = 0.25
+THROTTLE_PAUSE_MAX_S = 4.0
 
 
 def is_fanout(event) -> bool:
@@ -50,7 +57,7 @@ def handle(event: dict, context, registry, client=None) -> dict:
     data = base64.b64decode(event.get("data") or "")
     report = {"wsctlFanout": VERSION, "segment": event.get("segment", 0), "totalSegments": event.get("totalSegments", 1),
               "room": event.get("room"), "recipients": 0, "counts": {o: 0 for o in delivery.OUTCOMES},
-              "pruned": 0, "complete": True, "unreached": 0, "scanComplete": True}
+              "pruned": 0, "complete": True, "unreached": 0, "scanComplete": True, "throttles": 0, "retried": 0}
     if len(data) > MAX_MESSAGE_BYTES:
         report.update(complete=False, error="the payload is over %d KB" % (MAX_MESSAGE_BYTES // 1024))
         return report
@@ -59,13 +66,27 @@ def handle(event: dict, context, registry, client=None) -> dict:
     batch: list[str] = []
 
     def post(ids):
-        for connection_id, outcome in delivery.post_many(client, ids, data).items():
-            report["counts"][outcome] += 1
-            if outcome == delivery.GONE and prune and registry.delete_connection(connection_id):
-                report["pruned"] += 1
+        pause = THROTTLE_PAUSE_S
+        for round_no in range(THROTTLE_ROUNDS + 1):
+            throttled = []
+            for connection_id, outcome in delivery.post_many(client, ids, data).items():
+                if outcome == delivery.THROTTLED:
+                    throttled.append(connection_id)
+                    continue
+                report["counts"][outcome] += 1
+                if outcome == delivery.GONE and prune and registry.delete_connection(connection_id):
+                    report["pruned"] += 1
+            report["throttles"] += len(throttled)
+            if not throttled or round_no == THROTTLE_ROUNDS or out_of_time(pause):
+                break
+            time.sleep(pause * random.uniform(0.5, 1.0))
+            pause = min(pause * 2, THROTTLE_PAUSE_MAX_S)
+            report["retried"] += len(throttled)
+            ids = throttled
+        report["counts"][delivery.THROTTLED] += len(throttled)
 
-    def out_of_time() -> bool:
-        return context is not None and context.get_remaining_time_in_millis() < RESERVE_MS
+    def out_of_time(pause_s: float = 0.0) -> bool:
+        return context is not None and context.get_remaining_time_in_millis() < RESERVE_MS + 1000 * pause_s
 
     ids = _ids(registry, event)
     for connection_id in ids:

@@ -197,6 +197,23 @@ class _Posts:
         self.sent.append(ConnectionId)
 
 
+class _Throttling(_Posts):
+    """API Gateway at the account's rate: each id is answered 429 its first `times` posts."""
+
+    def __init__(self, times):
+        super().__init__()
+        self.times, self.tries = times, {}
+
+    def post_to_connection(self, ConnectionId, Data):
+        from botocore.exceptions import ClientError
+
+        self.tries[ConnectionId] = self.tries.get(ConnectionId, 0) + 1
+        if self.tries[ConnectionId] <= self.times:
+            raise ClientError({"Error": {"Code": "LimitExceededException"},
+                               "ResponseMetadata": {"HTTPStatusCode": 429}}, "PostToConnection")
+        super().post_to_connection(ConnectionId, Data)
+
+
 @pytest.fixture
 def registry(aws):
     import boto3
@@ -232,3 +249,31 @@ def test_a_segment_near_its_timeout_stops_and_says_what_it_did_not_reach(registr
 def _ok(result):
     assert result.exit_code == 0, (result.stdout, result.stderr)
     return result.stdout
+
+
+def test_a_segment_posts_again_what_was_throttled_and_counts_it(registry, monkeypatch):
+    monkeypatch.setattr(fanout, "THROTTLE_PAUSE_S", 0.001)
+    posts = _Throttling(times=2)
+    report = fanout.handle({"wsctl": "fanout", "data": "aGk=", "endpoint": "x"}, _Clock(60000), registry, posts)
+    assert sorted(posts.sent) == sorted("c%02d=" % i for i in range(30))  # each once, in the end
+    assert report["counts"]["delivered"] == 30 and report["counts"]["throttled"] == 0 and report["complete"]
+    assert report["throttles"] == 60 and report["retried"] == 60
+
+
+def test_a_segment_throttled_past_its_rounds_or_its_time_says_so(registry, monkeypatch):
+    monkeypatch.setattr(fanout, "THROTTLE_PAUSE_S", 0.001)
+    posts = _Throttling(times=100)
+    report = fanout.handle({"wsctl": "fanout", "data": "aGk=", "endpoint": "x"}, _Clock(60000), registry, posts)
+    assert posts.sent == [] and report["counts"]["throttled"] == 30 and report["complete"] is False
+    assert set(posts.tries.values()) == {fanout.THROTTLE_ROUNDS + 1}
+    monkeypatch.setattr(fanout, "THROTTLE_PAUSE_S", 0.2)  # a pause would cross into the reserve
+    near_the_end = fanout.handle({"wsctl": "fanout", "data": "aGk=", "endpoint": "x"},
+                                 _Clock(fanout.RESERVE_MS + 100), registry, _Throttling(times=100))
+    assert near_the_end["retried"] == 0 and near_the_end["counts"]["throttled"] == 30  # no time to wait
+
+
+def test_the_cli_sums_the_segments_throttles():
+    report = serverside.ServerReport("fn", [serverside.Segment(0, {"throttles": 3, "retried": 2}),
+                                            serverside.Segment(1, {"throttles": 4, "retried": 4}),
+                                            serverside.Segment(2, None, error="timed out")])
+    assert (report.throttles, report.retries) == (7, 6)

@@ -188,6 +188,7 @@ def _server_side(ctx, payload: bytes, segments: int, no_prune: bool, room: str |
     if options.json:
         render.print_json({"target": target.describe(), "function": report.function, "serverSide": True,
                            "recipients": report.recipients, "counts": counts, "pruned": report.pruned,
+                           "retries": report.retries, "throttles": report.throttles,
                            "seconds": round(report.seconds, 3), "interrupted": report.interrupted,
                            "segments": [{"segment": s.number, "error": s.error, "seconds": round(s.seconds, 3),
                                          **(s.report or {})} for s in report.segments]})
@@ -195,6 +196,8 @@ def _server_side(ctx, payload: bytes, segments: int, no_prune: bool, room: str |
         rows = [[outcome, count] for outcome, count in counts.items() if count or outcome == "delivered"]
         if report.pruned:
             rows.append(["pruned from registry", report.pruned])
+        if report.throttles:
+            rows.append(["throttled answers (posted again)", report.throttles])
         render.table(["outcome", "connections"], rows, title="%d recipient(s) in %.2f s, %d segment(s) in %s (%s)" % (
             report.recipients, report.seconds, len(report.segments), report.function, target.describe()))
         if report.interrupted:

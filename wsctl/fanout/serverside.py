@@ -51,6 +51,15 @@ class ServerReport:
     def pruned(self) -> int:
         return sum((s.report or {}).get("pruned", 0) for s in self.segments)
 
+    @property
+    def throttles(self) -> int:
+        """429s the segments were answered (each posted again while time allowed)."""
+        return sum((s.report or {}).get("throttles", 0) for s in self.segments)
+
+    @property
+    def retries(self) -> int:
+        return sum((s.report or {}).get("retried", 0) for s in self.segments)
+
     def failed_segments(self) -> list:
         return [s for s in self.segments if s.error or not (s.report or {}).get("complete", False)]
 
