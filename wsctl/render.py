@@ -116,7 +116,6 @@ def iso_time(epoch_seconds: float | None) -> str | None:
 def epoch(value) -> float | None:
     """Seconds since the epoch from what the registry and API Gateway hold: an ISO 8601 time
     (GetConnection), or epoch milliseconds (connectedAt) or seconds (ttl) as numbers."""
-    from datetime import datetime
     from decimal import Decimal
 
     if value is None or value == "":

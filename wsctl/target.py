@@ -214,8 +214,6 @@ class Target:
 
     def __post_init__(self):
         if self.transport not in TRANSPORTS:
-            from .errors import UsageError
-
             raise UsageError("--transport %r: use %s" % (self.transport, " or ".join(TRANSPORTS)))
 
     @cached_property

@@ -106,8 +106,6 @@ def apply_plan(target, plan: Plan, progress=None, notify=None) -> dict:
         done = started[:-1]
         if not done:
             raise
-        from .. import aws
-
         reason = str(error) if isinstance(error, WsctlError) else (
             aws.describe(error) or "%s: %s" % (type(error).__name__, error))
         raise WsctlError("%s; %s" % (reason.rstrip("."), partial_summary(target, plan, done))) from None

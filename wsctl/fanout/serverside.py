@@ -43,22 +43,26 @@ class ServerReport:
                 counts[outcome] = counts.get(outcome, 0) + count
         return counts
 
+    def _total(self, key: str) -> int:
+        """One figure of the segments' reports, summed (a failed segment may have no report)."""
+        return sum((s.report or {}).get(key, 0) for s in self.segments)
+
     @property
     def recipients(self) -> int:
-        return sum((s.report or {}).get("recipients", 0) for s in self.segments)
+        return self._total("recipients")
 
     @property
     def pruned(self) -> int:
-        return sum((s.report or {}).get("pruned", 0) for s in self.segments)
+        return self._total("pruned")
 
     @property
     def throttles(self) -> int:
         """429s the segments were answered (each posted again while time allowed)."""
-        return sum((s.report or {}).get("throttles", 0) for s in self.segments)
+        return self._total("throttles")
 
     @property
     def retries(self) -> int:
-        return sum((s.report or {}).get("retried", 0) for s in self.segments)
+        return self._total("retried")
 
     def failed_segments(self) -> list:
         return [s for s in self.segments if s.error or not (s.report or {}).get("complete", False)]
