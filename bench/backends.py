@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from wsctl.local.procs import die_with_parent  # noqa: E402
-from wsctl.target import find_local_state  # noqa: E402
+from wsctl.targets.emulator import find_state  # noqa: E402
 
 
 # -- small utilities ---------------------------------------------------------------------
@@ -363,7 +363,7 @@ class Emulator:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("emulator exited with %s:\n%s" % (self.process.returncode, self.output()))
-            state = find_local_state(self.process.pid, self.home)
+            state = find_state(self.process.pid, self.home)
             if state is not None:
                 self.state = state
                 self.ready_in = time.monotonic() - started
@@ -378,11 +378,11 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return self.state["ws_url"]
+        return self.state.ws_url
 
     @property
     def endpoint(self) -> str:
-        return self.state["management_endpoint"]
+        return self.state.management_endpoint
 
     @property
     def port(self) -> int:
@@ -390,7 +390,7 @@ class Emulator:
 
     @property
     def stage(self) -> str:
-        return self.state["stage"]
+        return self.state.stage
 
     def moto_pid(self) -> int | None:
         """The embedded moto server (a child `python -m wsctl.local.motoserver`)."""
@@ -419,7 +419,7 @@ class Emulator:
         return sum(rss_mb(p) or 0 for p in pids), len(pids)
 
     def token(self, user: str, ttl: int = 3600) -> str:
-        return mint(self.state["keyset"], self.stack, user, ttl)
+        return mint(self.state.keyset, self.stack, user, ttl)
 
     def output(self) -> str:
         try:

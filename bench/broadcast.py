@@ -9,7 +9,7 @@ each of --repeat rounds, one broadcast of each pattern (a fresh payload each tim
   cli      `wsctl --local broadcast PAYLOAD` as a user runs it (the venv's console script in a
            subprocess): process start, imports, the parallel registry scan, the fan-out
            (aiohttp + botocore SigV4, 64 in flight), exit.
-  service  in this process: `ids = wsctl.ops.all_connection_ids(Target(local=True))`, then
+  service  in this process: `ids = wsctl.ops.all_connection_ids(LocalTarget())`, then
            `asyncio.run(wsctl.ops.deliver(target, ids, payload))` (fresh Target each run).
   seq      the seed article: one boto3 `dynamodb` scan (paginated), then
            `apigatewaymanagementapi.post_to_connection` one after another, one boto3 client.
@@ -71,8 +71,8 @@ async def _client_main(urls, inflight: int, timeout: float, pipe):
 
     def done(tag):
         count, first, last = arrivals.get(tag, (0, None, None))
-        return {"tag": tag, "count": count, "first": first, "last": last, "dups": state["dups"],
-                "closed": state["closed"], "held": state["held"]}
+        return {"tag": tag, "count": count, "first": first, "last": last, "dups": state.dups,
+                "closed": state.closed, "held": state.held}
 
     async def read(ws):
         seen = set()
@@ -80,7 +80,7 @@ async def _client_main(urls, inflight: int, timeout: float, pipe):
             async for message in ws:
                 now = time.time()
                 if message in seen:
-                    state["dups"] += 1
+                    state.dups += 1
                     continue
                 seen.add(message)
                 entry = arrivals.get(message)
@@ -88,11 +88,11 @@ async def _client_main(urls, inflight: int, timeout: float, pipe):
                     arrivals[message] = entry = [0, now, now]
                 entry[0] += 1
                 entry[2] = now
-                if entry[0] == state["held"]:
+                if entry[0] == state.held:
                     pipe.send(("done", done(message)))
         except Exception:  # the connection dropped: counted below, the frame will be missing
             pass
-        state["closed"] += 1
+        state.closed += 1
 
     async def one(url):
         async with semaphore:
@@ -107,7 +107,7 @@ async def _client_main(urls, inflight: int, timeout: float, pipe):
             sockets.append(ws)
 
     await asyncio.gather(*(one(url) for url in urls))
-    state["held"] = len(sockets)
+    state.held = len(sockets)
     readers = [asyncio.create_task(read(ws)) for ws in sockets]  # noqa: F841 (kept alive)
     pipe.send(("opened", {"held": len(sockets), "errors": errors}))
     stop = asyncio.Event()
@@ -147,7 +147,7 @@ class Clients:
         self.workers, self.pipes, self.go = [], [], CTX.Event()
         share, extra = divmod(count, self.procs)
         start = 0
-        keyset = emulator.state.get("keyset")
+        keyset = emulator.state.keyset
         for index in range(self.procs):
             size = share + (1 if index < extra else 0)
             parent, child = CTX.Pipe()
@@ -234,12 +234,11 @@ def run_cli(ctx, payload: str) -> dict:
 
 def run_service(ctx, payload: str) -> dict:
     from wsctl import ops
-    from wsctl.registry import registry_for
-    from wsctl.target import Target
+    from wsctl.targets.local import LocalTarget
 
     t0 = time.time()
-    target = Target(local=True)
-    registry_for(target)  # the boto3 session and the dynamodb client scan_all uses (cached on the target)
+    target = LocalTarget()
+    target.reader()  # the boto3 session and the dynamodb client the scan uses (cached on the target)
     t1 = time.time()
     ids = ops.all_connection_ids(target)
     t2 = time.time()
@@ -256,18 +255,18 @@ def _seed_clients(ctx, pool: int | None):
     import boto3
     from botocore.config import Config
 
-    session = boto3.Session(region_name=ctx.state.get("region", "us-east-1"), aws_access_key_id="local",
+    session = boto3.Session(region_name=ctx.state.region, aws_access_key_id="local",
                             aws_secret_access_key="local")
-    dynamodb = session.client("dynamodb", endpoint_url=ctx.state["dynamodb_endpoint"])
+    dynamodb = session.client("dynamodb", endpoint_url=ctx.state.dynamodb_endpoint)
     config = Config(max_pool_connections=pool) if pool else None
-    api = session.client("apigatewaymanagementapi", endpoint_url=ctx.state["management_endpoint"], config=config)
+    api = session.client("apigatewaymanagementapi", endpoint_url=ctx.state.management_endpoint, config=config)
     return dynamodb, api
 
 
 def _seed_scan(ctx, dynamodb) -> list:
     ids = []
     for page in dynamodb.get_paginator("scan").paginate(
-            TableName=ctx.state["table"], ProjectionExpression="connectionId",
+            TableName=ctx.state.table, ProjectionExpression="connectionId",
             FilterExpression="SK = :conn", ExpressionAttributeValues={":conn": {"S": "CONN"}}):
         ids += [item["connectionId"]["S"] for item in page["Items"]]
     return ids
@@ -290,7 +289,7 @@ def run_seed(ctx, payload: str, pool: int | None = None) -> dict:
     t1 = time.time()
     ids = _seed_scan(ctx, dynamodb)
     t2 = time.time()
-    data, table = payload.encode(), ctx.state["table"]
+    data, table = payload.encode(), ctx.state.table
     if pool:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -407,12 +406,11 @@ class RawTransport:
 
 def run_experiment(ctx, payload: str, kind: str) -> dict:
     from wsctl import fanout, ops
-    from wsctl.registry import registry_for
-    from wsctl.target import Target
+    from wsctl.targets.local import LocalTarget
 
     t0 = time.time()
-    target = Target(local=True)
-    registry_for(target)
+    target = LocalTarget()
+    target.reader()
     t1 = time.time()
     ids = ops.all_connection_ids(target)
     t2 = time.time()
@@ -502,7 +500,7 @@ def print_run(r: dict, expected: int) -> None:
 
 
 def cli_startup(runs: int = 3) -> float:
-    code = "import wsctl.cli, wsctl.cli.ops, wsctl.ops, wsctl.target, wsctl.fanout.transport, boto3, aiohttp"
+    code = "import wsctl.cli, wsctl.cli.ops, wsctl.ops, wsctl.targets, wsctl.fanout.transport, boto3, aiohttp"
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -563,7 +561,7 @@ def main():
         ctx.cli_env = clean_env(ctx.emulator.home)
         os.environ["WSCTL_HOME"] = str(ctx.emulator.home)
         print("DynamoDB Local %s (pid %d, up in %.1f s); emulator %s, management %s (pid %d, up in %.1f s)" % (
-            ctx.ddb.endpoint, ctx.ddb.pid, ctx.ddb.started_in, ctx.emulator.url, ctx.state["management_endpoint"],
+            ctx.ddb.endpoint, ctx.ddb.pid, ctx.ddb.started_in, ctx.emulator.url, ctx.state.management_endpoint,
             ctx.emulator.pid, ctx.emulator.ready_in))
 
         ctx.clients = Clients(ctx.emulator, args.connections, args.procs, args.inflight, args.auth)
@@ -577,7 +575,7 @@ def main():
         print("\nwarm-up (not counted): one in-process wsctl broadcast and one boto3 scan "
               "(DynamoDB Local's JIT, the gateway's POST path)")
         measure(ctx, "service", "warm-up: " + LABELS["service"], quiet=False)
-        from wsctl.target import Target  # noqa: F401  (imported before the rounds, as the CLI imports it)
+        from wsctl.targets.local import LocalTarget  # noqa: F401  (imported before the rounds, as the CLI imports it)
         dynamodb, _ = _seed_clients(ctx, None)
         scanned = len(_seed_scan(ctx, dynamodb))
         print("  boto3 scan sees %d connection items (expected %d)" % (scanned, held))

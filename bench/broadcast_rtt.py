@@ -105,8 +105,8 @@ async def _fleet_main(urls, inflight: int, timeout: float, pipe):
 
     def report(tag):
         times = arrivals.get(tag, [])
-        return {"tag": tag, "count": len(times), "times": times, "dups": state["dups"], "closed": state["closed"],
-                "held": state["held"]}
+        return {"tag": tag, "count": len(times), "times": times, "dups": state.dups, "closed": state.closed,
+                "held": state.held}
 
     async def read(ws):
         seen = set()
@@ -114,17 +114,17 @@ async def _fleet_main(urls, inflight: int, timeout: float, pipe):
             async for message in ws:
                 now = time.time()
                 if message in seen:  # the same frame twice on one connection
-                    state["dups"] += 1
+                    state.dups += 1
                     continue
                 seen.add(message)
                 tag = _key(message)
                 times = arrivals.setdefault(tag, [])
                 times.append(now)
-                if len(times) == state["held"]:
+                if len(times) == state.held:
                     pipe.send(("done", report(tag)))
         except Exception:
             pass
-        state["closed"] += 1
+        state.closed += 1
 
     async def one(url):
         async with semaphore:
@@ -139,8 +139,8 @@ async def _fleet_main(urls, inflight: int, timeout: float, pipe):
             sockets.append(ws)
 
     await asyncio.gather(*(one(url) for url in urls))
-    state["held"] = len(sockets)
-    state["readers"] = [asyncio.create_task(read(ws)) for ws in sockets]  # kept alive
+    state.held = len(sockets)
+    state.readers = [asyncio.create_task(read(ws)) for ws in sockets]  # kept alive
     pipe.send(("opened", {"held": len(sockets), "errors": errors}))
     stop = asyncio.Event()
 
@@ -191,7 +191,7 @@ class Fleet:
             size = share + (1 if index < extra else 0)
             parent, child = CTX.Pipe()
             process = CTX.Process(target=_fleet_worker, daemon=True, args=(
-                self.close_fds, self.emulator.url, self.emulator.state.get("keyset"), self.emulator.stack,
+                self.close_fds, self.emulator.url, self.emulator.state.keyset, self.emulator.stack,
                 self.next_user, size, max(1, self.inflight // procs), timeout, go, child))
             process.start()
             self.workers.append(process)
@@ -252,7 +252,7 @@ class RoomSender:
 
         import warnings
 
-        token = mint(emulator.state["keyset"], emulator.stack, "rtt-room-sender", 7200)
+        token = mint(emulator.state.keyset, emulator.stack, "rtt-room-sender", 7200)
         # websockets 17 prefers `with connect(...)` (it warns on first use otherwise); this one lives for the run
         warnings.filterwarnings("ignore", message=r"connect\(\) must be used as a context manager")
         self.ws = connect("%s?token=%s" % (emulator.url, token), compression=None, max_queue=None,
@@ -292,22 +292,19 @@ class RoomSender:
 
 
 # -- state files: the CLI's view of the emulator, through the proxy ---------------------------------
-def state_copy(state: dict, home: Path, **changes) -> Path:
+def state_copy(state, home: Path, **changes) -> Path:
     """A copy of the emulator's state file under another WSCTL_HOME with some endpoints replaced, so
-    `WSCTL_HOME=home wsctl --local ...` talks to the proxy (wsctl/target.py reads endpoints from the
-    state file only; --endpoint-url is ignored with --local)."""
-    from wsctl.target import local_states, state_path
+    `WSCTL_HOME=home wsctl --local ...` talks to the proxy (wsctl/targets/emulator.py reads endpoints
+    from the state file only; --endpoint-url is ignored with --local)."""
+    from dataclasses import replace
 
-    copy = {**state, **changes}
-    path = state_path(copy["name"], home)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(copy, handle, indent=2)
-    alive, _ = local_states(home)
-    if not any(s.get("pid") == state["pid"] and all(s.get(k) == v for k, v in changes.items()) for s in alive):
+    from wsctl.targets.emulator import states, write_state
+
+    path = write_state(replace(state, **changes), home)
+    alive, _ = states(home)
+    if not any(s.pid == state.pid and all(getattr(s, k) == v for k, v in changes.items()) for s in alive):
         raise RuntimeError("wsctl does not read the state copy at %s (has the state file layout changed? "
-                           "see wsctl/target.py)" % path)
+                           "see wsctl/targets/emulator.py)" % path)
     return path
 
 
@@ -366,7 +363,7 @@ def send_seq(ctx, payload: str, sample: int | None) -> dict:
     t1 = time.time()
     ids = bc._seed_scan(seed_ctx, dynamodb)
     t2 = time.time()
-    data, table = payload.encode(), ctx.state["table"]
+    data, table = payload.encode(), ctx.state.table
     posted = [i for i in ids if i != ctx.sender_id] if ctx.sender_id else ids
     if sample:
         posted = posted[:sample]
@@ -553,10 +550,10 @@ def setup_rooms(ctx, sizes) -> None:
     names = {"room-%d" % m: m for m in sizes}
     ctx.sender = RoomSender(ctx.emulator, list(names))
     ctx.sender_id = ctx.sender.connection_id
-    client = boto3.client("dynamodb", endpoint_url=ctx.state["dynamodb_endpoint"], region_name="us-east-1",
+    client = boto3.client("dynamodb", endpoint_url=ctx.state.dynamodb_endpoint, region_name="us-east-1",
                           aws_access_key_id="local", aws_secret_access_key="local")
     ids = [i for i in bc._seed_scan(SimpleNamespace(state=ctx.state), client) if i != ctx.sender_id]
-    registry = Registry(client, ctx.state["table"])
+    registry = Registry(client, ctx.state.table)
     now = time.time()
     jobs = [(cid, room) for room, m in names.items() for cid in ids[:m]]
     with ThreadPoolExecutor(8) as pool:
@@ -570,19 +567,19 @@ def setup_rooms(ctx, sizes) -> None:
 def proxied(ctx, emulator) -> None:
     """Routes for an emulator (management, DynamoDB, Lambda) and the CLI's state copies."""
     state = emulator.state
-    ctx.ddb_port = ctx.proxy.add(hostport(state["dynamodb_endpoint"]))
-    ctx.lambda_port = ctx.proxy.add(hostport(state["lambda_endpoint"]))
-    ctx.proxied_state = {**state, "management_endpoint": via(state["management_endpoint"], ctx.mgmt_port),
-                         "dynamodb_endpoint": via(state["dynamodb_endpoint"], ctx.ddb_port)}
+    ctx.ddb_port = ctx.proxy.add(hostport(state.dynamodb_endpoint))
+    ctx.lambda_port = ctx.proxy.add(hostport(state.lambda_endpoint))
+    ctx.proxied_state = replace(state, management_endpoint=via(state.management_endpoint, ctx.mgmt_port),
+                                dynamodb_endpoint=via(state.dynamodb_endpoint, ctx.ddb_port))
     base = Path(emulator.home)
     ctx.home_client = base / "via-proxy-client"
     ctx.home_server = base / "via-proxy-server"
-    state_copy(state, ctx.home_client, management_endpoint=ctx.proxied_state["management_endpoint"],
-               dynamodb_endpoint=ctx.proxied_state["dynamodb_endpoint"])
-    state_copy(state, ctx.home_server, lambda_endpoint=via(state["lambda_endpoint"], ctx.lambda_port))
+    state_copy(state, ctx.home_client, management_endpoint=ctx.proxied_state.management_endpoint,
+               dynamodb_endpoint=ctx.proxied_state.dynamodb_endpoint)
+    state_copy(state, ctx.home_server, lambda_endpoint=via(state.lambda_endpoint, ctx.lambda_port))
     print("proxy (pid %d): management %s -> %s, DynamoDB 127.0.0.1:%d -> %s, Lambda 127.0.0.1:%d -> %s" % (
-        ctx.proxy.pid, ctx.proxied_state["management_endpoint"], state["management_endpoint"], ctx.ddb_port,
-        state["dynamodb_endpoint"], ctx.lambda_port, state["lambda_endpoint"]))
+        ctx.proxy.pid, ctx.proxied_state.management_endpoint, state.management_endpoint, ctx.ddb_port,
+        state.dynamodb_endpoint, ctx.lambda_port, state.lambda_endpoint))
 
 
 def warm_up(ctx, patterns) -> None:
@@ -1061,9 +1058,9 @@ def main():
                                 dynamodb_endpoint=ctx.ddb.endpoint if ctx.ddb else None)
         ctx.emulator.start()
         ctx.state = ctx.emulator.state
-        assert ctx.state["stage"] == "dev", ctx.state["stage"]
+        assert ctx.state.stage == "dev", ctx.state.stage
         print("emulator %s, management %s (pid %d, up in %.1f s, backend %s); functions post via the proxy "
-              "(APIGW_MANAGEMENT_ENDPOINT)" % (ctx.emulator.url, ctx.state["management_endpoint"], ctx.emulator.pid,
+              "(APIGW_MANAGEMENT_ENDPOINT)" % (ctx.emulator.url, ctx.state.management_endpoint, ctx.emulator.pid,
                                                ctx.emulator.ready_in, backend))
         proxied(ctx, ctx.emulator)
         ctx.fleet = Fleet(ctx.emulator, ctx.close_fds, args.procs)

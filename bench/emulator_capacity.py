@@ -92,7 +92,7 @@ def run_emulator(backend, args):
     emulator = Emulator(*args.emulator_arg, **extra)
     emulator.start()
     try:
-        keyset, stack, base = emulator.state["keyset"], emulator.stack, emulator.url
+        keyset, stack, base = emulator.state.keyset, emulator.stack, emulator.url
 
         def urls(start, size):
             return ["%s?token=%s" % (base, mint(keyset, stack, "cap-%d" % i, 7200)) for i in range(start, start + size)]

@@ -136,7 +136,7 @@ def run_backend(backend: str, args, management_http: bool) -> dict:
         name += ", switch interval %g s" % args.switch_interval
     pool = None
     try:
-        keyset, stack, base = emulator.state["keyset"], emulator.stack, emulator.url
+        keyset, stack, base = emulator.state.keyset, emulator.stack, emulator.url
 
         def url_of(user):
             return "%s?token=%s" % (base, mint(keyset, stack, user, 7200))

@@ -103,7 +103,7 @@ class Target:
     @classmethod
     def of(cls, emulator, broadcast: bool = False) -> "Target":
         """From a running emulator object of bench/backends.py or tests/support/emulator_fixtures.py."""
-        url = emulator.state["ws_url"]
+        url = emulator.state.ws_url
         hostport, _, stage = url.split("://", 1)[1].partition("/")
         host, _, port = hostport.rpartition(":")
         return cls(host, int(port), stage, emulator.process.pid, Path(emulator.log_path), emulator.state,
@@ -137,9 +137,9 @@ class Target:
 
         from lambda_src.registry import Registry
 
-        client = boto3.client("dynamodb", endpoint_url=self.state["dynamodb_endpoint"], region_name="us-east-1",
+        client = boto3.client("dynamodb", endpoint_url=self.state.dynamodb_endpoint, region_name="us-east-1",
                               aws_access_key_id="local", aws_secret_access_key="local")
-        return Registry(client, self.state["table"])
+        return Registry(client, self.state.table)
 
 
 # -- what the bundled handler answers (lambda_src/app.py's contract) -----------------------------

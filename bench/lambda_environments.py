@@ -185,7 +185,7 @@ class InvokeClient:
 def cold_starts(emulator: Emulator, log: Log, project: Path, plan: list) -> dict:
     """Cold starts of each (function, count) in `plan`, interleaved (py, node, py, node, ...) so that
     load from elsewhere on the machine falls on every function alike."""
-    client = InvokeClient(emulator.state["lambda_endpoint"])
+    client = InvokeClient(emulator.state.lambda_endpoint)
     out = {name: {"init": [], "end_to_end": [], "duration": []} for name, _ in plan}
     try:
         for name, _ in plan:
@@ -217,7 +217,7 @@ def cold_starts(emulator: Emulator, log: Log, project: Path, plan: list) -> dict
 
 # -- warm invocations -------------------------------------------------------------------------------
 def warm_invoke(emulator: Emulator, log: Log, name: str, count: int, warmup: int) -> dict:
-    client = InvokeClient(emulator.state["lambda_endpoint"])
+    client = InvokeClient(emulator.state.lambda_endpoint)
     samples = []
     try:
         for index in range(warmup + count):
@@ -635,7 +635,7 @@ def main():
             sdk = sorted(Path(node_path).resolve().glob("*/node_modules"))
             watch = CpuWatch()
             for name in runtimes:
-                client = InvokeClient(emulator.state["lambda_endpoint"])
+                client = InvokeClient(emulator.state.lambda_endpoint)
                 try:
                     client.invoke(name)  # a live environment to read the variables of
                 finally:

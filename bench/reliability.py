@@ -79,8 +79,8 @@ def run_on_stack(opts, emulator_args, stack: str, home, body, failures) -> dict:
 def backend_name(emulator, ddb=None) -> str:
     if ddb:
         return "DynamoDB Local (in memory)"
-    return "embedded moto" if emulator.state.get("backend") == "moto" else \
-        "external DynamoDB at %s" % emulator.state["dynamodb_endpoint"]
+    return "embedded moto" if emulator.state.backend == "moto" else \
+        "external DynamoDB at %s" % emulator.state.dynamodb_endpoint
 
 
 def dynamodb(endpoint: str, **config):
@@ -95,8 +95,8 @@ def dynamodb(endpoint: str, **config):
 def registry_items(emulator) -> list[tuple[str, str]]:
     """(connection id, SK) of every item in the emulator's registry table, expired or not,
     read with a plain paginated Scan (not wsctl's reader, which is under test)."""
-    client = dynamodb(emulator.state["dynamodb_endpoint"], read_timeout=120)
-    kwargs = {"TableName": emulator.state["table"], "ProjectionExpression": "PK, SK"}
+    client = dynamodb(emulator.state.dynamodb_endpoint, read_timeout=120)
+    kwargs = {"TableName": emulator.state.table, "ProjectionExpression": "PK, SK"}
     found = []
     while True:
         answer = client.scan(**kwargs)

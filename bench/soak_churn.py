@@ -293,7 +293,7 @@ async def _run(emulator, opts: ChurnOptions, figures: dict) -> None:
         await settle(emulator, log, opts.quiet_for)
     figures["rss_before"] = rss_mb(emulator.pid)
     moto = emulator.moto_pid()
-    figures["moto_rss_before"] = rss_mb(moto) if emulator.state.get("backend") == "moto" else None
+    figures["moto_rss_before"] = rss_mb(moto) if emulator.state.backend == "moto" else None
     cpu0 = {"gateway": cpu_seconds(emulator.pid), "moto": cpu_seconds(moto)}
 
     keepers = Keepers(emulator, opts.keep_open, emulator.token("keeper", 86400),

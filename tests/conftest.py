@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/ is not a package: helper
 
 from support import moto_shim  # noqa: E402,F401  (must patch moto before any mock starts)
 
-pytest_plugins = ["support.emulator_fixtures"]
+pytest_plugins = ["support.emulator_fixtures", "support.iam_check"]
 
 
 def _children_get_default_signals() -> None:

@@ -82,7 +82,7 @@ UNKNOWN_STACK = [
     (["broadcast", "hi"], "is not deployed"),  # streams: resolves the endpoint before the first scan page
     (["prune"], "registry table does not exist"),
     (["disconnect", "abc="], "is not deployed"),
-    (["connections", "show", "abc="], "registry table does not exist"),
+    (["connections", "show", "abc="], "is not deployed"),  # GetConnection first: it needs no registry
     (["token", "--user", "u"], "no signing key"),
     (["connect"], "is not deployed"),
     (["destroy", "--yes"], None),  # nothing to destroy is not an error

@@ -22,7 +22,7 @@ from lambda_src.app import ACTIONS
 from wsctl.apispec import default_spec
 from wsctl.cli import app as cli
 from wsctl.deploy import DeployOptions, bundle, make_plan, plan_deploy, remote, run_plan, stack_config
-from wsctl.target import Target
+from wsctl.targets.stack import StackTarget as Target
 
 STACK, STAGE, REGION, ACCOUNT = "t1", "dev", "us-east-1", "123456789012"
 TAG = "wsctl:stack"

@@ -19,7 +19,7 @@ from wsctl.apispec import default_spec
 from wsctl.cli import app as cli
 from wsctl.deploy import DeployOptions, apply, plan_deploy, run_plan
 from wsctl.errors import WsctlError
-from wsctl.target import Target
+from wsctl.targets.stack import StackTarget as Target
 
 STACK, REGION, ACCOUNT = "rules", "us-east-1", "123456789012"
 FUNCTION = API = "wsctl-rules"

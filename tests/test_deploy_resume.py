@@ -10,7 +10,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from wsctl.apispec import default_spec
 from wsctl.deploy import DeployOptions, plan_deploy, plan_destroy, run_plan
-from wsctl.target import Target
+from wsctl.targets.stack import StackTarget as Target
 
 REGION = "us-east-1"
 

@@ -32,14 +32,14 @@ def test_a_relay_between_two_users_goes_through_the_handlers_own_management_clie
     assert relayed["type"] == "message" and relayed["from"] == alice and relayed["text"] == "hi bob"
     host = emulator.url.split("/")[2]
     # The endpoint the handler derived from the event (and stored): the https:// origin of the socket.
-    stored = emulator.state["tls_management_endpoint"]
-    assert stored == "https://%s/%s" % (host, emulator.state["stage"])
+    stored = emulator.state.tls_management_endpoint
+    assert stored == "https://%s/%s" % (host, emulator.state.stage)
     assert registered["endpoint"] == stored
 
 
 def test_a_wss_client_connects_and_relays(emulator):
     alice, bob = unique("alice"), unique("bob")
-    context = tls_context(emulator.state["ca_bundle"])
+    context = tls_context(emulator.state.ca_bundle)
 
     async def main():
         async with client("%s?token=%s" % (emulator.wss_url, emulator.token(alice)), ssl=context) as a, \

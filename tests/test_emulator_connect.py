@@ -244,7 +244,7 @@ def test_bundled_authorizer_accepts_an_authorization_bearer_header(emulator):
 
 
 def expired_token(emulator, user: str) -> str:
-    return jwts.mint(emulator.state["keyset"], emulator.stack, user, ttl_seconds=60, now=time.time() - 3600)
+    return jwts.mint(emulator.state.keyset, emulator.stack, user, ttl_seconds=60, now=time.time() - 3600)
 
 
 @pytest.mark.parametrize("how", ["none", "garbage", "other-stack", "expired", "bad-scheme"])
@@ -255,7 +255,7 @@ def test_bundled_authorizer_refuses_with_401_and_registers_nothing(emulator, how
     if how == "garbage":
         target += "?token=not.a.jwt"
     elif how == "other-stack":
-        target += "?token=" + jwts.mint(emulator.state["keyset"], "otherstack", user)
+        target += "?token=" + jwts.mint(emulator.state.keyset, "otherstack", user)
     elif how == "expired":
         target += "?token=" + expired_token(emulator, user)
     elif how == "bad-scheme":

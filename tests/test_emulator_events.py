@@ -179,7 +179,7 @@ def test_ids_times_and_authorizer_are_consistent_across_a_connection(gw):
         assert context["connectedAt"] == connected_at
         assert context["connectionId"] == connection_id
         assert context["messageDirection"] == "IN"
-        assert context["stage"] == gw.state["stage"] and context["apiId"] == gw.state["api_id"]
+        assert context["stage"] == gw.state.stage and context["apiId"] == gw.state.api_id
         assert context["domainName"] == gw.url.split("/")[2]
         assert context["identity"]["sourceIp"] == "127.0.0.1"
         assert re.fullmatch(REQUEST_TIME_PATTERN, context["requestTime"])
@@ -206,7 +206,7 @@ def test_authorizer_event_is_a_request_event_for_the_connect_method_arn(gw):
     (auth_event,) = gw.auth_events.tagged(mark)
     assert auth_event["type"] == "REQUEST"
     assert auth_event["methodArn"] == "arn:aws:execute-api:us-east-1:123456789012:%s/%s/$connect" % (
-        gw.state["api_id"], gw.state["stage"])
+        gw.state.api_id, gw.state.stage)
     assert auth_event["stageVariables"] == {}
     assert auth_event["requestContext"]["connectionId"] == connection_id
     assert auth_event["requestContext"]["eventType"] == "CONNECT"

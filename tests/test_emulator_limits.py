@@ -190,7 +190,7 @@ def test_posts_to_a_client_that_stops_reading_get_429_instead_of_hanging(fleet):
     """docs/apigw-websocket.md#management-api: LimitExceededException (429) also means "the WebSocket client-side buffer is full"."""
     gw = fleet["limits"]
     mark = uuid.uuid4().hex
-    sock = raw_upgrade(gw.port, "/%s?tag=%s" % (gw.state["stage"], mark))
+    sock = raw_upgrade(gw.port, "/%s?tag=%s" % (gw.state.stage, mark))
     try:
         (connect,) = gw.events.wait(lambda r: r.tagged(mark))
         connection_id = connect["requestContext"]["connectionId"]

@@ -278,9 +278,9 @@ def test_an_unknown_path_is_403(emulator, path):
 
 
 def test_signed_for_execute_api_over_https_with_the_ca_bundle(emulator):
-    tls = boto3.client("apigatewaymanagementapi", endpoint_url=emulator.state["tls_management_endpoint"],
+    tls = boto3.client("apigatewaymanagementapi", endpoint_url=emulator.state.tls_management_endpoint,
                        region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local",
-                       verify=emulator.state["ca_bundle"], config=Config(retries={"max_attempts": 1}))
+                       verify=emulator.state.ca_bundle, config=Config(retries={"max_attempts": 1}))
 
     async def main():
         ws, connection_id = await identified(emulator)
@@ -290,7 +290,7 @@ def test_signed_for_execute_api_over_https_with_the_ca_bundle(emulator):
             return posted, info, await answer(ws)
 
     posted, info, frame = run(main())
-    assert emulator.state["tls_management_endpoint"].startswith("https://")
+    assert emulator.state.tls_management_endpoint.startswith("https://")
     assert posted["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert info["Identity"]["SourceIp"] == "127.0.0.1"
     assert frame == "over tls"

@@ -11,7 +11,7 @@ import pytest
 
 from support.emulator_fixtures import ROOT, _clean_env
 from support.emulator_kit import ask, client, closed, routes, run, start_all, stop_all
-from wsctl.target import find_local_state, state_path
+from wsctl.targets.emulator import find_state, state_path
 
 ENV_FILE = """\
 # the handler's settings
@@ -65,10 +65,10 @@ def test_ctrl_c_right_after_start_up_is_a_clean_stop(tmp_path):
                                stdin=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not find_local_state(process.pid, home):  # as a script waiting would, but without delay
+        while not find_state(process.pid, home):  # as a script waiting would, but without delay
             assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
             time.sleep(0.001)
-        state_file = state_path(find_local_state(process.pid, home)["name"], home)
+        state_file = state_path(find_state(process.pid, home).name, home)
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=20)
     finally:
@@ -131,11 +131,11 @@ def test_env_and_env_file_and_local_endpoints_reach_the_handler(fleet):
     assert env["FOO"] == "bar"  # --env wins over --env-file
     assert env["BAR"] == "from-env-file"
     assert env["QUOTED"] == "two words"
-    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == gw.state["dynamodb_endpoint"]
-    assert env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] == gw.state["management_endpoint"]
+    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == gw.state.dynamodb_endpoint
+    assert env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] == gw.state.management_endpoint
     # Sealed, a function's botocore only reaches the emulator: it trusts the emulator's one
     # certificate (the CLI's bundle adds the system's roots to it).
     own = open(env["AWS_CA_BUNDLE"]).read()
-    assert own.count("BEGIN CERTIFICATE") == 1 and own.strip() in open(gw.state["ca_bundle"]).read()
+    assert own.count("BEGIN CERTIFICATE") == 1 and own.strip() in open(gw.state.ca_bundle).read()
     assert env["AWS_REGION"] == "us-east-1"
     assert env["TABLE_NAME"] is None  # a function has its own variables only, not wsctl's app's

@@ -34,9 +34,9 @@ async def chat(url: str, text: str) -> tuple:
 
 def _assert_chat_project(emulator: Emulator, table: str, functions: set, stage: str):
     state = emulator.state
-    assert state["stage"] == stage and state["ws_url"].endswith("/" + stage)  # the template's StageName
-    assert {f["name"] for f in state["functions"]} == functions
-    assert table in state["tables"]
+    assert state.stage == stage and state.ws_url.endswith("/" + stage)  # the template's StageName
+    assert {f.name for f in state.functions} == functions
+    assert table in state.tables
     received = run(chat(emulator.url, "hello from the template"), 60)
     assert received == ("hello from the template", "hello from the template")
     # $connect wrote the template's table, $disconnect emptied it again.
@@ -62,18 +62,18 @@ def test_a_python_sam_template_with_three_app_modules_runs_unmodified(python_cha
     assert "[OnConnectFunction] START RequestId:" in output and "[SendMessageFunction] REPORT RequestId:" in output
 
 
-def test_connections_list_shows_the_gateways_view_of_a_project_with_its_own_registry(python_chat):
+def test_connections_list_reads_the_projects_own_registry_as_discovered(python_chat):
     async def main():
         async with client(python_chat.url, user_agent_header="listing-test"):
             await asyncio.sleep(0.2)
-            done = await asyncio.to_thread(python_chat.cli, "connections", "list", "-o", "json")
+            done = await asyncio.to_thread(python_chat.cli, "connections", "list", "--live", "-o", "json")
             shown = await asyncio.to_thread(python_chat.cli, "connections", "list")
             return done, shown
 
     done, shown = run(main(), 60)
     assert done.returncode == 0, done.stderr
-    rows = json.loads(done.stdout)
-    assert len(rows) == 1 and rows[0]["view"] == "gateway" and rows[0]["sourceIp"] == "127.0.0.1"
+    rows = json.loads(done.stdout)  # the template's table keyed connectionId, joined with GetConnection
+    assert len(rows) == 1 and rows[0]["state"] == "live" and rows[0]["identity"]["userAgent"] == "listing-test"
     assert shown.returncode == 0 and rows[0]["connectionId"] in shown.stdout
     refused = python_chat.cli("send", "--user", "bob", "hi")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
@@ -96,7 +96,7 @@ def test_the_canonical_node_sam_sample_runs_unmodified(node_chat):
     _assert_chat_project(node_chat, "node_chat_connections",
                          {"OnConnectFunction", "OnDisconnectFunction", "SendMessageFunction"}, "Prod")
     state = node_chat.state
-    assert "WebsiteBucket (AWS::S3::Bucket)" in state["not_emulated"]  # listed once, never an error
+    assert "WebsiteBucket (AWS::S3::Bucket)" in state.not_emulated  # listed once, never an error
     assert "not emulated" in node_chat.output()
 
 

@@ -15,13 +15,14 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import pytest
 from websockets.sync.client import connect
 
 from support.emulator_fixtures import Emulator, unique
 from support.live_support import drain, whoami, wsctl
+from support.strict_management import StrictMoto
 from lambda_src import keys
 from wsctl import fanout
 from wsctl.exitstatus import ExitStatus
@@ -219,62 +220,6 @@ def test_get_and_delete_accept_their_own_success_codes():
 
 
 # -- the boto3 path against moto, made strict ------------------------------------------------------
-class StrictMoto:
-    """Patches moto's management backend: records each call on its own, and answers
-    410 for ids in `gone`, 403 for ids in `denied`, 429 `throttle[id]` times before succeeding.
-    moto takes the id from the raw path; API Gateway percent-decodes it, so this does too."""
-
-    def __init__(self, monkeypatch):
-        from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend as Backend
-        from moto.core.exceptions import JsonRESTError
-
-        self.posts: list[tuple[str, str, bytes]] = []
-        self.calls: list[tuple[str, str]] = []
-        self.gone: set[str] = set()
-        self.denied: set[str] = set()
-        self.throttle: dict[str, int] = {}
-
-        def error(code, status, message=""):
-            exc = JsonRESTError(code, message)
-            exc.code = status
-            return exc
-
-        def check(method, connection_id):
-            self.calls.append((method, connection_id))
-            if connection_id in self.gone:
-                raise error("GoneException", 410)
-            if connection_id in self.denied:
-                raise error("AccessDeniedException", 403, "User: arn:aws:iam::123456789012:user/x is not authorized "
-                                                          "to perform: execute-api:ManageConnections")
-            if self.throttle.get(connection_id):
-                self.throttle[connection_id] -= 1
-                raise error("LimitExceededException", 429)
-
-        original_get, original_delete = Backend.get_connection, Backend.delete_connection
-
-        def post(backend, data, connection_id):
-            connection_id = unquote(connection_id)
-            check("POST", connection_id)
-            data = data if isinstance(data, bytes) else data.encode()
-            self.posts.append((backend.region_name, connection_id, data))
-            backend.connections[connection_id].data += data  # what moto's own post does, minus its inner GET
-
-        def get(backend, connection_id):
-            connection_id = unquote(connection_id)
-            check("GET", connection_id)
-            return original_get(backend, connection_id)
-
-        def delete(backend, connection_id):
-            connection_id = unquote(connection_id)
-            check("DELETE", connection_id)
-            self.gone.add(connection_id)  # as on AWS: a deleted connection is gone from then on
-            return original_delete(backend, connection_id)
-
-        monkeypatch.setattr(Backend, "post_to_connection", post)
-        monkeypatch.setattr(Backend, "get_connection", get)
-        monkeypatch.setattr(Backend, "delete_connection", delete)
-
-
 @pytest.fixture
 def deployed(aws, monkeypatch):
     """A real `wsctl deploy` into moto; returns (target, registry, strict management backend, urls seen)."""
@@ -283,7 +228,7 @@ def deployed(aws, monkeypatch):
     from lambda_src.registry import Registry
     from wsctl.apispec import default_spec
     from wsctl.deploy import DeployOptions, plan_deploy, run_plan
-    from wsctl.target import Target
+    from wsctl.targets.stack import StackTarget as Target
 
     session = boto3.Session(region_name=REGION)
     target = Target(stack="ops", boto_session=session, transport="boto3")  # moto intercepts boto3 in-process
@@ -330,6 +275,24 @@ def test_moto_deliver_posts_each_payload_once_and_prunes_gone(deployed):
     assert sorted(url for _, url in urls) == sorted(
         "https://%s.execute-api.us-east-1.amazonaws.com/dev/@connections/%s" % (api, quote(cid, safe=""))
         for cid in ids)
+
+
+def test_a_stage_the_stack_does_not_serve_is_said_before_any_post(deployed):
+    """A post to a stage that does not exist is refused with 403, which would read as a missing
+    permission: the stage is checked once, with the API id, before anything is sent."""
+    from typer.testing import CliRunner
+
+    from wsctl.cli import app
+
+    target, registry, backend, urls = deployed
+    register(registry, target, "erin", 2)
+    for args in (["broadcast", "hi"], ["send", "--user", "erin", "hi"], ["connections", "list", "--live"],
+                 ["disconnect", "erin00-AbC_d="]):
+        result = CliRunner().invoke(app, [*args, "--stack", "ops", "--stage", "prod", "--region", REGION,
+                                          "--transport", "boto3"])
+        assert result.exit_code == ExitStatus.NOT_FOUND, (args, result.stderr)
+        assert result.stderr.strip() == "error: stage prod does not exist (the stack serves dev): give --stage"
+    assert backend.calls == [] and urls == []
 
 
 def test_moto_throttling_is_retried_by_the_engine_not_by_botocore(deployed):

@@ -5,6 +5,7 @@ import time
 from ssl import SSLContext
 from urllib.parse import parse_qs, urlsplit
 
+import certifi
 import pytest
 from botocore.credentials import Credentials
 
@@ -23,11 +24,11 @@ class Session:
 
 
 class Target:
-    """What handshake and tokens read of a wsctl.target.Target."""
+    """What handshake and tokens read of a target (wsctl.targets)."""
 
     def __init__(self, url="wss://abc123.execute-api.eu-west-1.amazonaws.com/dev", local=False, credentials=None):
         self.ws_url, self.local = url, local
-        self.local_state = {"ca_bundle": None} if local else {}
+        self.ca_bundle = certifi.where() if local else None  # an emulator's state names its CA bundle
         self.region_name = "us-east-1"
         self.session = Session(credentials)
         self.audience_stack = "app"
@@ -64,6 +65,15 @@ def test_the_token_goes_in_the_query_or_in_the_authorization_header():
     header = handshake.prepare(target, token="t0k", auth_header=True)
     assert header.url == target.ws_url and header.headers == [("Authorization", "Bearer t0k")]
     assert header.ssl is None
+
+
+def test_query_parameters_for_a_connect_authorizer_go_on_the_url_as_given():
+    target = Target(url="wss://abc123defg.execute-api.eu-west-1.amazonaws.com/prod")
+    shaken = handshake.prepare(target, token="t0k", query=["apiKey=s3cr3t", "room=a b", "empty="])
+    assert shaken.url == ("wss://abc123defg.execute-api.eu-west-1.amazonaws.com/prod?apiKey=s3cr3t&room=a+b&empty="
+                          "&token=t0k")
+    with pytest.raises(UsageError, match="--query 'nope' is not 'name=value'"):
+        handshake.prepare(target, query=["nope"])
 
 
 def test_user_mints_a_token_for_the_target():

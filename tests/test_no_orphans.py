@@ -17,7 +17,7 @@ import pytest
 
 from support.emulator_fixtures import ROOT, _clean_env
 from support.proc_watch import Watch
-from wsctl.target import find_local_state, local_states
+from wsctl.targets.emulator import find_state, states
 
 
 def start(args: list[str], home, **popen) -> tuple[subprocess.Popen, Watch]:
@@ -95,14 +95,14 @@ def test_demo_leaves_no_process_behind(tmp_path, ending):
 # -- wsctl local up ---------------------------------------------------------------------------------------------
 def _running_emulator(tmp_path, *args: str):
     process, watch = start(["local", "up", "--port", "0", "--auth", "none", *args], tmp_path)
-    wait_for(lambda: process.poll() is not None or find_local_state(process.pid, tmp_path), what="the emulator")
+    wait_for(lambda: process.poll() is not None or find_state(process.pid, tmp_path), what="the emulator")
     assert process.poll() is None, process.stderr.read().decode()
     wait_for(lambda: watch.matching("motoserver"), what="moto")
-    state = find_local_state(process.pid, tmp_path)
+    state = find_state(process.pid, tmp_path)
     # one invocation, so that a function's execution environment runs too
     from websockets.sync.client import connect
 
-    with connect(state["ws_url"], open_timeout=10) as ws:
+    with connect(state.ws_url, open_timeout=10) as ws:
         ws.send("hello")
         ws.recv(timeout=10)
     wait_for(lambda: watch.matching("bootstrap"), what="a function's environment")
@@ -120,7 +120,7 @@ def test_local_up_stops_everything_it_started(tmp_path, ending):
         process.stdout.close()
         from websockets.sync.client import connect
 
-        with connect(state["ws_url"], open_timeout=10) as ws:
+        with connect(state.ws_url, open_timeout=10) as ws:
             ws.send("one more event")
     elif signum == signal.SIGINT:
         os.killpg(process.pid, signal.SIGINT)
@@ -130,7 +130,7 @@ def test_local_up_stops_everything_it_started(tmp_path, ending):
     assert survivors == [], survivors
     assert code == 0, stderr  # a requested stop is a clean stop
     assert "Traceback" not in stderr
-    assert find_local_state(process.pid, tmp_path) is None  # its state went with it
+    assert find_state(process.pid, tmp_path) is None  # its state went with it
 
 
 def test_local_up_failing_at_start_stops_moto(tmp_path):
@@ -149,10 +149,10 @@ def test_local_up_killed_outright_leaves_no_process_and_its_state_is_cleared(tmp
     process.kill()
     code, survivors, _ = finish(process, watch)
     assert code == -signal.SIGKILL and survivors == [], survivors
-    assert find_local_state(process.pid, tmp_path) is not None  # left behind, stale
-    alive, stale = local_states(tmp_path)
-    assert alive == [] and [s["pid"] for s in stale] == [process.pid]
-    assert find_local_state(process.pid, tmp_path) is None  # cleared
+    assert find_state(process.pid, tmp_path) is not None  # left behind, stale
+    alive, stale = states(tmp_path)
+    assert alive == [] and [s.pid for s in stale] == [process.pid]
+    assert find_state(process.pid, tmp_path) is None  # cleared
 
 
 # -- the benchmarks' emulator wrapper ------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ BENCH_SCRIPT = textwrap.dedent("""
 
     emulator = Emulator("--auth", "none", home={home!r})
     emulator.start()
-    print(emulator.pid, emulator.state["ws_url"], flush=True)
+    print(emulator.pid, emulator.state.ws_url, flush=True)
     if sys.argv[1] == "exception":
         raise RuntimeError("a benchmark failing halfway")
     time.sleep(600)

@@ -25,7 +25,7 @@ from websockets.sync.client import connect
 
 from support.emulator_fixtures import ROOT, _clean_env, unique
 from support.live_support import wsctl
-from wsctl.target import find_local_state, state_path
+from wsctl.targets.emulator import find_state, state_path
 
 
 def run(home, *args: str, cwd=ROOT, columns: int = 100, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -45,7 +45,7 @@ class Up:
                                         cwd=folder, env=_clean_env(home), stdout=self.log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while (state := find_local_state(self.process.pid, home)) is None:
+        while (state := find_state(self.process.pid, home)) is None:
             assert self.process.poll() is None and time.monotonic() < deadline, self.output()
             time.sleep(0.05)
         self.state = state
@@ -84,12 +84,12 @@ def two(tmp_path_factory):
 # -- several emulators ---------------------------------------------------------------------------------
 def test_each_emulator_has_its_own_state_by_name(two):
     home, ups = two
-    assert ups["alpha"].state["name"] == "alpha" and ups["beta"].state["name"] == "beta"  # the folders' names
+    assert ups["alpha"].state.name == "alpha" and ups["beta"].state.name == "beta"  # the folders' names
     for name, up in ups.items():
         assert state_path(name, home).exists()
-        assert Path(up.state["ca_bundle"]).parent.parent == state_path(name, home).parent  # its own CA bundle
-        assert up.state["project"].endswith(name.capitalize() if name == "alpha" else name)
-    assert ups["alpha"].state["ca_bundle"] != ups["beta"].state["ca_bundle"]
+        assert Path(up.state.ca_bundle).parent.parent == state_path(name, home).parent  # its own CA bundle
+        assert up.state.project.endswith(name.capitalize() if name == "alpha" else name)
+    assert ups["alpha"].state.ca_bundle != ups["beta"].state.ca_bundle
 
 
 def test_local_ls_lists_name_url_project_uptime(two):
@@ -102,7 +102,7 @@ def test_local_ls_lists_name_url_project_uptime(two):
     for name, up in ups.items():
         line = next(line for line in lines[2:] if line.split()[0] == name)
         row = line.split()
-        assert row[1] == up.state["ws_url"] and row[2].endswith(Path(up.state["project"]).name)
+        assert row[1] == up.state.ws_url and row[2].endswith(Path(up.state.project).name)
         assert re.search(r"\s(\d+ s|\d+ m( \d+ s)?)\s+%d$" % up.process.pid, line), line
     document = json.loads(run(home, "local", "ls", "-o", "json").stdout)
     by_name = {e["name"]: e for e in document["emulators"]}
@@ -128,10 +128,10 @@ def test_name_picks_one_and_status_gives_its_wss_url_and_ca_bundle(two):
     home, ups = two
     for name, up in ups.items():
         document = json.loads(run(home, "--name", name, "status", "-o", "json").stdout)  # --name implies --local
-        assert document["url"] == up.state["ws_url"] and document["tlsUrl"] == up.state["wss_url"]
-        assert document["caBundle"] == up.state["ca_bundle"] and os.path.exists(document["caBundle"])
+        assert document["url"] == up.state.ws_url and document["tlsUrl"] == up.state.wss_url
+        assert document["caBundle"] == up.state.ca_bundle and os.path.exists(document["caBundle"])
     # and a wss:// client that trusts that bundle connects (beta runs without auth)
-    result = run(home, "connect", ups["beta"].state["wss_url"], "--name", "beta", "--send", "hello", "--count", "1",
+    result = run(home, "connect", ups["beta"].state.wss_url, "--name", "beta", "--send", "hello", "--count", "1",
                  "-o", "jsonl")
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == ["open", "sent", "received",
@@ -147,11 +147,11 @@ def test_a_name_in_use_is_refused_and_the_default_gets_the_port(two, tmp_path):
     result = run(home, "local", "up", "--name", "Not Valid")
     assert result.returncode == 2 and "--name 'Not Valid'" in result.stderr
     # another emulator in alpha's folder: the folder's name is taken, so NAME-PORT
-    third = Up(home, Path(ups["alpha"].state["project"]), "--auth", "none", "-q")
+    third = Up(home, Path(ups["alpha"].state.project), "--auth", "none", "-q")
     try:
-        port = third.state["ws_url"].rsplit(":", 1)[1].split("/")[0]
-        assert third.state["name"] == "alpha-%s" % port
-        result = run(home, "local", "down", "--name", third.state["name"])
+        port = third.state.ws_url.rsplit(":", 1)[1].split("/")[0]
+        assert third.state.name == "alpha-%s" % port
+        result = run(home, "local", "down", "--name", third.state.name)
         assert result.returncode == 0 and "stopped the local emulator alpha-%s" % port in result.stdout
         assert third.process.wait(5) == 0
     finally:
@@ -183,7 +183,7 @@ def test_quiet_prints_nothing_per_event_and_the_banner_shows_the_faults(two):
     token = run(home, "--name", "alpha", "token", "--user", "quiet").stdout.strip()
     before = alpha.output()
     for _ in range(3):
-        with connect("%s?token=%s" % (alpha.state["ws_url"], token)) as ws:
+        with connect("%s?token=%s" % (alpha.state.ws_url, token)) as ws:
             ws.send('{"action": "whoami"}')
             ws.recv(timeout=5)
             ws.send('{"action": "nope"}')

@@ -90,7 +90,7 @@ def lossy_emulator(tmp_path_factory):
 
 def table_items(emu: Emulator) -> list[dict]:
     """Every item of the emulator's table, read with plain boto3 (not wsctl's reader)."""
-    items, kwargs = [], {"TableName": emu.state["table"]}
+    items, kwargs = [], {"TableName": emu.state.table}
     client = emu.dynamodb()
     while True:
         answer = client.scan(**kwargs)

@@ -32,7 +32,7 @@ def _b64(data: bytes) -> str:
 
 
 def _current_key(emulator) -> dict:
-    return jwts.parse(emulator.state["keyset"])[0]
+    return jwts.parse(emulator.state.keyset)[0]
 
 
 def _claims(user: str, **overrides) -> dict:
@@ -237,7 +237,7 @@ def test_the_local_signing_key_appears_in_no_output(emulator, tmp_path):
     bad = emulator.cli("--debug", "send", "--connection", "x", "--file", str(tmp_path / "missing"))
     outputs += [bad.stdout, bad.stderr]
     outputs.append(emulator.output())  # the emulator's console: panel, event lines, handler logs
-    for secret in _secrets(emulator.state["keyset"]):
+    for secret in _secrets(emulator.state.keyset):
         for text in outputs:
             assert secret not in text
 

@@ -144,7 +144,7 @@ def test_on_aws_the_cli_invokes_the_stacks_function_once_per_segment(aws, monkey
     import boto3
     from botocore.awsrequest import AWSResponse
 
-    from wsctl.target import Target
+    from wsctl.targets.stack import StackTarget as Target
 
     calls = []
 

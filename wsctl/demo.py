@@ -24,7 +24,8 @@ from lambda_src import jwts
 from . import ops, render
 from .errors import WsctlError
 from .local.procs import tied_to_parent
-from .target import Target, find_local_state
+from .targets.emulator import EmulatorState, find_state
+from .targets.local import LocalTarget
 
 STACK = "demo"
 
@@ -58,7 +59,7 @@ def _start_emulator(home: Path) -> tuple[subprocess.Popen, dict]:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise WsctlError("the emulator exited at start: %s" % (home / "emulator.log").read_text()[-500:])
-        state = find_local_state(process.pid, home)
+        state = find_state(process.pid, home)
         if state is not None:
             return process, state
         time.sleep(0.05)
@@ -88,12 +89,12 @@ async def _expect(client, label: str, predicate, timeout: float = 5.0) -> dict:
     return frame
 
 
-async def _scenario(target, state: dict, say) -> None:
-    keyset = state["keyset"]
+async def _scenario(target, state: EmulatorState, say) -> None:
+    keyset = state.keyset
 
     async def connect(user: str):
         token = jwts.mint(keyset, STACK, user, 600)
-        return await websockets.connect("%s?token=%s" % (state["ws_url"], token), open_timeout=10)
+        return await websockets.connect("%s?token=%s" % (state.ws_url, token), open_timeout=10)
 
     say("Connect two users with real WebSocket clients: alice, and bob on a laptop and a phone")
     alice, bob_laptop, bob_phone = await connect("alice"), await connect("bob"), await connect("bob")
@@ -160,9 +161,9 @@ def run() -> None:
         say("Start the local emulator: API Gateway, the bundled handler, and moto's DynamoDB")
         process, state = _start_emulator(home)
         _Narrator.detail("WebSocket URL %s, management API %s, table %s" % (
-            state["ws_url"], state["management_endpoint"], state["table"]))
+            state.ws_url, state.management_endpoint, state.table))
         os.environ["WSCTL_HOME"] = str(home)
-        asyncio.run(_scenario(Target(stack=STACK, local=True), state, say))
+        asyncio.run(_scenario(LocalTarget(), state, say))
         say("Shut the emulator down (Ctrl-C closes sockets with 1001 and runs $disconnect)")
         process.send_signal(signal.SIGINT)
         code = process.wait(30)

@@ -48,13 +48,27 @@ def iam_presign(url: str, target) -> str:
     return urlunsplit(urlsplit(request.url)._replace(scheme=parts.scheme))
 
 
+def parse_query(items) -> list[tuple[str, str]]:
+    """--query 'name=value' options as pairs (what a $connect authorizer reads from the query string)."""
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError("--query %r is not 'name=value'" % item)
+        pairs.append((name, value))
+    return pairs
+
+
 def prepare(target, url: str | None = None, token: str | None = None, user: str | None = None,
-            auth_header: bool = False, headers=(), iam: bool = False) -> Handshake:
+            auth_header: bool = False, headers=(), iam: bool = False, query=()) -> Handshake:
     """The handshake for `url` (default: the target's stage), with `token` or one minted for
-    `user`, the -H headers, and an IAM signature when `iam`."""
+    `user`, the -H headers, --query parameters, and an IAM signature when `iam`."""
     url = url or target.ws_url
     if urlsplit(url).scheme not in ("ws", "wss"):
         raise UsageError("the URL must start with ws:// or wss:// (got %r)" % url)
+    extra = parse_query(query)
+    if extra:
+        url += ("&" if urlsplit(url).query else "?") + urlencode(extra)
     if user:
         token = tokens.mint(target, user)
     pairs = parse_headers(headers)
@@ -66,9 +80,9 @@ def prepare(target, url: str | None = None, token: str | None = None, user: str 
     if iam:
         url = iam_presign(url, target)
     context = None
-    if url.startswith("wss://") and target.local:
-        context = create_default_context(cafile=target.local_state.get("ca_bundle"))
+    if url.startswith("wss://") and target.ca_bundle:
+        context = create_default_context(cafile=target.ca_bundle)
     return Handshake(url, pairs, context)
 
 
-__all__ = ["Handshake", "prepare", "parse_headers", "iam_presign"]
+__all__ = ["Handshake", "prepare", "parse_headers", "parse_query", "iam_presign"]

@@ -10,9 +10,6 @@ import base64
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-
-from lambda_src import keys
 
 from . import fanout
 from .aws import describe, error_code
@@ -22,8 +19,6 @@ from .fanout import serverside
 from .fanout.policy import DELIVERED, GONE
 from .fanout.transport import for_target
 from .limits import MAX_MESSAGE_BYTES, MAX_TIMEOUT_S
-from .names import partition
-from .registry import live_connection_ids, registry_for, scan_all
 
 
 # -- payloads ---------------------------------------------------------------------
@@ -59,53 +54,68 @@ def recipients(target, connection: str | None = None, user: str | None = None, r
                          % (" (got %s)" % " and ".join(chosen) if chosen else ""))
     if connection:
         return [connection]
-    registry = registry_for(target)
-    if user:
-        ids = [item["connectionId"] for item in registry.connections_of_user(user)]
-        if not ids:
-            raise WsctlError("user %r has no live connection in the registry" % user,
-                             ExitStatus.NOT_FOUND)
-        return ids
-    ids = [item["connectionId"] for item in registry.members_of_room(room)]
+    reader = target.reader()
+    what, value = ("user", user) if user else ("room", room)
+    try:
+        ids = reader.ids_of_user(user) if user else reader.ids_of_room(room)
+    except LookupError:
+        raise UsageError(_no_lookup(reader.layout, what)) from None
     if not ids:
-        raise WsctlError("room %r has no live member in the registry" % room, ExitStatus.NOT_FOUND)
+        raise WsctlError("%s %r has no live %s in the registry" % (what, value, "connection" if user else "member"),
+                         ExitStatus.NOT_FOUND)
     return ids
 
 
+def _no_lookup(layout, what: str) -> str:
+    lookup = getattr(layout, what)
+    has = ("keeps the %s in %s but has no index on it" % (what, lookup.attribute)) if lookup else \
+        "has no index that finds a %s's connections" % what
+    return ("--%s needs the registry to find a %s's connections: the table %s %s (describe one with "
+            "--registry-%s INDEX:ATTR=TEMPLATE)" % (what, what, layout.table, has, what))
+
+
 def all_connection_ids(target) -> list[str]:
-    return live_connection_ids(target)
+    return target.reader().connection_ids()
 
 
 # -- delivery ---------------------------------------------------------------------------
+def prunes(target, prune: bool | None) -> bool:
+    """Whether gone (410) ids leave the registry: by default only where wsctl owns the table; a
+    table of the user's own design is changed only when they ask (--prune)."""
+    if prune is False:
+        return False
+    if prune is None:
+        return target.has_registry() and target.registry.owned
+    target.registry  # noqa: B018 - --prune on a target without a registry says so
+    return True
+
+
 def remove_connections(target, connection_ids) -> int:
-    """Delete every registry item of each connection (in parallel); returns how many had any."""
-    ids = list(connection_ids)
-    if not ids:
-        return 0
-    registry = registry_for(target)
-    with ThreadPoolExecutor(max_workers=min(16, len(ids))) as pool:
-        return sum(1 for deleted in pool.map(registry.delete_connection, ids) if deleted)
+    """Delete every registry item of each connection; returns how many had any."""
+    return target.reader().delete(connection_ids)
 
 
 async def deliver(target, connection_ids, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                  prune: bool = True, progress=None, max_rate: float | None = None) -> tuple:
-    """POST the payload to each id; gone ids leave the registry unless prune is False."""
+                  prune: bool | None = None, progress=None, max_rate: float | None = None) -> tuple:
+    """POST the payload to each id; gone ids leave the registry where `prunes` says."""
     async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "POST", connection_ids, payload, concurrency, progress=progress,
                                   pacer=fanout.Pacer(max_rate))
-    pruned = remove_connections(target, report.ids(GONE)) if prune else 0
+    gone = report.ids(GONE)
+    pruned = remove_connections(target, gone) if gone and prunes(target, prune) else 0
     return report, pruned
 
 
 async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                         prune: bool = True, progress=None, max_rate: float | None = None) -> tuple:
+                         prune: bool | None = None, progress=None, max_rate: float | None = None) -> tuple:
     """Broadcast: POST to every live connection, starting with the first scan page."""
+    reader = target.reader()  # the registry is found (or refused) before anything is sent
     async with for_target(target, concurrency) as sender:
         stream = fanout.IdStream()
 
         def scan():
             try:
-                live_connection_ids(target, on_page=stream.feed)
+                reader.connection_ids(on_page=stream.feed)
             finally:
                 stream.close()
 
@@ -116,7 +126,8 @@ async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAU
             scanning.cancel()  # the scan thread finishes its page; nobody waits for the rest
         else:
             await scanning  # re-raises a failed scan (a missing table, no credentials)
-    pruned = remove_connections(target, report.ids(GONE)) if prune else 0
+    gone = report.ids(GONE)
+    pruned = remove_connections(target, gone) if gone and prunes(target, prune) else 0
     return report, pruned
 
 
@@ -137,29 +148,36 @@ def delivery_exit(report, connection: str | None = None, pruned: int = 0) -> Exi
 
 
 def forbidden_hint(target, report) -> str:
-    where = "this stage" if target.local else "arn:%s:execute-api:%s:<account>:%s/%s/*/@connections/*" % (
-        partition(target.region_name), target.region_name, target.api_id, target.stage)
     return ("forbidden: your AWS identity needs execute-api:ManageConnections on %s (AWS said: %s)"
-            % (where, report.stopped or "403"))
+            % (target.forbidden_where(), report.stopped or "403"))
 
 
 # -- listing --------------------------------------------------------------------------------
-def _rows(connection_items: list[dict], memberships: dict) -> list[dict]:
-    rows = []
-    for item in connection_items:
-        cid = item["connectionId"]
-        rows.append({"connectionId": cid, "userId": item.get("userId"), "rooms": sorted(memberships.get(cid, [])),
-                     "connectedAt": item.get("connectedAt"), "ttl": item.get("ttl"),
-                     "sourceIp": item.get("sourceIp"), "userAgent": item.get("userAgent"),
-                     "endpoint": item.get("endpoint")})
-    return sorted(rows, key=lambda r: r["connectedAt"] or 0)
+def _row(layout, item: dict, rooms) -> dict:
+    """A registry item as `connections list` shows it, whatever the table's design."""
+    return {"connectionId": layout.connection_id(item), "userId": layout.user_of(item), "rooms": sorted(rooms),
+            "connectedAt": layout.connected_at_of(item),
+            "ttl": item.get(layout.ttl_attribute) if layout.ttl_attribute else None,
+            "sourceIp": item.get("sourceIp"), "userAgent": item.get("userAgent"), "endpoint": item.get("endpoint")}
+
+
+def _rows(layout, items: list[dict], memberships: dict) -> list[dict]:
+    rows = [_row(layout, item, set(memberships.get(layout.connection_id(item), ())) |
+                 ({layout.room_of(item)} - {None})) for item in items]
+    return sorted(rows, key=lambda r: (render_order(r["connectedAt"]), r["connectionId"]))
+
+
+def render_order(value) -> float:
+    from .render import epoch
+
+    return epoch(value) or 0.0
 
 
 def gateway_view(target, limit: int | None = None) -> list[dict]:
-    """The sockets the emulator holds, for a project whose registry is its own."""
+    """The sockets the emulator holds, for a project with no registry wsctl can read."""
     rows = [{"connectionId": c["connectionId"], "userId": c.get("principalId") or "-", "rooms": [],
              "connectedAt": c["connectedAt"], "ttl": None, "sourceIp": c["sourceIp"],
-             "lastActiveAt": c["lastActiveAt"], "view": "gateway"} for c in target.local_view("connections")]
+             "lastActiveAt": c["lastActiveAt"], "view": "gateway"} for c in target.gateway_connections()]
     rows.sort(key=lambda r: r["connectedAt"])
     return rows[:limit] if limit else rows
 
@@ -167,35 +185,31 @@ def gateway_view(target, limit: int | None = None) -> list[dict]:
 def list_connections(target, user: str | None = None, room: str | None = None, limit: int | None = None) -> list[dict]:
     if user and room:
         raise UsageError("choose --user or --room, not both")
-    if not target.bundled:
+    if not target.has_registry() and target.gateway_connections() is not None:
         if user or room:
-            raise UsageError("--user and --room read wsctl's registry; this emulator runs %s"
-                             % target.local_state.get("origin", "another API"))
+            raise UsageError("--user and --room read the registry; this emulator's API has none wsctl can read (%s)"
+                             % (target.finding.missing or "no table"))
         return gateway_view(target, limit)
-    registry = registry_for(target)
+    reader = target.reader()
+    layout = reader.layout
     if user or room:
-        if user:
-            items = registry.connections_of_user(user)
-        else:
-            ids = [m["connectionId"] for m in registry.members_of_room(room)]
-            items = [i for i in (registry.get_connection(cid) for cid in ids) if i]
-        items = items[:limit] if limit else items
-        memberships = {i["connectionId"]: registry.rooms_of(i["connectionId"]) for i in items}
-        return _rows(items, memberships)
+        try:
+            ids = reader.ids_of_user(user) if user else reader.ids_of_room(room)
+        except LookupError:
+            raise UsageError(_no_lookup(layout, "user" if user else "room")) from None
+        items = [i for i in (reader.item(cid) for cid in (ids[:limit] if limit else ids)) if i]
+        return _rows(layout, items, {layout.connection_id(i): reader.rooms_of(layout.connection_id(i), i)
+                                     for i in items})
     if limit:  # a plain scan that stops early, instead of reading the whole table
-        items = []
-        for item in registry.scan_connections():
-            items.append(item)
-            if len(items) >= limit:
-                break
-        memberships = {i["connectionId"]: registry.rooms_of(i["connectionId"]) for i in items}
-        return _rows(items, memberships)
-    everything = scan_all(target)
+        items = reader.first_connections(limit)
+        return _rows(layout, items, {layout.connection_id(i): reader.rooms_of(layout.connection_id(i), i)
+                                     for i in items})
+    everything = reader.scan(live_only=True)
     memberships: dict = {}
     for item in everything:
-        if item["SK"].startswith(keys.ROOM_PREFIX):
-            memberships.setdefault(item["connectionId"], []).append(keys.room_of(item["SK"]))
-    return _rows([i for i in everything if i["SK"] == keys.CONN_SK], memberships)
+        if layout.connection_id(item) is None and layout.room_of(item):
+            memberships.setdefault(layout.owner_id(item), []).append(layout.room_of(item))
+    return _rows(layout, [i for i in everything if layout.connection_id(i) is not None], memberships)
 
 
 async def connections(target, user: str | None = None, room: str | None = None, limit: int | None = None,
@@ -214,6 +228,8 @@ async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CON
     """GetConnection for each id: {id: {"state": live|gone|unknown, "lastActiveAt": ...}}."""
     async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "GET", connection_ids, None, concurrency)
+    if report.stopped:
+        raise WsctlError(forbidden_hint(target, report), ExitStatus.FORBIDDEN)
     states = {}
     for result in report.results:
         state = {DELIVERED: "live", GONE: "gone"}.get(result.outcome, "unknown")
@@ -232,33 +248,45 @@ async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CON
 
 
 async def show(target, connection_id: str) -> dict:
-    items = registry_for(target).items_of(connection_id)
+    """One connection: API Gateway's GetConnection, and its registry items where there is a registry
+    (a command that needs none works with the API and stage alone)."""
     live = (await liveness(target, [connection_id], 1))[connection_id]
-    connection = next((i for i in items if i["SK"] == keys.CONN_SK), None)
+    connection, rooms = None, []
+    if target.has_registry():
+        reader = target.reader()
+        layout = reader.layout
+        items = reader.items_of(connection_id)
+        connection = next((i for i in items if layout.connection_id(i) is not None), None)
+        rooms = sorted({layout.room_of(i) for i in items if layout.room_of(i)})
     if connection is None and live["state"] != "live":
-        raise WsctlError("no connection %s: not in the registry, and API Gateway says %s" % (
-            connection_id, live["state"] if live["state"] != "unknown" else live.get("error")),
-            ExitStatus.NOT_FOUND)
-    rooms = sorted(keys.room_of(i["SK"]) for i in items if i["SK"].startswith(keys.ROOM_PREFIX))
-    return {"connectionId": connection_id, "registry": connection, "rooms": rooms, "apiGateway": live}
+        raise WsctlError("no connection %s: %sAPI Gateway says %s" % (
+            connection_id, "not in the registry, and " if target.has_registry() else "",
+            live["state"] if live["state"] != "unknown" else live.get("error")), ExitStatus.NOT_FOUND)
+    return {"connectionId": connection_id, "registry": connection, "rooms": rooms, "apiGateway": live,
+            "userId": target.registry.user_of(connection) if connection else None}
 
 
 # -- pruning and kicking ------------------------------------------------------------------------
-async def prune(target, dry_run: bool = False, concurrency: int = fanout.DEFAULT_CONCURRENCY,
+async def prune(target, dry_run: bool = False, yes: bool = False, concurrency: int = fanout.DEFAULT_CONCURRENCY,
                 progress=None) -> dict:
     """Reconcile the registry with API Gateway, sending nobody a message: remove entries whose
-    ttl has passed, whose GetConnection answers 410, and memberships left without a connection."""
+    ttl has passed, whose GetConnection answers 410, and (wsctl's own layout) memberships left
+    without a connection. A table wsctl does not own is changed only with `yes`."""
+    layout = target.registry
+    if not (dry_run or yes or layout.owned):
+        raise UsageError("prune would delete from %s, which wsctl did not make (%s): see every key it would delete "
+                         "with --dry-run, then delete them with --yes" % (layout.table, target.describe()))
+    reader = target.reader()
     now = time.time()
-    connections, members = {}, set()
-    for item in scan_all(target, include_expired=True):
-        cid = keys.connection_id_of(item["PK"])
-        if item["SK"] == keys.CONN_SK:
+    connections, owners = {}, set()
+    for item in reader.scan():
+        cid = layout.connection_id(item)
+        if cid is not None:
             connections[cid] = item
-        else:
-            members.add(cid)
-    expired = sorted(cid for cid, item in connections.items()
-                     if item.get(keys.TTL_ATTRIBUTE) is not None and item[keys.TTL_ATTRIBUTE] <= now)
-    orphaned = sorted(members - set(connections))
+        elif layout.cascade:
+            owners.add(layout.owner_id(item))
+    expired = sorted(cid for cid, item in connections.items() if layout.expired(item, now))
+    orphaned = sorted(owner for owner in owners - set(connections) if owner)
     candidates = sorted(set(connections) - set(expired))
     async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "GET", candidates, None, concurrency, progress=progress)
@@ -267,26 +295,33 @@ async def prune(target, dry_run: bool = False, concurrency: int = fanout.DEFAULT
     gone = sorted(report.ids(GONE))
     unknown = sorted(r.connection_id for r in report.results if r.outcome not in (DELIVERED, GONE))
     doomed = expired + gone + orphaned
-    removed = 0 if dry_run else remove_connections(target, doomed)
-    return {"dryRun": dry_run, "checked": len(connections), "live": len(report.ids(DELIVERED)),
-            "expired": len(expired), "gone": len(gone), "orphaned": len(orphaned), "unknown": len(unknown),
-            "removed": removed, "wouldRemove": len(doomed) if dry_run else 0,
-            "removedIds": doomed, "unknownIds": unknown, "seconds": round(report.seconds, 3)}
+    doomed_keys = reader.keys_of(doomed)
+    removed = 0
+    if not dry_run and doomed_keys:
+        reader.delete_keys(doomed_keys)
+        removed = len(doomed)
+    return {"dryRun": dry_run, "table": layout.table, "checked": len(connections),
+            "live": len(report.ids(DELIVERED)), "expired": len(expired), "gone": len(gone),
+            "orphaned": len(orphaned), "unknown": len(unknown), "removed": removed,
+            "wouldRemove": len(doomed) if dry_run else 0, "removedIds": doomed, "keys": doomed_keys,
+            "unknownIds": unknown, "seconds": round(report.seconds, 3)}
 
 
-async def disconnect(target, connection_id: str) -> str:
+async def disconnect(target, connection_id: str, prune: bool | None = None) -> str:
     """DeleteConnection (kick). Returns 'disconnected'; on 410, 'gone' (the registry held it: its
-    entry is removed), 'unknown' (the registry never had it either), or 'not connected' (an API
-    whose registry is its own, so which of the two cannot be told)."""
+    entry is removed), 'stale' (the registry holds it, in a table wsctl leaves alone without
+    --prune), 'unknown' (the registry never had it either), or 'not connected' (no registry to ask)."""
     async with for_target(target, 1) as sender:
         report = await fanout.run(sender, "DELETE", [connection_id], None, 1)
     outcome = report.results[0].outcome
     if outcome == DELIVERED:
         return "disconnected"
     if outcome == GONE:
-        if not target.bundled:
+        if not target.has_registry():
             return "not connected"
-        return "gone" if remove_connections(target, [connection_id]) else "unknown"
+        if prunes(target, prune):
+            return "gone" if remove_connections(target, [connection_id]) else "unknown"
+        return "stale" if target.reader().item(connection_id) else "unknown"
     if report.stopped:
         raise WsctlError(forbidden_hint(target, report), ExitStatus.FORBIDDEN)
     answer = report.results[0].answer
@@ -301,6 +336,8 @@ def prune_exit(document: dict) -> ExitStatus:
 
 _NOBODY_TO_KICK = {
     "gone": "connection %s was already gone (its registry entry was removed)",
+    "stale": "connection %s was already gone; its registry entry stays (the table is not wsctl's: "
+             "`wsctl disconnect --prune` or `wsctl prune --yes` removes it)",
     "unknown": "unknown connection %s: API Gateway does not know it and the registry has no entry for it",
     "not connected": "connection %s is not connected (API Gateway answered 410 Gone)",
 }
@@ -314,12 +351,7 @@ def check_disconnected(connection_id: str, outcome: str) -> None:
 
 def route_keys(target) -> list[str]:
     """The API's route keys: the emulator's from its state; on AWS, API Gateway's (GetRoutes)."""
-    if target.local:
-        return list(target.local_state.get("routes") or {})
-    found = []
-    for page in target.client("apigatewayv2").get_paginator("get_routes").paginate(ApiId=target.api_id):
-        found += [route["RouteKey"] for route in page.get("Items", [])]
-    return found
+    return target.route_keys()
 
 
 def invoke_function(target, name: str, payload: bytes, tail: bool = False) -> dict:
@@ -343,9 +375,6 @@ def deliver_server_side(target, payload: bytes, segments: int, prune: bool = Tru
     """Broadcast (or send to a room) from inside AWS: the deployed function fans out, `segments`
     copies at once, each over one segment of the registry (see wsctl.fanout.serverside)."""
     serverside.check_segments(segments)
-    if not target.bundled:
-        raise UsageError("--server-side runs wsctl's own function; this emulator runs %s"
-                         % target.local_state.get("origin", "another API"))
     if len(payload) > MAX_MESSAGE_BYTES:
         raise UsageError("the payload is %d bytes; the management API takes at most %d" % (len(payload),
                                                                                             MAX_MESSAGE_BYTES))

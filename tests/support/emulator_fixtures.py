@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lambda_src import jwts
-from wsctl.target import find_local_state, state_path
+from wsctl.targets.emulator import find_state, state_path
 
 ROOT = Path(__file__).resolve().parents[2]
 # One AWS SDK for JavaScript v3 for every emulator of this test session (per process: xdist-safe).
@@ -53,7 +53,7 @@ class Emulator:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("emulator exited with %s:\n%s" % (self.process.returncode, self.output()))
-            state = find_local_state(self.process.pid, self.home)
+            state = find_state(self.process.pid, self.home)
             if state is not None:
                 return state
             time.sleep(0.05)
@@ -64,26 +64,26 @@ class Emulator:
     @property
     def state_file(self) -> Path:
         """Where this emulator's state is ($WSCTL_HOME/local/NAME/state.json)."""
-        return state_path(self.state["name"], self.home)
+        return state_path(self.state.name, self.home)
 
     @property
     def url(self) -> str:
-        return self.state["ws_url"]
+        return self.state.ws_url
 
     @property
     def wss_url(self) -> str:
-        return self.state["wss_url"]
+        return self.state.wss_url
 
     @property
     def endpoint(self) -> str:
-        return self.state["management_endpoint"]
+        return self.state.management_endpoint
 
     @property
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1].split("/")[0])
 
     def token(self, user: str, ttl: int = 600) -> str:
-        return jwts.mint(self.state["keyset"], self.stack, user, ttl)
+        return jwts.mint(self.state.keyset, self.stack, user, ttl)
 
     def url_for(self, user: str) -> str:
         return "%s?token=%s" % (self.url, self.token(user))
@@ -104,19 +104,19 @@ class Emulator:
 
         config.setdefault("retries", {"mode": "standard", "max_attempts": 1})
         config.setdefault("read_timeout", 30)
-        return boto3.client("lambda", endpoint_url=self.state["lambda_endpoint"], region_name="us-east-1",
+        return boto3.client("lambda", endpoint_url=self.state.lambda_endpoint, region_name="us-east-1",
                             aws_access_key_id="local", aws_secret_access_key="local", config=Config(**config))
 
     def dynamodb(self):
         import boto3
 
-        return boto3.client("dynamodb", endpoint_url=self.state["dynamodb_endpoint"], region_name="us-east-1",
+        return boto3.client("dynamodb", endpoint_url=self.state.dynamodb_endpoint, region_name="us-east-1",
                             aws_access_key_id="local", aws_secret_access_key="local")
 
     def registry(self):
         from lambda_src.registry import Registry
 
-        return Registry(self.dynamodb(), self.state["table"])
+        return Registry(self.dynamodb(), self.state.table)
 
     def cli(self, *args, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run `wsctl --local ARGS` in a subprocess against this emulator."""

@@ -184,3 +184,24 @@ def _update_time_to_live_as_aws(self, table_name, ttl_spec):
 
 
 _DynamoDBBackend.update_time_to_live = _update_time_to_live_as_aws
+
+# CloudFormation answers DescribeStackResources by a resource's physical id with its stack's resources
+# (how a tool learns which stack made an API or function); moto reads StackName only.
+from moto.cloudformation import responses as _cfn_responses  # noqa: E402
+from moto.core.responses import ActionResult as _ActionResult  # noqa: E402
+
+_describe_stack_resources = _cfn_responses.CloudFormationResponse.describe_stack_resources
+
+
+def _describe_stack_resources_by_physical_id(self):
+    physical = self._get_param("PhysicalResourceId")
+    if self._get_param("StackName") or not physical:
+        return _describe_stack_resources(self)
+    for stack in self.cloudformation_backend.stacks.values():
+        if any(getattr(r, "physical_resource_id", None) == physical for r in stack.stack_resources):
+            return _ActionResult({"StackResources": [_cfn_responses.StackResourceDTO(stack, r)
+                                                     for r in stack.stack_resources]})
+    raise _cfn_responses.ValidationError(message="Stack for %s does not exist" % physical)
+
+
+_cfn_responses.CloudFormationResponse.describe_stack_resources = _describe_stack_resources_by_physical_id

@@ -20,7 +20,8 @@ from ..exitstatus import table as exit_table
 # `wsctl send --local --user bob hi` means `wsctl --local send --user bob hi`.
 GLOBAL_FLAGS = {"--local", "--debug"}
 GLOBAL_VALUED = {"--profile", "--region", "--endpoint-url", "--stack", "--stage", "--output", "-o", "--name",
-                 "--transport"}
+                 "--transport", "--api", "--target", "--management-url", "--registry", "--registry-key", "--registry-id",
+                 "--registry-user", "--registry-room", "--registry-ttl"}
 OUTPUT_FORMATS = ("text", "json", "jsonl")
 
 
@@ -129,14 +130,46 @@ class Options:
     debug: bool
     name: str | None = None  # --name: which local emulator (implies --local); `local up`: the new one's name
     stage_given: bool = True  # --stage or WSCTL_STAGE was set (a template's StageName yields otherwise)
-    transport: str = "lean"  # hidden --transport: how the management API is called (wsctl.target.TRANSPORTS)
+    transport: str = "lean"  # hidden --transport: how the management API is called (wsctl.targets.TRANSPORTS)
+    stack_given: bool = False  # --stack on the command line (it then competes with --api and --target)
+    api: str | None = None
+    saved_target: str | None = None  # --target NAME
+    management_url: str | None = None
+    registry: object = None  # wsctl.targets.discovery.RegistryOptions
+
+    def choice(self):
+        from ..targets import Choice
+
+        return Choice(local=self.local, name=self.name, api=self.api, saved=self.saved_target,
+                      stack=self.stack, stack_given=self.stack_given,
+                      stage=self.stage if self.stage_given else None, profile=self.profile, region=self.region,
+                      endpoint_url=self.endpoint_url, management_url=self.management_url, transport=self.transport,
+                      registry=self.registry)
 
     def target(self):
-        from ..target import Target
+        """The one target this command acts on (chosen once: later calls return the same)."""
+        if getattr(self, "_target", None) is None:
+            from ..targets import resolve
 
-        return Target(stack=names.check_stack(self.stack), stage=names.check_stage(self.stage),
-                      profile=self.profile, region=self.region, endpoint_url=self.endpoint_url, local=self.local,
-                      local_name=self.name, transport=self.transport)
+            self._target = resolve(self.choice())
+        return self._target
+
+    def aws_target(self, command: str):
+        """The target of a command that reads AWS only (not the emulator)."""
+        if self.local:
+            from ..errors import UsageError
+
+            raise UsageError("%s reads AWS; the local emulator runs one API (see `wsctl --local status`)" % command)
+        return self.target()
+
+    def stack_target(self, command: str):
+        """The target of a command that acts on a stack wsctl makes (deploy, destroy)."""
+        from ..errors import UsageError
+
+        if self.api or self.saved_target:
+            raise UsageError("%s acts on a stack wsctl makes (--stack); --api and --target name an API made "
+                             "elsewhere, which the operating commands act on" % command)
+        return self.target()
 
     @property
     def json(self) -> bool:
@@ -148,11 +181,13 @@ app = typer.Typer(cls=WsctlGroup, no_args_is_help=True, add_completion=True, pre
                   rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
                   help="Build, deploy, operate and locally emulate API Gateway WebSocket APIs.\n\n"
-                       "Global options (--local, --name, --profile, --region, --endpoint-url, --stack, --stage, "
-                       "--output, --debug) may be given anywhere on the line, as with the AWS CLI.",
+                       "Global options (--local, --name, --api, --target, --registry..., --profile, --region, "
+                       "--endpoint-url, --stack, --stage, --output, --debug) may be given anywhere on the line, as "
+                       "with the AWS CLI.",
                   epilog="Environment: WSCTL_HOME (default ~/.wsctl) holds the local emulators' state (one folder "
                          "each under local/, with its CA bundle), their signing keys, and the live client's "
-                         "history. WSCTL_STACK, WSCTL_STAGE and WSCTL_LOCAL_NAME set --stack, --stage and --name; "
+                         "history. WSCTL_STACK, WSCTL_STAGE, WSCTL_LOCAL_NAME and WSCTL_TARGET set --stack, --stage, --name and "
+                         "--target; "
                          "AWS_* variables work as with the AWS CLI.\n\nExit codes (each means one thing):\n\n\b\n"
                          + exit_table())
 
@@ -183,27 +218,59 @@ def root(
     output: str = typer.Option("text", "--output", "-o", help="Output format: text, json (one document) or jsonl "
                                                                  "(connect: one event a line)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and AWS call details."),
+    api: str = typer.Option(None, "--api", help="Act on this WebSocket API (made by any tool): its id, name, wss:// "
+                                                     "URL or custom domain URL. See `wsctl apis list`."),
+    saved_target: str = typer.Option(None, "--target", envvar="WSCTL_TARGET", show_envvar=False,
+                                     help="Act on the target saved with `wsctl target add NAME`."),
+    management_url: str = typer.Option(None, "--management-url", help="With --api: the management endpoint to "
+                                                                       "post to (a custom domain's https://DOMAIN/PATH)."),
+    registry: str = typer.Option(None, "--registry", help="The API's connection registry: the DynamoDB table its "
+                                                           "$connect writes (found by itself when it can be)."),
+    registry_key: list[str] = typer.Option(None, "--registry-key", help="With --registry: a connection item's key, "
+                                                                         "ATTR=TEMPLATE, e.g. PK=CONN#{id} (once per key "
+                                                                         "attribute)."),
+    registry_id: str = typer.Option(None, "--registry-id", help="With --registry: the attribute holding the "
+                                                                 "connection id."),
+    registry_user: str = typer.Option(None, "--registry-user", help="With --registry: where a connection's user is, "
+                                                                     "[INDEX:]ATTR[=TEMPLATE], e.g. GSI1:GSI1PK=USER#{user}."),
+    registry_room: str = typer.Option(None, "--registry-room", help="With --registry: where a room's members are, "
+                                                                     "[INDEX:]ATTR[=TEMPLATE], e.g. byRoom:roomId."),
+    registry_ttl: str = typer.Option(None, "--registry-ttl", help="With --registry: the TTL attribute (none: no TTL; "
+                                                                   "default: the table's own TTL setting)."),
     transport: str = typer.Option("lean", "--transport", hidden=True,
                                   help="How the management API is called: lean (aiohttp + SigV4) or boto3."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
     if output not in OUTPUT_FORMATS:
         raise typer.BadParameter("use text, json or jsonl", param_hint="--output")
-    from ..target import TRANSPORTS
+    from ..targets import TRANSPORTS
 
     if transport not in TRANSPORTS:
         raise typer.BadParameter("use %s" % " or ".join(TRANSPORTS), param_hint="--transport")
     if name is not None:
         from ..errors import UsageError
-        from ..target import check_name
+        from ..targets.emulator import check_name
 
         try:
             check_name(name)
         except UsageError as error:
             raise typer.BadParameter(str(error).split(": ", 1)[1], param_hint="--name %r" % name) from None
+    given = {} if not (registry or registry_key or registry_id or registry_user or registry_room or registry_ttl) else dict(
+        table=registry, key=tuple(registry_key or ()), id_attribute=registry_id, user=registry_user, room=registry_room,
+        ttl=registry_ttl)
+    if given:
+        from ..errors import UsageError
+        from ..targets.discovery import RegistryOptions
+
+        try:
+            given = RegistryOptions(**given)
+        except UsageError as error:
+            raise typer.BadParameter(str(error), param_hint="--registry") from None
     ctx.obj = Options(local=local or name is not None, name=name, profile=profile, region=region, endpoint_url=endpoint_url, stack=stack,
                       stage=stage, output=output, debug=debug, transport=transport,
-                      stage_given=getattr(ctx.get_parameter_source("stage"), "name", "") != "DEFAULT")
+                      stage_given=getattr(ctx.get_parameter_source("stage"), "name", "") != "DEFAULT",
+                      stack_given=getattr(ctx.get_parameter_source("stack"), "name", "") == "COMMANDLINE",
+                      api=api, saved_target=saved_target, management_url=management_url, registry=given or None)
     if debug:
         import logging
 
@@ -217,14 +284,15 @@ from . import deploy as _deploy  # noqa: E402,F401  (each module registers its c
 from . import local as _local  # noqa: E402,F401
 from . import ops as _ops  # noqa: E402,F401
 from . import connect as _connect  # noqa: E402,F401
+from . import targets as _targets  # noqa: E402,F401
 
 
 def _running_names() -> list[str]:
     """Completion of --name: the running emulators."""
     try:
-        from ..target import local_states
+        from ..targets.emulator import states
 
-        return [state["name"] for state in local_states()[0]]
+        return [state.name for state in states()[0]]
     except Exception:
         return []
 

@@ -251,6 +251,8 @@ def connect(
     user: str = typer.Option(None, "--user", "-u", help="Mint a token for this user (as `wsctl token` does)."),
     auth_header: bool = typer.Option(False, "--auth-header", help="Send the token as Authorization: Bearer."),
     header: list[str] = typer.Option(None, "--header", "-H", help="Extra handshake header 'Name: value' (repeatable)."),
+    query: list[str] = typer.Option(None, "--query", help="Extra query parameter 'name=value' for the handshake, "
+                                                                "as a $connect authorizer reads it (repeatable)."),
     subprotocol: list[str] = typer.Option(None, "--subprotocol", help="Offer this subprotocol (repeatable)."),
     origin: str = typer.Option(None, "--origin", help="Origin header to send."),
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Seconds to wait for the handshake."),
@@ -272,7 +274,7 @@ def connect(
     from ..client import Options, Session
     from ..errors import UsageError
     from ..handshake import prepare
-    from ..target import home
+    from ..targets.emulator import home
 
     options = ctx.obj
     target = options.target()
@@ -281,7 +283,7 @@ def connect(
     if raw and pretty:
         raise UsageError("give --raw or --pretty, not both")
     handshake = prepare(target, url, token=token, user=user, auth_header=auth_header, headers=header or [],
-                        iam=iam)
+                        iam=iam, query=query or [])
     stdin_tty, stdout_tty = sys.stdin.isatty(), sys.stdout.isatty()
     scripted = bool(send) or wait is not None or count is not None or not stdin_tty or options.output == "jsonl"
     if options.output == "jsonl":

@@ -50,7 +50,7 @@ def deploy(
     if options.local:
         raise UsageError("deploy acts on AWS; the local emulator runs lambda_src from source (`wsctl local up`)")
     check_log_retention(log_retention_days)
-    target = options.target()
+    target = options.stack_target("deploy")
     if print_policy:
         from ..deploy.policy import deployer_policy_for
 
@@ -119,6 +119,21 @@ def status(ctx: typer.Context):
             if document["notEmulated"]:
                 render.line("not emulated: " + ", ".join(document["notEmulated"]), style="dim")
         return
+    if options.api or options.saved_target:
+        from ..targets.overview import api_status
+
+        document = api_status(target)
+        if options.json:
+            render.print_json(document)
+            return
+        render.key_values([("API", "%s (%s)" % (document["apiId"], document["name"])), ("stage", document["stage"]),
+                           ("WebSocket URL", document["url"]), ("management endpoint", document["managementEndpoint"]),
+                           ("made by", document["madeBy"]), ("registry", document["registry"] or "none found"),
+                           ("live registry entries", document.get("liveConnections", "-"))],
+                          title=target.describe())
+        for line in document["found"]:
+            render.line(line, style="dim")
+        return
     from ..deploy import status as stack_status
     from ..deploy import status_exit
 
@@ -167,7 +182,7 @@ def destroy(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", h
     options = ctx.obj
     if options.local:
         raise UsageError("destroy acts on AWS; stop the local emulator with Ctrl-C or `wsctl local down`")
-    target = options.target()
+    target = options.stack_target("destroy")
     plan = plan_destroy(target)
     for warning in plan.warnings:
         render.warn(warning)

@@ -134,20 +134,20 @@ def down(ctx: typer.Context,
     from .. import render
     from ..errors import UsageError
     from ..local import stop_running
-    from ..target import local_states
+    from ..targets.emulator import states
 
     options = ctx.obj
     if all_:
         if options.name:
             raise UsageError("give --name or --all, not both")
-        names = [state["name"] for state in local_states()[0]]
+        names = [state.name for state in states()[0]]
         if not names:
             render.line("No local emulator is running.")
     else:
         names = [options.name]
     for name in names:
         state = stop_running(name)
-        render.line("stopped the local emulator %s (pid %d, %s)" % (state["name"], state["pid"], state["ws_url"]))
+        render.line("stopped the local emulator %s (pid %d, %s)" % (state.name, state.pid, state.ws_url))
 
 
 def _uptime(seconds: float) -> str:
@@ -160,17 +160,17 @@ def _uptime(seconds: float) -> str:
 def ls(ctx: typer.Context):
     """The running emulators: name, WebSocket URL, project folder, uptime (stale state files are cleared)."""
     from .. import render
-    from ..target import emulators, local_root
+    from ..targets.emulator import local_root, rows as emulators
 
     options = ctx.obj
     rows, stale = emulators()
     if options.json:
         render.print_json({"emulators": [dict(row, started=render.iso_time(row["started"]) if row["started"] else None)
                                          for row in rows],
-                           "clearedStale": [{"name": s.get("name"), "pid": s.get("pid")} for s in stale]})
+                           "clearedStale": [{"name": s.name, "pid": s.pid} for s in stale]})
         return
     for state in stale:
-        render.line("cleared the stale state of %s (pid %s is gone)" % (state.get("name"), state.get("pid")),
+        render.line("cleared the stale state of %s (pid %s is gone)" % (state.name, state.pid),
                     style="dim", stderr=True)
     if not rows:
         render.line("No local emulator is running (%s). Start one with `wsctl local up`." % local_root())

@@ -20,9 +20,20 @@ MAX_RATE_OPTION = typer.Option(None, "--max-rate", help="At most this many manag
 MESSAGE_ARGUMENT = typer.Argument(None, help="The payload, sent as given (text or JSON); - reads stdin.")
 FILE_OPTION = typer.Option(None, "--file", "-f", help="Read the payload from this file (- for stdin).")
 NO_PRUNE_OPTION = typer.Option(False, "--no-prune", help="Keep registry entries of gone connections.")
+PRUNE_OPTION = typer.Option(False, "--prune", help="Remove gone connections' entries from a registry wsctl did not "
+                                                   "make (wsctl's own are removed unless --no-prune).")
 
 
-def _summary(target, report, pruned: int, recipients: int, json_output: bool, prune: bool) -> None:
+def _prune_choice(prune: bool, no_prune: bool) -> bool | None:
+    """--prune, --no-prune, or neither (None: the registry's owner decides, see ops.prunes)."""
+    from ..errors import UsageError
+
+    if prune and no_prune:
+        raise UsageError("give --prune or --no-prune, not both")
+    return True if prune else False if no_prune else None
+
+
+def _summary(target, report, pruned: int, recipients: int, json_output: bool, prune: bool | None) -> None:
     from .. import render
     from ..ops import forbidden_hint
 
@@ -38,6 +49,8 @@ def _summary(target, report, pruned: int, recipients: int, json_output: bool, pr
         rows = [[outcome, count] for outcome, count in counts.items() if count or outcome == "delivered"]
         if pruned or (counts["gone"] and prune):
             rows.append(["pruned from registry", pruned])
+        elif counts["gone"] and prune is None and target.has_registry():
+            rows.append(["gone, left in the registry (not wsctl's table: --prune removes them)", counts["gone"]])
         if report.retries:
             rows.append(["retries", report.retries])
         if report.throttles:
@@ -53,7 +66,7 @@ def _summary(target, report, pruned: int, recipients: int, json_output: bool, pr
             [r for r in report.results if r.outcome not in ("delivered", "gone")]))
 
 
-def _deliver(ctx, ids, payload, concurrency, no_prune, single: bool, max_rate: float | None = None):
+def _deliver(ctx, ids, payload, concurrency, prune: bool | None, single: bool, max_rate: float | None = None):
     """Send to `ids`, or to every live connection when ids is None (broadcast)."""
     from .. import render
     from ..exitstatus import ExitStatus
@@ -64,14 +77,14 @@ def _deliver(ctx, ids, payload, concurrency, no_prune, single: bool, max_rate: f
     progress = render.DelayedProgress("sending", enabled=not options.json)
     try:
         if ids is None:
-            run = deliver_to_all(target, payload, concurrency, not no_prune, progress, max_rate)
+            run = deliver_to_all(target, payload, concurrency, prune, progress, max_rate)
         else:
-            run = deliver(target, ids, payload, concurrency, not no_prune, progress, max_rate)
+            run = deliver(target, ids, payload, concurrency, prune, progress, max_rate)
         report, pruned = asyncio.run(run)
     finally:
         progress.close()
     if report.interrupted:
-        _summary(target, report, pruned, len(report.results), options.json, not no_prune)
+        _summary(target, report, pruned, len(report.results), options.json, prune)
         done = len(report.results) - report.counts()["skipped"]
         render.error("interrupted: sent to %d of %d recipient(s) found so far" % (done, len(report.results)))
         raise typer.Exit(ExitStatus.INTERRUPTED)
@@ -82,7 +95,7 @@ def _deliver(ctx, ids, payload, concurrency, no_prune, single: bool, max_rate: f
         else:
             render.line("No live connections in the registry: nothing to send.", style="yellow")
         return
-    _summary(target, report, pruned, recipients, options.json, not no_prune)
+    _summary(target, report, pruned, recipients, options.json, prune)
     code = delivery_exit(report, ids[0] if single else None, pruned)
     if code:
         raise typer.Exit(code)
@@ -106,6 +119,7 @@ def send(
     file: str = FILE_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
     no_prune: bool = NO_PRUNE_OPTION,
+    prune: bool = PRUNE_OPTION,
     max_rate: float = MAX_RATE_OPTION,
     server_side: bool = typer.Option(False, "--server-side",
                                      help="With --room: the deployed function posts, inside AWS."),
@@ -116,6 +130,7 @@ def send(
 
     payload = read_payload(message, file)
     _check_concurrency(concurrency)
+    pruning = _prune_choice(prune, no_prune)
     if server_side:
         if not room or connection or user:
             raise UsageError("--server-side sends to a room: use it with --room only")
@@ -123,7 +138,7 @@ def send(
         return
     target = ctx.obj.target()
     ids = recipients(target, connection, user, room)
-    _deliver(ctx, ids, payload, concurrency, no_prune, single=bool(connection), max_rate=_check_rate(max_rate))
+    _deliver(ctx, ids, payload, concurrency, pruning, single=bool(connection), max_rate=_check_rate(max_rate))
 
 
 @app.command()
@@ -133,6 +148,7 @@ def broadcast(
     file: str = FILE_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
     no_prune: bool = NO_PRUNE_OPTION,
+    prune: bool = PRUNE_OPTION,
     max_rate: float = MAX_RATE_OPTION,
     server_side: bool = typer.Option(False, "--server-side",
                                      help="Fan out inside AWS: the deployed function posts, in parallel "
@@ -146,12 +162,13 @@ def broadcast(
 
     payload = read_payload(message, file)
     _check_concurrency(concurrency)
+    pruning = _prune_choice(prune, no_prune)
     if server_side:
         from ..fanout.serverside import check_segments
 
         _server_side(ctx, payload, check_segments(segments), no_prune, None)
         return
-    _deliver(ctx, None, payload, concurrency, no_prune, single=False, max_rate=_check_rate(max_rate))
+    _deliver(ctx, None, payload, concurrency, pruning, single=False, max_rate=_check_rate(max_rate))
 
 
 def _check_rate(max_rate: float | None) -> float | None:
@@ -214,7 +231,9 @@ def _server_side(ctx, payload: bytes, segments: int, no_prune: bool, room: str |
 @app.command()
 def prune(
     ctx: typer.Context,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed; change nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed (every key); change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Delete from a registry wsctl did not make (by its key "
+                                                         "schema as discovered; see --dry-run first)."),
     concurrency: int = CONCURRENCY_OPTION,
 ):
     """Remove stale registry entries (ttl passed, or GetConnection says 410), sending no message."""
@@ -226,7 +245,7 @@ def prune(
     target = options.target()
     progress = render.DelayedProgress("checking", enabled=not options.json)
     try:
-        report = asyncio.run(run_prune(target, dry_run, _check_concurrency(concurrency), progress))
+        report = asyncio.run(run_prune(target, dry_run, yes, _check_concurrency(concurrency), progress))
     finally:
         progress.close()
     if options.json:
@@ -238,6 +257,11 @@ def prune(
                            ("orphaned memberships", report["orphaned"]), ("could not check", report["unknown"]),
                            (verb, report["wouldRemove"] if dry_run else report["removed"])],
                           title="Prune %s%s" % (target.describe(), " (dry run)" if dry_run else ""))
+        if report["keys"] and (dry_run or not target.registry.owned):
+            columns = [part.attribute for part in target.registry.key]
+            render.table(columns, [[key.get(name) for name in columns] for key in report["keys"]],
+                         title="%s %d item(s) of %s" % ("would delete" if dry_run else "deleted",
+                                                         len(report["keys"]), report["table"]))
     code = prune_exit(report)
     if code:
         render.error("%d connection(s) could not be checked (throttled or failing); run prune again"
@@ -246,7 +270,9 @@ def prune(
 
 
 @app.command()
-def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection to close.")):
+def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The connection to close."),
+               prune: bool = typer.Option(False, "--prune", help="If it was already gone, remove its entry from a "
+                                                                  "registry wsctl did not make.")):
     """Close a connection (DeleteConnection): API Gateway closes it with 1000 and runs $disconnect."""
     from .. import render
     from ..ops import check_disconnected
@@ -254,7 +280,7 @@ def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help
 
     options = ctx.obj
     target = options.target()
-    outcome = asyncio.run(kick(target, connection_id))
+    outcome = asyncio.run(kick(target, connection_id, True if prune else None))
     if options.json:
         render.print_json({"connectionId": connection_id, "outcome": outcome})
     check_disconnected(connection_id, outcome)
@@ -316,7 +342,7 @@ def show(ctx: typer.Context, connection_id: str = typer.Argument(..., help="The 
 
     identity = api.get("identity") or {}
     render.key_values([
-        ("connection", connection_id), ("user", registry.get("userId", "(not in the registry)")),
+        ("connection", connection_id), ("user", document["userId"] or ("-" if registry else "(not in the registry)")),
         ("rooms", ", ".join(document["rooms"]) or "-"), ("connected", when(registry.get("connectedAt"))
                                                          or when(api.get("connectedAtApi"))),
         ("expires (ttl)", when(registry.get("ttl"))), ("source ip", registry.get("sourceIp")),

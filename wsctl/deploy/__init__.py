@@ -11,7 +11,6 @@ from ..apispec import ApiSpec
 from ..aws import NotImplementedByEndpoint
 from ..errors import WsctlError
 from ..exitstatus import ExitStatus
-from ..registry import count_live
 from . import bundle, remote
 from .model import Action, Call, Plan, Step
 from .plan import TOP_LEVEL, StackConfig, check_one_stage, make_plan, present_resources, top_level_names
@@ -243,7 +242,7 @@ def status(target) -> dict:
         result.update(outputs(target, {"api_id": state.api["ApiId"]}))
     if state.table:
         try:
-            result["liveConnections"] = count_live(target)
+            result["liveConnections"] = target.reader().count_live()
         except Exception as error:  # noqa: BLE001 - status shows what it can
             result["unread"].append("live connections: %s" % (aws.describe(error) or error))
     return result

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from .. import aws, names
 from ..errors import WsctlError
+from ..targets.apis import find_api
 
 
 @dataclass
@@ -45,16 +46,6 @@ class RemoteState:
 
 def _missing(error: Exception, *codes: str) -> bool:
     return aws.error_code(error) in codes or aws.status_code(error) == 404
-
-
-def find_api(apigw, stack: str) -> dict | None:
-    """The stack's WebSocket API: named wsctl-{stack} and tagged with the stack."""
-    for page in apigw.get_paginator("get_apis").paginate():
-        for api in page.get("Items", ()):
-            if (api.get("Name") == names.api_name(stack) and api.get("ProtocolType") == "WEBSOCKET"
-                    and (api.get("Tags") or {}).get(names.TAG_KEY) == stack):
-                return api
-    return None
 
 
 def _items(call, **kwargs) -> list:

@@ -168,6 +168,5 @@ def for_target(target, concurrency: int):
     credentials = target.session.get_credentials()
     if credentials is None:
         raise NoCredentialsError()
-    ca_bundle = target.local_state.get("ca_bundle") if target.local else None
     return LeanTransport(target.management_endpoint, credentials.get_frozen_credentials(), target.region_name,
-                         concurrency, ca_bundle)
+                         concurrency, target.ca_bundle)

@@ -23,8 +23,8 @@ from lambda_src import jwts
 from .. import limits, names, render
 from ..apispec import ApiSpec
 from ..errors import UsageError, WsctlError
-from ..target import (_alive, home, instance_dir, local_states, name_for, read_local_state, remove_local_state,
-                      write_local_state)
+from ..targets.emulator import (EmulatorState, FunctionInfo, alive, home, instance_dir, name_for, read_state,
+                                remove_state, states, write_state)
 from . import listener
 from .events import api_id_for
 
@@ -158,12 +158,12 @@ def _sink(quiet: bool, bundled: bool = False):
 def _choose_name(options: LocalOptions, port: int | None) -> str:
     """This emulator's name: --name (refused if an emulator of that name runs), else the project
     folder's name, or NAME-PORT when an emulator of that name already runs (another terminal)."""
-    running = {state["name"]: state for state in local_states()[0]}
+    running = {state.name: state for state in states()[0]}
     if options.name:
         if options.name in running:
             other = running[options.name]
             raise WsctlError("an emulator named %r is already running (pid %s, %s): stop it with `wsctl local down "
-                             "--name %s`, or choose another --name" % (options.name, other["pid"], other["ws_url"],
+                             "--name %s`, or choose another --name" % (options.name, other.pid, other.ws_url,
                                                                        options.name))
         return options.name
     name = name_for(Path(options.project or os.getcwd()))
@@ -298,33 +298,28 @@ async def _serve(options: LocalOptions) -> None:
             {"name": name, "runtime": pool.spec.runtime, "handler": pool.spec.handler, "warm": pool.warm,
              "coldStarts": pool.cold_starts, "invocations": pool.invocations,
              "maxEnvironments": pool.spec.max_environments} for name, pool in service.pools.items()]
-        state = {
-            "name": name, "project": options.project or os.getcwd(),
-            "pid": os.getpid(), "stack": options.stack, "stage": options.stage, "region": limits.LOCAL_REGION,
-            "api_id": api_id,
-            "ws_url": "ws://" + stage_path, "wss_url": "wss://" + stage_path,
-            "management_endpoint": "http://" + stage_path, "tls_management_endpoint": "https://" + stage_path,
-            "lambda_endpoint": lambda_url,
-            "dynamodb_endpoint": ddb_endpoint, "backend": "external" if options.dynamodb_endpoint else "moto",
-            "aws_endpoint": aws_endpoint, "auth": spec.auth, "ca_bundle": str(bundle),
-            "origin": spec.origin, "bundled": spec.bundled, "started": time.time(),
-            "functions": [{"name": f.name, "runtime": f.runtime, "handler": f.handler, "code": str(f.code_dir),
-                           "timeout": f.timeout_s, "memory": f.memory_mb} for f in service.specs.values()],
-            "routes": {route.key: route.function for route in spec.routes if route.function},
-            "authorizer": spec.authorizer.function if spec.authorizer else None,
-            "tables": [t.name for t in spec.tables],
-            "not_emulated": list(spec.not_emulated), "aws_passthrough": options.aws_passthrough,
-        }
-        if spec.bundled:
-            state["table"] = spec.tables[0].name
+        state = EmulatorState(
+            name=name, project=options.project or os.getcwd(), pid=os.getpid(), stack=options.stack,
+            stage=options.stage, region=limits.LOCAL_REGION, api_id=api_id,
+            ws_url="ws://" + stage_path, wss_url="wss://" + stage_path,
+            management_endpoint="http://" + stage_path, tls_management_endpoint="https://" + stage_path,
+            lambda_endpoint=lambda_url, dynamodb_endpoint=ddb_endpoint,
+            backend="external" if options.dynamodb_endpoint else "moto", aws_endpoint=aws_endpoint,
+            auth=spec.auth, ca_bundle=str(bundle), origin=spec.origin, bundled=spec.bundled, started=time.time(),
+            functions=tuple(FunctionInfo(f.name, f.runtime, f.handler, str(f.code_dir), f.timeout_s, f.memory_mb,
+                                         dict(f.environment)) for f in service.specs.values()),
+            routes={route.key: route.function for route in spec.routes if route.function},
+            authorizer=spec.authorizer.function if spec.authorizer else None,
+            tables=tuple(t.name for t in spec.tables), table=spec.tables[0].name if spec.bundled else None,
+            not_emulated=tuple(spec.not_emulated), aws_passthrough=options.aws_passthrough,
+            # the signing keys: why the state file is owner-only
+            keyset=keyset)
         # Ctrl-C handling is in place before the state file says we are ready: a stop
         # requested right after start-up still closes sockets, runs $disconnect, exits 0.
-        if keyset:
-            state["keyset"] = keyset
         # The banner (and its warnings) first: the state file is the signal that start-up is
         # complete, so whoever waits for it can read everything start-up printed.
         _panel(state, notes, options, time.monotonic() - started)
-        write_local_state(state)
+        write_state(state)
 
         if not stop.is_set():
             await stop.wait()
@@ -344,13 +339,13 @@ async def _serve(options: LocalOptions) -> None:
             sock.close()
             lambda_sock.close()
             moto.stop()
-            remove_local_state(os.getpid(), name)
+            remove_state(os.getpid(), name)
             sys.stdout = original_stdout
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
 
 
-def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> None:
+def _panel(state: EmulatorState, notes: list, options: LocalOptions, seconds: float) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
@@ -359,40 +354,40 @@ def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> N
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    backend = ("moto (embedded; fine for development, slow past ~10k items)" if state["backend"] == "moto"
+    backend = ("moto (embedded; fine for development, slow past ~10k items)" if state.backend == "moto"
                else "external DynamoDB-compatible server")
     rows = [
-        ("name", "%s  (`wsctl --name %s ...` when several run; `wsctl local ls`)" % (state["name"], state["name"])),
-        ("WebSocket URL", "%s  (also %s)" % (state["ws_url"], state["wss_url"])),
-        ("management API", "%s  (also %s)" % (state["management_endpoint"], state["tls_management_endpoint"])),
+        ("name", "%s  (`wsctl --name %s ...` when several run; `wsctl local ls`)" % (state.name, state.name)),
+        ("WebSocket URL", "%s  (also %s)" % (state.ws_url, state.wss_url)),
+        ("management API", "%s  (also %s)" % (state.management_endpoint, state.tls_management_endpoint)),
         ("Lambda API", "%s  (Invoke; every other AWS service %s)" % (
-            state["lambda_endpoint"], "reaches real AWS (--aws-passthrough)" if state["aws_passthrough"]
+            state.lambda_endpoint, "reaches real AWS (--aws-passthrough)" if state.aws_passthrough
             else "answers 'not emulated': functions are sealed from real AWS")),
-        ("DynamoDB", "%s  %s" % (state["dynamodb_endpoint"], backend)),
-        ("API", state["origin"]),
+        ("DynamoDB", "%s  %s" % (state.dynamodb_endpoint, backend)),
+        ("API", state.origin),
     ]
     by_function: dict = {}
-    for key, function in state["routes"].items():
+    for key, function in state.routes.items():
         by_function.setdefault(function, []).append(key)
-    for function in state["functions"]:
-        routes = by_function.get(function["name"], [])
-        if state["authorizer"] == function["name"]:
+    for function in state.functions:
+        routes = by_function.get(function.name, [])
+        if state.authorizer == function.name:
             routes = ["authorizer"] + routes
         rows.append(("function", "%s  %s %s  (%s)" % (
-            function["name"], function["runtime"], function["handler"],
+            function.name, function.runtime, function.handler,
             ", ".join(routes) if len(routes) <= 4 else "%s and %d more routes" % (", ".join(routes[:3]),
                                                                                len(routes) - 3))))
-    for table in state["tables"]:
+    for table in state.tables:
         rows.append(("table", table))
-    if state["not_emulated"]:
-        rows.append(("not emulated", ", ".join(state["not_emulated"])))
-    if state["bundled"]:
-        rows.append(("auth", "JWT authorizer on $connect" if state["auth"] == "jwt" else "none: anonymous connections"))
-        rows.append(("connect", "wsctl --local connect --user alice" if state["auth"] == "jwt"
+    if state.not_emulated:
+        rows.append(("not emulated", ", ".join(state.not_emulated)))
+    if state.bundled:
+        rows.append(("auth", "JWT authorizer on $connect" if state.auth == "jwt" else "none: anonymous connections"))
+        rows.append(("connect", "wsctl --local connect --user alice" if state.auth == "jwt"
                      else "wsctl --local connect"))
     seen = set()
-    for function in state["functions"]:
-        note = runtimes.version_note(function["runtime"])
+    for function in state.functions:
+        note = runtimes.version_note(function.runtime)
         if note and note not in seen:
             seen.add(note)
             rows.append(("note", note))
@@ -407,7 +402,7 @@ def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> N
     for key, value in rows:
         grid.add_row(key, value)
     render.console().print(Panel(grid, title="wsctl local emulator: stage %s, ready in %.1f s" % (
-        state["stage"], seconds), expand=False))
+        state.stage, seconds), expand=False))
     if options.host not in ("127.0.0.1", "localhost", "::1"):
         render.warn("listening on %s: anyone who can reach this machine can connect and use the management API"
                     % options.host)
@@ -432,12 +427,12 @@ def describe_faults(faults) -> str:
 def stop_running(name: str | None = None) -> dict:
     """`wsctl local down`: SIGTERM the emulator (named, or the only one running) and wait for it
     to finish; returns its state."""
-    state = read_local_state(name)
-    pid = int(state["pid"])
+    state = read_state(name)
+    pid = state.pid
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return state
         time.sleep(0.05)
     raise WsctlError("the emulator (pid %d) did not stop within 15 s" % pid)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..aws import describe
 from ..errors import WsctlError
-from ..target import LOCAL_CREDENTIALS
+from ..targets.local import LOCAL_CREDENTIALS
 from .procs import tied_to_parent
 
 
