@@ -26,7 +26,6 @@ from ..errors import UsageError, WsctlError
 from ..target import (_alive, home, instance_dir, local_states, name_for, read_local_state, remove_local_state,
                       write_local_state)
 from . import listener
-from .events import api_id_for
 
 
 @dataclass
@@ -226,7 +225,7 @@ async def _serve(options: LocalOptions) -> None:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     advertised = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
     origin = "%s:%d" % (("[%s]" % advertised) if ":" in advertised else advertised, port)
-    api_id = api_id_for(options.stack)
+    api_id = names.local_api_id(options.stack)
     # The API's AWS host name too: a handler that builds https://{apiId}.execute-api.{region}.
     # amazonaws.com/{stage} is pointed here (see the runtimes' host map) and must trust it.
     aws_host = "%s.execute-api.%s.amazonaws.com" % (api_id, limits.LOCAL_REGION)
