@@ -719,8 +719,8 @@ class _Reader:
                 if "ZipFile" in code:
                     t.fail("%s.Code.ZipFile" % logical_id, INLINE)
                 if "ImageUri" in code:
-                    t.fail("%s.Code.ImageUri" % logical_id, "container images are not supported by the local "
-                           "emulator; give a local code folder (Code: path)")
+                    t.fail("%s.Code.ImageUri" % logical_id, "container images (a Docker image function) are not "
+                           "supported by the local emulator, which runs code from a folder")
                 t.fail("%s.Code" % logical_id, "points at S3 (%s), which is not local; give a local code folder "
                        "(Code: path)" % ", ".join(sorted(code)))
         runtime = t.get_string(logical_id, props, "Runtime")
@@ -898,12 +898,16 @@ def read_document(document: dict, name: str, base: Path, parameter_overrides: di
     return _Reader(template).read(document, origin or "template " + name)
 
 
+def load_document(path) -> dict:
+    """A CloudFormation template file, parsed; anything else is one line."""
+    document = cfn_yaml.load(read_text(path), str(path))
+    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
+        raise UsageError("%s: not a CloudFormation template (no Resources map); --template also takes a CDK "
+                         "cloud assembly (cdk.out) and a Serverless Framework serverless.yml" % path)
+    return document
+
+
 def load_template(path: str, parameter_overrides: dict | None = None, **options) -> ApiSpec:
     """Read a SAM/CloudFormation template into an ApiSpec (code folders are relative to it);
     `options` are read_document's."""
-    name = str(path)
-    document = cfn_yaml.load(read_text(path), name)
-    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
-        raise UsageError("%s: not a CloudFormation template (no Resources map); --template also takes a CDK "
-                         "cloud assembly (cdk.out) and a Serverless Framework serverless.yml" % name)
-    return read_document(document, name, Path(path).resolve().parent, parameter_overrides, **options)
+    return read_document(load_document(path), str(path), Path(path).resolve().parent, parameter_overrides, **options)

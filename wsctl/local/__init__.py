@@ -22,7 +22,7 @@ from lambda_src import jwts
 
 from .. import limits, names, render
 from ..apispec import ApiSpec
-from ..errors import UsageError, WsctlError
+from ..errors import WsctlError
 from ..target import (_alive, home, instance_dir, local_states, name_for, read_local_state, remove_local_state,
                       write_local_state)
 from . import listener
@@ -47,39 +47,6 @@ class LocalOptions:
     throttle: object = None  # the management API's token bucket (--throttle RATE:BURST)
     name: str | None = None  # --name; default: the project folder's name (or NAME-PORT if that one runs)
     project: str = ""  # the project's folder, shown by `local ls`
-
-
-def parse_env_file(path: str) -> dict:
-    """KEY=VALUE lines; blank lines and # comments skipped; optional quotes removed."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as error:
-        raise UsageError("cannot read --env-file %s: %s" % (path, error.strerror)) from None
-    env = {}
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip().replace("_", "").isalnum():
-            raise UsageError("--env-file %s line %d is not KEY=VALUE" % (path, number))
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        env[key.strip()] = value
-    return env
-
-
-def parse_env_pairs(pairs: list[str]) -> dict:
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError("--env %r is not KEY=VALUE" % pair)
-        env[key] = value
-    return env
 
 
 def _local_keyset(folder: Path) -> str:
