@@ -460,7 +460,9 @@ class _Template:
         return json.dumps(self.resolve(arg, where), separators=(",", ":"))
 
     def _fn_importvalue(self, arg, where):
-        self.fail(where, "uses Fn::ImportValue, which needs another stack's exports (not available locally)")
+        export = arg if isinstance(arg, str) else None
+        self.fail(where, "uses Fn::ImportValue%s, an import from another stack, which the local emulator cannot "
+                  "run (it runs one stack)" % (" %r" % export if export else ""))
 
     def _fn_equals(self, arg, where):
         return self.truth({"Fn::Equals": arg}, where)
