@@ -235,7 +235,8 @@ class _Compiler:
         variables resolved on its own (one without values here is listed, its properties dropped)."""
         node = self.v.shallow(self.v.node(("resources",)), "resources")
         parts = [(("resources",), node)] if isinstance(node, dict) else \
-            [(("resources", i), self.v.shallow(p, "resources[%d]" % i)) for i, p in enumerate(node or [])]
+            [(("resources", i), self.v.shallow(p, "resources[%d]" % i))
+             for i, p in enumerate(node if isinstance(node, list) else [])]
         resources, outputs = {}, {}
         for path, part in parts:
             if not isinstance(part, dict):

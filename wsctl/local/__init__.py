@@ -352,6 +352,8 @@ def _panel(state: dict, notes: list, options: LocalOptions, seconds: float) -> N
         rows.append(("table", table))
     if state["not_emulated"]:
         rows.append(("not emulated", ", ".join(state["not_emulated"])))
+    for name, value in options.spec.outputs:  # the template's Outputs, with the emulator's API id
+        rows.append(("output", "%s  %s" % (name, value)))
     if state["bundled"]:
         rows.append(("auth", "JWT authorizer on $connect" if state["auth"] == "jwt" else "none: anonymous connections"))
         rows.append(("connect", "wsctl --local connect --user alice" if state["auth"] == "jwt"
