@@ -111,3 +111,25 @@ def test_an_assembly_with_several_websocket_stacks_lists_them_and_asks_for_one(t
 def test_what_a_stack_uses_that_the_emulator_cannot_run_is_one_line_naming_it(tmp_path, zoo_assembly, stack, words):
     message = _refused(tmp_path, "--template", str(zoo_assembly / (stack + ".template.json")))
     assert all(word in message for word in words), message
+
+
+def test_in_a_terminal_it_asks_which_stack_to_run(tmp_path, zoo_assembly):
+    import pexpect
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WSCTL_"))}
+    env.update(WSCTL_HOME=str(tmp_path / "home"), NO_COLOR="1")
+    child = pexpect.spawn(sys.executable, ["-m", "wsctl", "local", "up", "--port", "0", "--template",
+                                           str(zoo_assembly)], cwd=str(ROOT), env=env, encoding="utf-8", timeout=60)
+    try:
+        child.expect("This CDK app has 5 stacks with a WebSocket API")
+        child.expect(r"2\. ChatB")
+        child.expect("Run which one")
+        child.sendline("2")
+        child.expect("ready in")
+        child.expect(r"Ctrl-C to stop")
+        assert "CDK stack ChatB" in child.before
+    finally:
+        child.sendintr()
+        child.expect(pexpect.EOF)
+        child.close()
+    assert child.exitstatus == 0

@@ -147,6 +147,8 @@ def _ask_stack(several) -> str:
     """In a terminal, which of a CDK app's WebSocket stacks to run; elsewhere the one-line list stands."""
     import sys
 
+    import click
+
     from .. import render
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -155,7 +157,7 @@ def _ask_stack(several) -> str:
     render.line("This CDK app has %d stacks with a WebSocket API:" % len(choices))
     for number, (name, path) in enumerate(choices, 1):
         render.line("  %d. %s  (%s)" % (number, name, path))
-    answer = typer.prompt("Run which one", type=typer.IntRange(1, len(choices)))
+    answer = typer.prompt("Run which one", type=click.IntRange(1, len(choices)))
     return choices[answer - 1][1]
 
 
