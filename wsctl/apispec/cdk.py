@@ -159,7 +159,7 @@ def localized(document: dict, name: str, base: Path, index: dict, cache: Path | 
 
 def is_cdk_template(path: Path, document: dict) -> bool:
     """A template the CDK synthesized: one of an assembly's, or one whose resources carry CDK metadata."""
-    if (path.resolve().parent / MANIFEST).is_file():
+    if path.name.endswith(".template.json") and (path.resolve().parent / MANIFEST).is_file():
         return True
     return any(isinstance(r, dict) and (r.get("Type") == "AWS::CDK::Metadata" or "aws:asset:path" in
                                         (r.get("Metadata") or {}) or "aws:cdk:path" in (r.get("Metadata") or {}))

@@ -26,8 +26,6 @@ from .model import ApiSpec
 from .slsvars import MISSING, Sources, Variables
 from .template import read_document, read_text
 
-SERVICE_FILES = ("serverless.yml", "serverless.yaml", "serverless.json")
-CODE_FILES = ("serverless.ts", "serverless.js", "serverless.mjs", "serverless.cjs")
 DEFAULT_RUNTIME = "nodejs20.x"  # the Framework's (v4) when neither the function nor provider says
 DEFAULT_TIMEOUT_S = 6  # the Framework's defaults, not Lambda's
 DEFAULT_MEMORY_MB = 1024
@@ -37,7 +35,9 @@ STAGE = "WebsocketsDeploymentStage"
 
 
 def is_service_file(path: Path) -> bool:
-    return path.name in SERVICE_FILES + CODE_FILES
+    """serverless.yml and its kin (serverless.dev.yml, serverless.ts...), by name, as the Framework finds them."""
+    return path.is_file() and path.name.startswith("serverless.") and \
+        path.suffix in (".yml", ".yaml", ".json", ".ts", ".js", ".mjs", ".cjs")
 
 
 def parse_variables(values: list[str]) -> dict:
@@ -290,7 +290,7 @@ class _Compiler:
 def load_service(path: Path, given: dict, *, stage: str | None, api_id: str, cache: Path | None) -> ApiSpec:
     """Read a serverless.yml (.yaml, .json) into an ApiSpec; `stage` is --stage when given."""
     name = str(path)
-    if path.name in CODE_FILES:
+    if path.suffix in (".ts", ".js", ".mjs", ".cjs"):
         raise UsageError("%s: a service written in JavaScript/TypeScript, which wsctl does not run: write it out "
                          "with `serverless print --format yaml > serverless.resolved.yml` and give that with "
                          "--template" % name)
