@@ -179,7 +179,8 @@ def test_a_function_given_the_api_id_by_the_template_posts_through_the_endpoint_
                         "callbackUrl": "https://%s.execute-api.us-east-1.amazonaws.com/live" % api_id}
         # The non-proxy AWS integration is routed, answered as its failure is, and named in the log.
         assert legacy["message"] == "Internal server error"
-        assert "LegacyRoute (route legacy: integration type AWS with mapping templates)" in instance.state["not_emulated"]
+        listed = instance.state["not_emulated"]
+        assert "LegacyRoute (route legacy: integration type AWS with mapping templates)" in listed
         output = instance.output()
         assert "legacy" in output and "not emulated: integration type AWS with mapping templates" in output
         assert "(no route)" not in output

@@ -575,7 +575,8 @@ class _Reader:
         return apis[0]
 
     def belongs(self, logical_id: str) -> bool:
-        """Whether an ApiGatewayV2 child resource is part of the WebSocket API (else: another API's, or a foreign one)."""
+        """Whether an ApiGatewayV2 child resource is part of the WebSocket API (else: another API's, or a
+        foreign one)."""
         api_id = self.t.get_string(logical_id, self.t.props(logical_id), "ApiId")
         if api_id == self.t.api_id:  # what !Ref gives for the WebSocket API
             return True
