@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from wsctl import names
 from wsctl.apispec import cfn_yaml
 from wsctl.apispec.model import Authorizer, Route
 from wsctl.apispec.routefile import load_spec
@@ -314,7 +315,8 @@ def test_refs_to_modeled_and_unmodeled_resources(tmp_path):
         "SELF": "Fn", "TABLE": "Table",
         "STREAM": "arn:aws:dynamodb:us-east-1:123456789012:table/Table/stream/1970-01-01T00:00:00.000",
         "BUCKET": "Bucket", "BUCKET_ARN": "arn:aws:s3:us-east-1:123456789012:Bucket",
-        "QUEUE_URL": "Queue.QueueUrl", "API": "wss://Api.execute-api.us-east-1.amazonaws.com"}
+        "QUEUE_URL": "Queue.QueueUrl",
+        "API": "wss://%s.execute-api.us-east-1.amazonaws.com" % names.local_api_id("local")}  # the emulator's id
 
 
 def test_environment_values_become_strings(tmp_path):
@@ -586,8 +588,9 @@ def test_routes_two_way_timeouts_and_stage(tmp_path):
         + "Permission: {Type: AWS::Lambda::Permission, Properties: {FunctionName: !Ref Fn}}\n"
         + "LogGroup: {Type: AWS::Logs::LogGroup}\n")
     spec = load(tmp_path, resources, PARAMS)
-    assert spec.routes == (Route("$connect", False, "Fn"), Route("echo", True, "Fn"), Route("ask", True, "Fn"))
-    assert spec.keys == ("$connect", "echo", "ask")
+    assert spec.routes == (Route("$connect", False, "Fn"), Route("echo", True, "Fn"), Route("ask", True, "Fn"),
+                           Route("$default", unserved="integration type MOCK"))  # declared: answered, not run
+    assert spec.keys == ("$connect", "echo", "ask", "$default")
     # $connect has no TimeoutInMillis: API Gateway's 29000 is the largest
     assert spec.integration_timeout_ms == 29000
     assert spec.stage == "devstage" and spec.route_selection_expression == "$request.body.action"

@@ -158,3 +158,32 @@ def test_a_template_it_cannot_use_is_a_one_line_error(tmp_path, name, words):
     assert words.lower() in done.stderr.lower() and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert not list(tmp_path.glob("local/*/state.json"))  # nothing started, nothing half-written
+
+
+# -- one API id; a declared route it does not serve ------------------------------------------------------
+def test_a_function_given_the_api_id_by_the_template_posts_through_the_endpoint_it_builds(tmp_path_factory):
+    instance = _start(tmp_path_factory, "api-id", "--template", str(PROJECTS / "api-id" / "template.yaml"))
+    try:
+        api_id = instance.state.api_id
+
+        async def main():
+            async with client(instance.url) as ws:
+                told = await ask(ws, {"action": "post"}, 20)
+                legacy = await ask(ws, {"action": "legacy"}, 10)
+                return told, legacy
+
+        told, legacy = run(main(), 60)
+        # Ref, GetAtt ApiEndpoint and ${Api} in Sub all give the id the gateway serves, as on AWS.
+        assert told == {"apiId": api_id, "eventApiId": api_id,
+                        "endpoint": "wss://%s.execute-api.us-east-1.amazonaws.com" % api_id,
+                        "callbackUrl": "https://%s.execute-api.us-east-1.amazonaws.com/live" % api_id}
+        # The non-proxy AWS integration is routed, answered as its failure is, and named in the log.
+        assert legacy["message"] == "Internal server error"
+        listed = instance.state.not_emulated
+        assert "LegacyRoute (route legacy: integration type AWS with mapping templates)" in listed
+        output = instance.output()
+        assert "legacy" in output and "not emulated: integration type AWS with mapping templates" in output
+        assert "(no route)" not in output
+        assert "WebSocketURI" in output and api_id in output  # the banner shows the template's Outputs
+    finally:
+        instance.stop()

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from support.apigw_events import REFERENCE_CONNECT, REFERENCE_DISCONNECT, REFERENCE_MESSAGE
+from wsctl import names
 from wsctl.local import events
 
 ID = re.compile(r"^[A-Za-z0-9_-]{15}=$")  # 11 random bytes in URL-safe base64
@@ -207,9 +208,9 @@ def test_connection_and_message_ids_carry_c_request_ids_f_and_a_message_id_share
 
 
 def test_api_ids_are_ten_lowercase_alphanumerics_stable_per_stack():
-    ids = {stack: events.api_id_for(stack) for stack in ("wsctl", "chat", "chat-2")}
+    ids = {stack: names.local_api_id(stack) for stack in ("wsctl", "chat", "chat-2")}
     assert all(re.fullmatch(r"[a-z0-9]{10}", i) for i in ids.values())
-    assert len(set(ids.values())) == 3 and events.api_id_for("chat") == ids["chat"]
+    assert len(set(ids.values())) == 3 and names.local_api_id("chat") == ids["chat"]
 
 
 @given(st.integers(min_value=0, max_value=253402300799999))  # up to 9999-12-31T23:59:59.999Z

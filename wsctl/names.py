@@ -5,6 +5,7 @@ with credentials find a stack without a local state file; the tag also tells
 a resource the stack owns from one that merely has the same name.
 """
 
+import hashlib
 import re
 from functools import lru_cache
 
@@ -49,6 +50,14 @@ def role_name(stack: str, region: str) -> str:
 
 def log_group(stack: str) -> str:
     return "/aws/lambda/%s" % function_name(stack)
+
+
+def local_api_id(stack: str) -> str:
+    """The emulator's API id for a stack: a stable 10-character lowercase id, like a real one.
+    The emulator serves under it and the template readers resolve `!Ref Api` to it."""
+    digest = hashlib.sha256(("wsctl-local:" + stack).encode()).digest()
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:10])
 
 
 def signing_key_param(stack: str) -> str:

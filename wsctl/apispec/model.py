@@ -1,8 +1,9 @@
 """The API model: one description of a WebSocket API that deploy and the emulator consume.
 
 It is read from wsctl's own lambda_src (`bundled.py`), from a route file
-(`routefile.py`) or from a SAM/CloudFormation template (`template.py`); each
-reader is a pure translation into these values.
+(`routefile.py`), from a SAM/CloudFormation template (`template.py`), from a CDK
+cloud assembly (`cdk.py`) or from a Serverless Framework service (`serverless.py`);
+each reader is a translation into these values.
 """
 
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ class Route:
     key: str
     two_way: bool = False  # API Gateway sends the integration's `body` back only on two-way routes
     function: str | None = None  # the FunctionSpec.name this route invokes (None: no integration)
+    # A declared integration the emulator does not run (a non-proxy AWS integration, HTTP, MOCK):
+    # what it is, for the log. API Gateway's answer to its failure stands in for it.
+    unserved: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class ApiSpec:
     stage: str | None = None  # a template's StageName; None: the CLI's --stage
     not_emulated: tuple[str, ...] = ()  # "LogicalId (AWS::S3::Bucket)": listed once at start
     origin: str = "wsctl's bundled handler"  # where this description came from, for the banner
+    outputs: tuple[tuple[str, str], ...] = ()  # a template's Outputs (name, value), as resolved here
     bundled: bool = False  # wsctl's own API: the emulator provisions its signing key
 
     @property

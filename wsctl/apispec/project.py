@@ -36,18 +36,48 @@ def _cli_function(name: str, source: Path, handler: str, runtime: str | None, op
                         handler=handler, timeout_s=float(limits.INTEGRATION_TIMEOUT_S))
 
 
+def read_template(template: str, parameter_overrides: list[str], variables: list[str], *, stack: str,
+                  stage: str | None, cache: Path | None) -> ApiSpec:
+    """--template: a SAM/CloudFormation template, a CDK cloud assembly (the folder, or one of its
+    templates) or a Serverless Framework service file; `stage` is --stage when given, `cache`
+    where zipped code is unpacked."""
+    # Templates bring PyYAML: imported only here.
+    from . import cdk, serverless
+    from .template import load_document, parse_parameter_overrides, read_document
+
+    path = Path(template)
+    api_id = names.local_api_id(stack)
+    if serverless.is_service_file(path):
+        if parameter_overrides:
+            raise UsageError("--parameter-overrides sets a CloudFormation template's Parameters; a serverless.yml "
+                             "takes its variables' values with --var")
+        return serverless.load_service(path, serverless.parse_variables(variables), stage=stage, api_id=api_id,
+                                       cache=cache)
+    if variables:
+        raise UsageError("--var gives a Serverless Framework variable's value: it needs --template serverless.yml")
+    overrides = parse_parameter_overrides(parameter_overrides)
+    if path.is_dir():
+        if not (path / cdk.MANIFEST).is_file():
+            raise UsageError("--template %s is a folder without %s: give a template file, a CDK cloud assembly "
+                             "(cdk.out) or a serverless.yml" % (template, cdk.MANIFEST))
+        return cdk.load_stack(path, overrides, api_id=api_id, cache=cache)
+    document = load_document(path)
+    if cdk.is_cdk_template(path, document):
+        return cdk.load_stack(path, overrides, api_id=api_id, cache=cache)
+    return read_document(document, template, path.resolve().parent, overrides, stack_name=stack, api_id=api_id)
+
+
 def build_spec(*, template: str | None, parameter_overrides: list[str], routes: str | None, source: str | None,
                handler: str | None, runtime: str | None, authorizer: str | None, identity_sources: tuple,
-               auth: str, stack: str, ttl_seconds: int, allow_client_broadcast: bool) -> ApiSpec:
+               auth: str, stack: str, ttl_seconds: int, allow_client_broadcast: bool,
+               variables: list[str] = (), stage: str | None = None, cache: Path | None = None) -> ApiSpec:
     if template is not None:
         if source or handler or routes or authorizer:
             raise UsageError("--template defines the functions and routes: drop --source, --handler, --routes "
                              "and --authorizer")
-        from .template import load_template, parse_parameter_overrides  # templates bring PyYAML
-
-        return load_template(template, parse_parameter_overrides(parameter_overrides), stack_name=stack)
-    if parameter_overrides:
-        raise UsageError("--parameter-overrides needs --template")
+        return read_template(template, parameter_overrides, list(variables), stack=stack, stage=stage, cache=cache)
+    if parameter_overrides or variables:
+        raise UsageError("%s needs --template" % ("--parameter-overrides" if parameter_overrides else "--var"))
     if source is None and (handler or authorizer or runtime):
         raise UsageError("--handler, --authorizer and --runtime need --source FOLDER")
     if source is None and routes is None:
@@ -89,7 +119,11 @@ def project_folder(template: str | None, routes: str | None, source: str | None)
     """The project's folder (it names the emulator, and `local ls` shows it): the template's or
     route file's, else --source, else the current folder."""
     if template or routes:
-        return Path(template or routes).resolve().parent
+        folder = Path(template or routes).resolve()
+        folder = folder if folder.is_dir() else folder.parent
+        while (folder / "manifest.json").is_file() and folder.parent != folder:  # a CDK assembly: its app's
+            folder = folder.parent
+        return folder
     return Path(source).resolve() if source else Path.cwd()
 
 

@@ -18,7 +18,7 @@ import re
 import shlex
 from pathlib import Path
 
-from .. import limits
+from .. import limits, names
 from ..errors import UsageError
 from ..limits import DEFAULT_MAX_ENVIRONMENTS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
 from . import cfn_yaml
@@ -35,13 +35,14 @@ INTEGRATION = "AWS::ApiGatewayV2::Integration"
 ROUTE_RESPONSE = "AWS::ApiGatewayV2::RouteResponse"
 AUTHORIZER = "AWS::ApiGatewayV2::Authorizer"
 STAGE = "AWS::ApiGatewayV2::Stage"
+NESTED_STACK = "AWS::CloudFormation::Stack"
 FUNCTIONS = (SAM_FUNCTION, LAMBDA_FUNCTION)
 TABLES = (TABLE, SIMPLE_TABLE)
 API_CHILDREN = (ROUTE, INTEGRATION, ROUTE_RESPONSE, AUTHORIZER, STAGE)
 # Permissions and plumbing: nothing to emulate, nothing worth listing.
 WIRING = {"AWS::ApiGatewayV2::Deployment", "AWS::Lambda::Permission", "AWS::IAM::Role", "AWS::IAM::Policy",
           "AWS::IAM::ManagedPolicy", "AWS::Logs::LogGroup", "AWS::Lambda::Version", "AWS::Lambda::Alias",
-          "AWS::Serverless::Connector"}
+          "AWS::Serverless::Connector", "AWS::CDK::Metadata"}
 KNOWN_TRANSFORMS = {"AWS::Serverless-2016-10-31", "AWS::LanguageExtensions"}
 RUNTIME_PREFIXES = ("python3", "nodejs", "provided")
 SAM_DEFAULT_STAGE = "default"  # what SAM names a WebSocketApi's stage when StageName is not given
@@ -111,8 +112,9 @@ def _text(value) -> str | None:
 
 class _Template:
     def __init__(self, name: str, document: dict, overrides: dict, base: Path, region: str, account_id: str,
-                 stack_name: str):
+                 stack_name: str, api_id: str):
         self.name = name
+        self.api_id = api_id  # what the emulator serves the WebSocket API as: every Ref to it gives this
         self.base = base
         self.resources = document["Resources"]
         self.parameters = self._section(document, "Parameters")
@@ -202,9 +204,20 @@ class _Template:
         service = parts[1].lower() if len(parts) > 2 else "cloudformation"
         return "arn:%s:%s:%s:%s:%s" % (self.partition, service, self.region, self.account_id, logical_id)
 
+    def is_websocket_api(self, logical_id: str) -> bool:
+        kind = self.type_of(logical_id)
+        if kind == API:
+            return self.get(logical_id, self.props(logical_id), "ProtocolType", "") == "WEBSOCKET"
+        return kind == SAM_WEBSOCKET_API
+
+    def api_endpoint(self) -> str:
+        return "wss://%s.execute-api.%s.%s" % (self.api_id, self.region, self.pseudo["AWS::URLSuffix"])
+
     def ref_resource(self, logical_id: str, where: str):
         kind = self.type_of(logical_id)
         props = self.props(logical_id)
+        if self.is_websocket_api(logical_id):
+            return self.api_id
         if kind in FUNCTIONS or kind in TABLES:
             return self.physical_name(logical_id)
         if kind in ("AWS::Lambda::Alias", "AWS::Lambda::Version"):
@@ -228,10 +241,11 @@ class _Template:
             arn = "arn:%s:dynamodb:%s:%s:table/%s" % (self.partition, self.region, self.account_id,
                                                        self.physical_name(logical_id))
             return arn if attribute == "Arn" else arn + "/stream/1970-01-01T00:00:00.000"
-        if kind in (API, SAM_WEBSOCKET_API) and attribute in ("ApiEndpoint", "ApiId"):
-            if attribute == "ApiId":
-                return logical_id
-            return "wss://%s.execute-api.%s.%s" % (logical_id, self.region, self.pseudo["AWS::URLSuffix"])
+        if attribute in ("ApiEndpoint", "ApiId") and self.is_websocket_api(logical_id):
+            return self.api_id if attribute == "ApiId" else self.api_endpoint()
+        if kind == NESTED_STACK and attribute.startswith("Outputs."):
+            self.fail(where, "needs %s from nested stack %s (%s), which the local emulator cannot run"
+                      % (attribute, logical_id, kind))
         if attribute.endswith("Arn"):
             return self.placeholder_arn(logical_id)
         return "%s.%s" % (logical_id, attribute)
@@ -446,7 +460,9 @@ class _Template:
         return json.dumps(self.resolve(arg, where), separators=(",", ":"))
 
     def _fn_importvalue(self, arg, where):
-        self.fail(where, "uses Fn::ImportValue, which needs another stack's exports (not available locally)")
+        export = arg if isinstance(arg, str) else None
+        self.fail(where, "uses Fn::ImportValue%s, an import from another stack, which the local emulator cannot "
+                  "run (it runs one stack)" % (" %r" % export if export else ""))
 
     def _fn_equals(self, arg, where):
         return self.truth({"Fn::Equals": arg}, where)
@@ -546,6 +562,10 @@ class _Reader:
                     apis.append(logical_id)
                 else:
                     self.not_emulated.append("%s (%s %s)" % (logical_id, API, protocol))
+        nested = [lid for lid in resources if self.t.type_of(lid) == NESTED_STACK]
+        if not apis and nested:
+            self.t.fail(nested[0], "(%s) is a nested stack, which the local emulator cannot run: the WebSocket "
+                        "API is not in this template" % NESTED_STACK)
         if not apis:
             self.t.fail("has no WebSocket API", "(an AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET, "
                         "or an AWS::Serverless::WebSocketApi)")
@@ -554,10 +574,11 @@ class _Reader:
                         "the local emulator serves one per template")
         return apis[0]
 
-    def belongs(self, logical_id: str, api: str) -> bool:
-        """Whether an ApiGatewayV2 child resource is part of `api` (else: another API's, or a foreign one)."""
+    def belongs(self, logical_id: str) -> bool:
+        """Whether an ApiGatewayV2 child resource is part of the WebSocket API (else: another API's, or a
+        foreign one)."""
         api_id = self.t.get_string(logical_id, self.t.props(logical_id), "ApiId")
-        if api_id == api:
+        if api_id == self.t.api_id:  # what !Ref gives for the WebSocket API
             return True
         if api_id not in self.t.resources:
             self.not_emulated.append("%s (%s of API %s)" % (logical_id, self.t.type_of(logical_id), api_id))
@@ -565,7 +586,7 @@ class _Reader:
 
     def gateway_api(self, api: str, resources: list[str]) -> dict:
         t = self.t
-        children = {kind: [lid for lid in resources if t.type_of(lid) == kind and self.belongs(lid, api)]
+        children = {kind: [lid for lid in resources if t.type_of(lid) == kind and self.belongs(lid)]
                     for kind in API_CHILDREN}
         integrations = set(children[INTEGRATION])
         authorizers = set(children[AUTHORIZER])
@@ -591,7 +612,11 @@ class _Reader:
                 iprops = t.props(integration)
                 kind = t.get_string(integration, iprops, "IntegrationType").upper()
                 if kind != "AWS_PROXY":
-                    self.not_emulated.append("%s (route %s: integration type %s)" % (logical_id, key, kind))
+                    # Declared, so served as a route: API Gateway's answer to a failing integration.
+                    unserved = "integration type %s%s" % (kind, " with mapping templates"
+                                                           if t.get(integration, iprops, "RequestTemplates") else "")
+                    self.not_emulated.append("%s (route %s: %s)" % (logical_id, key, unserved))
+                    routes.append((logical_id, Route(key, False, None, unserved)))
                     continue
                 function = self.use_function(t.get(integration, iprops, "IntegrationUri"),
                                              "%s.IntegrationUri" % integration)
@@ -697,8 +722,8 @@ class _Reader:
                 if "ZipFile" in code:
                     t.fail("%s.Code.ZipFile" % logical_id, INLINE)
                 if "ImageUri" in code:
-                    t.fail("%s.Code.ImageUri" % logical_id, "container images are not supported by the local "
-                           "emulator; give a local code folder (Code: path)")
+                    t.fail("%s.Code.ImageUri" % logical_id, "container images (a Docker image function) are not "
+                           "supported by the local emulator, which runs code from a folder")
                 t.fail("%s.Code" % logical_id, "points at S3 (%s), which is not local; give a local code folder "
                        "(Code: path)" % ", ".join(sorted(code)))
         runtime = t.get_string(logical_id, props, "Runtime")
@@ -783,6 +808,21 @@ class _Reader:
                                      % logical_id)
         return TableSpec(name, args, ttl_attribute)
 
+    def outputs(self, section) -> tuple:
+        """The Outputs that resolve here (one naming another stack's export, say, does not: skipped)."""
+        resolved = []
+        for name, output in (section or {}).items() if isinstance(section, dict) else ():
+            try:
+                if not isinstance(output, dict) or (
+                        "Condition" in output and not self.t.condition(output["Condition"], "Outputs.%s" % name)):
+                    continue
+                value = _text(self.t.resolve(output.get("Value"), "Outputs.%s.Value" % name))
+            except UsageError:
+                continue
+            if value is not None:
+                resolved.append((str(name), value))
+        return tuple(resolved)
+
     def throughput(self, logical_id: str, value) -> dict:
         if not isinstance(value, dict):
             self.t.fail("%s.ProvisionedThroughput" % logical_id, "must be {ReadCapacityUnits, WriteCapacityUnits}")
@@ -832,6 +872,7 @@ class _Reader:
                 self.not_emulated.append("%s (%s)" % (logical_id, kind))
         authorizer = found["authorizer"]
         return ApiSpec(routes=tuple(route for _, route in found["routes"]),
+                       outputs=self.outputs(document.get("Outputs")),
                        route_selection_expression=found["selection"],
                        auth="jwt" if authorizer is not None else "none",
                        integration_timeout_ms=max(found["timeouts"], default=limits.INTEGRATION_TIMEOUT_MS),
@@ -839,19 +880,37 @@ class _Reader:
                        stage=found["stage"], not_emulated=tuple(self.not_emulated), origin=origin, bundled=False)
 
 
-def load_template(path: str, parameter_overrides: dict | None = None, *, region: str = limits.LOCAL_REGION,
-                  account_id: str = limits.LOCAL_ACCOUNT_ID, stack_name: str = "local") -> ApiSpec:
-    """Read a SAM/CloudFormation template into an ApiSpec (code folders are relative to it)."""
-    name = str(path)
+def read_text(path) -> str:
+    """A template's text; a file that cannot be read is one line."""
     try:
-        text = Path(path).read_text()
+        return Path(path).read_text()
     except OSError as error:
-        raise UsageError("cannot read template %s: %s" % (name, error.strerror or error)) from None
+        raise UsageError("cannot read template %s: %s" % (path, error.strerror or error)) from None
     except UnicodeDecodeError:
-        raise UsageError("%s: not a text file" % name) from None
-    document = cfn_yaml.load(text, name)
-    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
-        raise UsageError("%s: not a CloudFormation template (no Resources map)" % name)
+        raise UsageError("%s: not a text file" % path) from None
+
+
+def read_document(document: dict, name: str, base: Path, parameter_overrides: dict | None = None, *,
+                  stack_name: str = "local", api_id: str | None = None, region: str = limits.LOCAL_REGION,
+                  account_id: str = limits.LOCAL_ACCOUNT_ID, origin: str | None = None) -> ApiSpec:
+    """A CloudFormation document (already parsed) into an ApiSpec; code paths are relative to
+    `base`, and the WebSocket API resolves to `api_id` (the emulator's, from the stack name)."""
     overrides = {key: str(value) for key, value in (parameter_overrides or {}).items()}
-    template = _Template(name, document, overrides, Path(path).resolve().parent, region, account_id, stack_name)
-    return _Reader(template).read(document, "template " + name)
+    template = _Template(name, document, overrides, base, region, account_id, stack_name,
+                         api_id or names.local_api_id(stack_name))
+    return _Reader(template).read(document, origin or "template " + name)
+
+
+def load_document(path) -> dict:
+    """A CloudFormation template file, parsed; anything else is one line."""
+    document = cfn_yaml.load(read_text(path), str(path))
+    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
+        raise UsageError("%s: not a CloudFormation template (no Resources map); --template also takes a CDK "
+                         "cloud assembly (cdk.out) and a Serverless Framework serverless.yml" % path)
+    return document
+
+
+def load_template(path: str, parameter_overrides: dict | None = None, **options) -> ApiSpec:
+    """Read a SAM/CloudFormation template into an ApiSpec (code folders are relative to it);
+    `options` are read_document's."""
+    return read_document(load_document(path), str(path), Path(path).resolve().parent, parameter_overrides, **options)

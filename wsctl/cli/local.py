@@ -42,11 +42,16 @@ def up(
     port: int = typer.Option(8080, "--port", "-p", help="Port for ws://, wss://, http:// and https:// (0: any free)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback unless you say otherwise)."),
     template: str = typer.Option(None, "--template", "-t",
-                                 help="SAM or CloudFormation template (YAML or JSON) defining the API, its "
-                                      "functions and tables."),
+                                 help="The project's API, functions and tables: a SAM or CloudFormation template "
+                                      "(YAML or JSON), a CDK cloud assembly (cdk.out, or one of its "
+                                      "*.template.json) or a Serverless Framework serverless.yml."),
     parameter_overrides: list[str] = typer.Option(None, "--parameter-overrides",
                                                   help="Template parameters, as SAM takes them: Key=Value "
                                                        "(repeatable, or several in one quoted value)."),
+    variables: list[str] = typer.Option(None, "--var",
+                                        help="A serverless.yml variable's value where wsctl has none: "
+                                             "'ssm:/path=VALUE', 'cf:stack.Output=VALUE', 'opt:name=VALUE' "
+                                             "(repeatable)."),
     auth: str = typer.Option("jwt", "--auth", help="jwt (the authorizer, as deployed) or none (anonymous)."),
     source: str = typer.Option(None, "--source", help="Folder holding your own handler (default: bundled lambda_src)."),
     handler: str = typer.Option(None, "--handler", help="module.function in --source (e.g. app.handler)."),
@@ -96,9 +101,12 @@ def up(
     """
     from ..apispec import check_auth
     from ..errors import UsageError
-    from ..local import LocalOptions, parse_env_file, parse_env_pairs, run
+    from ..envfile import parse_env_file, parse_env_pairs
+    from ..local import LocalOptions, run
     from ..local.throttle import parse as parse_throttle
+    from ..apispec.cdk import ChooseStack
     from ..apispec.project import build_spec, project_folder, stage_for
+    from ..targets.emulator import home
 
     options = ctx.obj
     if not 0 <= port <= 65535:
@@ -111,10 +119,18 @@ def up(
         raise UsageError("--max-environments must be between 1 and 1000")
     check_auth(auth)
     stack = names.check_stack(options.stack)
-    spec = build_spec(template=template, parameter_overrides=parameter_overrides or [], routes=routes,
-                      source=source, handler=handler, runtime=runtime, authorizer=authorizer,
-                      identity_sources=tuple(identity_source or ()), auth=auth, stack=stack,
-                      ttl_seconds=ttl_seconds, allow_client_broadcast=allow_client_broadcast)
+    choice = {}
+    while True:
+        try:
+            spec = build_spec(template=choice.get("template", template), parameter_overrides=parameter_overrides or [],
+                              routes=routes, source=source, handler=handler, runtime=runtime, authorizer=authorizer,
+                              identity_sources=tuple(identity_source or ()), auth=auth, stack=stack,
+                              ttl_seconds=ttl_seconds, allow_client_broadcast=allow_client_broadcast,
+                              variables=variables or [], stage=options.stage if options.stage_given else None,
+                              cache=home() / "unpacked")
+            break
+        except ChooseStack as several:
+            choice["template"] = _ask_stack(several)
     stage = stage_for(spec, options.stage, options.stage_given)
     function_env = parse_env_file(env_file) if env_file else {}
     function_env.update(parse_env_pairs(env or []))
@@ -125,6 +141,24 @@ def up(
                      max_environments=max_environments, aws_passthrough=aws_passthrough, quiet=quiet,
                      faults=parse_faults(fault or [], fault_seed),
                      throttle=parse_throttle(throttle) if throttle else None))
+
+
+def _ask_stack(several) -> str:
+    """In a terminal, which of a CDK app's WebSocket stacks to run; elsewhere the one-line list stands."""
+    import sys
+
+    import click
+
+    from .. import render
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise several
+    choices = list(several.choices.items())
+    render.line("This CDK app has %d stacks with a WebSocket API:" % len(choices))
+    for number, (name, path) in enumerate(choices, 1):
+        render.line("  %d. %s  (%s)" % (number, name, path))
+    answer = typer.prompt("Run which one", type=click.IntRange(1, len(choices)))
+    return choices[answer - 1][1]
 
 
 @local_app.command("down")

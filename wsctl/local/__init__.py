@@ -22,11 +22,10 @@ from lambda_src import jwts
 
 from .. import limits, names, render
 from ..apispec import ApiSpec
-from ..errors import UsageError, WsctlError
+from ..errors import WsctlError
 from ..targets.emulator import (EmulatorState, FunctionInfo, alive, home, instance_dir, name_for, read_state,
                                 remove_state, states, write_state)
 from . import listener
-from .events import api_id_for
 
 
 @dataclass
@@ -48,39 +47,6 @@ class LocalOptions:
     throttle: object = None  # the management API's token bucket (--throttle RATE:BURST)
     name: str | None = None  # --name; default: the project folder's name (or NAME-PORT if that one runs)
     project: str = ""  # the project's folder, shown by `local ls`
-
-
-def parse_env_file(path: str) -> dict:
-    """KEY=VALUE lines; blank lines and # comments skipped; optional quotes removed."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as error:
-        raise UsageError("cannot read --env-file %s: %s" % (path, error.strerror)) from None
-    env = {}
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip().replace("_", "").isalnum():
-            raise UsageError("--env-file %s line %d is not KEY=VALUE" % (path, number))
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        env[key.strip()] = value
-    return env
-
-
-def parse_env_pairs(pairs: list[str]) -> dict:
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError("--env %r is not KEY=VALUE" % pair)
-        env[key] = value
-    return env
 
 
 def _local_keyset(folder: Path) -> str:
@@ -226,7 +192,7 @@ async def _serve(options: LocalOptions) -> None:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     advertised = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
     origin = "%s:%d" % (("[%s]" % advertised) if ":" in advertised else advertised, port)
-    api_id = api_id_for(options.stack)
+    api_id = names.local_api_id(options.stack)
     # The API's AWS host name too: a handler that builds https://{apiId}.execute-api.{region}.
     # amazonaws.com/{stage} is pointed here (see the runtimes' host map) and must trust it.
     aws_host = "%s.execute-api.%s.amazonaws.com" % (api_id, limits.LOCAL_REGION)
@@ -381,6 +347,8 @@ def _panel(state: EmulatorState, notes: list, options: LocalOptions, seconds: fl
         rows.append(("table", table))
     if state.not_emulated:
         rows.append(("not emulated", ", ".join(state.not_emulated)))
+    for name, value in options.spec.outputs:  # the template's Outputs, with the emulator's API id
+        rows.append(("output", "%s  %s" % (name, value)))
     if state.bundled:
         rows.append(("auth", "JWT authorizer on $connect" if state.auth == "jwt" else "none: anonymous connections"))
         rows.append(("connect", "wsctl --local connect --user alice" if state.auth == "jwt"

@@ -9,7 +9,6 @@ base64 ending in "=", so handlers that URL-encode ids are exercised.
 """
 
 import base64
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -37,13 +36,6 @@ def request_id() -> str:
 def message_id(connection: str) -> str:
     """Message ids carry 'C' too and share their tail with the connection id, as observed."""
     return _id("C")[:12] + connection[12:]
-
-
-def api_id_for(stack: str) -> str:
-    """A stable 10-character lowercase id per stack name, like a real API id."""
-    digest = hashlib.sha256(("wsctl-local:" + stack).encode()).digest()
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return "".join(alphabet[b % len(alphabet)] for b in digest[:10])
 
 
 def request_time(epoch_ms: int) -> str:

@@ -125,6 +125,13 @@ class IntegrationTimedOut(Exception):
     """The integration did not answer within API Gateway's timeout (29 s): the function may still run."""
 
 
+class NotServed(Exception):
+    """A declared route whose integration the emulator does not run (its kind is the message)."""
+
+    def outcome(self, answer) -> str:
+        return "%s (not emulated: %s)" % (answer, self)
+
+
 class Gateway:
     def __init__(self, config: GatewayConfig, invokers: dict, authorizer=None, log=None):
         """`invokers` maps each route key to what runs it (`invoke(event) -> result`, raising
@@ -133,7 +140,10 @@ class Gateway:
         self.invokers = invokers
         self.authorizer = authorizer
         self.connections: dict[str, Connection] = {}
-        self.route_keys = frozenset(k for k in config.spec.keys if k in invokers)
+        # Declared routes whose integration is not run here (a non-proxy AWS integration, say): selected
+        # like any other, answered as API Gateway answers that integration failing, named in the log.
+        self.unserved = {r.key: r.unserved for r in config.spec.routes if r.unserved}
+        self.route_keys = frozenset(k for k in config.spec.keys if k in invokers or k in self.unserved)
         self.two_way = frozenset(r.key for r in config.spec.routes if r.two_way)
         self.method_arn = events.method_arn(config.region, config.api_id, config.stage)
         self.log = log or self._print
@@ -143,6 +153,8 @@ class Gateway:
 
     async def _integrate(self, route: str, event: dict):
         """Invoke a route's integration within the integration timeout."""
+        if route in self.unserved:
+            raise NotServed(self.unserved[route])
         try:
             async with asyncio.timeout(self.config.integration_timeout):
                 return await self.invokers[route].invoke(event)
@@ -232,7 +244,8 @@ class Gateway:
             event = events.connect_event(origin, int(time.time() * 1000), req_id)
             status, protocol = await self._run_connect(event)
             if not 200 <= status < 300:
-                self.log("$connect", origin.connection_id, status, (time.perf_counter() - started) * 1000)
+                shown = NotServed(self.unserved["$connect"]).outcome(status) if "$connect" in self.unserved else status
+                self.log("$connect", origin.connection_id, shown, (time.perf_counter() - started) * 1000)
                 return web.Response(status=status)
         # Compression off: API Gateway does not negotiate permessage-deflate [infer].
         ws = GatewaySocket(protocols=(protocol,) if protocol else (), max_msg_size=self.config.max_message + 1,
@@ -295,6 +308,8 @@ class Gateway:
             return 504, None
         try:
             result = await self._integrate("$connect", event)
+        except NotServed:
+            return 500, None  # an integration that fails as configured: API Gateway's 500 [infer]
         except FunctionError:
             return 502, None
         except IntegrationTimedOut:
@@ -361,6 +376,8 @@ class Gateway:
             status = "error:%s" % error.error_type
         except IntegrationTimedOut:
             status = "error:timeout"
+        except NotServed as unserved:
+            status = unserved.outcome(code)
         self.log("$disconnect", connection.id, status, (time.perf_counter() - started) * 1000)
 
     async def _message(self, connection: Connection, text: str) -> None:
@@ -384,6 +401,9 @@ class Gateway:
         except FunctionError:
             outcome = "Internal server error"
             await self._send(connection, events.error_frame(outcome, connection.id, req_id))
+        except NotServed as unserved:
+            await self._send(connection, events.error_frame("Internal server error", connection.id, req_id))
+            outcome = unserved.outcome("Internal server error")
         except IntegrationTimedOut:
             outcome = "Endpoint request timed out"
             await self._send(connection, events.error_frame(outcome, connection.id, req_id))
