@@ -13,7 +13,8 @@ from wsctl import names
 from wsctl.apispec import cfn_yaml
 from wsctl.apispec.model import Authorizer, Route
 from wsctl.apispec.routefile import load_spec
-from wsctl.apispec.template import load_template, parse_parameter_overrides
+from wsctl.apispec.intrinsics import parse_parameter_overrides
+from wsctl.apispec.template import load_template
 from wsctl.errors import UsageError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -21,7 +21,8 @@ from pathlib import Path
 from ..errors import UsageError
 from . import cfn_yaml, codezip
 from .model import ApiSpec
-from .template import LAMBDA_FUNCTION, SAM_FUNCTION, read_document, read_text
+from .intrinsics import LAMBDA_FUNCTION, SAM_FUNCTION
+from .template import read_document, read_text
 
 MANIFEST = "manifest.json"
 STACK = "aws:cloudformation:stack"

@@ -43,7 +43,8 @@ def read_template(template: str, parameter_overrides: list[str], variables: list
     where zipped code is unpacked."""
     # Templates bring PyYAML: imported only here.
     from . import cdk, serverless
-    from .template import load_document, parse_parameter_overrides, read_document
+    from .intrinsics import parse_parameter_overrides
+    from .template import load_document, read_document
 
     path = Path(template)
     api_id = names.local_api_id(stack)
