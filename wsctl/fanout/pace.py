@@ -13,6 +13,8 @@ the few throttled ones are retried. `max_rate` caps the rate from the start.
 import math
 import time
 
+from ..tokenbucket import TokenBucket
+
 CUT = 0.85
 CUT_EVERY = 0.2  # seconds: one decrease per burst of throttles
 GROW_EVERY = 0.1  # seconds between increases
@@ -30,8 +32,8 @@ class Pacer:
         self.rate: float | None = max_rate  # None: not paced
         self.clock = clock
         now = clock()
-        self.tokens = 1.0
-        self.last_fill = now
+        # holds `rate` once paced; its burst is 50 ms of sending, so waiting workers do not line up
+        self.bucket = TokenBucket(max_rate or 1.0, 1.0, clock, tokens=1.0)
         self.last_cut = -math.inf
         self.last_grow = now
         self.window_start: float | None = None  # from the first answer: start-up is not "slow"
@@ -44,14 +46,8 @@ class Pacer:
         a caller waits a little and asks again, so a change of rate applies at once."""
         if self.rate is None:
             return 0.0
-        now = self.clock()
-        burst = max(1.0, self.rate * 0.05)  # 50 ms of sending, so waiting workers do not line up
-        self.tokens = min(burst, self.tokens + (now - self.last_fill) * self.rate)
-        self.last_fill = now
-        if self.tokens >= 1 - 1e-9:  # float dust must not turn into an endless 1e-18 s wait
-            self.tokens -= 1
-            return 0.0
-        return max(1e-4, (1 - self.tokens) / self.rate)
+        self.bucket.rate, self.bucket.burst = self.rate, max(1.0, self.rate * 0.05)
+        return self.bucket.wait()
 
     def answered(self, throttled: bool) -> None:
         now = self.clock()
@@ -62,8 +58,8 @@ class Pacer:
                 accepted = self.accepted
                 if accepted is None:  # throttled within the first window: what it accepted so far
                     accepted = self.window_ok / max(now - self.window_start, 0.05)
-                if self.rate is None:
-                    self.tokens, self.last_fill = 0.0, now
+                if self.rate is None:  # paced from now on, starting with an empty bucket
+                    self.bucket.tokens, self.bucket.last = 0.0, now
                 base = min(x for x in (self.rate, accepted) if x is not None)
                 self.rate = max(MIN_RATE, base * CUT)
                 if self.max_rate is not None:

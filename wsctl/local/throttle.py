@@ -5,26 +5,8 @@ them a call answers 429 LimitExceededException. `local up --throttle 2000:500`
 makes that measurable and testable here.
 """
 
-import time
-
 from ..errors import UsageError
-
-
-class TokenBucket:
-    def __init__(self, rate: float, burst: float, clock=time.monotonic):
-        self.rate, self.burst, self.clock = rate, burst, clock
-        self.tokens = burst
-        self.last = clock()
-
-    def take(self) -> bool:
-        """One call: True if it may go through now."""
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+from ..tokenbucket import TokenBucket
 
 
 def parse(value: str) -> TokenBucket:
