@@ -243,12 +243,12 @@ def run_service(ctx, payload: str) -> dict:
     ids = ops.all_connection_ids(target)
     t2 = time.time()
     kwargs = {"concurrency": ctx.concurrency} if ctx.concurrency else {}
-    report, pruned = asyncio.run(ops.deliver(target, ids, payload.encode(), **kwargs))
+    report = asyncio.run(ops.deliver(target, ids, payload.encode(), **kwargs))
     t3 = time.time()
-    counts = report.counts()
+    counts = report.counts
     return {"returned": t3, "setup": t1 - t0, "scan": t2 - t1, "fanout": t3 - t2, "sent_to": len(ids),
             "ok": counts["delivered"], "outcomes": {k: v for k, v in counts.items() if v}, "retries": report.retries,
-            "pruned": pruned}
+            "pruned": report.pruned}
 
 
 def _seed_clients(ctx, pool: int | None):

@@ -6,7 +6,7 @@ from the options (each option overrides the JSON). The model is checked first ag
 measured at the largest size of that run (same machine, same inputs); then it projects to AWS.
 
 Client-side (one process: one event loop, C requests in flight, 4 parallel scan segments streamed
-into the fan-out; wsctl/ops.py deliver_to_all):
+into the fan-out; wsctl/ops.py broadcast):
     T = fixed + 2 RTT (new connections, last answer) + max(
             N x RTT / C                     round trips: C in flight
             N x cpu_per_post                the sender's CPU (one Python process; the marginal CPU

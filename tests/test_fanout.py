@@ -265,11 +265,11 @@ def test_moto_deliver_posts_each_payload_once_and_prunes_gone(deployed):
     backend.gone.add(ids[1])
     payload = json.dumps({"type": "notice", "text": "caf\u00e9 \u2603"}, ensure_ascii=False).encode()
     assert ops.recipients(target, user="alice") == sorted(ids)
-    report, pruned = asyncio.run(ops.deliver(target, ops.recipients(target, user="alice"), payload))
-    assert report.counts()["delivered"] == 3 and report.counts()["gone"] == 1 and report.complete
+    report = asyncio.run(ops.send(target, payload, user="alice"))
+    assert report.counts["delivered"] == 3 and report.counts["gone"] == 1 and report.complete
     assert sorted(backend.posts) == sorted((REGION, cid, payload) for cid in ids if cid != ids[1])
-    assert pruned == 1 and table_ids(target) == set(ids) - {ids[1]}
-    assert ops.delivery_exit(report) == ExitStatus.OK
+    assert report.pruned == 1 and table_ids(target) == set(ids) - {ids[1]}
+    assert report.exit_status() == ExitStatus.OK and report.problem() is None
     # every call went to this stack's stage, with the id percent-encoded
     api = target.api_id
     assert sorted(url for _, url in urls) == sorted(
@@ -301,8 +301,8 @@ def test_moto_throttling_is_retried_by_the_engine_not_by_botocore(deployed):
     target, registry, backend, _ = deployed
     ids = register(registry, target, "bob", 3)
     backend.throttle = {ids[0]: 2, ids[2]: 20}  # ids[2] stays throttled past every attempt
-    report, pruned = asyncio.run(ops.deliver(target, ids, b"hi"))
-    by_id = {r.connection_id: r for r in report.results}
+    delivery = asyncio.run(ops.deliver(target, ids, b"hi"))
+    by_id = {r.connection_id: r for r in delivery.engine.results}
     assert (by_id[ids[0]].outcome, by_id[ids[0]].attempts) == (DELIVERED, 3)
     assert (by_id[ids[1]].outcome, by_id[ids[1]].attempts) == (DELIVERED, 1)
     assert (by_id[ids[2]].outcome, by_id[ids[2]].attempts) == (THROTTLED, 10)  # 429s are retried longer
@@ -310,8 +310,8 @@ def test_moto_throttling_is_retried_by_the_engine_not_by_botocore(deployed):
     assert [c for c in backend.calls if c[1] == ids[0]] == [("POST", ids[0])] * 3
     assert [c for c in backend.calls if c[1] == ids[2]] == [("POST", ids[2])] * 10
     assert sorted(cid for _, cid, _ in backend.posts) == sorted(ids[:2])
-    assert pruned == 0 and table_ids(target) == set(ids)  # throttled is not gone
-    assert ops.delivery_exit(report) == ExitStatus.INCOMPLETE
+    assert delivery.pruned == 0 and table_ids(target) == set(ids)  # throttled is not gone
+    assert delivery.exit_status() == ExitStatus.INCOMPLETE and delivery.not_delivered == [ids[2]]
 
 
 def test_moto_forbidden_stops_and_exits_forbidden(deployed):
@@ -320,11 +320,11 @@ def test_moto_forbidden_stops_and_exits_forbidden(deployed):
     target, registry, backend, _ = deployed
     ids = register(registry, target, "carol", 4)
     backend.denied.add(ids[0])
-    report, pruned = asyncio.run(ops.deliver(target, ids, b"hi", concurrency=1))
-    assert [r.outcome for r in report.results] == [FORBIDDEN, "skipped", "skipped", "skipped"]
-    assert backend.posts == [] and pruned == 0 and table_ids(target) == set(ids)
-    assert ops.delivery_exit(report) == ExitStatus.FORBIDDEN
-    assert "ManageConnections" in ops.forbidden_hint(target, report)
+    delivery = asyncio.run(ops.deliver(target, ids, b"hi", concurrency=1))
+    assert [r.outcome for r in delivery.engine.results] == [FORBIDDEN, "skipped", "skipped", "skipped"]
+    assert backend.posts == [] and delivery.pruned == 0 and table_ids(target) == set(ids)
+    assert delivery.exit_status() == ExitStatus.FORBIDDEN
+    assert "ManageConnections on arn:aws:execute-api:us-east-1:<account>:" in delivery.problem()
 
 
 def test_moto_prune_removes_gone_expired_and_orphaned_only(deployed):
@@ -337,11 +337,11 @@ def test_moto_prune_removes_gone_expired_and_orphaned_only(deployed):
     registry.join(live[0], "lobby", int(time.time()) + 3600, 1)
     registry.join("orphan-XyZ=", "lobby", int(time.time()) + 3600, 1)  # a membership without its connection
     backend.gone.update(gone)
-    dry = asyncio.run(ops.prune(target, dry_run=True))
+    dry = asyncio.run(ops.prune(target, dry_run=True)).document()
     assert (dry["checked"], dry["live"], dry["gone"], dry["expired"], dry["orphaned"]) == (4, 2, 1, 1, 1)
     assert dry["removed"] == 0 and dry["wouldRemove"] == 3
     assert table_ids(target) == set(live + gone + expired + ["orphan-XyZ="])  # a dry run changes nothing
-    report = asyncio.run(ops.prune(target))
+    report = asyncio.run(ops.prune(target)).document()
     assert report["removed"] == 3 and sorted(report["removedIds"]) == sorted(gone + expired + ["orphan-XyZ="])
     assert table_ids(target) == set(live)
     assert registry.rooms_of(live[0]) == ["lobby"]  # a live member keeps its room
@@ -355,9 +355,9 @@ def test_moto_disconnect_kicks_then_reports_gone(deployed):
 
     target, registry, backend, _ = deployed
     cid, = register(registry, target, "gus", 1)
-    assert asyncio.run(ops.disconnect(target, cid)) == "disconnected"
+    assert asyncio.run(ops.disconnect(target, cid)).outcome == "disconnected"
     assert table_ids(target) == {cid}  # a kick leaves the registry to $disconnect
-    assert asyncio.run(ops.disconnect(target, cid)) == "gone"
+    assert asyncio.run(ops.disconnect(target, cid)).outcome == "gone"
     assert table_ids(target) == set()  # a gone id is removed at once
     assert backend.calls == [("DELETE", cid), ("DELETE", cid)]
 

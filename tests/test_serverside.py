@@ -21,6 +21,7 @@ from lambda_src import fanout, keys
 from support.live_support import drain, drop, whoami, wsctl
 from wsctl.exitstatus import ExitStatus
 from wsctl.fanout import serverside
+from wsctl.fanout.report import from_segments
 
 
 @pytest.fixture(scope="module")
@@ -114,10 +115,10 @@ def test_a_segment_that_times_out_or_stops_early_is_named_and_the_run_is_partial
     report = serverside.run(lambda event: answers[event["segment"]], "fn",
                             serverside.events(b"x", "https://e/dev", 3, True), progress=seen.append)
     assert sorted(s.number for s in seen) == [0, 1, 2]
-    assert report.counts()["delivered"] == 12 and not report.complete
-    failed = {s.number: s for s in report.failed_segments()}
-    assert set(failed) == {1, 2} and failed[1].error.startswith("timed out")
-    assert failed[2].report["unreached"] == 40
+    summed = from_segments(report, "here")
+    assert summed.counts["delivered"] == 12 and not summed.complete and summed.failed_segments == [1, 2]
+    assert summed.exit_status() == ExitStatus.INCOMPLETE and summed.problem().startswith("segment(s) 1, 2 did not")
+    assert report.segments[1].error.startswith("timed out") and report.segments[2].report["unreached"] == 40
 
 
 def test_a_function_that_predates_the_fan_out_says_what_to_run():
@@ -158,10 +159,10 @@ def test_on_aws_the_cli_invokes_the_stacks_function_once_per_segment(aws, monkey
     session.events.register("before-send.lambda.Invoke", answer_invoke)
     target = Target(stack="shop", stage="prod", boto_session=session)
     monkeypatch.setattr(Target, "management_endpoint", "https://abc123.execute-api.eu-west-1.amazonaws.com/prod")
-    from wsctl.ops import deliver_server_side
+    from wsctl.ops import send_server_side
 
-    report = deliver_server_side(target, b'{"n": 1}', 3)
-    assert report.complete and report.counts()["delivered"] == 6
+    report = send_server_side(target, b'{"n": 1}', 3)
+    assert report.complete and report.counts["delivered"] == 6 and report.exit_status() == 0
     assert len(calls) == 3
     assert all("/functions/wsctl-shop/invocations" in url for url, _ in calls)
     events = sorted((event for _, event in calls), key=lambda e: e["segment"])
@@ -273,7 +274,9 @@ def test_a_segment_throttled_past_its_rounds_or_its_time_says_so(registry, monke
 
 
 def test_the_cli_sums_the_segments_throttles():
-    report = serverside.ServerReport("fn", [serverside.Segment(0, {"throttles": 3, "retried": 2}),
-                                            serverside.Segment(1, {"throttles": 4, "retried": 4}),
-                                            serverside.Segment(2, None, error="timed out")])
-    assert (report.throttles, report.retries) == (7, 6)
+    report = from_segments(serverside.ServerReport("fn", [serverside.Segment(0, {"throttles": 3, "retried": 2,
+                                                                                 "complete": True}),
+                                                          serverside.Segment(1, {"throttles": 4, "retried": 4,
+                                                                                 "complete": True}),
+                                                          serverside.Segment(2, None, error="timed out")]), "here")
+    assert (report.throttles, report.retries, report.failed_segments) == (7, 6, [2])

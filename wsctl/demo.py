@@ -114,14 +114,13 @@ async def _scenario(target, state: EmulatorState, say) -> None:
                                                    for r in rows])
 
     say("wsctl send --user alice: the operator sends through the management API")
-    report, _ = await ops.deliver(target, await asyncio.to_thread(ops.recipients, target, None, "alice"),
-                                  b'{"type":"notice","text":"maintenance at noon"}')
+    report = await ops.send(target, b'{"type":"notice","text":"maintenance at noon"}', user="alice")
     await _expect(alice, "alice", lambda f: f.get("type") == "notice")
-    _Narrator.detail("outcomes: %s" % {k: v for k, v in report.counts().items() if v})
+    _Narrator.detail("outcomes: %s" % {k: v for k, v in report.counts.items() if v})
 
     say("wsctl broadcast: everyone in the registry")
+    await ops.broadcast(target, b'{"type":"broadcast","text":"hello everyone"}')
     ids = await asyncio.to_thread(ops.all_connection_ids, target)
-    report, _ = await ops.deliver(target, ids, b'{"type":"broadcast","text":"hello everyone"}')
     for client, label in ((alice, "alice"), (bob_laptop, "bob (laptop)"), (bob_phone, "bob (phone)")):
         await _expect(client, label, lambda f: f.get("type") == "broadcast")
 
@@ -136,8 +135,8 @@ async def _scenario(target, state: EmulatorState, say) -> None:
 
     say("wsctl prune: remove registry entries that API Gateway no longer knows (no message sent)")
     result = await ops.prune(target)
-    _Narrator.detail("checked %(checked)d, live %(live)d, removed %(removed)d" % result)
-    if result["removed"] != 1 or len(await asyncio.to_thread(ops.all_connection_ids, target)) != 2:
+    _Narrator.detail("checked %d, live %d, removed %d" % (result.checked, result.live, result.removed))
+    if result.removed != 1 or len(await asyncio.to_thread(ops.all_connection_ids, target)) != 2:
         raise WsctlError("demo: prune should have removed exactly the dropped connection: %s" % result)
 
     say("Close the remaining clients; $disconnect removes them from the registry")

@@ -10,6 +10,7 @@ import base64
 import json
 import sys
 import time
+from dataclasses import dataclass
 
 from . import fanout
 from .aws import describe, error_code
@@ -17,6 +18,7 @@ from .errors import UsageError, WsctlError
 from .exitstatus import ExitStatus
 from .fanout import serverside
 from .fanout.policy import DELIVERED, GONE
+from .fanout.report import Delivery, forbidden_line, from_engine, from_segments
 from .fanout.transport import for_target
 from .limits import MAX_MESSAGE_BYTES, MAX_TIMEOUT_S
 
@@ -95,20 +97,27 @@ def remove_connections(target, connection_ids) -> int:
     return target.reader().delete(connection_ids)
 
 
+async def send(target, payload: bytes, connection: str | None = None, user: str | None = None,
+               room: str | None = None, concurrency: int = fanout.DEFAULT_CONCURRENCY, prune: bool | None = None,
+               progress=None, max_rate: float | None = None) -> Delivery:
+    """`send`: to one connection, every live connection of a user, or every member of a room."""
+    ids = await asyncio.to_thread(recipients, target, connection, user, room)
+    return await deliver(target, ids, payload, concurrency, prune, progress, max_rate, connection=connection)
+
+
 async def deliver(target, connection_ids, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                  prune: bool | None = None, progress=None, max_rate: float | None = None) -> tuple:
+                  prune: bool | None = None, progress=None, max_rate: float | None = None,
+                  connection: str | None = None) -> Delivery:
     """POST the payload to each id; gone ids leave the registry where `prunes` says."""
     async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "POST", connection_ids, payload, concurrency, progress=progress,
                                   pacer=fanout.Pacer(max_rate))
-    gone = report.ids(GONE)
-    pruned = remove_connections(target, gone) if gone and prunes(target, prune) else 0
-    return report, pruned
+    return _delivered(target, report, prune, connection)
 
 
-async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                         prune: bool | None = None, progress=None, max_rate: float | None = None) -> tuple:
-    """Broadcast: POST to every live connection, starting with the first scan page."""
+async def broadcast(target, payload: bytes, concurrency: int = fanout.DEFAULT_CONCURRENCY,
+                    prune: bool | None = None, progress=None, max_rate: float | None = None) -> Delivery:
+    """POST to every live connection, starting with the first scan page."""
     reader = target.reader()  # the registry is found (or refused) before anything is sent
     async with for_target(target, concurrency) as sender:
         stream = fanout.IdStream()
@@ -126,30 +135,16 @@ async def deliver_to_all(target, payload: bytes, concurrency: int = fanout.DEFAU
             scanning.cancel()  # the scan thread finishes its page; nobody waits for the rest
         else:
             await scanning  # re-raises a failed scan (a missing table, no credentials)
+    return _delivered(target, report, prune)
+
+
+def _delivered(target, report, prune: bool | None, connection: str | None = None) -> Delivery:
     gone = report.ids(GONE)
-    pruned = remove_connections(target, gone) if gone and prunes(target, prune) else 0
-    return report, pruned
-
-
-def delivery_exit(report, connection: str | None = None, pruned: int = 0) -> ExitStatus:
-    """The exit status of a delivery (send, broadcast). A send to one --connection that was gone
-    raises NOT_FOUND (after its report has been shown)."""
-    if report.interrupted:
-        return ExitStatus.INTERRUPTED
-    counts = report.counts()
-    if connection is not None and counts[GONE]:
-        raise WsctlError("connection %s is gone%s" % (connection, " (its registry entry was removed)" if pruned
-                                                      else ""), ExitStatus.NOT_FOUND)
-    if counts["forbidden"]:
-        return ExitStatus.FORBIDDEN
-    if not report.complete:
-        return ExitStatus.INCOMPLETE
-    return ExitStatus.OK
-
-
-def forbidden_hint(target, report) -> str:
-    return ("forbidden: your AWS identity needs execute-api:ManageConnections on %s (AWS said: %s)"
-            % (target.forbidden_where(), report.stopped or "403"))
+    pruning = bool(gone) and prunes(target, prune)
+    pruned = remove_connections(target, gone) if pruning else 0
+    kept = bool(gone) and not pruning and prune is None and target.has_registry()
+    where = target.forbidden_where() if report.stopped else ""  # only a refusal needs the API's ARN
+    return from_engine(report, target.describe(), pruned, kept, where, connection)
 
 
 # -- listing --------------------------------------------------------------------------------
@@ -229,7 +224,7 @@ async def liveness(target, connection_ids, concurrency: int = fanout.DEFAULT_CON
     async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "GET", connection_ids, None, concurrency)
     if report.stopped:
-        raise WsctlError(forbidden_hint(target, report), ExitStatus.FORBIDDEN)
+        raise WsctlError(forbidden_line(target.forbidden_where(), report.stopped), ExitStatus.FORBIDDEN)
     states = {}
     for result in report.results:
         state = {DELIVERED: "live", GONE: "gone"}.get(result.outcome, "unknown")
@@ -267,8 +262,42 @@ async def show(target, connection_id: str) -> dict:
 
 
 # -- pruning and kicking ------------------------------------------------------------------------
+@dataclass
+class Pruned:
+    """What `prune` found and removed (or, in a dry run, would remove)."""
+    target: str
+    table: str
+    dry_run: bool
+    checked: int
+    live: int
+    expired: list
+    gone: list
+    orphaned: list
+    unknown: list  # could not be checked (throttled or failing)
+    keys: list  # every item key removed, or that would be
+    removed: int
+    seconds: float
+
+    def exit_status(self) -> ExitStatus:
+        """Connections that could not be checked leave the prune incomplete."""
+        return ExitStatus.INCOMPLETE if self.unknown else ExitStatus.OK
+
+    def problem(self) -> str | None:
+        if self.unknown:
+            return "%d connection(s) could not be checked (throttled or failing); run prune again" % len(self.unknown)
+        return None
+
+    def document(self) -> dict:
+        doomed = self.expired + self.gone + self.orphaned
+        return {"target": self.target, "dryRun": self.dry_run, "table": self.table, "checked": self.checked,
+                "live": self.live, "expired": len(self.expired), "gone": len(self.gone),
+                "orphaned": len(self.orphaned), "unknown": len(self.unknown), "removed": self.removed,
+                "wouldRemove": len(doomed) if self.dry_run else 0, "removedIds": doomed, "keys": self.keys,
+                "unknownIds": self.unknown, "seconds": round(self.seconds, 3)}
+
+
 async def prune(target, dry_run: bool = False, yes: bool = False, concurrency: int = fanout.DEFAULT_CONCURRENCY,
-                progress=None) -> dict:
+                progress=None) -> Pruned:
     """Reconcile the registry with API Gateway, sending nobody a message: remove entries whose
     ttl has passed, whose GetConnection answers 410, and (wsctl's own layout) memberships left
     without a connection. A table wsctl does not own is changed only with `yes`."""
@@ -291,7 +320,7 @@ async def prune(target, dry_run: bool = False, yes: bool = False, concurrency: i
     async with for_target(target, concurrency) as sender:
         report = await fanout.run(sender, "GET", candidates, None, concurrency, progress=progress)
     if report.stopped:
-        raise WsctlError(forbidden_hint(target, report), ExitStatus.FORBIDDEN)
+        raise WsctlError(forbidden_line(target.forbidden_where(), report.stopped), ExitStatus.FORBIDDEN)
     gone = sorted(report.ids(GONE))
     unknown = sorted(r.connection_id for r in report.results if r.outcome not in (DELIVERED, GONE))
     doomed = expired + gone + orphaned
@@ -300,38 +329,8 @@ async def prune(target, dry_run: bool = False, yes: bool = False, concurrency: i
     if not dry_run and doomed_keys:
         reader.delete_keys(doomed_keys)
         removed = len(doomed)
-    return {"dryRun": dry_run, "table": layout.table, "checked": len(connections),
-            "live": len(report.ids(DELIVERED)), "expired": len(expired), "gone": len(gone),
-            "orphaned": len(orphaned), "unknown": len(unknown), "removed": removed,
-            "wouldRemove": len(doomed) if dry_run else 0, "removedIds": doomed, "keys": doomed_keys,
-            "unknownIds": unknown, "seconds": round(report.seconds, 3)}
-
-
-async def disconnect(target, connection_id: str, prune: bool | None = None) -> str:
-    """DeleteConnection (kick). Returns 'disconnected'; on 410, 'gone' (the registry held it: its
-    entry is removed), 'stale' (the registry holds it, in a table wsctl leaves alone without
-    --prune), 'unknown' (the registry never had it either), or 'not connected' (no registry to ask)."""
-    async with for_target(target, 1) as sender:
-        report = await fanout.run(sender, "DELETE", [connection_id], None, 1)
-    outcome = report.results[0].outcome
-    if outcome == DELIVERED:
-        return "disconnected"
-    if outcome == GONE:
-        if not target.has_registry():
-            return "not connected"
-        if prunes(target, prune):
-            return "gone" if remove_connections(target, [connection_id]) else "unknown"
-        return "stale" if target.reader().item(connection_id) else "unknown"
-    if report.stopped:
-        raise WsctlError(forbidden_hint(target, report), ExitStatus.FORBIDDEN)
-    answer = report.results[0].answer
-    raise WsctlError("DeleteConnection failed for %s: %s %s" % (
-        connection_id, answer.status or "no answer", answer.error_code or answer.message))
-
-
-def prune_exit(document: dict) -> ExitStatus:
-    """Connections that could not be checked (throttled or failing) leave the prune incomplete."""
-    return ExitStatus.INCOMPLETE if document["unknown"] else ExitStatus.OK
+    return Pruned(target.describe(), layout.table, dry_run, len(connections), len(report.ids(DELIVERED)), expired,
+                  gone, orphaned, unknown, doomed_keys, removed, report.seconds)
 
 
 _NOBODY_TO_KICK = {
@@ -343,10 +342,40 @@ _NOBODY_TO_KICK = {
 }
 
 
-def check_disconnected(connection_id: str, outcome: str) -> None:
-    """A disconnect that found nobody to kick raises NOT_FOUND, saying which way (see disconnect)."""
-    if outcome in _NOBODY_TO_KICK:
-        raise WsctlError(_NOBODY_TO_KICK[outcome] % connection_id, ExitStatus.NOT_FOUND)
+@dataclass
+class Kicked:
+    """What `disconnect` did: 'disconnected'; on 410, 'gone' (the registry held it: its entry is
+    removed), 'stale' (a table wsctl leaves alone without --prune holds it), 'unknown' (the registry
+    never had it either), or 'not connected' (no registry to ask)."""
+    connection_id: str
+    outcome: str
+
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.NOT_FOUND if self.outcome in _NOBODY_TO_KICK else ExitStatus.OK
+
+    def problem(self) -> str | None:
+        words = _NOBODY_TO_KICK.get(self.outcome)
+        return words % self.connection_id if words else None
+
+
+async def disconnect(target, connection_id: str, prune: bool | None = None) -> Kicked:
+    """DeleteConnection (kick): API Gateway closes it with 1000 and runs $disconnect."""
+    async with for_target(target, 1) as sender:
+        report = await fanout.run(sender, "DELETE", [connection_id], None, 1)
+    outcome = report.results[0].outcome
+    if outcome == DELIVERED:
+        return Kicked(connection_id, "disconnected")
+    if outcome == GONE:
+        if not target.has_registry():
+            return Kicked(connection_id, "not connected")
+        if prunes(target, prune):
+            return Kicked(connection_id, "gone" if remove_connections(target, [connection_id]) else "unknown")
+        return Kicked(connection_id, "stale" if target.reader().item(connection_id) else "unknown")
+    if report.stopped:
+        raise WsctlError(forbidden_line(target.forbidden_where(), report.stopped), ExitStatus.FORBIDDEN)
+    answer = report.results[0].answer
+    raise WsctlError("DeleteConnection failed for %s: %s %s" % (
+        connection_id, answer.status or "no answer", answer.error_code or answer.message))
 
 
 def route_keys(target) -> list[str]:
@@ -370,8 +399,8 @@ def invoke_function(target, name: str, payload: bytes, tail: bool = False) -> di
             "requestId": answer.get("ResponseMetadata", {}).get("RequestId")}
 
 
-def deliver_server_side(target, payload: bytes, segments: int, prune: bool = True, room: str | None = None,
-                        progress=None):
+def send_server_side(target, payload: bytes, segments: int, prune: bool = True, room: str | None = None,
+                     progress=None) -> Delivery:
     """Broadcast (or send to a room) from inside AWS: the deployed function fans out, `segments`
     copies at once, each over one segment of the registry (see wsctl.fanout.serverside)."""
     serverside.check_segments(segments)
@@ -386,17 +415,6 @@ def deliver_server_side(target, payload: bytes, segments: int, prune: bool = Tru
     def invoke(event: dict):
         return client.invoke(FunctionName=function, Payload=json.dumps(event).encode())
 
-    return serverside.run(invoke, function, payloads, progress)
-
-
-def server_side_exit(report, room: str | None = None) -> ExitStatus:
-    """The exit status of a server-side fan-out. A room found without a live member raises
-    NOT_FOUND (after the report has been shown)."""
-    if room is not None and not report.recipients and not report.failed_segments():
-        raise WsctlError("room %r has no live member in the registry" % room, ExitStatus.NOT_FOUND)
-    counts = report.counts()
-    if counts["forbidden"]:
-        return ExitStatus.FORBIDDEN
-    if report.interrupted:
-        return ExitStatus.INTERRUPTED
-    return ExitStatus.OK if report.complete else ExitStatus.INCOMPLETE
+    report = serverside.run(invoke, function, payloads, progress)
+    refused = any(((s.report or {}).get("counts") or {}).get("forbidden") for s in report.segments)
+    return from_segments(report, target.describe(), target.forbidden_where() if refused else "", room)

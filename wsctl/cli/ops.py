@@ -33,72 +33,46 @@ def _prune_choice(prune: bool, no_prune: bool) -> bool | None:
     return True if prune else False if no_prune else None
 
 
-def _summary(target, report, pruned: int, recipients: int, json_output: bool, prune: bool | None) -> None:
+def _show(delivery, json_output: bool) -> None:
+    """One renderer for every delivery (send, broadcast, client-side or server-side), then its exit."""
     from .. import render
-    from ..ops import forbidden_hint
+    from ..fanout.report import GONE
 
-    counts = report.counts()
     if json_output:
-        render.print_json({"target": target.describe(), "recipients": recipients, "counts": counts,
-                           "pruned": pruned, "retries": report.retries, "throttles": report.throttles,
-                           "interrupted": report.interrupted, "seconds": round(report.seconds, 3),
-                           "notDelivered": [r.connection_id for r in report.results
-                                            if r.outcome not in ("delivered", "gone")],
-                           "stopped": report.stopped})
+        render.print_json(delivery.document())
+    elif not delivery.recipients and not delivery.server_side and not delivery.connection and \
+            delivery.exit_status() == 0:
+        render.line("No live connections in the registry: nothing to send.", style="yellow")
     else:
-        rows = [[outcome, count] for outcome, count in counts.items() if count or outcome == "delivered"]
-        if pruned or (counts["gone"] and prune):
-            rows.append(["pruned from registry", pruned])
-        elif counts["gone"] and prune is None and target.has_registry():
-            rows.append(["gone, left in the registry (not wsctl's table: --prune removes them)", counts["gone"]])
-        if report.retries:
-            rows.append(["retries", report.retries])
-        if report.throttles:
-            rows.append(["throttled answers (retried)", report.throttles])
-        render.table(["outcome", "connections"], rows,
-                     title="%d recipient(s) in %.2f s (%s)" % (recipients, report.seconds, target.describe()))
-    if report.stopped:
-        render.error(forbidden_hint(target, report))
-    elif report.interrupted:
-        pass  # the caller says how far it got
-    elif not report.complete:
-        render.error("%d live connection(s) did not get the message" % len(
-            [r for r in report.results if r.outcome not in ("delivered", "gone")]))
+        rows = [[outcome, count] for outcome, count in delivery.counts.items() if count or outcome == "delivered"]
+        if delivery.pruned:
+            rows.append(["pruned from registry", delivery.pruned])
+        elif delivery.gone_kept:
+            rows.append(["gone, left in the registry (not wsctl's table: --prune removes them)",
+                         delivery.counts[GONE]])
+        if delivery.retries:
+            rows.append(["retries", delivery.retries])
+        if delivery.throttles:
+            rows.append(["throttled answers (%s)" % ("posted again" if delivery.server_side else "retried"),
+                         delivery.throttles])
+        title = "%d recipient(s) in %.2f s" % (delivery.recipients, delivery.seconds)
+        if delivery.server_side:
+            title += ", %d segment(s) in %s" % (len(delivery.segments), delivery.function)
+        render.table(["outcome", "connections"], rows, title="%s (%s)" % (title, delivery.target))
+    _finish(delivery)
 
 
-def _deliver(ctx, ids, payload, concurrency, prune: bool | None, single: bool, max_rate: float | None = None):
-    """Send to `ids`, or to every live connection when ids is None (broadcast)."""
+def _deliver(ctx, run) -> None:
+    """Run a delivery service coroutine with a progress line, then show its report and exit."""
     from .. import render
-    from ..exitstatus import ExitStatus
-    from ..ops import deliver, deliver_to_all, delivery_exit
 
     options = ctx.obj
-    target = options.target()
     progress = render.DelayedProgress("sending", enabled=not options.json)
     try:
-        if ids is None:
-            run = deliver_to_all(target, payload, concurrency, prune, progress, max_rate)
-        else:
-            run = deliver(target, ids, payload, concurrency, prune, progress, max_rate)
-        report, pruned = asyncio.run(run)
+        delivery = asyncio.run(run(progress))
     finally:
         progress.close()
-    if report.interrupted:
-        _summary(target, report, pruned, len(report.results), options.json, prune)
-        done = len(report.results) - report.counts()["skipped"]
-        render.error("interrupted: sent to %d of %d recipient(s) found so far" % (done, len(report.results)))
-        raise typer.Exit(ExitStatus.INTERRUPTED)
-    recipients = len(report.results)
-    if ids is None and not recipients:
-        if options.json:
-            render.print_json({"target": target.describe(), "recipients": 0, "counts": report.counts()})
-        else:
-            render.line("No live connections in the registry: nothing to send.", style="yellow")
-        return
-    _summary(target, report, pruned, recipients, options.json, prune)
-    code = delivery_exit(report, ids[0] if single else None, pruned)
-    if code:
-        raise typer.Exit(code)
+    _show(delivery, options.json)
 
 
 def _check_concurrency(concurrency: int) -> int:
@@ -125,20 +99,22 @@ def send(
                                      help="With --room: the deployed function posts, inside AWS."),
 ):
     """Send a message to a connection, a user or a room. Exit 0 only when every live recipient got it."""
+    from .. import ops
     from ..errors import UsageError
-    from ..ops import read_payload, recipients
+    from ..ops import read_payload
 
     payload = read_payload(message, file)
     _check_concurrency(concurrency)
     pruning = _prune_choice(prune, no_prune)
+    rate = _check_rate(max_rate)
     if server_side:
         if not room or connection or user:
             raise UsageError("--server-side sends to a room: use it with --room only")
         _server_side(ctx, payload, 1, no_prune, room)
         return
     target = ctx.obj.target()
-    ids = recipients(target, connection, user, room)
-    _deliver(ctx, ids, payload, concurrency, pruning, single=bool(connection), max_rate=_check_rate(max_rate))
+    _deliver(ctx, lambda progress: ops.send(target, payload, connection, user, room, concurrency, pruning, progress,
+                                            rate))
 
 
 @app.command()
@@ -160,15 +136,19 @@ def broadcast(
     """Send a message to every live connection in the registry (sending starts with the first scan page)."""
     from ..ops import read_payload
 
+    from .. import ops
+
     payload = read_payload(message, file)
     _check_concurrency(concurrency)
     pruning = _prune_choice(prune, no_prune)
+    rate = _check_rate(max_rate)
     if server_side:
         from ..fanout.serverside import check_segments
 
         _server_side(ctx, payload, check_segments(segments), no_prune, None)
         return
-    _deliver(ctx, None, payload, concurrency, pruning, single=False, max_rate=_check_rate(max_rate))
+    target = ctx.obj.target()
+    _deliver(ctx, lambda progress: ops.broadcast(target, payload, concurrency, pruning, progress, rate))
 
 
 def _check_rate(max_rate: float | None) -> float | None:
@@ -180,12 +160,11 @@ def _check_rate(max_rate: float | None) -> float | None:
 
 
 def _server_side(ctx, payload: bytes, segments: int, no_prune: bool, room: str | None) -> None:
-    """Run the fan-out in the deployed function and render the summed report."""
+    """Run the fan-out in the deployed function, a line per segment as it ends, then the summed report."""
     from .. import render
-    from ..ops import deliver_server_side, server_side_exit
+    from ..ops import send_server_side
 
     options = ctx.obj
-    target = options.target()
 
     def progress(segment) -> None:
         if options.json:
@@ -199,33 +178,7 @@ def _server_side(ctx, payload: bytes, segments: int, no_prune: bool, room: str |
                 else "; the rest of its segment was not read")
         render.line(line, style="red" if segment.error else "dim")
 
-    report = deliver_server_side(target, payload, segments, not no_prune, room, progress)
-    counts = report.counts()
-    failed = report.failed_segments()
-    if options.json:
-        render.print_json({"target": target.describe(), "function": report.function, "serverSide": True,
-                           "recipients": report.recipients, "counts": counts, "pruned": report.pruned,
-                           "retries": report.retries, "throttles": report.throttles,
-                           "seconds": round(report.seconds, 3), "interrupted": report.interrupted,
-                           "segments": [{"segment": s.number, "error": s.error, "seconds": round(s.seconds, 3),
-                                         **(s.report or {})} for s in report.segments]})
-    else:
-        rows = [[outcome, count] for outcome, count in counts.items() if count or outcome == "delivered"]
-        if report.pruned:
-            rows.append(["pruned from registry", report.pruned])
-        if report.throttles:
-            rows.append(["throttled answers (posted again)", report.throttles])
-        render.table(["outcome", "connections"], rows, title="%d recipient(s) in %.2f s, %d segment(s) in %s (%s)" % (
-            report.recipients, report.seconds, len(report.segments), report.function, target.describe()))
-        if report.interrupted:
-            render.error("interrupted: %d of the segments had finished; the others go on running in the function"
-                         % len(report.segments))
-        elif failed:
-            render.error("segment(s) %s did not finish: their connections may not all have the message"
-                         % ", ".join(str(s.number) for s in failed))
-    code = server_side_exit(report, room)
-    if code:
-        raise typer.Exit(code)
+    _show(send_server_side(options.target(), payload, segments, not no_prune, room, progress), options.json)
 
 
 @app.command()
@@ -239,7 +192,6 @@ def prune(
     """Remove stale registry entries (ttl passed, or GetConnection says 410), sending no message."""
     from .. import render
     from ..ops import prune as run_prune
-    from ..ops import prune_exit
 
     options = ctx.obj
     target = options.target()
@@ -249,24 +201,31 @@ def prune(
     finally:
         progress.close()
     if options.json:
-        render.print_json(dict(report, target=target.describe()))
+        render.print_json(report.document())
     else:
-        verb = "would remove" if dry_run else "removed"
-        render.key_values([("checked", report["checked"]), ("live", report["live"]),
-                           ("expired (ttl passed)", report["expired"]), ("gone (410)", report["gone"]),
-                           ("orphaned memberships", report["orphaned"]), ("could not check", report["unknown"]),
-                           (verb, report["wouldRemove"] if dry_run else report["removed"])],
-                          title="Prune %s%s" % (target.describe(), " (dry run)" if dry_run else ""))
-        if report["keys"] and (dry_run or not target.registry.owned):
+        render.key_values([("checked", report.checked), ("live", report.live),
+                           ("expired (ttl passed)", len(report.expired)), ("gone (410)", len(report.gone)),
+                           ("orphaned memberships", len(report.orphaned)), ("could not check", len(report.unknown)),
+                           ("would remove" if dry_run else "removed",
+                            len(report.expired + report.gone + report.orphaned) if dry_run else report.removed)],
+                          title="Prune %s%s" % (report.target, " (dry run)" if dry_run else ""))
+        if report.keys and (dry_run or not target.registry.owned):
             columns = [part.attribute for part in target.registry.key]
-            render.table(columns, [[key.get(name) for name in columns] for key in report["keys"]],
+            render.table(columns, [[key.get(name) for name in columns] for key in report.keys],
                          title="%s %d item(s) of %s" % ("would delete" if dry_run else "deleted",
-                                                         len(report["keys"]), report["table"]))
-    code = prune_exit(report)
-    if code:
-        render.error("%d connection(s) could not be checked (throttled or failing); run prune again"
-                     % report["unknown"])
-        raise typer.Exit(code)
+                                                         len(report.keys), report.table))
+    _finish(report)
+
+
+def _finish(report) -> None:
+    """A report's one error line, if it failed, and its exit status."""
+    from .. import render
+
+    problem = report.problem()
+    if problem:
+        render.error(problem)
+    if report.exit_status():
+        raise typer.Exit(report.exit_status())
 
 
 @app.command()
@@ -275,17 +234,15 @@ def disconnect(ctx: typer.Context, connection_id: str = typer.Argument(..., help
                                                                   "registry wsctl did not make.")):
     """Close a connection (DeleteConnection): API Gateway closes it with 1000 and runs $disconnect."""
     from .. import render
-    from ..ops import check_disconnected
     from ..ops import disconnect as kick
 
     options = ctx.obj
-    target = options.target()
-    outcome = asyncio.run(kick(target, connection_id, True if prune else None))
+    kicked = asyncio.run(kick(options.target(), connection_id, True if prune else None))
     if options.json:
-        render.print_json({"connectionId": connection_id, "outcome": outcome})
-    check_disconnected(connection_id, outcome)
-    if not options.json:
+        render.print_json({"connectionId": connection_id, "outcome": kicked.outcome})
+    elif not kicked.exit_status():
         render.line("Disconnected %s." % connection_id, style="green")
+    _finish(kicked)
 
 
 @connections_app.command("list")

@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from lambda_src.delivery import DELIVERED, FAILED, FORBIDDEN, GONE, OUTCOMES, THROTTLED
+from lambda_src.delivery import DELIVERED, GONE
 from lambda_src.fanout import KIND, VERSION
 
 from ..errors import UsageError, WsctlError
@@ -31,47 +31,11 @@ class Segment:
 
 @dataclass
 class ServerReport:
+    """The segments as they ended (wsctl.fanout.report.from_segments sums them)."""
     function: str
     segments: list = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
-
-    def counts(self) -> dict:
-        counts = {outcome: 0 for outcome in OUTCOMES}
-        for segment in self.segments:
-            for outcome, count in ((segment.report or {}).get("counts") or {}).items():
-                counts[outcome] = counts.get(outcome, 0) + count
-        return counts
-
-    def _total(self, key: str) -> int:
-        """One figure of the segments' reports, summed (a failed segment may have no report)."""
-        return sum((s.report or {}).get(key, 0) for s in self.segments)
-
-    @property
-    def recipients(self) -> int:
-        return self._total("recipients")
-
-    @property
-    def pruned(self) -> int:
-        return self._total("pruned")
-
-    @property
-    def throttles(self) -> int:
-        """429s the segments were answered (each posted again while time allowed)."""
-        return self._total("throttles")
-
-    @property
-    def retries(self) -> int:
-        return self._total("retried")
-
-    def failed_segments(self) -> list:
-        return [s for s in self.segments if s.error or not (s.report or {}).get("complete", False)]
-
-    @property
-    def complete(self) -> bool:
-        counts = self.counts()
-        return not (self.failed_segments() or self.interrupted or counts[THROTTLED] or counts[FAILED]
-                    or counts[FORBIDDEN])
 
 
 def check_segments(segments: int) -> int:
