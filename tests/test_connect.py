@@ -22,8 +22,8 @@ from support.emulator_fixtures import ROOT, unique
 from support.live_support import drain, one_error_line, wsctl
 from support.live_terminal import Terminal
 from wsctl.exitstatus import ExitStatus
-from wsctl.client import (CLOSE_MEANINGS, HANDSHAKE_MEANINGS, Command, CommandError, _redact, close_meaning,
-                          complete, gateway_error, parse_line)
+from wsctl.apigw import CLOSE_MEANINGS, HANDSHAKE_MEANINGS, close_meaning, gateway_error
+from wsctl.client import Command, CommandError, _redact, complete, parse_line
 
 ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[78])")
 

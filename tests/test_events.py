@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from support.apigw_events import REFERENCE_CONNECT, REFERENCE_DISCONNECT, REFERENCE_MESSAGE
-from wsctl import names
+from wsctl import apigw, names
 from wsctl.local import events
 
 ID = re.compile(r"^[A-Za-z0-9_-]{15}=$")  # 11 random bytes in URL-safe base64
@@ -231,7 +231,7 @@ def test_trace_id_is_an_x_ray_root_stamped_with_the_second():
 
 def test_the_error_frame_is_api_gateways_byte_for_byte():
     # A space after the first colon only, as in every captured frame.
-    assert events.error_frame("Forbidden", "XDmENcnwIE0CFEQ=", "XDmGEE2RoE0FRdQ=") == \
+    assert apigw.error_frame("Forbidden", "XDmENcnwIE0CFEQ=", "XDmGEE2RoE0FRdQ=") == \
         '{"message": "Forbidden", "connectionId":"XDmENcnwIE0CFEQ=", "requestId":"XDmGEE2RoE0FRdQ="}'
 
 

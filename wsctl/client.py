@@ -19,41 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from .limits import IDLE_TIMEOUT_S, INTEGRATION_TIMEOUT_S, MAX_CONNECTION_S, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
-
+from .apigw import HANDSHAKE_MEANINGS, NORMAL_CLOSES  # what a close or a refusal means: wsctl.apigw
 from .exitstatus import ExitStatus
-
-# -- what things mean -------------------------------------------------------------
-CLOSE_MEANINGS = {
-    1000: "normal closure",
-    1001: "going away: idle timeout (%d min without data frames), the %d-hour cap, or a shutdown" % (
-        IDLE_TIMEOUT_S // 60, MAX_CONNECTION_S // 3600),
-    1002: "protocol error",
-    1003: "binary frame not accepted (API Gateway takes text frames only)",
-    1005: "closed without a status code",
-    1006: "dropped: the connection ended without a close frame",
-    1007: "invalid UTF-8 in a text frame",
-    1008: "policy violation",
-    1009: "message too big (API Gateway: %d KB per frame, %d KB per message)" % (
-        MAX_FRAME_BYTES // 1024, MAX_MESSAGE_BYTES // 1024),
-    1011: "internal server error",
-}
-HANDSHAKE_MEANINGS = {
-    400: "bad request (the $connect handler refused the request)",
-    401: "unauthorized: no token, or the token is invalid or expired",
-    403: "forbidden: the authorizer denied this connection (or the stage does not exist)",
-    429: "too many requests: connection rate limit",
-    500: "the authorizer failed",
-    502: "the $connect handler failed (raised an exception or returned a malformed answer)",
-    504: "the $connect handler timed out",
-}
-GATEWAY_ERRORS = {
-    "Forbidden": "no route matched and there is no $default route",
-    "Internal server error": "the integration (handler) failed",
-    "Endpoint request timed out": "the integration took longer than its timeout (%d s at most)" % INTEGRATION_TIMEOUT_S,
-    "Bad request body": "the request failed model validation",
-}
-NORMAL_CLOSES = (1000, 1001)
 
 HELP = """\
 /action NAME key=value ...   send {"action": NAME, ...} (values parsed as JSON when they can be)
@@ -70,26 +37,6 @@ Tab completes commands and, after /action, the API's route names; Up/Down browse
 # Slash commands, and whether each takes arguments (completion adds a space after those that do).
 COMMANDS = {"action": True, "ping": True, "close": True, "pretty": False, "raw": False, "help": False,
             "quit": False}
-
-
-def close_meaning(code: int | None) -> str:
-    if code is None:
-        return CLOSE_MEANINGS[1006]
-    if 4000 <= code <= 4999:
-        return "application-defined"
-    return CLOSE_MEANINGS.get(code, "")
-
-
-def gateway_error(text: str) -> str | None:
-    """The message of an API Gateway error frame ({"message": ..., "connectionId": ..., ...}), or None."""
-    try:
-        frame = json.loads(text)
-    except (TypeError, ValueError):
-        return None
-    if isinstance(frame, dict) and frame.get("message") in GATEWAY_ERRORS and (
-            "connectionId" in frame or "requestId" in frame):
-        return frame["message"]
-    return None
 
 
 class CommandError(ValueError):

@@ -42,14 +42,14 @@ class LineView:
     def _frame(self, marker: str, style: str, data) -> str:
         from rich.text import Text
 
-        from ..client import GATEWAY_ERRORS, gateway_error
+        from ..apigw import ERROR_MEANINGS, gateway_error
 
         head = Text("%s %s " % (_stamp(), marker), style=style)
         if isinstance(data, bytes):
             return self._render(head + Text("<binary, %d bytes> %s" % (len(data), data[:32].hex()), style="magenta"))
         error = gateway_error(data)
         if error:
-            return self._render(head + Text("API Gateway error: %s (%s)  " % (error, GATEWAY_ERRORS[error]),
+            return self._render(head + Text("API Gateway error: %s (%s)  " % (error, ERROR_MEANINGS[error]),
                                             style="bold red") + Text(data, style="red"))
         if len(data) > self.MAX_SHOWN:
             return self._render(head + Text("%s… (%d characters)" % (data[:self.MAX_SHOWN], len(data))))
@@ -83,7 +83,7 @@ class LineView:
         self.emit(self._frame("<", "cyan", data))
 
     def closed(self, code, reason: str, by: str) -> None:
-        from ..client import close_meaning
+        from ..apigw import close_meaning
 
         self.info("closed by %s: %s %s%s" % (by, code, close_meaning(code), (" (reason: %s)" % reason) if reason else ""))
 
@@ -168,7 +168,7 @@ class JsonlView:
         self.emit("sent", data=data)
 
     def received(self, data):
-        from ..client import gateway_error
+        from ..apigw import gateway_error
 
         if isinstance(data, bytes):
             self.emit("received", binary=True, data=data.hex())
@@ -180,7 +180,7 @@ class JsonlView:
         self.emit("received", **fields)
 
     def closed(self, code, reason, by):
-        from ..client import close_meaning
+        from ..apigw import close_meaning
 
         self.emit("closed", code=code, reason=reason, by=by, meaning=close_meaning(code))
 

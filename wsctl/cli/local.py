@@ -5,35 +5,20 @@ from pathlib import Path
 import typer
 
 from .. import limits, names
+from ..local.rules import FAULT_KINDS
 from . import app
 
 local_app = typer.Typer(help="Run the whole API on this machine (no AWS account needed).", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 
-FAULT_KINDS = ("mgmt-410", "mgmt-429", "mgmt-500", "handler-error", "handler-timeout", "disconnect-loss")
-
-
 def parse_faults(values: list[str], seed: int | None):
     from ..errors import UsageError
-    from ..local.gateway import Faults
+    from ..local.rules import Faults
 
-    faults = Faults(seed=seed)
-    for value in values:
-        kind, sep, share_text = value.partition("=")
-        try:
-            share = float(share_text)
-        except ValueError:
-            share = -1.0
-        if not sep or kind not in FAULT_KINDS or not 0 <= share <= 1:
-            raise UsageError("--fault %r: use KIND=SHARE with SHARE in 0..1 and KIND one of %s"
-                             % (value, ", ".join(FAULT_KINDS)))
-        if kind.startswith("mgmt-"):
-            faults.management[int(kind[5:])] = share
-        else:
-            setattr(faults, kind.replace("-", "_"), share)
-    if sum(faults.management.values()) > 1:
-        raise UsageError("--fault: the management API shares add up to more than 1")
-    return faults
+    try:
+        return Faults.parse(values, seed)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 @local_app.command("up")

@@ -178,7 +178,8 @@ async def _serve(options: LocalOptions) -> None:
     from . import dynamo
     from .functions import LambdaService
     from .functions.invoke_api import InvokeApi
-    from .gateway import Faults, Gateway, GatewayConfig
+    from .gateway import Gateway, GatewayConfig
+    from .rules import Faults
 
     spec = options.spec
     state_home = home()
@@ -361,7 +362,7 @@ def _panel(state: EmulatorState, notes: list, options: LocalOptions, seconds: fl
             rows.append(("note", note))
     for note in notes:
         rows.append(("note", note))
-    active = describe_faults(options.faults)
+    active = options.faults.describe() if options.faults is not None else ""
     if active:
         rows.append(("faults", "injected: %s" % active))
     if options.throttle is not None:
@@ -376,20 +377,6 @@ def _panel(state: EmulatorState, notes: list, options: LocalOptions, seconds: fl
                     % options.host)
     render.line("Ctrl-C to stop; `wsctl --local status` in another terminal", style="dim")
     sys.stdout.flush()
-
-
-def describe_faults(faults) -> str:
-    """The --fault options in force, as given: `mgmt-410=0.1, disconnect-loss=1 (seed 7)`."""
-    if faults is None:
-        return ""
-    given = ["mgmt-%d=%g" % (status, share) for status, share in sorted(faults.management.items()) if share]
-    for kind in ("handler_error", "handler_timeout", "disconnect_loss"):
-        share = getattr(faults, kind, 0)
-        if share:
-            given.append("%s=%g" % (kind.replace("_", "-"), share))
-    if given and faults.seed is not None:
-        return "%s (seed %d)" % (", ".join(given), faults.seed)
-    return ", ".join(given)
 
 
 def stop_running(name: str | None = None) -> dict:

@@ -138,8 +138,3 @@ def authorizer_event(origin: Origin, arn: str, now_ms: int, req_id: str) -> dict
     context.pop("authorizer", None)
     event["requestContext"] = context
     return event
-
-
-def error_frame(message: str, connection: str, req_id: str) -> str:
-    """API Gateway's error frame, byte for byte: a space after the first colon only."""
-    return '{"message": "%s", "connectionId":"%s", "requestId":"%s"}' % (message, connection, req_id)

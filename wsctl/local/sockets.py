@@ -23,6 +23,7 @@ from aiohttp import web_ws as _web_ws
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_websocket import WebSocketError
 
+from ..apigw import Opcode
 from ..errors import WsctlError
 from ..limits import MAX_FRAME_BYTES
 
@@ -83,9 +84,9 @@ class FrameGate:
                 length = int.from_bytes(buffer[2:10], "big")
             else:
                 length = length_flag
-            if opcode == 0x2:
+            if opcode == Opcode.BINARY:
                 return WSCloseCode.UNSUPPORTED_DATA, "binary frames are not supported"
-            if opcode in (0x0, 0x1) and length > self.max_frame:
+            if opcode in (Opcode.CONT, Opcode.TEXT) and length > self.max_frame:
                 return WSCloseCode.MESSAGE_TOO_BIG, "frame of %d bytes is over the %d-byte limit" % (length, self.max_frame)
             self.skip = length
         return None
@@ -301,7 +302,7 @@ def fragments(data: bytes, opcode: int, size: int = MAX_FRAME_BYTES) -> list[byt
 def send_fragmented(ws: web.WebSocketResponse, data: str | bytes) -> None:
     """Write one message as 32 KB fragments straight to the transport (aiohttp's writer always
     sets FIN). The socket is uncompressed, so its writer keeps no state these frames would break."""
-    opcode = 0x1 if isinstance(data, str) else 0x2
+    opcode = Opcode.TEXT if isinstance(data, str) else Opcode.BINARY
     payload = data.encode() if isinstance(data, str) else data
     transport = ws._req.transport if ws._req is not None else None
     if transport is None or transport.is_closing():
