@@ -1,10 +1,9 @@
 """Execution environments: one worker process each, serving one invocation at a time
 through the Runtime API, reused warm, replaced after a timeout or a crash.
 
-An environment's life: STARTING (process spawned, initialising) -> READY (its
-runtime called /next) -> BUSY (an event handed out) -> READY ... -> DEAD (exit,
-crash, timeout or retirement). The Runtime API handlers (runtime_api.py) drive
-the transitions from the runtime's side; `invoke` drives them from the caller's.
+An environment's life is a Lifecycle (lifecycle.py: STARTING, WAITING on /next, BUSY,
+ANSWERED, DEAD, with the Runtime API's refusals as values). The Runtime API's handlers
+(runtime_api.py) drive it from the runtime's side; `invoke` and the process's end from ours.
 """
 
 import asyncio
@@ -18,6 +17,7 @@ from ...apispec import FunctionSpec
 from ...limits import INIT_TIMEOUT_S
 from ..procs import tied_to_parent
 from . import errors, logs
+from .lifecycle import Lifecycle
 
 
 @dataclass
@@ -31,7 +31,6 @@ class Invocation:
     client_context: str | None = None
     future: asyncio.Future = None
     log: list = field(default_factory=list)  # the invocation's log lines (for Invoke's LogType=Tail)
-    answered: bool = False
 
 
 class Environment:
@@ -42,20 +41,28 @@ class Environment:
         self.sink = sink  # sink(function_name, line, invocation | None)
         self.process: asyncio.subprocess.Process | None = None
         self.site = None  # the Runtime API listener for this environment
+        self.life = Lifecycle()
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=1)
         self.current: Invocation | None = None
-        self.waiting_next = False
-        self.ready: asyncio.Future | None = None
-        self.init_error: errors.FunctionError | None = None
+        self.ready: asyncio.Future | None = None  # initialisation's end: None, or its failure
+        self.init_error: errors.FunctionError | None = None  # what the runtime reported on /init/error
         self.init_ms: float | None = None
-        self.init_reported = False
+        self.init_reported = False  # the first invocation's REPORT carries the Init Duration
         self.started_at = 0.0
-        self.dead = False
         self.stopped = asyncio.Event()  # wakes a /next that waits on an environment being stopped
-        self.at_next = asyncio.Event()  # the runtime is waiting on /next: ready for an event
+        self.at_next = asyncio.Event()  # set while the lifecycle is WAITING: wakes back_at_next
         self.returncode: int | None = None
         self.invocations = 0
         self._tasks: list = []
+
+    @property
+    def dead(self) -> bool:
+        return self.life.dead
+
+    @dead.setter
+    def dead(self, value: bool) -> None:
+        if value:
+            self.life.die()
 
     # -- process ---------------------------------------------------------------------------
     async def start(self, command: list[str], env: dict, cwd: str) -> None:
@@ -69,7 +76,7 @@ class Environment:
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
                 preexec_fn=preexec)
         except OSError as error:
-            self.dead = True
+            self.life.die()
             failure = errors.FunctionError("Runtime.InvalidEntrypoint", "RequestId: %s Error: %s" % (
                 "", "cannot start %s: %s" % (command[0], error.strerror)))
             self.ready.set_result(failure)
@@ -92,7 +99,7 @@ class Environment:
 
     async def _watch(self) -> None:
         self.returncode = await self.process.wait()
-        self.dead = True
+        self.life.die()
         self.stopped.set()
         failure = self.init_error or errors.exited(self.current.request_id if self.current else "", self.returncode)
         if self.ready is not None and not self.ready.done():
@@ -105,7 +112,7 @@ class Environment:
 
     def kill(self) -> None:
         """Lambda's reset: the runtime is killed (its /tmp would survive; ours is the host's)."""
-        self.dead = True
+        self.life.die()
         self.stopped.set()
         if self.process is not None and self.process.returncode is None:
             try:
@@ -115,7 +122,7 @@ class Environment:
 
     async def stop(self, grace: float = 2.0) -> None:
         """Shutdown: SIGTERM, then SIGKILL after `grace` seconds, as Lambda does."""
-        self.dead = True
+        self.life.die()
         self.stopped.set()
         if self.process is not None and self.process.returncode is None:
             try:
@@ -213,7 +220,6 @@ class Environment:
             self.emit(logs.report_line(
                 invocation.request_id, duration, self.spec.memory_mb, self.max_memory_mb(),
                 self.init_ms if cold else None, timeout_ms, outcome), invocation)
-            invocation.answered = True
             self.current = None
             while not self.queue.empty():  # an event the runtime never took (it died first)
                 self.queue.get_nowait()

@@ -4,7 +4,8 @@ Each environment gets a listener of its own (AWS_LAMBDA_RUNTIME_API is a bare
 host:port, so the port is what tells environments apart); one aiohttp
 application serves them all. The state rules and error bodies are RAPID's:
 an unknown or stale request id is 400 InvalidRequestID, a call out of turn
-403 InvalidStateTransition, a response over 6291556 bytes 413.
+403 InvalidStateTransition (both decided by the environment's Lifecycle, lifecycle.py),
+a response over 6291556 bytes 413. This module only translates HTTP.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from aiohttp import web
 from ...limits import MAX_RUNTIME_RESPONSE_BYTES
 from . import errors
 from .environment import Environment
+from .lifecycle import GONE, Refusal
 
 PREFIX = "/2018-06-01/runtime"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
@@ -24,9 +26,8 @@ def _json(status: int, error_type: str, message: str) -> web.Response:
     return web.json_response({"errorMessage": message, "errorType": error_type}, status=status)
 
 
-def _state(from_state: str, to_state: str) -> web.Response:
-    return _json(403, "InvalidStateTransition", "State transition from %s to %s failed for runtime. Error: "
-                 "invalid state transition" % (from_state, to_state))
+def _refused(refusal: Refusal) -> web.Response:
+    return _json(refusal.status, refusal.error_type, refusal.message)
 
 
 def _accepted() -> web.Response:
@@ -78,29 +79,26 @@ class RuntimeApi:
 
     async def next(self, request: web.Request):
         environment = self._environment(request)
-        if environment is None or environment.dead:
-            return _json(500, "InternalServerError", "Internal Server Error")
-        if environment.waiting_next:
-            return _state("INVOKE_NEXT", "INVOKE_NEXT")
-        if environment.current is not None and not environment.current.answered and \
-                environment.current.future is not None and environment.queue.empty() and \
-                not environment.current.future.done():
-            return _state("INVOKE_NEXT", "INVOKE_NEXT")  # the event in hand was never answered
+        if environment is None:
+            return _refused(GONE)
+        refusal = environment.life.next()
+        if refusal is not None:
+            return _refused(refusal)
         environment.runtime_ready()
-        environment.waiting_next = True
         environment.at_next.set()
         getting = asyncio.ensure_future(environment.queue.get())
         stopping = asyncio.ensure_future(environment.stopped.wait())
         try:
             await asyncio.wait((getting, stopping), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            environment.waiting_next = False
             environment.at_next.clear()
             stopping.cancel()
         if not getting.done():  # the environment is going away: nothing more for this runtime
             getting.cancel()
-            return _json(500, "InternalServerError", "Internal Server Error")
+            environment.life.stop_waiting()
+            return _refused(GONE)
         invocation = getting.result()
+        environment.life.hand_out(invocation.request_id)
         headers = {"Lambda-Runtime-Aws-Request-Id": invocation.request_id,
                    "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
                    "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
@@ -112,16 +110,14 @@ class RuntimeApi:
         return web.Response(body=invocation.payload, headers=headers)
 
     def _current(self, request: web.Request, to_state: str):
-        """(environment, invocation) for a /response or /error, or the error answer."""
+        """(invocation, None) for a /response or /error the lifecycle accepts, else (None, its refusal)."""
         environment = self._environment(request)
         if environment is None:
-            return None, _json(500, "InternalServerError", "Internal Server Error")
-        invocation = environment.current
-        if invocation is None or invocation.future is None:
-            return None, _state("READY", to_state)
-        if request.match_info["id"] != invocation.request_id or invocation.future.done():
-            return None, _json(400, "InvalidRequestID", "Invalid request ID")
-        return invocation, None
+            return None, _refused(GONE)
+        refusal = environment.life.answer(request.match_info["id"], to_state)
+        if refusal is not None:
+            return None, _refused(refusal)
+        return environment.current, None
 
     async def response(self, request: web.Request):
         invocation, refusal = self._current(request, "INVOKE_RESPONSE")
@@ -153,9 +149,10 @@ class RuntimeApi:
     async def init_error(self, request: web.Request):
         environment = self._environment(request)
         if environment is None:
-            return _json(500, "InternalServerError", "Internal Server Error")
-        if environment.init_ms is not None:
-            return _state("READY", "INIT_ERROR")
+            return _refused(GONE)
+        refusal = environment.life.init_error()
+        if refusal is not None:
+            return _refused(refusal)
         body = await request.read()
         environment.init_error = errors.FunctionError.from_payload(body, _error_type(request))
         return _accepted()
