@@ -63,13 +63,13 @@ def test_a_dead_environment_answers_every_call_with_a_server_error():
     assert fresh.answer("r1", "INVOKE_RESPONSE") == GONE
 
 
-def test_a_next_that_ends_without_an_event_leaves_the_environment_dead():
+def test_a_runtime_whose_next_connection_dropped_may_ask_again():
     life = Lifecycle()
     life.next()
-    life.stop_waiting()
-    assert life.dead
+    life.left_next()
+    assert life.phase is Phase.ANSWERED and life.next() is None
     busy = Lifecycle()
     busy.next()
     busy.hand_out("r1")
-    busy.stop_waiting()  # only a waiting runtime is affected
+    busy.left_next()  # only a waiting runtime is affected
     assert busy.phase is Phase.BUSY

@@ -85,10 +85,10 @@ class Lifecycle:
         if self.phase is Phase.WAITING:
             self.phase, self.request_id = Phase.BUSY, request_id
 
-    def stop_waiting(self) -> None:
-        """/next ended without an event: the environment is going away."""
+    def left_next(self) -> None:
+        """The runtime's /next connection dropped: it is between events until it asks again."""
         if self.phase is Phase.WAITING:
-            self.phase = Phase.DEAD
+            self.phase = Phase.ANSWERED
 
     def die(self) -> None:
         self.phase = Phase.DEAD

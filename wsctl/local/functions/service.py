@@ -73,13 +73,20 @@ class FunctionPool:
         await environment.start(command, env, str(self.spec.code_dir))
         return environment
 
+    def _warm(self) -> Environment | None:
+        """An idle environment of the current code, if there is one."""
+        while self.idle:
+            environment = self.idle.pop()
+            if not environment.dead and environment.generation == self.generation:
+                return environment
+            self._retire(environment)
+        return None
+
     async def acquire(self) -> Environment:
         while True:
-            while self.idle:
-                environment = self.idle.pop()
-                if not environment.dead and environment.generation == self.generation:
-                    return environment
-                self._retire(environment)
+            environment = self._warm()
+            if environment is not None:
+                return environment
             if len(self.returning) > len(self.waiters):  # about to be free (within a millisecond): no cold start
                 waiter = asyncio.get_running_loop().create_future()
                 self.waiters.append(waiter)
@@ -106,7 +113,7 @@ class FunctionPool:
             # Answered, but its runtime has not asked for the next event yet (it may still exit,
             # as Node does after an unhandled rejection): it is handed out again once it does.
             self.returning.add(environment)
-            self.service.spawn(self._release_when_back(environment))
+            environment.when_back(lambda: self._came_back(environment))
             return
         if environment.dead or environment.generation != self.generation:
             self._retire(environment)
@@ -120,8 +127,7 @@ class FunctionPool:
                 waiter.set_result(None)
                 break
 
-    async def _release_when_back(self, environment: Environment) -> None:
-        await environment.back_at_next()
+    def _came_back(self, environment: Environment) -> None:
         self.returning.discard(environment)
         self.release(environment)
 
@@ -137,13 +143,23 @@ class FunctionPool:
             self.idle.remove(environment)
             self._retire(environment)
 
-    async def invoke(self, invocation: Invocation) -> bytes:
+    def run_warm(self, invocation: Invocation) -> asyncio.Future | None:
+        """The invocation's future when a warm environment takes it at once (no task, no wait), else None."""
+        environment = self._warm()
+        if environment is None:
+            return None
         self.invocations += 1
-        environment = await self.acquire()
-        try:
-            return await environment.invoke(invocation)
-        finally:
-            self.release(environment)
+        return self._run_on(environment, invocation)
+
+    def _run_on(self, environment: Environment, invocation: Invocation) -> asyncio.Future:
+        future = environment.run(invocation)
+        future.add_done_callback(lambda _: self.release(environment))
+        return future
+
+    async def invoke(self, invocation: Invocation) -> bytes:
+        """An invocation that waits for an environment: a free one, or a cold start."""
+        self.invocations += 1
+        return await self._run_on(await self.acquire(), invocation)
 
     async def close(self) -> None:
         await asyncio.gather(*(e.stop() for e in list(self.environments)), return_exceptions=True)
@@ -205,6 +221,10 @@ class LambdaService:
             invocation.log = log
         # A caller that stops waiting (API Gateway's 29 s) does not stop the function: it runs on
         # to its own timeout in its environment, which stays busy until then, as on Lambda.
+        warm = pool.run_warm(invocation)
+        if warm is not None:
+            warm.add_done_callback(_consume)
+            return await asyncio.shield(warm)
         task = asyncio.ensure_future(pool.invoke(invocation))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
