@@ -1,4 +1,4 @@
-"""The Node.js runtime (wsctl/local/functions/node/bootstrap.mjs) and its AWS SDK cache (nodesdk.py).
+"""The Node.js runtime (wsctl/local/functions/node/bootstrap.mjs) and its AWS SDK cache (sdks.py).
 
 Real `node` processes run the fixture handlers in tests/fixtures/node/ through the
 real Runtime API and execution environments (LambdaService); the AWS SDK for
@@ -6,6 +6,7 @@ JavaScript v3 is installed once per test session with npm.
 """
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import pytest
 
 from wsctl.apispec.model import FunctionSpec
 from wsctl.errors import WsctlError
-from wsctl.local.functions import nodesdk
+from wsctl.local.functions import sdks
 from wsctl.local.functions.errors import FunctionError
 from wsctl.local.functions.service import LambdaService
 
@@ -48,7 +49,7 @@ def node_sdk(tmp_path_factory):
     """(node_modules, what ensure_sdk said): the SDK installed once for the whole session."""
     said = []
     started = time.monotonic()
-    modules = nodesdk.ensure_sdk(tmp_path_factory.mktemp("sdk-cache"), said.append)
+    modules = sdks.ensure(tmp_path_factory.mktemp("sdk-cache"), sdks.NODE_V3, said.append)
     print("AWS SDK for JavaScript v3 installed in %.1f s" % (time.monotonic() - started))
     return modules, said
 
@@ -67,7 +68,7 @@ def run(node_sdk, tmp_path, functions, scenario, timeout: float = 30.0):
 
     async def main():
         service = LambdaService(functions=functions, home=tmp_path, region=REGION, endpoints={}, sink=sink,
-                                node_path=str(node_sdk[0]))
+                                sdk_paths={sdks.NODE_V3: str(node_sdk[0])})
         await service.start()
         try:
             return await asyncio.wait_for(scenario(service, lines), timeout)
@@ -357,13 +358,14 @@ def test_sdk_resolves_from_the_cache_and_the_functions_own_copy_wins(node_sdk, t
 
 def test_sdk_is_installed_once_at_the_pinned_version(node_sdk):
     modules, said = node_sdk
-    assert said == ["installing the AWS SDK for JavaScript v3 for Node functions (once, into %s)" % modules.parent]
-    assert modules.parent.name.startswith(nodesdk.SDK_VERSION + "-")
-    for package in nodesdk.SDK_PACKAGES:
+    assert said == ["installing the AWS SDK for JavaScript v3 %s for Node functions (once, into %s)"
+                    % (sdks.NODE_V3.version, modules.parent)]
+    assert modules.parent.name.startswith(sdks.NODE_V3.version + "-")
+    for package in sdks.NODE_V3.packages:
         manifest = json.loads((modules / package / "package.json").read_text())
-        assert manifest["version"] == nodesdk.SDK_VERSION, package
+        assert manifest["version"] == sdks.NODE_V3.version, package
     again = []
-    assert nodesdk.ensure_sdk(modules.parent.parent.parent, again.append) == modules  # cached: silent
+    assert sdks.ensure(modules.parent.parent.parent, sdks.NODE_V3, again.append) == modules  # cached: silent
     assert again == []
 
 
@@ -399,7 +401,7 @@ def fake_npm(tmp_path, monkeypatch):
 def test_sdk_install_is_safe_when_two_emulators_start_at_once(tmp_path, fake_npm):
     said = []
     results = []
-    threads = [threading.Thread(target=lambda: results.append(nodesdk.ensure_sdk(tmp_path / "cache", said.append)))
+    threads = [threading.Thread(target=lambda: results.append(sdks.ensure(tmp_path / "cache", sdks.NODE_V3, said.append)))
                for _ in range(2)]
     for thread in threads:
         thread.start()
@@ -411,11 +413,11 @@ def test_sdk_install_is_safe_when_two_emulators_start_at_once(tmp_path, fake_npm
     assert sorted(p.name for p in results[0].parent.parent.iterdir()) == [".lock", results[0].parent.name]
 
 
-def test_sdk_package_list_change_installs_a_new_folder(tmp_path, fake_npm, monkeypatch):
-    first = nodesdk.ensure_sdk(tmp_path / "cache", lambda text: None)
-    monkeypatch.setattr(nodesdk, "SDK_PACKAGES", nodesdk.SDK_PACKAGES + ("@aws-sdk/client-kinesis",))
+def test_sdk_package_list_change_installs_a_new_folder(tmp_path, fake_npm):
+    first = sdks.ensure(tmp_path / "cache", sdks.NODE_V3, lambda text: None)
+    more = dataclasses.replace(sdks.NODE_V3, packages=sdks.NODE_V3.packages + ("@aws-sdk/client-kinesis",))
     said = []
-    second = nodesdk.ensure_sdk(tmp_path / "cache", said.append)
+    second = sdks.ensure(tmp_path / "cache", more, said.append)
     assert second != first and (second / "@aws-sdk/client-kinesis/package.json").is_file()
     assert len(said) == 1 and len(fake_npm.read_text().splitlines()) == 2
 
@@ -423,7 +425,7 @@ def test_sdk_package_list_change_installs_a_new_folder(tmp_path, fake_npm, monke
 def test_sdk_install_failure_says_what_failed_in_one_line(tmp_path, fake_npm, monkeypatch):
     monkeypatch.setenv("FAKE_NPM_FAIL", "1")
     with pytest.raises(WsctlError) as caught:
-        nodesdk.ensure_sdk(tmp_path / "cache", lambda text: None)
+        sdks.ensure(tmp_path / "cache", sdks.NODE_V3, lambda text: None)
     message = str(caught.value)
     assert "\n" not in message
     assert "E404: 404 Not Found - GET https://registry.example/@aws-sdk%2fclient-nope" in message
@@ -434,4 +436,4 @@ def test_sdk_install_failure_says_what_failed_in_one_line(tmp_path, fake_npm, mo
 def test_sdk_install_without_npm_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm there
     with pytest.raises(WsctlError, match="npm is not on PATH"):
-        nodesdk.ensure_sdk(tmp_path / "cache", lambda text: None)
+        sdks.ensure(tmp_path / "cache", sdks.NODE_V3, lambda text: None)

@@ -119,12 +119,16 @@ def _sealed_environment(state_home: Path, passthrough: bool) -> dict:
             "AWS_EC2_METADATA_DISABLED": "true"}
 
 
-def _functions(options: LocalOptions) -> list:
+def _functions(options: LocalOptions, state_home: Path) -> list:
     functions = []
     for function in options.spec.functions:
         changes = {"environment": {**function.environment, **options.env}}
         if options.max_environments:
             changes["max_environments"] = options.max_environments
+        if options.spec.bundled:  # its folder as deployed, not the installation that holds lambda_src
+            from .bundled import code_folder
+
+            changes["code_dir"] = code_folder(state_home)
         functions.append(replace(function, **changes))
     return functions
 
@@ -270,7 +274,7 @@ async def _serve(options: LocalOptions) -> None:
         # one certificate. urllib3 loads AWS_CA_BUNDLE into every new TLS connection, 28 ms for the
         # system bundle against 0.6 ms for one certificate (bench/README.md, projects_vs_sls.py).
         function_ca = bundle if options.aws_passthrough else cert
-        service = LambdaService(_functions(options), state_home, limits.LOCAL_REGION, endpoints=endpoints,
+        service = LambdaService(_functions(options, state_home), state_home, limits.LOCAL_REGION, endpoints=endpoints,
                                 sink=_sink(options.quiet, spec.bundled), credentials=platform_env,
                                 ca_bundle=str(function_ca), extra_ca=str(cert), watch=True)
         await service.start()
@@ -385,13 +389,8 @@ def _panel(state: EmulatorState, notes: list, options: LocalOptions, seconds: fl
         rows.append(("auth", "JWT authorizer on $connect" if state.auth == "jwt" else "none: anonymous connections"))
         rows.append(("connect", "wsctl --local connect --user alice" if state.auth == "jwt"
                      else "wsctl --local connect"))
-    seen = set()
-    for function in state.functions:
-        note = runtimes.version_note(function.runtime)
-        if note and note not in seen:
-            seen.add(note)
-            rows.append(("note", note))
-    for note in notes:
+    differences = [note for function in state.functions for note in runtimes.differences(function.runtime)]
+    for note in dict.fromkeys(differences + list(notes)):
         rows.append(("note", note))
     active = describe_faults(options.faults)
     if active:
