@@ -10,7 +10,7 @@ import pytest
 from wsctl.apispec import FunctionSpec
 from wsctl.local import authorizer, procs
 from wsctl.local.functions import errors, logs, runtimes
-from wsctl.local.functions.invoke_api import _rest_operation, parse_function_name
+from wsctl.local.functions.invoke_api import parse_function_name
 from wsctl.local.sockets import fragments
 
 SPEC = FunctionSpec(name="fn", runtime="python3.12", code_dir=Path("/code"), handler="app.handler",
@@ -56,12 +56,6 @@ def test_a_runtimes_error_document_passes_through_and_a_bare_one_is_wrapped():
     ("123456789012:function:fn", ("fn", None)), ("not a name!", None)])
 def test_function_names_in_every_form_lambda_takes(raw, expected):
     assert parse_function_name(raw) == expected
-
-
-def test_a_rest_services_operation_is_named_from_botocores_model():
-    assert _rest_operation("s3", "GET", "/", {}) == "ListBuckets"
-    assert _rest_operation("s3", "GET", "/bucket/some/key", {}) == "GetObject"
-    assert _rest_operation("s3", "GET", "/bucket", {"list-type": "2"}) == "ListObjectsV2"
 
 
 def test_a_functions_environment_is_lambdas_and_never_the_hosts_aws_settings():

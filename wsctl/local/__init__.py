@@ -2,11 +2,12 @@
 
 One process runs the gateway (aiohttp, one port for ws/wss and http/https),
 the Lambda service (functions in execution environments of their own, worker
-processes on the Runtime API) and Lambda's Invoke API; another runs moto's
-DynamoDB and SSM, unless --dynamodb-endpoint names another DynamoDB. Every
-function gets the environment Lambda gives it, local credentials, and
-AWS_ENDPOINT_URL_* pointing at the local services (every other service answers
-"not emulated"), so unmodified code reaches only this machine.
+processes on the Runtime API), Lambda's Invoke API and the front door for AWS
+host names; another runs moto's DynamoDB and SSM, unless --dynamodb-endpoint names
+another DynamoDB. Every function gets the environment Lambda gives it, local
+credentials, AWS_ENDPOINT_URL_* pointing at the local services, and every AWS host
+name it dials sent to the front door (every service not emulated answers "not
+emulated"), so unmodified code, on any SDK, reaches only this machine.
 """
 
 import asyncio
@@ -25,7 +26,7 @@ from ..apispec import ApiSpec
 from ..errors import UsageError, WsctlError
 from ..targets.emulator import (EmulatorState, FunctionInfo, alive, home, instance_dir, name_for, read_state,
                                 remove_state, states, write_state)
-from . import listener
+from . import awsnames, listener
 from .events import api_id_for
 
 
@@ -214,6 +215,8 @@ async def _serve(options: LocalOptions) -> None:
     from aiohttp import web
 
     from . import dynamo
+    from .certs import Authority
+    from .frontdoor import FrontDoor
     from .functions import LambdaService
     from .functions.invoke_api import InvokeApi
     from .gateway import Faults, Gateway, GatewayConfig
@@ -234,8 +237,9 @@ async def _serve(options: LocalOptions) -> None:
     # The API's AWS host name too: a handler that builds https://{apiId}.execute-api.{region}.
     # amazonaws.com/{stage} is pointed here (see the runtimes' host map) and must trust it.
     aws_host = "%s.execute-api.%s.amazonaws.com" % (api_id, limits.LOCAL_REGION)
-    cert, key = listener.make_certificate(folder / "tls", [advertised, aws_host])
-    bundle = listener.ca_bundle(folder / "tls", cert)
+    authority = Authority(folder / "tls")
+    gateway_tls = authority.server_context(["localhost", "127.0.0.1", "::1", advertised, aws_host], "gateway.pem")
+    bundle = authority.bundle()
 
     # Signals first: whatever stops the emulator from here on (Ctrl-C, SIGTERM, a closed terminal,
     # a closed pipe) unwinds through the `finally` below, which stops every process started.
@@ -249,6 +253,8 @@ async def _serve(options: LocalOptions) -> None:
     started = time.monotonic()
     service = None
     lambda_runner = None
+    front_door = None
+    sink = _sink(options.quiet, spec.bundled)
     try:
         aws_endpoint = await asyncio.to_thread(moto.start)
         ddb_endpoint = options.dynamodb_endpoint or aws_endpoint
@@ -264,19 +270,24 @@ async def _serve(options: LocalOptions) -> None:
                                     keyset, limits.LOCAL_REGION)
         stage_path = "%s/%s" % (origin, options.stage)
         lambda_url = "http://127.0.0.1:%d" % lambda_sock.getsockname()[1]
+        front_door = FrontDoor(authority, {"dynamodb": ddb_endpoint, "ssm": aws_endpoint, "lambda": lambda_url,
+                                           "execute-api": "http://" + origin}, api_id,
+                               log=lambda text: sink("wsctl", text, None))
+        await front_door.start()
         endpoints = {"DYNAMODB": ddb_endpoint, "SSM": aws_endpoint, "LAMBDA": lambda_url,
                      "APIGATEWAYMANAGEMENTAPI": "http://" + stage_path}
         if not options.aws_passthrough:
-            endpoints[""] = lambda_url  # every other service: the sealed answer
+            endpoints[""] = front_door.url  # every other service: the sealed answer
         platform_env = _sealed_environment(state_home, options.aws_passthrough)
-        platform_env["_WSCTL_HOST_MAP"] = "%s=127.0.0.1:%d" % (aws_host, port)
+        platform_env["_WSCTL_HOST_MAP"] = awsnames.redirect_rules(("127.0.0.1", front_door.port), (advertised, port),
+                                                                  aws_host, options.aws_passthrough)
         # Sealed, botocore in a function only ever reaches this emulator: it verifies against our
-        # one certificate. urllib3 loads AWS_CA_BUNDLE into every new TLS connection, 28 ms for the
-        # system bundle against 0.6 ms for one certificate (bench/README.md, projects_vs_sls.py).
-        function_ca = bundle if options.aws_passthrough else cert
+        # one CA. urllib3 loads AWS_CA_BUNDLE into every new TLS connection, 28 ms for the system
+        # bundle against 0.6 ms for one certificate (bench/README.md, projects_vs_sls.py).
+        function_ca = bundle if options.aws_passthrough else authority.cert_path
         service = LambdaService(_functions(options, state_home), state_home, limits.LOCAL_REGION, endpoints=endpoints,
-                                sink=_sink(options.quiet, spec.bundled), credentials=platform_env,
-                                ca_bundle=str(function_ca), extra_ca=str(cert), watch=True)
+                                sink=sink, credentials=platform_env, ca_bundle=str(function_ca),
+                                extra_ca=str(authority.cert_path), watch=True)
         await service.start()
         invoke_api = InvokeApi(service, log=lambda text: service.sink("lambda", text, None))
         lambda_runner = web.AppRunner(invoke_api.app(), handle_signals=False, access_log=None)
@@ -293,7 +304,7 @@ async def _serve(options: LocalOptions) -> None:
         gateway = Gateway(config, invokers, authorizer)
         runner = web.AppRunner(gateway.app(), handle_signals=False, access_log=None)
         await runner.setup()
-        sniffer = listener.SniffingListener(sock, runner.server, listener.server_context(cert, key))
+        sniffer = listener.SniffingListener(sock, runner.server, gateway_tls)
         invoke_api.views["connections"] = lambda: [
             {"connectionId": c.id, "sourceIp": c.origin.source_ip, "connectedAt": c.origin.connected_at,
              "lastActiveAt": int(c.last_active * 1000),
@@ -339,6 +350,8 @@ async def _serve(options: LocalOptions) -> None:
                 await service.close()
             if lambda_runner is not None:
                 await lambda_runner.cleanup()
+            if front_door is not None:
+                await front_door.close()
         finally:
             sock.close()
             lambda_sock.close()

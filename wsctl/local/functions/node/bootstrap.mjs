@@ -10,6 +10,7 @@
 
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import nodeModule from 'node:module';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -572,32 +573,41 @@ async function runStreaming(id, headers, body) {
   }
 }
 
-// -- the API's AWS host name -----------------------------------------------------------------------
+// -- AWS host names --------------------------------------------------------------------------------
 
-// A handler that builds its management endpoint from the API id and region
-// (https://{apiId}.execute-api.{region}.amazonaws.com/{stage}) reaches the emulator too:
-// TLS connections to that host go to the emulator's address, still verifying the name
-// (the emulator's certificate carries it). Python's bootstrap does the same.
+// Connections to AWS host names go to the emulator (the API's own execute-api name to its gateway,
+// every other one to its front door), whatever port was asked for: the SDK v2, which ignores
+// AWS_ENDPOINT_URL_*, or code with a hard-coded endpoint, still reaches only this machine. TLS still
+// checks the name (the emulator presents a certificate for it). The rules are JSON
+// [[regex, host, port], ...], first match wins (wsctl/local/awsnames.py); Python's bootstrap applies
+// the same ones.
 function mapHosts(spec) {
-  const table = new Map();
-  for (const entry of spec.split(',').filter(Boolean)) {
-    const [name, address] = entry.split('=');
-    const cut = address.lastIndexOf(':');
-    table.set(name.toLowerCase(), { host: address.slice(0, cut), port: Number(address.slice(cut + 1)) });
-  }
-  if (!table.size) return;
-  const connect = tls.connect;
-  tls.connect = function (...args) {
-    const options = args.find((arg) => arg && typeof arg === 'object');
-    const target = options && table.get(String(options.host || options.servername || '').toLowerCase());
-    if (target) {
-      options.servername = options.servername || options.host;
-      options.host = target.host;
-      options.port = target.port;
-      if (typeof args[0] !== 'object') return connect.call(this, options, ...args.filter((a) => typeof a === 'function'));
-    }
-    return connect.apply(this, args);
+  const rules = spec ? JSON.parse(spec).map(([pattern, host, port]) => [new RegExp(pattern), host, port]) : [];
+  if (!rules.length) return;
+  const target = (host) => {
+    const name = String(host || '').toLowerCase().replace(/\.$/, '');
+    const rule = rules.find(([pattern]) => pattern.test(name));
+    return rule && { host: rule[1], port: rule[2] };
   };
+  // tls.connect(options[, cb]) | (port[, host][, options][, cb]); net.connect likewise, or (path[, cb]).
+  const redirect = (connect, secure) => function (...args) {
+    let options = args.find((arg) => arg && typeof arg === 'object');
+    if (typeof args[0] === 'number' || (typeof args[0] === 'string' && /^\d+$/.test(args[0]))) {
+      const host = typeof args[1] === 'string' ? args[1] : 'localhost';
+      options = { ...(options || {}), port: Number(args[0]), host };
+    } else if (!options) {
+      return connect.apply(this, args);
+    }
+    const found = target(options.host || (secure && options.servername));
+    if (!found) return connect.apply(this, args);
+    const moved = { ...options, host: found.host, port: found.port };
+    if (secure) moved.servername = options.servername || options.host;
+    return connect.call(this, moved, ...args.filter((arg) => typeof arg === 'function'));
+  };
+  tls.connect = redirect(tls.connect, true);
+  net.connect = redirect(net.connect, false);
+  net.createConnection = net.connect;
+  http.Agent.prototype.createConnection = net.createConnection; // http's agent kept the original
 }
 
 // -- start ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -219,20 +220,24 @@ def handle(runtime: Runtime, handler, headers, body: bytes) -> None:
 
 
 def map_hosts(spec: str) -> None:
-    """Send the API's AWS host name (https://{apiId}.execute-api.{region}.amazonaws.com) to the
-    emulator: a handler that builds its management endpoint from the API id reaches it too. TLS
-    still checks that name (the emulator's certificate carries it)."""
-    table = {}
-    for entry in filter(None, spec.split(",")):
-        name, _, address = entry.partition("=")
-        host, _, port = address.rpartition(":")
-        table[name.lower()] = (host, int(port))
+    """Send connections to AWS host names to the emulator (the API's own execute-api name to its
+    gateway, the others to its front door), whatever port the caller asked for: an SDK that ignores
+    AWS_ENDPOINT_URL_*, or code with a hard-coded endpoint, still reaches only this machine. TLS
+    still checks the name (the emulator presents a certificate for it). `spec`: JSON rules
+    [[regex, host, port], ...], first match wins (wsctl/local/awsnames.py)."""
+    rules = [(re.compile(pattern), host, port) for pattern, host, port in json.loads(spec)] if spec else []
+    if not rules:
+        return
     original = socket.getaddrinfo
 
     def getaddrinfo(host, port, *args, **kwargs):
-        target = table.get(host.lower()) if isinstance(host, str) else None
-        if target is not None:
-            return original(target[0], target[1], *args, **kwargs)
+        if isinstance(host, bytes):
+            host = host.decode("idna", "replace")
+        if isinstance(host, str):
+            name = host.lower().rstrip(".")
+            for pattern, target, target_port in rules:
+                if pattern.match(name):
+                    return original(target, target_port, *args, **kwargs)
         return original(host, port, *args, **kwargs)
 
     socket.getaddrinfo = getaddrinfo
