@@ -39,6 +39,8 @@ def _functions(ticks: Path) -> dict:
         "provided": {"runtime": "provided.al2023", "code": str(FIXTURES / "provided"), "handler": "app.handler",
                      "environment": {"RIC_PYTHON": sys.executable}},
         "broken": {"runtime": PY, "code": str(FIXTURES / "counter"), "handler": "nosuchmodule.handler"},
+        "forgetful": {"runtime": PY, "code": str(FIXTURES / "forgetful"), "handler": "app.handler"},
+        "own-boto3": {"runtime": PY, "code": str(FIXTURES / "own-boto3"), "handler": "app.handler"},
         "by-api-id-py": {"runtime": PY, "code": str(FIXTURES / "by-api-id"), "handler": "app.handler", "timeout": 10},
         "by-api-id-node": {"runtime": "nodejs20.x", "code": str(FIXTURES / "by-api-id"), "handler": "app.handler",
                            "timeout": 10},
@@ -144,6 +146,24 @@ def test_an_import_error_is_an_init_error(lam):
     assert answer["FunctionError"] == "Unhandled"
     assert failed["errorType"] == "Runtime.ImportModuleError"
     assert "Unable to import module 'nosuchmodule'" in failed["errorMessage"]
+
+
+# -- what a function imports: Lambda's runtime, not wsctl's environment ------------------------------------------
+def test_a_dependency_only_wsctls_environment_has_fails_as_on_lambda(lam):
+    failed, answer = invoke(lam, "forgetful")
+    assert answer["FunctionError"] == "Unhandled"
+    assert failed["errorType"] == "Runtime.ImportModuleError"
+    assert failed["errorMessage"] == "Unable to import module 'app': No module named 'jwt'"
+
+
+def test_a_function_imports_its_folder_then_the_runtimes_boto3_then_the_standard_library(lam):
+    result, _ = invoke(lam, "own-boto3")
+    assert result["boto3"] == "the function's own copy"  # its folder first, as /var/task is
+    assert result["path"][0] == str(FIXTURES / "own-boto3")
+    assert "/python-sdk/" in result["path"][1]  # then the runtime's boto3 and botocore
+    assert not any("site-packages" in entry for entry in result["path"]), result["path"]
+    assert result["importable"] == {"botocore": True, "wsctl": False, "lambda_src": False, "jwt": False,
+                                    "moto": False, "aiohttp": False}
 
 
 # -- logs -----------------------------------------------------------------------------------------------
