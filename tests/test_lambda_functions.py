@@ -16,10 +16,13 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from support.emulator_fixtures import ROOT, Emulator
+from support.live_terminal import Terminal, live_env
+from wsctl.targets.emulator import find_state
 from wsctl.exitstatus import ExitStatus
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lambda"
@@ -189,6 +192,36 @@ def test_every_invocation_logs_as_cloudwatch_shows_it(lam):
     output = lam.output()
     assert "[counter] START RequestId: %s Version: $LATEST" % request in output  # prefixed by the function
     assert "[counter] print line t-log" in output
+
+
+def test_an_unhandled_error_is_one_line_per_frame_in_a_terminal_and_lambdas_record_in_a_pipe(lam, tmp_path):
+    """Python's runtime writes an error and its traceback as one record joined with carriage returns
+    (CloudWatch keeps it as one event): a pipe gets it as it is, a terminal one line per part."""
+    invoke(lam, "counter", {"do": "raise", "tag": "piped"})
+    written = lambda: lam.log_path.read_bytes().decode()  # noqa: E731  (read_text would turn \r into \n)
+    record = wait_for(lambda: [line for line in written().split("\n") if "ValueError: boom piped" in line])[0]
+    assert record.startswith("[counter] [ERROR] ValueError: boom piped\rTraceback (most recent call last):\r")
+    home = tmp_path / "home"
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps({"functions": {"fails": {"runtime": PY, "code": str(FIXTURES / "counter"),
+                                                          "handler": "app.handler"}},
+                                  "routes": [{"key": "$default", "function": "fails"}]}))
+    terminal = Terminal(["local", "up", "--port", "0", "--routes", str(routes)], live_env(home), rows=60, columns=200)
+    try:
+        terminal.wait_text("Ctrl-C to stop", timeout=60)
+        state = find_state(terminal.child.pid, home)
+        Emulator.lambda_client(SimpleNamespace(state=state)).invoke(FunctionName="fails",
+                                                                    Payload=json.dumps({"do": "raise", "tag": "tty"}))
+        terminal.wait_text("[fails] [ERROR] ValueError: boom tty", timeout=20)
+        terminal.wait_text("[fails] END RequestId", timeout=20)
+        lines = terminal.lines()
+        at = next(i for i, line in enumerate(lines) if line == "[fails] [ERROR] ValueError: boom tty")
+        assert lines[at + 1] == "[fails] Traceback (most recent call last):"
+        assert re.match(r'\[fails\] \u00a0\u00a0File ".*/counter/app\.py", line \d+, in handler$', lines[at + 2])
+        assert lines[at + 3].startswith("[fails] \u00a0\u00a0\u00a0\u00a0raise ValueError")
+    finally:
+        terminal.key("ctrl-c")
+        terminal.wait_exit(30)
 
 
 # -- Invoke ------------------------------------------------------------------------------------------------

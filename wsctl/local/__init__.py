@@ -147,15 +147,18 @@ def _access_line(line: str) -> bool:
         and not str(entry["outcome"]).startswith("exception:")
 
 
-def _sink(quiet: bool, bundled: bool = False):
+def _sink(quiet: bool, bundled: bool = False, terminal: bool = False):
     """Each function's log line, prefixed with the function's name. -q prints nothing per event:
     it drops the per-invocation START/END/REPORT lines (and the bundled handler's access line),
-    but never what a function itself prints."""
+    but never what a function itself prints. In a terminal, a record the runtime joined with
+    carriage returns (a traceback, a multi-line message: one CloudWatch event) prints one line per
+    part, as CloudWatch's console shows it; elsewhere (a pipe, a file) it stays Lambda's record."""
     def sink(function: str, line: str, invocation) -> None:
         if quiet and (line.startswith(("START RequestId:", "END RequestId:", "REPORT RequestId:"))
                       or (bundled and _access_line(line))):
             return
-        sys.stdout.write("[%s] %s\n" % (function, line))
+        parts = line.split("\r") if terminal else (line,)
+        sys.stdout.write("".join("[%s] %s\n" % (function, part) for part in parts))
         sys.stdout.flush()
     return sink
 
@@ -254,7 +257,7 @@ async def _serve(options: LocalOptions) -> None:
     service = None
     lambda_runner = None
     front_door = None
-    sink = _sink(options.quiet, spec.bundled)
+    sink = _sink(options.quiet, spec.bundled, terminal=original_stdout.isatty())
     try:
         aws_endpoint = await asyncio.to_thread(moto.start)
         ddb_endpoint = options.dynamodb_endpoint or aws_endpoint
