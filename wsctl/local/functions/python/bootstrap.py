@@ -4,7 +4,7 @@ local Python, talking to the emulator through the Runtime API.
 Run as `python -u -P -S bootstrap.py` in the function's code folder: -S keeps the
 Python's own site-packages (wsctl's virtual environment) off sys.path, so a function
 imports what its folder holds, then what Lambda's runtime provides (boto3, from
-PYTHONPATH: pythonsdk.py), then the standard library, as on Lambda. It imports nothing
+PYTHONPATH: sdks.py), then the standard library, as on Lambda. It imports nothing
 from wsctl, only the standard library.
 Handler resolution, error types and payloads, the context object and the log
 format follow awslambdaric 4 (docs/lambda-runtime.md#python-runtime).
