@@ -36,6 +36,7 @@ def _functions(ticks: Path) -> dict:
         "counter2": {**counter, "environment": {"TABLE_NAME": "table-two"}, "maxEnvironments": 2,
                      "timeout": 10},
         "slow": {**counter, "timeout": 1},
+        "counter-json": {**counter, "environment": {"AWS_LAMBDA_LOG_FORMAT": "JSON"}},
         "chain": {"runtime": PY, "code": str(FIXTURES / "chain"), "handler": "app.handler", "timeout": 20},
         "ticker": {"runtime": PY, "code": str(FIXTURES / "ticker"), "handler": "app.handler",
                    "environment": {"TICKS_FILE": str(ticks)}},
@@ -222,6 +223,20 @@ def test_an_unhandled_error_is_one_line_per_frame_in_a_terminal_and_lambdas_reco
     finally:
         terminal.key("ctrl-c")
         terminal.wait_exit(30)
+
+
+def test_with_json_logs_records_and_the_unhandled_error_are_json_objects_as_lambda_writes_them(lam):
+    failed, answer = invoke(lam, "counter-json", {"do": "raise", "tag": "js"}, LogType="Tail")
+    lines = base64.b64decode(answer["LogResult"]).decode().split("\n")
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    info = next(r for r in records if r.get("message") == "info record js")
+    assert set(info) == {"timestamp", "level", "message", "logger", "requestId"}
+    assert (info["level"], info["logger"], info["requestId"]) == ("INFO", "root", failed["requestId"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["timestamp"])
+    error = next(r for r in records if r.get("level") == "ERROR")
+    assert (error["errorType"], error["errorMessage"], error["requestId"]) == ("ValueError", "boom js",
+                                                                               failed["requestId"])
+    assert error["stackTrace"] == failed["stackTrace"] and "\r" not in json.dumps(error)
 
 
 # -- Invoke ------------------------------------------------------------------------------------------------
