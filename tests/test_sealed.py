@@ -97,9 +97,12 @@ def test_services_the_emulator_does_not_serve_are_answered_locally_whatever_the_
 
 
 def test_the_banner_states_the_runtimes_differences_from_lambda(sealed):
-    output = sealed.output()
-    assert "deprecated on AWS Lambda" in output and "JavaScript v2 %s" % sdks.NODE_V2.version in output
-    assert "boto3 (the AWS SDK for Python) %s" % sdks.PYTHON.version in " ".join(output.split())
+    banner = " ".join(sealed.output().replace("\u2502", " ").split())  # the panel's words, unwrapped
+    assert "nodejs16.x and older are deprecated on AWS Lambda (nodejs16.x since 2024-06-12): its functions get " \
+           "the AWS SDK for JavaScript v2 %s, which AWS no longer supports" % sdks.NODE_V2.version in banner
+    assert "Python functions get boto3 (the AWS SDK for Python) %s after their own code" % sdks.PYTHON.version \
+        in banner
+    assert banner.count("nodejs18.x+ functions get the AWS SDK for JavaScript v3") == 1
 
 
 # -- pure: host names and the rules the bootstraps apply ----------------------------------------------------------
