@@ -327,17 +327,17 @@ class Emulator:
 
     def __init__(self, *args: str, dynamodb_endpoint: str | None = None, stack: str = "bench",
                  home: Path | None = None, log_name: str = "emulator.log", port: int = 0,
-                 switch_interval: float | None = None, quiet: bool = True, shared_node_sdk: bool = True):
+                 switch_interval: float | None = None, quiet: bool = True, shared_sdks: bool = True):
         self.stack = stack
         self.home = Path(home or tempfile.mkdtemp(prefix="wsctl-bench-"))
         self.home.mkdir(parents=True, exist_ok=True)
-        if shared_node_sdk:
-            share_node_sdk(self.home)
         # --quiet drops the functions' START/END/REPORT lines (quiet=False keeps them in the log).
         self.args = ["--port", str(port), *(["--quiet"] if quiet else []), *args]
         if dynamodb_endpoint:
             self.args += ["--dynamodb-endpoint", dynamodb_endpoint]
         self.env = clean_env(self.home)
+        if shared_sdks:
+            self.env["WSCTL_SDK_CACHE"] = str(shared_sdk_cache())
         self.log_path = self.home / log_name
         self.switch_interval = switch_interval  # experiment: sys.setswitchinterval in the emulator process
         self.process = None
@@ -474,16 +474,13 @@ def _no_orphans(emulator) -> None:
     _STARTED.add(emulator)
 
 
-def share_node_sdk(home: Path) -> Path:
-    """Point a fresh WSCTL_HOME's node-sdk folder (where `wsctl local up` installs the AWS SDK v3 for
-    Node functions with npm, wsctl/local/functions/nodesdk.py) at one shared copy in
-    bench/.scratch/wsctl-node-sdk: every benchmark emulator still gets a temporary home of its own,
-    but npm runs once, not once per emulator (the first emulator with a Node function installs it)."""
-    shared = SCRATCH / "wsctl-node-sdk"
+def shared_sdk_cache() -> Path:
+    """One copy of the AWS SDKs `wsctl local up` installs for its functions (the JavaScript SDK v3
+    and v2 with npm, boto3 with pip: wsctl/local/functions/sdks.py) in bench/.scratch/wsctl-sdks,
+    given to every benchmark emulator as WSCTL_SDK_CACHE: each still gets a temporary home of its
+    own, but the installs run once, not once per emulator (the first emulator that needs one)."""
+    shared = SCRATCH / "wsctl-sdks"
     shared.mkdir(parents=True, exist_ok=True)
-    link = Path(home) / "node-sdk"
-    if not link.exists() and not link.is_symlink():
-        link.symlink_to(shared, target_is_directory=True)
     return shared
 
 

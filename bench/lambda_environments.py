@@ -362,7 +362,7 @@ class MiniLambda:
                             code_dir=TRIVIAL, handler="probe.handler")
         env = runtimes.variables(spec, runtime_api="127.0.0.1:%d" % runtime_port, region="us-east-1",
                                  log_stream="mini", account_id="123456789012", endpoints={}, credentials={},
-                                 ca_bundle=None, node_path=None, host_env=os.environ)
+                                 ca_bundle=None, sdk_path=None, host_env=os.environ)
         self.runtime = subprocess.Popen(runtimes.command(spec), env=env, cwd=str(TRIVIAL), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         preexec_fn=die_with_parent)
@@ -444,7 +444,7 @@ def init_breakdown(language: str, runs: int, node_path: str | None, emulator_env
     def lambda_env(path):
         return runtimes.variables(spec, runtime_api=address, region="us-east-1", log_stream="init",
                                   account_id="123456789012", endpoints={}, credentials={}, ca_bundle=None,
-                                  node_path=path, host_env=os.environ)
+                                  sdk_path=path, host_env=os.environ)
 
     variants = [("interpreter alone", bare, lambda_env(None), False),
                 ("bootstrap to first /next, Lambda's variables only", command, lambda_env(None), True)]
@@ -631,8 +631,9 @@ def main():
         results["breakdown"] = {}
         if args.breakdown_runs:
             wait_quiet(timeout=args.quiet_wait)
-            node_path = str(emulator.home / "node-sdk")
-            sdk = sorted(Path(node_path).resolve().glob("*/node_modules"))
+            from wsctl.local.functions import sdks
+
+            node_sdk = str(sdks.ensure(emulator.env["WSCTL_SDK_CACHE"], sdks.NODE_V3, print))  # installed by now
             watch = CpuWatch()
             for name in runtimes:
                 client = InvokeClient(emulator.state.lambda_endpoint)
@@ -640,7 +641,7 @@ def main():
                     client.invoke(name)  # a live environment to read the variables of
                 finally:
                     client.close()
-                results["breakdown"][name] = init_breakdown(name, args.breakdown_runs, str(sdk[-1]) if sdk else None,
+                results["breakdown"][name] = init_breakdown(name, args.breakdown_runs, node_sdk,
                                                             environment_of(emulator, name))
             machine = watch.stop()
             print("\ncold start breakdown outside the emulator (median of %d starts each, ms):" % args.breakdown_runs)

@@ -756,9 +756,9 @@ def _p(values, q) -> str:
 
 
 def _wsctl_sdk_version() -> str:
-    from wsctl.local.functions.nodesdk import SDK_VERSION
+    from wsctl.local.functions.sdks import NODE_V3
 
-    return SDK_VERSION
+    return NODE_V3.version
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ def aws_env(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("WSCTL_HOME", str(tmp_path / "wsctl-home"))
+    from support.emulator_fixtures import SDK_CACHE  # (a plugin: imported here, after pytest registered it)
+
+    monkeypatch.setenv("WSCTL_SDK_CACHE", SDK_CACHE)  # a Lambda service in a test installs no SDK of its own
 
 
 @pytest.fixture

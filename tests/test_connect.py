@@ -18,7 +18,7 @@ import pexpect
 import pytest
 from websockets.sync.client import connect
 
-from support.emulator_fixtures import ROOT, unique
+from support.emulator_fixtures import ROOT, SDK_CACHE, unique
 from support.live_support import drain, one_error_line, wsctl
 from support.live_terminal import Terminal
 from wsctl.exitstatus import ExitStatus
@@ -440,7 +440,7 @@ def test_interactive_session_ends_when_the_server_closes_it(emulator):
 
 def test_demo_runs_end_to_end(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WSCTL_"))}
-    env.update(WSCTL_HOME=str(tmp_path), NO_COLOR="1", AWS_EC2_METADATA_DISABLED="true")
+    env.update(WSCTL_HOME=str(tmp_path), NO_COLOR="1", AWS_EC2_METADATA_DISABLED="true", WSCTL_SDK_CACHE=SDK_CACHE)
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "wsctl", "demo"], cwd=ROOT, env=env, capture_output=True,
                             text=True, stdin=subprocess.DEVNULL, timeout=120)

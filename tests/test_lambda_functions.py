@@ -16,10 +16,13 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from support.emulator_fixtures import ROOT, Emulator
+from support.live_terminal import Terminal, live_env
+from wsctl.targets.emulator import find_state
 from wsctl.exitstatus import ExitStatus
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lambda"
@@ -33,12 +36,15 @@ def _functions(ticks: Path) -> dict:
         "counter2": {**counter, "environment": {"TABLE_NAME": "table-two"}, "maxEnvironments": 2,
                      "timeout": 10},
         "slow": {**counter, "timeout": 1},
+        "counter-json": {**counter, "environment": {"AWS_LAMBDA_LOG_FORMAT": "JSON"}},
         "chain": {"runtime": PY, "code": str(FIXTURES / "chain"), "handler": "app.handler", "timeout": 20},
         "ticker": {"runtime": PY, "code": str(FIXTURES / "ticker"), "handler": "app.handler",
                    "environment": {"TICKS_FILE": str(ticks)}},
         "provided": {"runtime": "provided.al2023", "code": str(FIXTURES / "provided"), "handler": "app.handler",
                      "environment": {"RIC_PYTHON": sys.executable}},
         "broken": {"runtime": PY, "code": str(FIXTURES / "counter"), "handler": "nosuchmodule.handler"},
+        "forgetful": {"runtime": PY, "code": str(FIXTURES / "forgetful"), "handler": "app.handler"},
+        "own-boto3": {"runtime": PY, "code": str(FIXTURES / "own-boto3"), "handler": "app.handler"},
         "by-api-id-py": {"runtime": PY, "code": str(FIXTURES / "by-api-id"), "handler": "app.handler", "timeout": 10},
         "by-api-id-node": {"runtime": "nodejs20.x", "code": str(FIXTURES / "by-api-id"), "handler": "app.handler",
                            "timeout": 10},
@@ -146,6 +152,24 @@ def test_an_import_error_is_an_init_error(lam):
     assert "Unable to import module 'nosuchmodule'" in failed["errorMessage"]
 
 
+# -- what a function imports: Lambda's runtime, not wsctl's environment ------------------------------------------
+def test_a_dependency_only_wsctls_environment_has_fails_as_on_lambda(lam):
+    failed, answer = invoke(lam, "forgetful")
+    assert answer["FunctionError"] == "Unhandled"
+    assert failed["errorType"] == "Runtime.ImportModuleError"
+    assert failed["errorMessage"] == "Unable to import module 'app': No module named 'jwt'"
+
+
+def test_a_function_imports_its_folder_then_the_runtimes_boto3_then_the_standard_library(lam):
+    result, _ = invoke(lam, "own-boto3")
+    assert result["boto3"] == "the function's own copy"  # its folder first, as /var/task is
+    assert result["path"][0] == str(FIXTURES / "own-boto3")
+    assert "/python-sdk/" in result["path"][1]  # then the runtime's boto3 and botocore
+    assert not any("site-packages" in entry for entry in result["path"]), result["path"]
+    assert result["importable"] == {"botocore": True, "wsctl": False, "lambda_src": False, "jwt": False,
+                                    "moto": False, "aiohttp": False}
+
+
 # -- logs -----------------------------------------------------------------------------------------------
 def test_every_invocation_logs_as_cloudwatch_shows_it(lam):
     _, answer = invoke(lam, "ticker", {"tag": "cold"}, LogType="Tail")
@@ -169,6 +193,50 @@ def test_every_invocation_logs_as_cloudwatch_shows_it(lam):
     output = lam.output()
     assert "[counter] START RequestId: %s Version: $LATEST" % request in output  # prefixed by the function
     assert "[counter] print line t-log" in output
+
+
+def test_an_unhandled_error_is_one_line_per_frame_in_a_terminal_and_lambdas_record_in_a_pipe(lam, tmp_path):
+    """Python's runtime writes an error and its traceback as one record joined with carriage returns
+    (CloudWatch keeps it as one event): a pipe gets it as it is, a terminal one line per part."""
+    invoke(lam, "counter", {"do": "raise", "tag": "piped"})
+    written = lambda: lam.log_path.read_bytes().decode()  # noqa: E731  (read_text would turn \r into \n)
+    record = wait_for(lambda: [line for line in written().split("\n") if "ValueError: boom piped" in line])[0]
+    assert record.startswith("[counter] [ERROR] ValueError: boom piped\rTraceback (most recent call last):\r")
+    home = tmp_path / "home"
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps({"functions": {"fails": {"runtime": PY, "code": str(FIXTURES / "counter"),
+                                                          "handler": "app.handler"}},
+                                  "routes": [{"key": "$default", "function": "fails"}]}))
+    terminal = Terminal(["local", "up", "--port", "0", "--routes", str(routes)], live_env(home), rows=60, columns=200)
+    try:
+        terminal.wait_text("Ctrl-C to stop", timeout=60)
+        state = find_state(terminal.child.pid, home)
+        Emulator.lambda_client(SimpleNamespace(state=state)).invoke(FunctionName="fails",
+                                                                    Payload=json.dumps({"do": "raise", "tag": "tty"}))
+        terminal.wait_text("[fails] [ERROR] ValueError: boom tty", timeout=20)
+        terminal.wait_text("[fails] END RequestId", timeout=20)
+        lines = terminal.lines()
+        at = next(i for i, line in enumerate(lines) if line == "[fails] [ERROR] ValueError: boom tty")
+        assert lines[at + 1] == "[fails] Traceback (most recent call last):"
+        assert re.match(r'\[fails\] \u00a0\u00a0File ".*/counter/app\.py", line \d+, in handler$', lines[at + 2])
+        assert lines[at + 3].startswith("[fails] \u00a0\u00a0\u00a0\u00a0raise ValueError")
+    finally:
+        terminal.key("ctrl-c")
+        terminal.wait_exit(30)
+
+
+def test_with_json_logs_records_and_the_unhandled_error_are_json_objects_as_lambda_writes_them(lam):
+    failed, answer = invoke(lam, "counter-json", {"do": "raise", "tag": "js"}, LogType="Tail")
+    lines = base64.b64decode(answer["LogResult"]).decode().split("\n")
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    info = next(r for r in records if r.get("message") == "info record js")
+    assert set(info) == {"timestamp", "level", "message", "logger", "requestId"}
+    assert (info["level"], info["logger"], info["requestId"]) == ("INFO", "root", failed["requestId"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["timestamp"])
+    error = next(r for r in records if r.get("level") == "ERROR")
+    assert (error["errorType"], error["errorMessage"], error["requestId"]) == ("ValueError", "boom js",
+                                                                               failed["requestId"])
+    assert error["stackTrace"] == failed["stackTrace"] and "\r" not in json.dumps(error)
 
 
 # -- Invoke ------------------------------------------------------------------------------------------------

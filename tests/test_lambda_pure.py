@@ -10,7 +10,7 @@ import pytest
 from wsctl.apispec import FunctionSpec
 from wsctl.local import authorizer, procs
 from wsctl.local.functions import errors, logs, runtimes
-from wsctl.local.functions.invoke_api import _rest_operation, parse_function_name
+from wsctl.local.functions.invoke_api import parse_function_name
 from wsctl.local.sockets import fragments
 
 SPEC = FunctionSpec(name="fn", runtime="python3.12", code_dir=Path("/code"), handler="app.handler",
@@ -58,17 +58,11 @@ def test_function_names_in_every_form_lambda_takes(raw, expected):
     assert parse_function_name(raw) == expected
 
 
-def test_a_rest_services_operation_is_named_from_botocores_model():
-    assert _rest_operation("s3", "GET", "/", {}) == "ListBuckets"
-    assert _rest_operation("s3", "GET", "/bucket/some/key", {}) == "GetObject"
-    assert _rest_operation("s3", "GET", "/bucket", {"list-type": "2"}) == "ListObjectsV2"
-
-
 def test_a_functions_environment_is_lambdas_and_never_the_hosts_aws_settings():
     env = runtimes.variables(
         SPEC, runtime_api="127.0.0.1:9001", region="eu-west-1", log_stream="s", account_id="123456789012",
         endpoints={"": "http://sealed", "DYNAMODB": "http://ddb"}, credentials={"AWS_ACCESS_KEY_ID": "local"},
-        ca_bundle="/ca.pem", node_path=None,
+        ca_bundle="/ca.pem", sdk_path="/sdk/python",
         host_env={"PATH": "/bin", "AWS_ACCESS_KEY_ID": "AKIAREAL", "AWS_PROFILE": "prod", "SECRET": "x"})
     assert env["AWS_ACCESS_KEY_ID"] == "local" and "AWS_PROFILE" not in env and "SECRET" not in env
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "fn"  # reserved: the function cannot override it
@@ -76,13 +70,14 @@ def test_a_functions_environment_is_lambdas_and_never_the_hosts_aws_settings():
     assert env["AWS_ENDPOINT_URL"] == "http://sealed" and env["AWS_ENDPOINT_URL_DYNAMODB"] == "http://ddb"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256" and env["TZ"] == ":UTC" and env["_HANDLER"] == "app.handler"
     assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12" and env["NODE_EXTRA_CA_CERTS"] == "/ca.pem"
+    assert env["PYTHONPATH"] == "/sdk/python"  # the runtime's boto3, after the function's folder
     apart = runtimes.variables(
         SPEC, runtime_api="a:1", region="r", log_stream="s", account_id="1", endpoints={}, credentials={},
-        ca_bundle="/bundle.pem", extra_ca="/cert.pem", node_path=None, host_env={})
+        ca_bundle="/bundle.pem", extra_ca="/cert.pem", sdk_path=None, host_env={})
     assert (apart["AWS_CA_BUNDLE"], apart["NODE_EXTRA_CA_CERTS"]) == ("/bundle.pem", "/cert.pem")
     provided = runtimes.variables(
         FunctionSpec("p", "provided.al2023", Path("/p"), "x"), runtime_api="a:1", region="r", log_stream="s",
-        account_id="1", endpoints={}, credentials={}, ca_bundle=None, node_path=None, host_env={})
+        account_id="1", endpoints={}, credentials={}, ca_bundle=None, sdk_path=None, host_env={})
     assert "AWS_EXECUTION_ENV" not in provided  # absent on provided.*, as on AWS
 
 

@@ -1,4 +1,4 @@
-"""The Node.js runtime (wsctl/local/functions/node/bootstrap.mjs) and its AWS SDK cache (nodesdk.py).
+"""The Node.js runtime (wsctl/local/functions/node/bootstrap.mjs) and its AWS SDK cache (sdks.py).
 
 Real `node` processes run the fixture handlers in tests/fixtures/node/ through the
 real Runtime API and execution environments (LambdaService); the AWS SDK for
@@ -6,6 +6,7 @@ JavaScript v3 is installed once per test session with npm.
 """
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import pytest
 
 from wsctl.apispec.model import FunctionSpec
 from wsctl.errors import WsctlError
-from wsctl.local.functions import nodesdk
+from wsctl.local.functions import sdks
 from wsctl.local.functions.errors import FunctionError
 from wsctl.local.functions.service import LambdaService
 
@@ -48,13 +49,13 @@ def node_sdk(tmp_path_factory):
     """(node_modules, what ensure_sdk said): the SDK installed once for the whole session."""
     said = []
     started = time.monotonic()
-    modules = nodesdk.ensure_sdk(tmp_path_factory.mktemp("sdk-cache"), said.append)
+    modules = sdks.ensure(tmp_path_factory.mktemp("sdk-cache"), sdks.NODE_V3, said.append)
     print("AWS SDK for JavaScript v3 installed in %.1f s" % (time.monotonic() - started))
     return modules, said
 
 
-def function(name: str, folder: str, handler: str, **settings) -> FunctionSpec:
-    return FunctionSpec(name=name, runtime="nodejs20.x", code_dir=FIXTURES / folder, handler=handler, **settings)
+def function(name: str, folder, handler: str, runtime: str = "nodejs20.x", **settings) -> FunctionSpec:
+    return FunctionSpec(name=name, runtime=runtime, code_dir=FIXTURES / folder, handler=handler, **settings)
 
 
 def run(node_sdk, tmp_path, functions, scenario, timeout: float = 30.0):
@@ -67,7 +68,7 @@ def run(node_sdk, tmp_path, functions, scenario, timeout: float = 30.0):
 
     async def main():
         service = LambdaService(functions=functions, home=tmp_path, region=REGION, endpoints={}, sink=sink,
-                                node_path=str(node_sdk[0]))
+                                sdk_paths={sdks.NODE_V3: str(node_sdk[0])})
         await service.start()
         try:
             return await asyncio.wait_for(scenario(service, lines), timeout)
@@ -325,6 +326,103 @@ def test_init_failures_are_reported_with_the_runtime_error_type(node_sdk, tmp_pa
     assert '"errorType":"%s"' % error_type in logged
 
 
+# -- Node.js 24 ------------------------------------------------------------------------------------------
+CALLBACK_REFUSED = ("ERROR: AWS Lambda has removed support for callback-based function handlers starting with "
+                    "Node.js 24. You need to modify this function to use a supported handler signature to use "
+                    "Node.js 24 or later. For more information see "
+                    "https://docs.aws.amazon.com/lambda/latest/dg/nodejs-handler.html.")
+
+
+def test_nodejs24_refuses_callback_handlers_and_the_callback_style_context_as_lambda_does(node_sdk, tmp_path):
+    functions = [function("callback24", "cjs", "app.callback", runtime="nodejs24.x"),
+                 function("async24", "cjs", "app.context", runtime="nodejs24.x"),
+                 function("legacy24", "cjs", "app.legacy", runtime="nodejs24.x"),
+                 function("callback22", "cjs", "app.callback", runtime="nodejs22.x")]
+
+    async def scenario(service, lines):
+        refused = await failure(service, "callback24")
+        logged = await line_matching(lines, STAMP + r"	undefined	ERROR	Init Error 	\{.*")
+        return (refused, logged, await call(service, "async24", {"n": 1}),
+                await failure(service, "legacy24", {"mode": "succeed"}),
+                await call(service, "callback22", {"wait": False}))
+
+    refused, logged, answered, legacy, older = run(node_sdk, tmp_path, functions, scenario)
+    assert refused.error_type == "Runtime.CallbackHandlerDeprecated"
+    assert refused.error_message == CALLBACK_REFUSED
+    assert '"errorType":"Runtime.CallbackHandlerDeprecated"' in logged
+    assert answered["event"] == {"n": 1} and "waits" not in answered  # no callbackWaitsForEmptyEventLoop
+    assert legacy.error_type == "TypeError" and "context.succeed is not a function" in legacy.error_message
+    assert older == {"timersFired": 0}  # nodejs22.x still takes them
+
+
+# -- module resolution: the code folder, then the runtime's SDK ---------------------------------------------
+
+def _project_with_packages_above_the_code_folder(root: Path) -> Path:
+    """project/node_modules holds a package and a fake @aws-sdk/client-dynamodb; project/fn is the
+    function's code folder (Lambda's /var/task, with nothing above it)."""
+    for name, body in (("only-above", "module.exports = 'above';"),
+                       ("@aws-sdk/client-dynamodb", "module.exports = { fake: 'the project copy' };")):
+        package = root / "node_modules" / name
+        package.mkdir(parents=True)
+        (package / "package.json").write_text(json.dumps({"name": name, "version": "1.0.0", "main": "index.js"}))
+        (package / "index.js").write_text(body)
+    code = root / "fn"
+    code.mkdir()
+    (code / "app.js").write_text(
+        "exports.handler = async () => {\n"
+        "  const out = { sdk: require.resolve('@aws-sdk/client-dynamodb') };\n"
+        "  try { require('only-above'); out.required = 'found'; } catch (error) { out.required = error.code; }\n"
+        "  try { await import('only-above'); out.imported = 'found'; } catch (error) { out.imported = error.code; }\n"
+        "  return out;\n};\n")
+    (code / "esm.mjs").write_text(
+        "import { DynamoDBClient } from '@aws-sdk/client-dynamodb';\n"
+        "export const handler = async () => ({ client: typeof DynamoDBClient,\n"
+        "  sdk: import.meta.resolve('@aws-sdk/client-dynamodb') });\n")
+    (code / "requires.js").write_text("require('only-above');\nexports.handler = async () => 'never';\n")
+    (code / "imports.mjs").write_text("import value from 'only-above';\nexport const handler = async () => value;\n")
+    return code
+
+
+def test_modules_resolve_in_the_code_folder_then_the_runtimes_sdk_never_above_it(node_sdk, tmp_path):
+    code = _project_with_packages_above_the_code_folder(tmp_path / "project")
+    functions = [FunctionSpec(name, "nodejs20.x", code, handler) for name, handler in (
+        ("cjs", "app.handler"), ("esm", "esm.handler"), ("requires", "requires.handler"),
+        ("imports", "imports.handler"))]
+
+    async def scenario(service, lines):
+        return (await call(service, "cjs"), await call(service, "esm"), await failure(service, "requires"),
+                await failure(service, "imports"))
+
+    cjs, esm, requires, imports = run(node_sdk, tmp_path, functions, scenario)
+    sdk = str(node_sdk[0] / "@aws-sdk" / "client-dynamodb") + os.sep
+    assert (cjs["required"], cjs["imported"]) == ("MODULE_NOT_FOUND", "ERR_MODULE_NOT_FOUND")
+    assert cjs["sdk"].startswith(sdk)  # the runtime's SDK, not the project's copy further up
+    assert esm["client"] == "function" and file_path(esm["sdk"]).startswith(sdk)
+    assert requires.error_type == "Runtime.ImportModuleError"
+    assert "Cannot find module 'only-above'" in requires.error_message
+    # ESM's ERR_MODULE_NOT_FOUND keeps its type, as the RIC leaves it
+    assert imports.error_type == "Error"
+    assert imports.error_message.startswith("Cannot find package 'only-above' imported from %s" % code)
+
+
+# -- warnings ---------------------------------------------------------------------------------------------------
+
+def test_the_sdks_version_warning_is_one_warn_line_and_other_warnings_print_as_node_prints_them(node_sdk,
+                                                                                               tmp_path):
+    async def scenario(service, lines):
+        answer = await call(service, "warnings")
+        await line_matching(lines, STAMP + r"	[0-9a-f-]{36}	ERROR	\(node:\d+\) CustomWarning: .*")
+        return answer, [line for _, line in lines]
+
+    answer, lines = run(node_sdk, tmp_path, [function("warnings", "cjs", "app.warnings")], scenario)
+    assert answer == "function"
+    version = [line for line in lines if "NodeVersionSupportWarning" in line]
+    assert version and all("\tWARN\t" in line and "\tERROR\t" not in line for line in version), version
+    assert any(line.endswith("\tWARN\tNodeVersionSupportWarning: The AWS SDK for JavaScript (v3) versions published "
+                             "after the first week of January 2027 will require node >=22. You are running node "
+                             "v20.0.0.") for line in version)
+
+
 # -- the AWS SDK v3 -------------------------------------------------------------------------------
 
 def test_sdk_resolves_from_the_cache_and_the_functions_own_copy_wins(node_sdk, tmp_path):
@@ -357,13 +455,14 @@ def test_sdk_resolves_from_the_cache_and_the_functions_own_copy_wins(node_sdk, t
 
 def test_sdk_is_installed_once_at_the_pinned_version(node_sdk):
     modules, said = node_sdk
-    assert said == ["installing the AWS SDK for JavaScript v3 for Node functions (once, into %s)" % modules.parent]
-    assert modules.parent.name.startswith(nodesdk.SDK_VERSION + "-")
-    for package in nodesdk.SDK_PACKAGES:
+    assert said == ["installing the AWS SDK for JavaScript v3 %s for Node functions (once, into %s)"
+                    % (sdks.NODE_V3.version, modules.parent)]
+    assert modules.parent.name.startswith(sdks.NODE_V3.version + "-")
+    for package in sdks.NODE_V3.packages:
         manifest = json.loads((modules / package / "package.json").read_text())
-        assert manifest["version"] == nodesdk.SDK_VERSION, package
+        assert manifest["version"] == sdks.NODE_V3.version, package
     again = []
-    assert nodesdk.ensure_sdk(modules.parent.parent.parent, again.append) == modules  # cached: silent
+    assert sdks.ensure(modules.parent.parent.parent, sdks.NODE_V3, again.append) == modules  # cached: silent
     assert again == []
 
 
@@ -399,7 +498,7 @@ def fake_npm(tmp_path, monkeypatch):
 def test_sdk_install_is_safe_when_two_emulators_start_at_once(tmp_path, fake_npm):
     said = []
     results = []
-    threads = [threading.Thread(target=lambda: results.append(nodesdk.ensure_sdk(tmp_path / "cache", said.append)))
+    threads = [threading.Thread(target=lambda: results.append(sdks.ensure(tmp_path / "cache", sdks.NODE_V3, said.append)))
                for _ in range(2)]
     for thread in threads:
         thread.start()
@@ -411,11 +510,11 @@ def test_sdk_install_is_safe_when_two_emulators_start_at_once(tmp_path, fake_npm
     assert sorted(p.name for p in results[0].parent.parent.iterdir()) == [".lock", results[0].parent.name]
 
 
-def test_sdk_package_list_change_installs_a_new_folder(tmp_path, fake_npm, monkeypatch):
-    first = nodesdk.ensure_sdk(tmp_path / "cache", lambda text: None)
-    monkeypatch.setattr(nodesdk, "SDK_PACKAGES", nodesdk.SDK_PACKAGES + ("@aws-sdk/client-kinesis",))
+def test_sdk_package_list_change_installs_a_new_folder(tmp_path, fake_npm):
+    first = sdks.ensure(tmp_path / "cache", sdks.NODE_V3, lambda text: None)
+    more = dataclasses.replace(sdks.NODE_V3, packages=sdks.NODE_V3.packages + ("@aws-sdk/client-kinesis",))
     said = []
-    second = nodesdk.ensure_sdk(tmp_path / "cache", said.append)
+    second = sdks.ensure(tmp_path / "cache", more, said.append)
     assert second != first and (second / "@aws-sdk/client-kinesis/package.json").is_file()
     assert len(said) == 1 and len(fake_npm.read_text().splitlines()) == 2
 
@@ -423,7 +522,7 @@ def test_sdk_package_list_change_installs_a_new_folder(tmp_path, fake_npm, monke
 def test_sdk_install_failure_says_what_failed_in_one_line(tmp_path, fake_npm, monkeypatch):
     monkeypatch.setenv("FAKE_NPM_FAIL", "1")
     with pytest.raises(WsctlError) as caught:
-        nodesdk.ensure_sdk(tmp_path / "cache", lambda text: None)
+        sdks.ensure(tmp_path / "cache", sdks.NODE_V3, lambda text: None)
     message = str(caught.value)
     assert "\n" not in message
     assert "E404: 404 Not Found - GET https://registry.example/@aws-sdk%2fclient-nope" in message
@@ -434,4 +533,4 @@ def test_sdk_install_failure_says_what_failed_in_one_line(tmp_path, fake_npm, mo
 def test_sdk_install_without_npm_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm there
     with pytest.raises(WsctlError, match="npm is not on PATH"):
-        nodesdk.ensure_sdk(tmp_path / "cache", lambda text: None)
+        sdks.ensure(tmp_path / "cache", sdks.NODE_V3, lambda text: None)

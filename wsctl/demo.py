@@ -23,8 +23,10 @@ from lambda_src import jwts
 
 from . import ops, render
 from .errors import WsctlError
+from .local.functions.sdks import cache_root as sdk_cache_root
 from .local.procs import tied_to_parent
 from .targets.emulator import EmulatorState, find_state
+from .targets.emulator import home as wsctl_home
 from .targets.local import LocalTarget
 
 STACK = "demo"
@@ -44,7 +46,8 @@ class _Narrator:
 
 
 def _start_emulator(home: Path) -> tuple[subprocess.Popen, dict]:
-    env = dict(os.environ, WSCTL_HOME=str(home))
+    # A scratch home, but the AWS SDKs Lambda's runtimes provide from the user's own (installed once).
+    env = dict(os.environ, WSCTL_HOME=str(home), WSCTL_SDK_CACHE=str(sdk_cache_root(wsctl_home())))
     env.pop("WSCTL_LOCAL_NAME", None)
     log = open(home / "emulator.log", "wb")
     # --fault disconnect-loss=1: a socket that vanishes without a close frame gets no

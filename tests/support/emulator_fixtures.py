@@ -21,21 +21,22 @@ from lambda_src import jwts
 from wsctl.targets.emulator import find_state, state_path
 
 ROOT = Path(__file__).resolve().parents[2]
-# One AWS SDK for JavaScript v3 for every emulator of this test session (per process: xdist-safe).
-NODE_SDK_CACHE = tempfile.mkdtemp(prefix="wsctl-test-node-sdk-")
+# One copy of the AWS SDKs Lambda's runtimes provide (the JavaScript SDK v3 and v2, boto3) for every
+# emulator and Lambda service of this test session (per process: xdist-safe), installed on first use.
+SDK_CACHE = tempfile.mkdtemp(prefix="wsctl-test-sdks-")
 
 
 def _clean_env(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WSCTL_"))}
     env.update(WSCTL_HOME=str(home), AWS_EC2_METADATA_DISABLED="true", NO_COLOR="1", PYTHONUNBUFFERED="1")
-    env["WSCTL_NODE_SDK_CACHE"] = NODE_SDK_CACHE  # npm installs the Node SDK once per test session
+    env["WSCTL_SDK_CACHE"] = SDK_CACHE  # npm and pip install the SDKs once per test session
     return env
 
 
 class Emulator:
     """One running `wsctl local up`, and helpers to talk to it."""
 
-    def __init__(self, home: Path, args: list[str], stack: str = "app", env: dict | None = None):
+    def __init__(self, home: Path, args: list[str], stack: str = "app", env: dict | None = None, cwd: Path = ROOT):
         self.home = home
         self.stack = stack
         self.env = _clean_env(home)
@@ -43,9 +44,10 @@ class Emulator:
         self.log_path = home / "emulator.log"
         home.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "wb")
+        # -P: as the `wsctl` command runs, without the working directory (a project's folder) on sys.path
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "wsctl", "--stack", stack, "local", "up", "--port", "0", *args],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [sys.executable, "-P", "-m", "wsctl", "--stack", stack, "local", "up", "--port", "0", *args],
+            cwd=cwd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.state = self._wait_ready()
 
     def _wait_ready(self, timeout: float = 60.0) -> dict:
@@ -144,12 +146,12 @@ def unique(prefix: str = "u") -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def node_sdk_cache():
-    """Remove the session's Node SDK copy at the end (about 40 MB)."""
-    yield NODE_SDK_CACHE
+def sdk_cache():
+    """Remove the session's SDK copies at the end (up to about 180 MB)."""
+    yield SDK_CACHE
     import shutil
 
-    shutil.rmtree(NODE_SDK_CACHE, ignore_errors=True)
+    shutil.rmtree(SDK_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

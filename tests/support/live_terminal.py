@@ -12,7 +12,7 @@ import time
 import pexpect
 import pyte
 
-from support.emulator_fixtures import ROOT
+from support.emulator_fixtures import ROOT, SDK_CACHE
 
 
 class Terminal:
@@ -115,5 +115,6 @@ class Terminal:
 
 def live_env(home) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WSCTL_"))}
-    env.update(WSCTL_HOME=str(home), AWS_EC2_METADATA_DISABLED="true", PYTHONUNBUFFERED="1")
+    env.update(WSCTL_HOME=str(home), AWS_EC2_METADATA_DISABLED="true", PYTHONUNBUFFERED="1",
+               WSCTL_SDK_CACHE=SDK_CACHE)
     return env

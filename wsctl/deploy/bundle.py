@@ -14,9 +14,11 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+# What the handler imports that Lambda's Python runtime lacks: bundled beside it (PyJWT).
+DEPENDENCIES = ("jwt",)
 
 
-def _package_dir(name: str) -> Path:
+def package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("package %s is not importable" % name)
@@ -24,7 +26,7 @@ def _package_dir(name: str) -> Path:
 
 
 def _files(package: str) -> list[tuple[str, Path]]:
-    root = _package_dir(package)
+    root = package_dir(package)
     found = []
     for path in root.rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
@@ -44,7 +46,8 @@ def _pyjwt_license() -> list[tuple[str, Path]]:
 
 
 def build(source_package: str = "lambda_src") -> bytes:
-    entries = sorted(_files(source_package) + _files("jwt") + _pyjwt_license())
+    entries = sorted(_files(source_package) + [entry for name in DEPENDENCIES for entry in _files(name)]
+                     + _pyjwt_license())
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, path in entries:

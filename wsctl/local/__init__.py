@@ -2,11 +2,12 @@
 
 One process runs the gateway (aiohttp, one port for ws/wss and http/https),
 the Lambda service (functions in execution environments of their own, worker
-processes on the Runtime API) and Lambda's Invoke API; another runs moto's
-DynamoDB and SSM, unless --dynamodb-endpoint names another DynamoDB. Every
-function gets the environment Lambda gives it, local credentials, and
-AWS_ENDPOINT_URL_* pointing at the local services (every other service answers
-"not emulated"), so unmodified code reaches only this machine.
+processes on the Runtime API), Lambda's Invoke API and the front door for AWS
+host names; another runs moto's DynamoDB and SSM, unless --dynamodb-endpoint names
+another DynamoDB. Every function gets the environment Lambda gives it, local
+credentials, AWS_ENDPOINT_URL_* pointing at the local services, and every AWS host
+name it dials sent to the front door (every service not emulated answers "not
+emulated"), so unmodified code, on any SDK, reaches only this machine.
 """
 
 import asyncio
@@ -25,7 +26,7 @@ from ..apispec import ApiSpec
 from ..errors import WsctlError
 from ..targets.emulator import (EmulatorState, FunctionInfo, alive, home, instance_dir, name_for, read_state,
                                 remove_state, states, write_state)
-from . import listener
+from . import awsnames, listener
 
 
 @dataclass
@@ -85,12 +86,16 @@ def _sealed_environment(state_home: Path, passthrough: bool) -> dict:
             "AWS_EC2_METADATA_DISABLED": "true"}
 
 
-def _functions(options: LocalOptions) -> list:
+def _functions(options: LocalOptions, state_home: Path) -> list:
     functions = []
     for function in options.spec.functions:
         changes = {"environment": {**function.environment, **options.env}}
         if options.max_environments:
             changes["max_environments"] = options.max_environments
+        if options.spec.bundled:  # its folder as deployed, not the installation that holds lambda_src
+            from .bundled import code_folder
+
+            changes["code_dir"] = code_folder(state_home)
         functions.append(replace(function, **changes))
     return functions
 
@@ -108,15 +113,18 @@ def _access_line(line: str) -> bool:
         and not str(entry["outcome"]).startswith("exception:")
 
 
-def _sink(quiet: bool, bundled: bool = False):
+def _sink(quiet: bool, bundled: bool = False, terminal: bool = False):
     """Each function's log line, prefixed with the function's name. -q prints nothing per event:
     it drops the per-invocation START/END/REPORT lines (and the bundled handler's access line),
-    but never what a function itself prints."""
+    but never what a function itself prints. In a terminal, a record the runtime joined with
+    carriage returns (a traceback, a multi-line message: one CloudWatch event) prints one line per
+    part, as CloudWatch's console shows it; elsewhere (a pipe, a file) it stays Lambda's record."""
     def sink(function: str, line: str, invocation) -> None:
         if quiet and (line.startswith(("START RequestId:", "END RequestId:", "REPORT RequestId:"))
                       or (bundled and _access_line(line))):
             return
-        sys.stdout.write("[%s] %s\n" % (function, line))
+        parts = line.split("\r") if terminal else (line,)
+        sys.stdout.write("".join("[%s] %s\n" % (function, part) for part in parts))
         sys.stdout.flush()
     return sink
 
@@ -176,6 +184,8 @@ async def _serve(options: LocalOptions) -> None:
     from aiohttp import web
 
     from . import dynamo
+    from .certs import Authority
+    from .frontdoor import FrontDoor
     from .functions import LambdaService
     from .functions.invoke_api import InvokeApi
     from .gateway import Gateway, GatewayConfig
@@ -197,8 +207,9 @@ async def _serve(options: LocalOptions) -> None:
     # The API's AWS host name too: a handler that builds https://{apiId}.execute-api.{region}.
     # amazonaws.com/{stage} is pointed here (see the runtimes' host map) and must trust it.
     aws_host = "%s.execute-api.%s.amazonaws.com" % (api_id, limits.LOCAL_REGION)
-    cert, key = listener.make_certificate(folder / "tls", [advertised, aws_host])
-    bundle = listener.ca_bundle(folder / "tls", cert)
+    authority = Authority(folder / "tls")
+    gateway_tls = authority.server_context(["localhost", "127.0.0.1", "::1", advertised, aws_host], "gateway.pem")
+    bundle = authority.bundle()
 
     # Signals first: whatever stops the emulator from here on (Ctrl-C, SIGTERM, a closed terminal,
     # a closed pipe) unwinds through the `finally` below, which stops every process started.
@@ -212,6 +223,8 @@ async def _serve(options: LocalOptions) -> None:
     started = time.monotonic()
     service = None
     lambda_runner = None
+    front_door = None
+    sink = _sink(options.quiet, spec.bundled, terminal=original_stdout.isatty())
     try:
         aws_endpoint = await asyncio.to_thread(moto.start)
         ddb_endpoint = options.dynamodb_endpoint or aws_endpoint
@@ -227,19 +240,24 @@ async def _serve(options: LocalOptions) -> None:
                                     keyset, limits.LOCAL_REGION)
         stage_path = "%s/%s" % (origin, options.stage)
         lambda_url = "http://127.0.0.1:%d" % lambda_sock.getsockname()[1]
+        front_door = FrontDoor(authority, {"dynamodb": ddb_endpoint, "ssm": aws_endpoint, "lambda": lambda_url,
+                                           "execute-api": "http://" + origin}, api_id,
+                               log=lambda text: sink("wsctl", text, None))
+        await front_door.start()
         endpoints = {"DYNAMODB": ddb_endpoint, "SSM": aws_endpoint, "LAMBDA": lambda_url,
                      "APIGATEWAYMANAGEMENTAPI": "http://" + stage_path}
         if not options.aws_passthrough:
-            endpoints[""] = lambda_url  # every other service: the sealed answer
+            endpoints[""] = front_door.url  # every other service: the sealed answer
         platform_env = _sealed_environment(state_home, options.aws_passthrough)
-        platform_env["_WSCTL_HOST_MAP"] = "%s=127.0.0.1:%d" % (aws_host, port)
+        platform_env["_WSCTL_HOST_MAP"] = awsnames.redirect_rules(("127.0.0.1", front_door.port), (advertised, port),
+                                                                  aws_host, options.aws_passthrough)
         # Sealed, botocore in a function only ever reaches this emulator: it verifies against our
-        # one certificate. urllib3 loads AWS_CA_BUNDLE into every new TLS connection, 28 ms for the
-        # system bundle against 0.6 ms for one certificate (bench/README.md, projects_vs_sls.py).
-        function_ca = bundle if options.aws_passthrough else cert
-        service = LambdaService(_functions(options), state_home, limits.LOCAL_REGION, endpoints=endpoints,
-                                sink=_sink(options.quiet, spec.bundled), credentials=platform_env,
-                                ca_bundle=str(function_ca), extra_ca=str(cert), watch=True)
+        # one CA. urllib3 loads AWS_CA_BUNDLE into every new TLS connection, 28 ms for the system
+        # bundle against 0.6 ms for one certificate (bench/README.md, projects_vs_sls.py).
+        function_ca = bundle if options.aws_passthrough else authority.cert_path
+        service = LambdaService(_functions(options, state_home), state_home, limits.LOCAL_REGION, endpoints=endpoints,
+                                sink=sink, credentials=platform_env, ca_bundle=str(function_ca),
+                                extra_ca=str(authority.cert_path), watch=True)
         await service.start()
         invoke_api = InvokeApi(service, log=lambda text: service.sink("lambda", text, None))
         lambda_runner = web.AppRunner(invoke_api.app(), handle_signals=False, access_log=None)
@@ -256,7 +274,7 @@ async def _serve(options: LocalOptions) -> None:
         gateway = Gateway(config, invokers, authorizer)
         runner = web.AppRunner(gateway.app(), handle_signals=False, access_log=None)
         await runner.setup()
-        sniffer = listener.SniffingListener(sock, runner.server, listener.server_context(cert, key))
+        sniffer = listener.SniffingListener(sock, runner.server, gateway_tls)
         invoke_api.views["connections"] = lambda: [
             {"connectionId": c.id, "sourceIp": c.origin.source_ip, "connectedAt": c.origin.connected_at,
              "lastActiveAt": int(c.last_active * 1000),
@@ -302,6 +320,8 @@ async def _serve(options: LocalOptions) -> None:
                 await service.close()
             if lambda_runner is not None:
                 await lambda_runner.cleanup()
+            if front_door is not None:
+                await front_door.close()
         finally:
             sock.close()
             lambda_sock.close()
@@ -354,13 +374,8 @@ def _panel(state: EmulatorState, notes: list, options: LocalOptions, seconds: fl
         rows.append(("auth", "JWT authorizer on $connect" if state.auth == "jwt" else "none: anonymous connections"))
         rows.append(("connect", "wsctl --local connect --user alice" if state.auth == "jwt"
                      else "wsctl --local connect"))
-    seen = set()
-    for function in state.functions:
-        note = runtimes.version_note(function.runtime)
-        if note and note not in seen:
-            seen.add(note)
-            rows.append(("note", note))
-    for note in notes:
+    differences = [note for function in state.functions for note in runtimes.differences(function.runtime)]
+    for note in dict.fromkeys(differences + list(notes)):
         rows.append(("note", note))
     active = options.faults.describe() if options.faults is not None else ""
     if active:

@@ -32,9 +32,12 @@ class EmbeddedMoto:
 
     def start(self, timeout: float = 30.0) -> str:
         log = open(self.log_path, "wb")
-        argv, preexec = tied_to_parent([sys.executable, "-m", "wsctl.local.motoserver", "127.0.0.1", str(self.port)])
+        # -P and a folder of its own: `-m` would put the working directory (the user's project) first
+        # on sys.path, and a project's vendored botocore/ or moto/ would then stand in for moto's own.
+        argv, preexec = tied_to_parent([sys.executable, "-P", "-m", "wsctl.local.motoserver", "127.0.0.1",
+                                        str(self.port)])
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        preexec_fn=preexec)
+                                        preexec_fn=preexec, cwd=self.log_path.parent)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

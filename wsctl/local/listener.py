@@ -4,73 +4,19 @@ API Gateway serves the socket and the management API on one domain, and most
 handlers build their management client as `https://{domainName}/{stage}`. So
 the port that `domainName` names must also speak TLS: each accepted socket's
 first byte is peeked (a TLS ClientHello starts with 0x16) and the socket is
-handed to aiohttp with or without TLS. The certificate is generated at start
-for localhost, 127.0.0.1 and ::1 (plus the --host name), and handlers trust it
-through AWS_CA_BUNDLE.
+handed to aiohttp with or without TLS. The certificates come from the emulator's
+own CA (certs.py), which handlers trust through AWS_CA_BUNDLE.
 """
 
 import asyncio
-import datetime
 import errno
-import ipaddress
-import os
 import socket
 import ssl
-from pathlib import Path
 
 from ..errors import WsctlError
 
 TLS_RECORD_HANDSHAKE = 0x16
 PEEK_TIMEOUT = 10.0
-
-
-def make_certificate(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
-    """A fresh self-signed certificate (EC P-256, 30 days) and its key, key readable by owner only."""
-    from cryptography import x509  # heavy, and only `local up` needs it: `local down` imports this module too
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = ec.generate_private_key(ec.SECP256R1())
-    names = []
-    for host in dict.fromkeys(["localhost", "127.0.0.1", "::1", *hosts]):
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wsctl local emulator")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-def ca_bundle(folder: Path, cert_path: Path) -> Path:
-    """The default CA bundle plus our certificate, so a handler can still reach real AWS too."""
-    from botocore.httpsession import get_cert_path  # heavy too
-
-    bundle = folder / "ca-bundle.pem"
-    default = Path(get_cert_path(True))
-    bundle.write_bytes(default.read_bytes() + b"\n" + cert_path.read_bytes())
-    return bundle
-
-
-def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2  # API Gateway accepts TLS 1.2 and 1.3 only
-    context.load_cert_chain(cert_path, key_path)
-    return context
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -1,10 +1,5 @@
-"""Lambda's Invoke API for every function the emulator runs, and a sealed answer for every
-AWS service it does not emulate.
-
-Functions get this server as AWS_ENDPOINT_URL_LAMBDA and, unless the operator
-opts in to real AWS, as AWS_ENDPOINT_URL: a call to any other service then
-gets an error naming the service and operation instead of reaching a real
-account with whatever credentials it found.
+"""Lambda's Invoke API for every function the emulator runs (functions get it as
+AWS_ENDPOINT_URL_LAMBDA), and the emulator's read-only views for `wsctl --local` commands.
 """
 
 import asyncio
@@ -13,9 +8,7 @@ import json
 import re
 import urllib.parse
 import uuid
-from functools import lru_cache
 
-import botocore.session
 from aiohttp import web
 
 from ...limits import LOG_TAIL_BYTES, MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES
@@ -36,50 +29,6 @@ def _error(status: int, error_type: str, message: str, key: str = "message") -> 
                              headers={"x-amzn-ErrorType": error_type, "x-amzn-RequestId": str(uuid.uuid4())})
 
 
-def _service_and_operation(request: web.Request, body: bytes) -> tuple[str, str]:
-    """Who was called: the SigV4 scope's service, and the operation from X-Amz-Target, the
-    query protocol's Action, or the REST method and path."""
-    scope = re.search(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request", request.headers.get("Authorization", ""))
-    service = scope.group(1) if scope else (request.host.split(".")[0] or "unknown")
-    target = request.headers.get("X-Amz-Target")
-    if target:
-        return service, target.rpartition(".")[2]
-    action = request.query.get("Action")
-    if action is None and body and b"Action=" in body:
-        action = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action", [None])[0]
-    return service, action or _rest_operation(service, request.method, request.path, request.query) or \
-        "%s %s" % (request.method, request.path)
-
-
-@lru_cache(maxsize=64)
-def _rest_operations(signing_name: str) -> tuple:
-    """(method, path regex, query keys, operation) for a REST service, from botocore's own model."""
-    session = botocore.session.get_session()
-    available = session.get_available_services()
-    # The signing name is the service's own name for most services: look there first.
-    for name in ([signing_name] if signing_name in available else []) + available:
-        model = session.get_service_model(name)
-        if signing_name not in (model.signing_name, model.endpoint_prefix):
-            continue
-        found = []
-        for operation in model.operation_names:
-            http = model.operation_model(operation).http
-            path, _, query = http.get("requestUri", "/").partition("?")
-            pattern = re.sub(r"\\\{[^}]+\\\+\\\}", ".+", re.escape(path))
-            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", pattern)
-            keys = tuple(k.partition("=")[0] for k in query.split("&") if k)
-            found.append((http.get("method", "POST"), re.compile(pattern + "/?$"), keys, operation))
-        return tuple(sorted(found, key=lambda f: -len(f[2])))  # the most specific query first
-    return ()
-
-
-def _rest_operation(signing_name: str, method: str, path: str, query) -> str | None:
-    for verb, pattern, keys, operation in _rest_operations(signing_name):
-        if verb == method and pattern.match(path) and all(k in query for k in keys):
-            return operation
-    return None
-
-
 class InvokeApi:
     def __init__(self, service, log=None):
         self.service = service  # LambdaService
@@ -93,7 +42,6 @@ class InvokeApi:
         app = web.Application(client_max_size=MAX_SYNC_PAYLOAD_BYTES + 1024 * 1024)
         app.router.add_post("/2015-03-31/functions/{name}/invocations", self.invoke)
         app.router.add_get("/-/wsctl/{view}", self.view)
-        app.router.add_route("*", r"/{tail:[\s\S]*}", self.sealed)
         return app
 
     async def view(self, request: web.Request):
@@ -101,21 +49,6 @@ class InvokeApi:
         if view is None:
             return web.json_response({"message": "no such view"}, status=404)
         return web.json_response(view())
-
-    async def sealed(self, request: web.Request):
-        body = await request.read()
-        service, operation = _service_and_operation(request, body)
-        message = ("%s %s is not emulated by wsctl local; functions are sealed from real AWS "
-                   "(start the emulator with --aws-passthrough to let them reach it)" % (service, operation))
-        self.log("sealed: a function called %s %s" % (service, operation))
-        if request.headers.get("X-Amz-Target") or "json" in request.headers.get("Content-Type", ""):
-            return web.json_response({"__type": "NotEmulated", "message": message}, status=400,
-                                     headers={"x-amzn-ErrorType": "NotEmulated"})
-        xml = ("<ErrorResponse><Error><Type>Sender</Type><Code>NotEmulated</Code><Message>%s</Message></Error>"
-               "<RequestId>%s</RequestId></ErrorResponse>" % (message, uuid.uuid4()))
-        if service == "s3":
-            xml = "<Error><Code>NotEmulated</Code><Message>%s</Message></Error>" % message
-        return web.Response(status=400, text=xml, content_type="text/xml")
 
     async def invoke(self, request: web.Request):
         parsed = parse_function_name(request.match_info["name"])

@@ -6,6 +6,7 @@ runs the function's own `bootstrap` executable unchanged (Go, Rust, or AWS's
 runtime interface clients).
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ...apispec import FunctionSpec
+from . import sdks
 
 HERE = Path(__file__).resolve().parent
 PYTHON_BOOTSTRAP = HERE / "python" / "bootstrap.py"
@@ -29,8 +31,10 @@ class RuntimeUnavailable(Exception):
 def command(spec: FunctionSpec) -> list[str]:
     language = spec.language
     if language == "python":
-        # -P: the bootstrap's own folder is not put on sys.path (it would shadow the function's modules).
-        return [sys.executable, "-u", "-P", str(PYTHON_BOOTSTRAP)]
+        # -P: the bootstrap's own folder is not put on sys.path (it would shadow the function's modules);
+        # -S: nor is this Python's site-packages (wsctl's own packages): the function's folder, the
+        # runtime's boto3 (PYTHONPATH) and the standard library are what Lambda's runtime offers.
+        return [sys.executable, "-u", "-P", "-S", str(PYTHON_BOOTSTRAP)]
     if language == "node":
         node = shutil.which("node")
         if node is None:
@@ -88,18 +92,36 @@ def version_note(runtime: str) -> str | None:
     return None
 
 
+def differences(runtime: str) -> list[str]:
+    """How functions of this runtime differ here from Lambda, for the banner (each said once)."""
+    notes = [note for note in (version_note(runtime),) if note]
+    sdk = sdks.for_runtime(runtime)
+    if sdk is sdks.NODE_V2:
+        notes.append("%s: its functions get %s %s, which AWS no longer supports" % (
+            sdks.DEPRECATED_NODE, sdk.title, sdk.version))
+    elif sdk is not None:
+        notes.append("%s functions get %s %s after their own code (Lambda's runtime has a version of its "
+                     "own, which AWS updates)" % ("Python" if sdk is sdks.PYTHON else "nodejs18.x+", sdk.title,
+                                                 sdk.version))
+    if runtime.startswith("provided"):
+        notes.append("%s bootstraps run as they are: they get AWS_ENDPOINT_URL_*, which current SDKs read, but a "
+                     "hard-coded AWS endpoint in one is not sent to the emulator" % runtime.split(".")[0])
+    return notes
+
+
 def execution_env(spec: FunctionSpec) -> str | None:
     """AWS_EXECUTION_ENV: AWS_Lambda_python3.12, AWS_Lambda_nodejs20.x; absent on provided.*."""
     return None if spec.language == "provided" else "AWS_Lambda_" + spec.runtime
 
 
 def variables(spec: FunctionSpec, *, runtime_api: str, region: str, log_stream: str, account_id: str,
-              endpoints: dict, credentials: dict, ca_bundle: str | None, node_path: str | None,
+              endpoints: dict, credentials: dict, ca_bundle: str | None, sdk_path: str | None,
               host_env: dict, extra_ca: str | None = None) -> dict:
     """The environment of one execution environment, as Lambda sets it (docs/lambda-runtime.md#environment-variables).
 
     Only a few host variables come through (PATH, locale, HOME for tools); never the operator's
-    AWS_* settings: `credentials` and `endpoints` are what the function gets.
+    AWS_* settings: `credentials` and `endpoints` are what the function gets. `sdk_path` is where the
+    runtime's AWS SDK is (sdks.py), searched after the function's own search path.
     """
     env = {k: v for k, v in host_env.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "SYSTEMROOT")}
     env.setdefault("LANG", "en_US.UTF-8")
@@ -133,8 +155,9 @@ def variables(spec: FunctionSpec, *, runtime_api: str, region: str, log_stream: 
     # start-up reads every certificate given (a 118-certificate bundle costs it about 23 ms).
     if extra_ca or ca_bundle:
         env["NODE_EXTRA_CA_CERTS"] = extra_ca or ca_bundle
-    if spec.language == "node" and node_path:
-        env["NODE_PATH"] = node_path
+    search = {"node": "NODE_PATH", "python": "PYTHONPATH"}.get(spec.language)
+    if search and sdk_path:
+        env[search] = os.pathsep.join(filter(None, (spec.environment.get(search), sdk_path)))
     for key, value in spec.environment.items():  # user settings the platform does not reserve win
         if key in ("NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_LOG_FORMAT") or \
                 key.startswith("AWS_ENDPOINT_URL"):

@@ -19,9 +19,8 @@ from pathlib import Path
 
 from ...apispec import FunctionSpec
 from ...limits import LOCAL_ACCOUNT_ID, LOCAL_KEY, LOCAL_REGION
-from . import errors, logs, runtimes
+from . import errors, logs, runtimes, sdks
 from .environment import Environment, Invocation
-from .nodesdk import cache_root, ensure_sdk
 from .runtime_api import RuntimeApi
 
 WATCH_INTERVAL = 0.5
@@ -60,7 +59,7 @@ class FunctionPool:
             self.spec, runtime_api=address, region=service.region,
             log_stream=logs.stream_name("$LATEST", environment.id), account_id=LOCAL_ACCOUNT_ID,
             endpoints=service.endpoints, credentials=service.credentials, ca_bundle=service.ca_bundle,
-            extra_ca=service.extra_ca, node_path=service.node_path, host_env=os.environ)
+            extra_ca=service.extra_ca, sdk_path=service.sdk_path(self.spec), host_env=os.environ)
         try:
             command = runtimes.command(self.spec)
         except runtimes.RuntimeUnavailable as error:
@@ -174,7 +173,7 @@ class FunctionPool:
 class LambdaService:
     def __init__(self, functions, home: Path, region: str = LOCAL_REGION, endpoints: dict | None = None,
                  sink=None, credentials: dict | None = None, ca_bundle: str | None = None,
-                 node_path: str | None = None, watch: bool = False, extra_ca: str | None = None):
+                 sdk_paths: dict | None = None, watch: bool = False, extra_ca: str | None = None):
         self.specs = {f.name: f for f in functions}
         self.home = Path(home)
         self.region = region
@@ -183,7 +182,7 @@ class LambdaService:
         self.credentials = dict(LOCAL_CREDENTIALS if credentials is None else credentials)
         self.ca_bundle = ca_bundle  # AWS_CA_BUNDLE: what botocore verifies against
         self.extra_ca = extra_ca  # NODE_EXTRA_CA_CERTS: added to Node's own roots
-        self.node_path = node_path
+        self.sdk_paths = dict(sdk_paths or {})  # sdks.Sdk -> the folder its functions search
         self.runtime_api = RuntimeApi()
         self.pools = {name: FunctionPool(spec, self) for name, spec in self.specs.items()}
         self.tasks: set = set()
@@ -193,12 +192,16 @@ class LambdaService:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        if self.node_path is None and any(s.language == "node" for s in self.specs.values()):
-            say = lambda text: self.sink("wsctl", text, None)  # noqa: E731
-            self.node_path = str(await asyncio.to_thread(ensure_sdk, cache_root(self.home), say))
+        say = lambda text: self.sink("wsctl", text, None)  # noqa: E731
+        for sdk in dict.fromkeys(sdks.for_runtime(spec.runtime) for spec in self.specs.values()):
+            if sdk is not None and sdk not in self.sdk_paths:
+                self.sdk_paths[sdk] = str(await asyncio.to_thread(sdks.ensure, sdks.cache_root(self.home), sdk, say))
         await self.runtime_api.start()
         if self.watch:
             threading.Thread(target=self._watch, name="code-watcher", daemon=True).start()
+
+    def sdk_path(self, spec: FunctionSpec) -> str | None:
+        return self.sdk_paths.get(sdks.for_runtime(spec.runtime))
 
     def spawn(self, coroutine) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -10,6 +10,7 @@
 
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import nodeModule from 'node:module';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -25,6 +26,10 @@ const TENANT_ID = Symbol.for('aws.lambda.runtime.tenantId');
 const HANDLER_STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
 const HANDLER_HIGHWATERMARK = Symbol.for('aws.lambda.runtime.handler.streaming.highWaterMark');
 const STREAM_RESPONSE = 'response';
+// The runtime this environment stands for (nodejs24.x), not the local node: Node.js 24's runtime
+// takes promise handlers only.
+const RUNTIME_MAJOR = Number((process.env.AWS_EXECUTION_ENV || '').match(/^AWS_Lambda_nodejs(\d+)\.x$/)?.[1] || 0);
+const PROMISE_ONLY = RUNTIME_MAJOR >= 24;
 
 // -- errors ---------------------------------------------------------------------------------------
 
@@ -33,6 +38,13 @@ class HandlerNotFound extends Error {}
 class MalformedHandlerName extends Error {}
 class UserCodeSyntaxError extends Error {}
 class MalformedStreamingHandler extends Error {}
+class CallbackHandlerDeprecated extends Error {
+  constructor() {
+    super('ERROR: AWS Lambda has removed support for callback-based function handlers starting with Node.js 24. ' +
+      'You need to modify this function to use a supported handler signature to use Node.js 24 or later. For ' +
+      'more information see https://docs.aws.amazon.com/lambda/latest/dg/nodejs-handler.html.');
+  }
+}
 class NodeJsExit extends Error {
   constructor() {
     super('The Lambda runtime client detected an unexpected Node.js exit code. This is most commonly caused by ' +
@@ -48,7 +60,7 @@ class UnhandledPromiseRejection extends Error {
   }
 }
 for (const kind of [ImportModuleError, HandlerNotFound, MalformedHandlerName, UserCodeSyntaxError,
-  MalformedStreamingHandler, NodeJsExit, UnhandledPromiseRejection]) {
+  MalformedStreamingHandler, CallbackHandlerDeprecated, NodeJsExit, UnhandledPromiseRejection]) {
   kind.prototype.name = `Runtime.${kind.name}`;
 }
 
@@ -156,6 +168,22 @@ function logError(title, error) {
   if (LEVELS.ERROR < (LEVELS[(process.env.AWS_LAMBDA_LOG_LEVEL || '').toUpperCase()] ?? LEVELS.TRACE)) return;
   if (jsonLogs) writeLog('ERROR', [intoError(error)]);
   else writeLog('ERROR', [title, formattedError(intoError(error))]);
+}
+
+// The AWS SDK warns, once per process, that it will stop supporting the Node.js running it. Here that
+// is the local node (the banner says when it differs from the function's runtime), and Node prints
+// warnings through console.error: an ERROR line, every cold start, about this machine. One WARN line
+// instead. Every other warning is printed as Node prints it.
+function quietSdkVersionWarnings() {
+  const emitWarning = process.emitWarning;
+  process.emitWarning = function (warning, ...rest) {
+    const text = String(warning instanceof Error ? warning.message : warning);
+    if (/^Node(VersionSupport|Deprecation)Warning: The AWS SDK for JavaScript/.test(text)) {
+      console.warn(text.replace(/\s+/g, ' ').trim());
+      return undefined;
+    }
+    return emitWarning.call(this, warning, ...rest);
+  };
 }
 
 // Exit once what the console wrote is out (stdout pipes are asynchronous on some systems).
@@ -292,8 +320,9 @@ process.on('beforeExit', () => {
 
 // -- loading the handler --------------------------------------------------------------------------
 
-function hasTypeModule(folder) {
-  // The nearest package.json decides; a node_modules folder or / ends the search.
+function hasTypeModule(folder, appRoot) {
+  // The nearest package.json decides; a node_modules folder or the task root ends the search (Lambda's
+  // /var/task has nothing above it that a function's code could have brought).
   for (;;) {
     if (folder.endsWith('/node_modules')) return false;
     const manifest = path.join(folder, 'package.json');
@@ -306,7 +335,7 @@ function hasTypeModule(folder) {
       }
     }
     const parent = path.dirname(folder);
-    if (parent === folder) return false;
+    if (parent === folder || folder === appRoot) return false;
     folder = parent;
   }
 }
@@ -323,7 +352,7 @@ async function loadModule(appRoot, moduleRoot, name) {
   const base = path.resolve(appRoot, moduleRoot, name);
   const loaded = requireIfExists(base); // a file without extension
   if (loaded) return loaded;
-  const esm = fs.existsSync(base + '.js') && hasTypeModule(path.dirname(base + '.js'));
+  const esm = fs.existsSync(base + '.js') && hasTypeModule(path.dirname(base + '.js'), appRoot);
   if (!esm) {
     const cjs = requireIfExists(base + '.js');
     if (cjs) return cjs;
@@ -478,15 +507,18 @@ async function runOnce() {
     else sendResult(result);
   });
   const deadline = Number(header(headers, 'lambda-runtime-deadline-ms'));
-  const context = {
+  const succeed = (result) => done(null, result);
+  const fail = (error) => done(error === undefined || error === null ? 'handled' : error, null);
+  // Node.js 24's runtime removed the callback style's context members with the callback itself.
+  const context = PROMISE_ONLY ? {} : {
     get callbackWaitsForEmptyEventLoop() {
       return waitForEmptyLoop;
     },
     set callbackWaitsForEmptyEventLoop(value) {
       waitForEmptyLoop = value;
     },
-    succeed: (result) => done(null, result),
-    fail: (error) => done(error === undefined || error === null ? 'handled' : error, null),
+    succeed,
+    fail,
     done,
   };
 
@@ -520,7 +552,7 @@ async function runOnce() {
     const result = userHandler(JSON.parse(body.toString('utf8')), context, callback);
     if (result && typeof result.then === 'function') {
       returnedPromise = true;
-      result.then(context.succeed, context.fail);
+      result.then(succeed, fail);
     }
   } catch (error) {
     callback(error);
@@ -572,46 +604,70 @@ async function runStreaming(id, headers, body) {
   }
 }
 
-// -- the API's AWS host name -----------------------------------------------------------------------
+// -- AWS host names --------------------------------------------------------------------------------
 
-// A handler that builds its management endpoint from the API id and region
-// (https://{apiId}.execute-api.{region}.amazonaws.com/{stage}) reaches the emulator too:
-// TLS connections to that host go to the emulator's address, still verifying the name
-// (the emulator's certificate carries it). Python's bootstrap does the same.
+// Connections to AWS host names go to the emulator (the API's own execute-api name to its gateway,
+// every other one to its front door), whatever port was asked for: the SDK v2, which ignores
+// AWS_ENDPOINT_URL_*, or code with a hard-coded endpoint, still reaches only this machine. TLS still
+// checks the name (the emulator presents a certificate for it). The rules are JSON
+// [[regex, host, port], ...], first match wins (wsctl/local/awsnames.py); Python's bootstrap applies
+// the same ones.
 function mapHosts(spec) {
-  const table = new Map();
-  for (const entry of spec.split(',').filter(Boolean)) {
-    const [name, address] = entry.split('=');
-    const cut = address.lastIndexOf(':');
-    table.set(name.toLowerCase(), { host: address.slice(0, cut), port: Number(address.slice(cut + 1)) });
-  }
-  if (!table.size) return;
-  const connect = tls.connect;
-  tls.connect = function (...args) {
-    const options = args.find((arg) => arg && typeof arg === 'object');
-    const target = options && table.get(String(options.host || options.servername || '').toLowerCase());
-    if (target) {
-      options.servername = options.servername || options.host;
-      options.host = target.host;
-      options.port = target.port;
-      if (typeof args[0] !== 'object') return connect.call(this, options, ...args.filter((a) => typeof a === 'function'));
-    }
-    return connect.apply(this, args);
+  const rules = spec ? JSON.parse(spec).map(([pattern, host, port]) => [new RegExp(pattern), host, port]) : [];
+  if (!rules.length) return;
+  const target = (host) => {
+    const name = String(host || '').toLowerCase().replace(/\.$/, '');
+    const rule = rules.find(([pattern]) => pattern.test(name));
+    return rule && { host: rule[1], port: rule[2] };
   };
+  // tls.connect(options[, cb]) | (port[, host][, options][, cb]); net.connect likewise, or (path[, cb]).
+  const redirect = (connect, secure) => function (...args) {
+    let options = args.find((arg) => arg && typeof arg === 'object');
+    if (typeof args[0] === 'number' || (typeof args[0] === 'string' && /^\d+$/.test(args[0]))) {
+      const host = typeof args[1] === 'string' ? args[1] : 'localhost';
+      options = { ...(options || {}), port: Number(args[0]), host };
+    } else if (!options) {
+      return connect.apply(this, args);
+    }
+    const found = target(options.host || (secure && options.servername));
+    if (!found) return connect.apply(this, args);
+    const moved = { ...options, host: found.host, port: found.port };
+    if (secure) moved.servername = options.servername || options.host;
+    return connect.call(this, moved, ...args.filter((arg) => typeof arg === 'function'));
+  };
+  tls.connect = redirect(tls.connect, true);
+  net.connect = redirect(net.connect, false);
+  net.createConnection = net.connect;
+  http.Agent.prototype.createConnection = net.createConnection; // http's agent kept the original
 }
 
 // -- start ----------------------------------------------------------------------------------------
 
+// Lambda's code folder is /var/task, with nothing above it: a function resolves packages in its own
+// folder, then in its runtime's SDK (NODE_PATH), never in a node_modules folder above its code
+// (a project's, on this machine). CommonJS through the lookup paths, ES modules through the hook.
+function confineTo(root) {
+  const inside = (file) => file === root || file.startsWith(root + path.sep);
+  const lookupPaths = nodeModule._nodeModulePaths;
+  nodeModule._nodeModulePaths = function (from) {
+    const paths = lookupPaths.call(this, from);
+    return inside(path.resolve(from)) ? paths.filter((folder) => inside(path.dirname(folder))) : paths;
+  };
+}
+
 async function start() {
   mapHosts(process.env._WSCTL_HOST_MAP || '');
   delete process.env._WSCTL_HOST_MAP;
+  quietSdkVersionWarnings();
   patchConsole();
+  const appRoot = fs.realpathSync(process.cwd());
+  confineTo(appRoot);
   const folders = (process.env.NODE_PATH || '').split(path.delimiter).filter(Boolean);
-  if (folders.length && typeof nodeModule.register === 'function') { // Node 20.6+
-    nodeModule.register(new URL('./resolve-hook.mjs', import.meta.url), import.meta.url, { data: { folders } });
+  if (typeof nodeModule.register === 'function') { // Node 20.6+
+    nodeModule.register(new URL('./resolve-hook.mjs', import.meta.url), import.meta.url,
+      { data: { folders, root: appRoot } });
   }
   installGlobal();
-  const appRoot = process.cwd();
   try {
     userHandler = await loadHandler(appRoot, process.env._HANDLER || '');
     handlerIsAsync = userHandler.constructor?.name === 'AsyncFunction';
@@ -619,8 +675,11 @@ async function start() {
         userHandler[HANDLER_STREAMING] !== null && userHandler[HANDLER_STREAMING] !== STREAM_RESPONSE) {
       throw new MalformedStreamingHandler('Only response streaming is supported.');
     }
+    if (PROMISE_ONLY && userHandler.length >= 3 && userHandler[HANDLER_STREAMING] !== STREAM_RESPONSE) {
+      throw new CallbackHandlerDeprecated(); // as Node.js 24's runtime: the declared parameters decide
+    }
   } catch (error) {
-    logError('Uncaught Exception', error);
+    logError(PROMISE_ONLY ? 'Init Error' : 'Uncaught Exception', error);
     if (failing) return; // already reporting an unhandled rejection from the module's top level
     failing = true;
     setTimeout(() => process.exit(1), 2000);
@@ -629,8 +688,8 @@ async function start() {
     return;
   }
   if (failing) return; // an unhandled rejection or uncaught exception during init is being reported
-  if (process.env.AWS_LAMBDA_NODEJS_DISABLE_CALLBACK_WARNING === undefined && userHandler.length === 3 &&
-      !handlerIsAsync && userHandler[HANDLER_STREAMING] !== STREAM_RESPONSE) {
+  if (!PROMISE_ONLY && process.env.AWS_LAMBDA_NODEJS_DISABLE_CALLBACK_WARNING === undefined &&
+      userHandler.length === 3 && !handlerIsAsync && userHandler[HANDLER_STREAMING] !== STREAM_RESPONSE) {
     console.warn('AWS Lambda plans to remove support for callback-based function handlers starting with Node.js ' +
       '24. You will need to update this function to use an async handler to use Node.js 24 or later. For more ' +
       'information and to provide feedback on this change, see ' +

@@ -1,8 +1,11 @@
 """wsctl's Python runtime: the loop Lambda's Python runtime (awslambdaric) runs, on the
 local Python, talking to the emulator through the Runtime API.
 
-Run as `python -u -P bootstrap.py` in the function's code folder; it imports
-nothing from wsctl (the function must not see it), only the standard library.
+Run as `python -u -P -S bootstrap.py` in the function's code folder: -S keeps the
+Python's own site-packages (wsctl's virtual environment) off sys.path, so a function
+imports what its folder holds, then what Lambda's runtime provides (boto3, from
+PYTHONPATH: sdks.py), then the standard library, as on Lambda. It imports nothing
+from wsctl, only the standard library.
 Handler resolution, error types and payloads, the context object and the log
 format follow awslambdaric 4 (docs/lambda-runtime.md#python-runtime).
 """
@@ -13,6 +16,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -61,10 +65,39 @@ class _RequestId(logging.Filter):
         return True
 
 
+JSON_LOGS = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
+# LogRecord attributes that are not a record's `extra` fields (awslambdaric's list, and 3.12's taskName).
+_RECORD_FIELDS = frozenset(("name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module",
+                            "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
+                            "relativeCreated", "thread", "threadName", "processName", "process", "taskName",
+                            "aws_request_id", "tenant_id", "message", "asctime"))
+
+
+class JsonFormatter(logging.Formatter):
+    """A record as one JSON object, as the runtime writes it with AWS_LAMBDA_LOG_FORMAT=JSON."""
+
+    def format(self, record):
+        level = min(50, max(0, record.levelno)) // 10 * 10
+        error = record.exc_info
+        document = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
+            "level": logging.getLevelName(level),
+            "message": record.msg if isinstance(record.msg, dict) and not record.args else record.getMessage(),
+            "logger": record.name,
+            "stackTrace": traceback.format_tb(error[2]) if error else None,
+            "errorType": error[0].__name__ if error else None,
+            "errorMessage": str(error[1]) if error else None,
+            "requestId": getattr(record, "aws_request_id", None),
+            "location": "%s:%s:%d" % (record.pathname, record.funcName, record.lineno) if error else None,
+        }
+        document.update((k, v) for k, v in record.__dict__.items() if k not in _RECORD_FIELDS and k not in document)
+        return json.dumps({k: v for k, v in document.items() if v is not None}, ensure_ascii=False, default=str)
+
+
 def install_logging() -> None:
     logging.Formatter.converter = time.gmtime
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter(
+    handler.setFormatter(JsonFormatter() if JSON_LOGS else logging.Formatter(
         "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"))
     handler.addFilter(_RequestId())
     root = logging.getLogger()
@@ -74,12 +107,18 @@ def install_logging() -> None:
         root.setLevel({"TRACE": "DEBUG", "FATAL": "CRITICAL"}.get(level, level))
 
 
-def log_error(error_type: str, message: str, trace: list) -> None:
-    """[ERROR] Type: message + traceback as one line (\\r joins, NBSP indents), as Lambda prints it."""
-    lines = ["[ERROR] %s: %s" % (error_type, message)]
-    if trace:
+def log_error(document: dict) -> None:
+    """An unhandled error as Lambda prints it: `[ERROR] Type: message` and the traceback as one line
+    (\r joins, NBSP indents), or with JSON logs one object."""
+    if JSON_LOGS:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        sys.stdout.write(json.dumps({"timestamp": stamp, "level": "ERROR", **document}) + "\n")
+        return
+    lines = ["[ERROR] %s: %s" % (document["errorType"], document["errorMessage"])]
+    if document["stackTrace"]:
         lines.append("Traceback (most recent call last):")
-        lines += [entry.rstrip("\n").replace("\n", "\r").replace("  ", "\u00a0\u00a0") for entry in trace]
+        lines += [entry.rstrip("\n").replace("\n", "\r").replace("  ", "\u00a0\u00a0")
+                  for entry in document["stackTrace"]]
     sys.stdout.write("\r".join(lines) + "\n")
 
 
@@ -209,27 +248,31 @@ def handle(runtime: Runtime, handler, headers, body: bytes) -> None:
             result_type = "application/json"
     except Exception as error:
         document = error_document(error, request_id)
-        log_error(document["errorType"], document["errorMessage"], document["stackTrace"])
+        log_error(document)
         runtime.error(request_id, document)
         return
     runtime.respond(request_id, payload, result_type)
 
 
 def map_hosts(spec: str) -> None:
-    """Send the API's AWS host name (https://{apiId}.execute-api.{region}.amazonaws.com) to the
-    emulator: a handler that builds its management endpoint from the API id reaches it too. TLS
-    still checks that name (the emulator's certificate carries it)."""
-    table = {}
-    for entry in filter(None, spec.split(",")):
-        name, _, address = entry.partition("=")
-        host, _, port = address.rpartition(":")
-        table[name.lower()] = (host, int(port))
+    """Send connections to AWS host names to the emulator (the API's own execute-api name to its
+    gateway, the others to its front door), whatever port the caller asked for: an SDK that ignores
+    AWS_ENDPOINT_URL_*, or code with a hard-coded endpoint, still reaches only this machine. TLS
+    still checks the name (the emulator presents a certificate for it). `spec`: JSON rules
+    [[regex, host, port], ...], first match wins (wsctl/local/awsnames.py)."""
+    rules = [(re.compile(pattern), host, port) for pattern, host, port in json.loads(spec)] if spec else []
+    if not rules:
+        return
     original = socket.getaddrinfo
 
     def getaddrinfo(host, port, *args, **kwargs):
-        target = table.get(host.lower()) if isinstance(host, str) else None
-        if target is not None:
-            return original(target[0], target[1], *args, **kwargs)
+        if isinstance(host, bytes):
+            host = host.decode("idna", "replace")
+        if isinstance(host, str):
+            name = host.lower().rstrip(".")
+            for pattern, target, target_port in rules:
+                if pattern.match(name):
+                    return original(target, target_port, *args, **kwargs)
         return original(host, port, *args, **kwargs)
 
     socket.getaddrinfo = getaddrinfo
@@ -245,11 +288,10 @@ def main() -> None:
         handler = load_handler(os.environ["_HANDLER"])
     except Exception as error:
         document = error_document(error, "")
-        sys.stdout.write("[WARNING]\t%s\t%s\tLAMBDA_WARNING: Unhandled exception. The most likely cause is an "
-                         "issue in the function code. However, in rare cases, a Lambda runtime update can cause "
-                         "unexpected function behavior.\n" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-                                                             + ".000Z", ""))
-        log_error(document["errorType"], document["errorMessage"], document["stackTrace"])
+        logging.getLogger().warning("LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the "
+                                    "function code. However, in rare cases, a Lambda runtime update can cause "
+                                    "unexpected function behavior.")  # through the runtime's handler: its format
+        log_error(document)
         runtime.error(None, document)
         sys.exit(1)
     while True:
