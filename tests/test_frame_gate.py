@@ -78,12 +78,12 @@ def test_the_check_names_a_changed_internal(monkeypatch, mutation):
 
 
 def test_the_emulator_refuses_such_an_aiohttp_in_one_line_before_anything_starts(monkeypatch):
-    from wsctl import local
+    from wsctl.local import emulator
 
     monkeypatch.delattr(web_ws.WebSocketResponse, "_close_transport")
-    monkeypatch.setattr(local, "_serve", lambda options: pytest.fail("the emulator started"))
+    monkeypatch.setattr(emulator.Emulator, "serve", lambda self: pytest.fail("the emulator started"))
     with pytest.raises(WsctlError) as refused:
-        local.run(None)
+        emulator.run(None)
     message = str(refused.value)
     assert "\n" not in message
     assert message.startswith("the local emulator cannot run on aiohttp %s: " % aiohttp.__version__)
