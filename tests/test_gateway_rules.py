@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from wsctl import apigw, limits
 from wsctl.local import rules
+from wsctl.local.faults import Faults
 from wsctl.local.rules import Outcome
 
 ARN = "arn:aws:execute-api:us-east-1:123456789012:abc/dev/$connect"
@@ -203,14 +204,15 @@ def test_get_connection_reads_as_botocore_expects_and_omits_a_missing_user_agent
 
 # -- test faults ------------------------------------------------------------------------------------------------------------
 def test_faults_are_parsed_described_and_drawn_in_one_place():
-    faults = rules.Faults.parse(["mgmt-410=0.25", "handler-error=1", "disconnect-loss=1"], seed=7)
+    faults = Faults.parse(["mgmt-410=0.25", "handler-error=1", "disconnect-loss=1"], seed=7)
     assert faults.describe() == "mgmt-410=0.25, handler-error=1, disconnect-loss=1 (seed 7)"
-    assert faults.handler() == Outcome.failed("Injected.Fault", "injected fault")
+    assert rules.injected(faults.handler()) == Outcome.failed("Injected.Fault", "injected fault")
+    assert rules.injected("timeout") == rules.TIMED_OUT and rules.injected(None) is None
     assert faults.loses_disconnect(1006) and not faults.loses_disconnect(1000)
     draws = [faults.management_status() for _ in range(400)]
     assert set(draws) == {410, None} and 60 < draws.count(410) < 140
-    assert rules.Faults().describe() == "" and rules.Faults().handler() is None
+    assert Faults().describe() == "" and Faults().handler() is None
     for bad, words in (["mgmt-418=0.1"], "KIND one of"), (["handler-error=2"], "SHARE in 0..1"), (
             ["mgmt-410=0.6", "mgmt-500=0.6"], "add up to more than 1"):
         with pytest.raises(ValueError, match=words):
-            rules.Faults.parse(bad)
+            Faults.parse(bad)

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from .. import limits, names
-from ..local.rules import FAULT_KINDS
+from ..local.faults import FAULT_KINDS
 from . import app
 
 local_app = typer.Typer(help="Run the whole API on this machine (no AWS account needed).", no_args_is_help=True)
@@ -13,7 +13,7 @@ app.add_typer(local_app, name="local")
 
 def parse_faults(values: list[str], seed: int | None):
     from ..errors import UsageError
-    from ..local.rules import Faults
+    from ..local.faults import Faults
 
     try:
         return Faults.parse(values, seed)

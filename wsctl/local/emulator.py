@@ -234,7 +234,7 @@ class Emulator:
         from aiohttp import web
 
         from .gateway import Gateway, GatewayConfig
-        from .rules import Faults
+        from .faults import Faults
 
         options, spec, service = self.options, self.options.spec, self.service
         invokers = {route.key: service.invoker(route.function) for route in spec.routes if route.function}

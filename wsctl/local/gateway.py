@@ -24,6 +24,7 @@ from multidict import CIMultiDict
 from .. import apigw, limits, sigv4
 from ..apispec import ApiSpec
 from . import events, routing, rules
+from .faults import Faults
 from .functions import FunctionError
 from .sockets import BadRequestLog, Connection, GatewaySocket, send_fragmented
 
@@ -46,7 +47,7 @@ class GatewayConfig:
     integration_timeout: float = limits.INTEGRATION_TIMEOUT_S
     max_frame: int = limits.MAX_FRAME_BYTES
     max_message: int = limits.MAX_MESSAGE_BYTES
-    faults: rules.Faults = field(default_factory=rules.Faults)
+    faults: Faults = field(default_factory=Faults)
     quiet: bool = False
     throttle: object = None  # a throttle.TokenBucket for the management API, or None
 
@@ -232,7 +233,7 @@ class Gateway:
             return None
         origin = handshake.origin
         event = events.connect_event(origin, int(time.time() * 1000), events.request_id())
-        outcome = await self._integrate("$connect", event, self.config.faults.handler())
+        outcome = await self._integrate("$connect", event, rules.injected(self.config.faults.handler()))
         handshake.verdict = rules.connect_verdict(outcome)
         if handshake.verdict.admitted:
             return None
@@ -327,7 +328,7 @@ class Gateway:
         else:
             event = events.message_event(connection.origin, route, text, int(time.time() * 1000), req_id,
                                          events.message_id(connection.id))
-            outcome = await self._integrate(route, event, self.config.faults.handler())
+            outcome = await self._integrate(route, event, rules.injected(self.config.faults.handler()))
             reply = rules.reply(outcome, route in self.two_way, connection.id, req_id)
         for frame in reply.frames:
             await self._send(connection, frame)

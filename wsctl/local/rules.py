@@ -3,13 +3,13 @@ $connect's outcomes mean, which frames answer a message, which close code each e
 management API answers. The gateway (wsctl.local.gateway) carries bytes and calls these in order;
 tests/test_gateway_rules.py tests them without a socket. The facts: docs/apigw-websocket.md.
 
-Test faults (`local up --fault`) are an input: the gateway draws them (`Faults`) and hands the draw in.
+Test faults (`local up --fault`, wsctl.local.faults) are an input: the gateway draws them and hands
+the draw in (`injected`).
 """
 
 import base64
 import json
-import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .. import apigw, limits
@@ -63,6 +63,15 @@ class Outcome:
 TIMED_OUT = Outcome("timed out")
 
 
+def injected(kind: str | None) -> Outcome | None:
+    """A test fault drawn for this invocation (wsctl.local.faults): its outcome instead of running it."""
+    if kind == "error":
+        return Outcome.failed("Injected.Fault", "injected fault")
+    if kind == "timeout":
+        return TIMED_OUT
+    return None
+
+
 def not_served(kind: str) -> Outcome:
     return Outcome("not served", unserved=kind)
 
@@ -70,78 +79,6 @@ def not_served(kind: str) -> Outcome:
 def shown(outcome: Outcome, what) -> str:
     """An outcome as the log line names it: a route the emulator does not run says so."""
     return "%s (not emulated: %s)" % (what, outcome.unserved) if outcome.kind == "not served" else str(what)
-
-
-FAULT_KINDS = ("mgmt-410", "mgmt-429", "mgmt-500", "handler-error", "handler-timeout", "disconnect-loss")
-
-
-@dataclass
-class Faults:
-    """Test option (`local up --fault KIND=SHARE`): answer a share of management requests with an
-    error status, and make a share of handler invocations fail or time out, or of dropped
-    connections lose their $disconnect, to exercise retries and pruning. Parsed, drawn and
-    described here only."""
-    management: dict = field(default_factory=dict)  # HTTP status -> share of @connections requests
-    handler_error: float = 0.0
-    handler_timeout: float = 0.0
-    disconnect_loss: float = 0.0  # share of dropped (1006) connections whose $disconnect is lost
-    seed: int | None = None
-
-    def __post_init__(self):
-        self.rng = random.Random(self.seed)
-
-    @classmethod
-    def parse(cls, values: list[str], seed: int | None = None) -> "Faults":
-        """KIND=SHARE options; a ValueError says what is wrong in one line."""
-        faults = cls(seed=seed)
-        for value in values:
-            kind, sep, share_text = value.partition("=")
-            try:
-                share = float(share_text)
-            except ValueError:
-                share = -1.0
-            if not sep or kind not in FAULT_KINDS or not 0 <= share <= 1:
-                raise ValueError("--fault %r: use KIND=SHARE with SHARE in 0..1 and KIND one of %s"
-                                 % (value, ", ".join(FAULT_KINDS)))
-            if kind.startswith("mgmt-"):
-                faults.management[int(kind[5:])] = share
-            else:
-                setattr(faults, kind.replace("-", "_"), share)
-        if sum(faults.management.values()) > 1:
-            raise ValueError("--fault: the management API shares add up to more than 1")
-        return faults
-
-    def describe(self) -> str:
-        """The faults in force, as given: `mgmt-410=0.1, disconnect-loss=1 (seed 7)`."""
-        given = ["mgmt-%d=%g" % (status, share) for status, share in sorted(self.management.items()) if share]
-        for kind in ("handler_error", "handler_timeout", "disconnect_loss"):
-            if getattr(self, kind):
-                given.append("%s=%g" % (kind.replace("_", "-"), getattr(self, kind)))
-        if given and self.seed is not None:
-            return "%s (seed %d)" % (", ".join(given), self.seed)
-        return ", ".join(given)
-
-    def management_status(self) -> int | None:
-        roll = self.rng.random()
-        for status, share in self.management.items():
-            if roll < share:
-                return status
-            roll -= share
-        return None
-
-    def hit(self, share: float) -> bool:
-        return share > 0 and self.rng.random() < share
-
-    def handler(self) -> Outcome | None:
-        """An injected failure or timeout instead of this invocation, or None to run it."""
-        if self.hit(self.handler_error):
-            return Outcome.failed("Injected.Fault", "injected fault")
-        if self.hit(self.handler_timeout):
-            return TIMED_OUT
-        return None
-
-    def loses_disconnect(self, code: int) -> bool:
-        return code == CloseCode.ABNORMAL_CLOSURE and self.hit(self.disconnect_loss)
 
 
 # -- the handshake --------------------------------------------------------------------------------------------
@@ -344,7 +281,7 @@ def connection_info(connected_at_ms: int, last_active: float, source_ip: str, us
 KICKED = Answer(204)  # DeleteConnection: the socket closes with 1000 "Connection Closed Normally"
 
 
-__all__ = ["Answer", "Outcome", "Faults", "UpgradeRequest", "ConnectVerdict", "Reply", "refuse_request",
+__all__ = ["Answer", "Outcome", "injected", "UpgradeRequest", "ConnectVerdict", "Reply", "refuse_request",
            "missing_identity", "auth_verdict", "auth_refusal", "connect_verdict", "no_route", "reply", "close_frame",
            "ending", "disconnect_shown", "expired", "management_verdict", "posted", "connection_info", "KICKED",
            "FORBIDDEN", "TIMED_OUT", "not_served", "shown", "json_answer", "management_error"]
