@@ -207,34 +207,79 @@ const [apiHost, apiPort] = (() => {
   const at = value.lastIndexOf(':');
   return at < 0 ? [value, 80] : [value.slice(0, at), parseInt(value.slice(at + 1), 10)];
 })();
-const agent = new http.Agent({ keepAlive: true }); // no timeout: /next waits as long as it must
+// The Runtime API's client: one kept-alive socket, each request written whole and its answer read by
+// Content-Length (the emulator's Runtime API always sends it). Every invocation is two of these
+// exchanges, so no http.request: its machinery costs more than the exchange. The socket holds the
+// process open only while a request is out: a callback handler's "event loop empty" must not wait on it.
+const runtimeApi = {
+  socket: null,
+  buffer: Buffer.alloc(0),
+  pending: null, // { resolve, reject, fresh }
+
+  connect() {
+    const socket = net.connect({ host: apiHost, port: apiPort });
+    socket.setNoDelay(true);
+    socket.on('data', (data) => this.received(socket, data));
+    socket.on('error', (error) => this.lost(socket, error));
+    socket.on('close', () => this.lost(socket, Object.assign(new Error('the Runtime API closed the connection'),
+      { code: 'ECONNRESET' })));
+    this.socket = socket;
+    this.buffer = Buffer.alloc(0);
+    return socket;
+  },
+
+  received(socket, data) {
+    if (socket !== this.socket) return;
+    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, data]) : data;
+    const end = this.buffer.indexOf('\r\n\r\n');
+    if (end < 0 || !this.pending) return;
+    const lines = this.buffer.toString('latin1', 0, end).split('\r\n');
+    const headers = {};
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    const length = parseInt(headers['content-length'] || '0', 10);
+    if (this.buffer.length < end + 4 + length) return;
+    const body = this.buffer.subarray(end + 4, end + 4 + length);
+    this.buffer = this.buffer.subarray(end + 4 + length);
+    const { resolve } = this.pending;
+    this.pending = null;
+    socket.unref();
+    resolve({ status: parseInt(lines[0].split(' ')[1], 10), headers, body });
+  },
+
+  lost(socket, error) {
+    if (socket !== this.socket) return;
+    this.socket = null;
+    const pending = this.pending;
+    this.pending = null;
+    if (pending) pending.reject(error);
+  },
+};
 
 function call(method, pathname, body, headers = {}, retried = false) {
   return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : Buffer.from(body);
-    const request = http.request({
-      host: apiHost,
-      port: apiPort,
-      method,
-      path: API_PREFIX + pathname,
-      agent,
-      headers: payload === undefined ? headers : { 'Content-Length': payload.length, ...headers },
-    }, (response) => {
-      const chunks = [];
-      response.on('data', (chunk) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode, headers: response.headers,
-        body: Buffer.concat(chunks) }));
-      response.on('error', reject);
-    });
-    request.on('error', (error) => {
-      // A kept-alive connection the server closed while idle: try once on a new one.
-      if (request.reusedSocket && error.code === 'ECONNRESET' && !retried) {
-        call(method, pathname, body, headers, true).then(resolve, reject);
-      } else {
-        reject(error);
-      }
-    });
-    request.end(payload);
+    const payload = body === undefined ? Buffer.alloc(0) : Buffer.from(body);
+    let head = `${method} ${API_PREFIX}${pathname} HTTP/1.1\r\nHost: ${apiHost}:${apiPort}\r\n` +
+      `Content-Length: ${payload.length}\r\n`;
+    for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+    const reused = runtimeApi.socket !== null;
+    const socket = runtimeApi.socket || runtimeApi.connect();
+    socket.ref();
+    runtimeApi.pending = {
+      resolve,
+      reject: (error) => {
+        // A kept-alive connection the server closed while idle: try once on a new one.
+        if (reused && error.code === 'ECONNRESET' && !retried) {
+          call(method, pathname, body, headers, true).then(resolve, reject);
+        } else {
+          reject(error);
+        }
+      },
+    };
+    socket.write(payload.length ? Buffer.concat([Buffer.from(head + '\r\n', 'latin1'), payload])
+      : head + '\r\n', 'latin1');
   });
 }
 

@@ -11,7 +11,6 @@ format follow awslambdaric 4 (docs/lambda-runtime.md#python-runtime).
 """
 
 import decimal
-import http.client
 import importlib
 import json
 import logging
@@ -25,29 +24,85 @@ import traceback
 API = "/2018-06-01/runtime"
 
 
+class Headers(dict):
+    """A response's headers, looked up without regard to case (as http.client's are)."""
+
+    def __getitem__(self, name):
+        return dict.__getitem__(self, name.lower())
+
+    def get(self, name, default=None):
+        return dict.get(self, name.lower(), default)
+
+
 class Runtime:
+    """The Runtime API's client: one keep-alive connection, requests written whole and answers read
+    by Content-Length (the emulator's Runtime API always sends it). Every invocation is two of these
+    exchanges, so no http.client: its header parsing (email.parser) costs more than the exchange."""
+
     def __init__(self, address: str):
         host, _, port = address.rpartition(":")
-        self.connection = http.client.HTTPConnection(host, int(port))  # keep-alive, no timeout on /next
+        self.address, self.host = (host, int(port)), address.encode()
+        self.sock = None
+        self.buffer = b""
 
-    def _call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-        self.connection.request(method, API + path, body=body, headers=headers or {})
-        response = self.connection.getresponse()
-        return response, response.read()
+    def _connect(self) -> None:
+        self.sock = socket.create_connection(self.address)  # no timeout: /next waits as long as it must
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def _call(self, method: bytes, path: str, body: bytes = b"", headers: bytes = b""):
+        request = b"%s %s%s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n%s\r\n%s" % (
+            method, API.encode(), path.encode(), self.host, len(body), headers, body)
+        if self.sock is None:
+            self._connect()
+        try:
+            self.sock.sendall(request)
+            return self._answer()
+        except OSError:  # a kept-alive connection the server closed: once more on a new one
+            self._connect()
+            self.sock.sendall(request)
+            return self._answer()
+
+    def _answer(self):
+        while b"\r\n\r\n" not in self.buffer:
+            self._receive()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = Headers()
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            dict.__setitem__(headers, name.strip().lower(), value.strip())
+        length = int(headers.get("Content-Length", "0"))
+        while len(self.buffer) < length:
+            self._receive()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        if headers.get("Connection", "").lower() == "close":
+            self.sock.close()
+            self.sock = None
+        return status, headers, body
+
+    def _receive(self) -> None:
+        chunk = self.sock.recv(262144)
+        if not chunk:
+            raise ConnectionResetError("the Runtime API closed the connection")
+        self.buffer += chunk
 
     def next(self):
-        response, body = self._call("GET", "/invocation/next")
-        if response.status != 200:
-            sys.exit("the Runtime API answered /next with %d: %s" % (response.status, body[:200]))
-        return response.headers, body
+        status, headers, body = self._call(b"GET", "/invocation/next")
+        if status != 200:
+            sys.exit("the Runtime API answered /next with %d: %s" % (status, body[:200]))
+        return headers, body
 
     def respond(self, request_id: str, body: bytes, content_type: str) -> None:
-        self._call("POST", "/invocation/%s/response" % request_id, body, {"Content-Type": content_type})
+        self._call(b"POST", "/invocation/%s/response" % request_id, body,
+                   b"Content-Type: %s\r\n" % content_type.encode("latin-1"))
 
     def error(self, request_id: str | None, document: dict) -> None:
         path = "/init/error" if request_id is None else "/invocation/%s/error" % request_id
-        self._call("POST", path, json.dumps(document).encode(),
-                   {"Content-Type": "application/json", "Lambda-Runtime-Function-Error-Type": document["errorType"]})
+        self._call(b"POST", path, json.dumps(document).encode(),
+                   b"Content-Type: application/json\r\nLambda-Runtime-Function-Error-Type: %s\r\n"
+                   % document["errorType"].encode("latin-1", "replace"))
 
 
 class FaultException(Exception):
