@@ -393,3 +393,43 @@ def test_aws_passthrough_hands_functions_the_operators_aws_settings(tmp_path):
         assert instance.state.aws_passthrough is True
     finally:
         instance.stop()
+
+
+# -- --warm-containers eager ----------------------------------------------------------------------------------
+def test_eager_warm_containers_start_one_environment_per_function_before_any_invocation(tmp_path):
+    """Lambda starts environments on demand (the default); `--warm-containers eager` starts one per
+    function with the emulator, as SAM CLI's EAGER, so the first invocation is warm."""
+    routes = tmp_path / "routes.json"
+    chosen = {name: spec for name, spec in _functions(tmp_path / "ticks.jsonl").items()
+              if name in ("counter", "by-api-id-node", "broken")}
+    routes.write_text(json.dumps({"functions": chosen,
+                                  "routes": [{"key": "$default", "function": "counter", "twoWay": True}]}))
+    eager = Emulator(tmp_path / "eager", ["--routes", str(routes), "--warm-containers", "eager"])
+    try:
+        functions = {f["name"]: f for f in eager.view("functions")}
+        assert [(functions[n]["warm"], functions[n]["invocations"]) for n in ("counter", "by-api-id-node")] == [
+            (1, 0), (1, 0)]
+        assert functions["broken"]["warm"] == 0  # its init failed, as Lambda logs it; an invocation meets it
+        _, answer = invoke(eager, "counter", {"tag": "first"}, LogType="Tail")
+        report = base64.b64decode(answer["LogResult"]).decode()
+        assert "REPORT RequestId:" in report and "Init Duration" not in report  # the first invocation is warm
+        failed, _ = invoke(eager, "broken")
+        assert failed["errorType"] == "Runtime.ImportModuleError"
+    finally:
+        eager.stop()
+    lazy = Emulator(tmp_path / "lazy", ["--routes", str(routes)])
+    try:
+        assert all(f["warm"] == 0 and f["coldStarts"] == 0 for f in lazy.view("functions"))
+        _, answer = invoke(lazy, "counter", {"tag": "first"}, LogType="Tail")
+        assert "Init Duration" in base64.b64decode(answer["LogResult"]).decode()  # Lambda's own way: cold
+    finally:
+        lazy.stop()
+
+
+def test_warm_containers_takes_lazy_or_eager_only(tmp_path):
+    from support.emulator_fixtures import _clean_env
+
+    done = subprocess.run([sys.executable, "-m", "wsctl", "local", "up", "--warm-containers", "sometimes"],
+                          cwd=ROOT, env=_clean_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "error: --warm-containers 'sometimes': use lazy (the default, as Lambda) or eager")

@@ -115,6 +115,14 @@ class Emulator:
         return boto3.client("dynamodb", endpoint_url=self.state.dynamodb_endpoint, region_name="us-east-1",
                             aws_access_key_id="local", aws_secret_access_key="local")
 
+    def view(self, name: str):
+        """One of the emulator's own views (connections, functions), as `wsctl --local status` reads it."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen("%s/-/wsctl/%s" % (self.state.lambda_endpoint, name), timeout=10) as answer:
+            return json.loads(answer.read())
+
     def registry(self):
         from lambda_src.registry import Registry
 

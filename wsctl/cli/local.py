@@ -11,6 +11,14 @@ from . import app
 local_app = typer.Typer(help="Run the whole API on this machine (no AWS account needed).", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 
+def _warm_containers(value: str) -> bool:
+    from ..errors import UsageError
+
+    if value.lower() not in ("lazy", "eager"):
+        raise UsageError("--warm-containers %r: use lazy (the default, as Lambda) or eager" % value)
+    return value.lower() == "eager"
+
+
 def parse_faults(values: list[str], seed: int | None):
     from ..errors import UsageError
     from ..local.faults import Faults
@@ -65,6 +73,10 @@ def up(
     max_environments: int = typer.Option(None, "--max-environments",
                                          help="Execution environments per function (concurrent invocations; "
                                               "default %d each)." % limits.DEFAULT_MAX_ENVIRONMENTS),
+    warm_containers: str = typer.Option("lazy", "--warm-containers",
+                                        help="lazy: an execution environment starts when an invocation needs one, "
+                                             "as on Lambda (cold starts included); eager: one per function at "
+                                             "start-up, as SAM CLI's EAGER."),
     aws_passthrough: bool = typer.Option(False, "--aws-passthrough",
                                          help="Let functions reach real AWS (your credentials) for services the "
                                               "emulator does not serve. Off: they get a local error."),
@@ -124,6 +136,7 @@ def up(
                      dynamodb_endpoint=dynamodb_endpoint, env=function_env, idle_timeout=idle_timeout,
                      max_duration=max_duration, integration_timeout=integration_timeout,
                      max_environments=max_environments, aws_passthrough=aws_passthrough, quiet=quiet,
+                     eager=_warm_containers(warm_containers),
                      faults=parse_faults(fault or [], fault_seed),
                      throttle=parse_throttle(throttle) if throttle else None))
 

@@ -46,6 +46,7 @@ class LocalOptions:
     max_environments: int | None = None  # overrides every function's limit
     aws_passthrough: bool = False  # functions may reach real AWS for services not emulated here
     quiet: bool = False
+    eager: bool = False  # --warm-containers eager: one environment per function started with the emulator
     faults: object = None
     throttle: object = None  # the management API's token bucket (--throttle RATE:BURST)
     name: str | None = None  # --name; default: the project folder's name (or NAME-PORT if that one runs)
@@ -225,6 +226,8 @@ class Emulator:
                                      endpoints=endpoints, sink=sink, credentials=platform_env,
                                      ca_bundle=str(function_ca), extra_ca=str(self.authority.cert_path), watch=True)
         await self.service.start()
+        if options.eager:
+            await self.service.prewarm()
         self.invoke_api = InvokeApi(self.service, log=lambda text: self.service.sink("lambda", text, None))
         self.lambda_runner = web.AppRunner(self.invoke_api.app(), handle_signals=False, access_log=None)
         await self.lambda_runner.setup()

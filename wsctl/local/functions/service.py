@@ -72,6 +72,20 @@ class FunctionPool:
         await environment.start(command, env, str(self.spec.code_dir))
         return environment
 
+    async def prewarm(self) -> None:
+        """One environment started ahead of any invocation (--warm-containers eager). Its init failure is
+        logged as Lambda logs one, and the first invocation meets it as it would have."""
+        if self.environments:
+            return
+        environment = await self._start_environment()
+        try:
+            await environment.wait_ready()
+        except errors.FunctionError:
+            self._retire(environment)
+            return
+        environment.init_reported = True  # as with provisioned concurrency: no invocation paid for its init
+        self.release(environment)
+
     def _warm(self) -> Environment | None:
         """An idle environment of the current code, if there is one."""
         while self.idle:
@@ -233,6 +247,10 @@ class LambdaService:
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(_consume)
         return await asyncio.shield(task)
+
+    async def prewarm(self) -> None:
+        """An environment for every function before the first invocation (--warm-containers eager)."""
+        await asyncio.gather(*(pool.prewarm() for pool in self.pools.values()))
 
     def invoker(self, name: str) -> "FunctionInvoker":
         return FunctionInvoker(self, name)
