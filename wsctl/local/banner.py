@@ -56,7 +56,7 @@ def show(state: EmulatorState, notes: list, options, seconds: float) -> None:
     active = options.faults.describe() if options.faults is not None else ""
     if active:
         rows.append(("faults", "injected: %s" % active))
-    if getattr(options, "eager", False):
+    if options.eager:
         rows.append(("environments", "one per function started ahead (--warm-containers eager); more on demand"))
     if options.throttle is not None:
         rows.append(("throttle", "management API: %g calls/s, burst %g (429 LimitExceededException past them)"
