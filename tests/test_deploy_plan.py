@@ -515,3 +515,19 @@ def test_other_commands_on_another_stage_name_the_stage_the_stack_serves():
     with pytest.raises(WsctlError, match=r"serves stage dev, not prod: run `wsctl list --stage dev`"):
         planner.check_one_stage(STACK, "prod", aws.read("prod"), "list")
     planner.check_one_stage(STACK, STAGE, aws.read(), "list")  # its own stage: fine
+
+
+def test_every_log_retention_cloudwatch_documents_is_accepted_and_no_other():
+    """The list is CloudWatch's own: PutRetentionPolicy's documentation in botocore's model."""
+    from wsctl import limits
+    from wsctl.errors import UsageError
+
+    text = get_session().get_service_model("logs").shape_for("Days").documentation
+    documented = tuple(int(n) for n in text.split("Possible values are:")[1].split(".")[0].replace("and", "")
+                       .split(","))
+    assert limits.LOG_RETENTION_DAYS == documented and {2192, 2557, 2922, 3288} <= set(documented)
+    for days in documented:
+        assert planner.check_log_retention(days) == days
+    for days in (0, 2, 13, 2191, 3654):
+        with pytest.raises(UsageError, match="2192, 2557, 2922, 3288, 3653"):
+            planner.check_log_retention(days)

@@ -28,6 +28,11 @@ MAX_ASYNC_PAYLOAD_BYTES = 1024 * 1024  # an Event invocation's request
 MAX_RUNTIME_RESPONSE_BYTES = MAX_SYNC_PAYLOAD_BYTES + 100  # a Runtime API response (RAPID's MaxPayloadSize)
 LOG_TAIL_BYTES = 4096  # Invoke with LogType Tail returns the last 4 KB of the log
 
+# -- CloudWatch Logs ---------------------------------------------------------------------------
+# The retention periods PutRetentionPolicy accepts, in days (its retentionInDays documentation).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
+
 # -- wsctl's own API (lambda_src) as deployed, and as the emulator runs it ----------------------
 HANDLER = "lambda_src.app.handler"  # Lambda's handler setting: module and function in the bundle
 HANDLER_RUNTIME = "python3.12"  # the runtime the bundle is built for (it brings boto3)

@@ -281,17 +281,13 @@ def plan_ttl(config, remote) -> tuple[list[Step], list[str]]:
             "Enabled": True, "AttributeName": attribute}}))], []
 
 
-# The retention periods CloudWatch Logs accepts (PutRetentionPolicy's retentionInDays), in days.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653)
-
-
 def check_log_retention(days: int) -> int:
     """`deploy --log-retention-days`: one of the periods CloudWatch accepts, refused before any call."""
     from ..errors import UsageError
 
-    if days not in LOG_RETENTION_DAYS:
-        raise UsageError("--log-retention-days must be one CloudWatch accepts: %s, ..."
-                         % ", ".join(str(d) for d in LOG_RETENTION_DAYS[:8]))
+    if days not in limits.LOG_RETENTION_DAYS:
+        raise UsageError("--log-retention-days must be one CloudWatch accepts: %s"
+                         % ", ".join(str(d) for d in limits.LOG_RETENTION_DAYS))
     return days
 
 
