@@ -28,11 +28,16 @@ from . import jwts
 KEYSET_MAX_AGE = 300
 KEYSET_MIN_REFRESH = 5
 # SSM's standard throughput is 40 GetParameter calls a second per account and region, shared
-# by every container: a cold-start storm is throttled. A throttled read is retried with
-# exponential backoff and full jitter for up to KEYSET_READ_BUDGET seconds (well inside the
-# function's 29 s and API Gateway's 29 s for $connect), then the authorizer fails (500, which
-# a client may retry), never answers 401 for a token it could not check.
+# by every container: a cold-start storm is throttled. A throttled read, one SSM answers with a
+# 5xx, and one that times out or cannot connect are retried with exponential backoff and full
+# jitter while KEYSET_READ_BUDGET seconds last (the last attempt then takes at most
+# ATTEMPT_SECONDS: 25 s in all, inside the function's 29 s and API Gateway's 29 s for
+# $connect), then the authorizer fails (500, which a client may retry), never answers 401 for a
+# token it could not check.
 KEYSET_READ_BUDGET = 20.0
+CONNECT_TIMEOUT = 2
+READ_TIMEOUT = 3
+ATTEMPT_SECONDS = CONNECT_TIMEOUT + READ_TIMEOUT
 RETRY_BASE = 0.1
 RETRY_CAP = 2.0
 THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
@@ -66,20 +71,30 @@ def _client():
         from botocore.config import Config
 
         _ssm = boto3.session.Session().client("ssm", config=Config(
-            connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 1}))
+            connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, retries={"mode": "standard", "total_max_attempts": 1}))
     return _ssm
 
 
-def _throttled(error) -> bool:
-    response = getattr(error, "response", None) or {}
-    return (response.get("Error", {}).get("Code") in THROTTLED
-            or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 429)
+def _transient(error) -> str | None:
+    """Why a failed read is worth another attempt ("throttled", "5xx", "timeout"), or None
+    (a missing parameter, a denied read: no retry changes those)."""
+    from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError,
+                                     ReadTimeoutError)
+
+    if isinstance(error, (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError, ConnectionClosedError)):
+        return "timeout"
+    if not isinstance(error, ClientError):
+        return None
+    response = error.response or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    if response.get("Error", {}).get("Code") in THROTTLED or status == 429:
+        return "throttled"
+    return "5xx" if status >= 500 else None
 
 
 def _fetch_keyset() -> str:
-    """GetParameter, retried while SSM throttles, within the budget; each throttle is logged."""
-    from botocore.exceptions import ClientError
-
+    """GetParameter, retried while SSM throttles, fails with a 5xx or times out, within the
+    budget; each failed attempt is logged."""
     started = _monotonic()
     attempt = 0
     while True:
@@ -88,16 +103,17 @@ def _fetch_keyset() -> str:
             if attempt:
                 _log(keyset="read", attempts=attempt + 1, ms=round((_monotonic() - started) * 1000))
             return answer["Parameter"]["Value"]
-        except ClientError as error:
-            if not _throttled(error):
+        except Exception as error:
+            why = _transient(error)
+            if why is None:
                 raise
             attempt += 1
             delay = random.uniform(0, min(RETRY_CAP, RETRY_BASE * 2 ** attempt))
             spent = _monotonic() - started
             if spent + delay > KEYSET_READ_BUDGET:
-                _log(keyset="throttled", attempt=attempt, outcome="gave up", ms=round(spent * 1000))
+                _log(keyset=why, attempt=attempt, outcome="gave up", ms=round(spent * 1000))
                 raise
-            _log(keyset="throttled", attempt=attempt, retryInMs=round(delay * 1000))
+            _log(keyset=why, attempt=attempt, retryInMs=round(delay * 1000))
             _sleep(delay)
 
 
