@@ -139,10 +139,20 @@ def test_a_second_stage_of_a_stack_is_refused_and_the_first_keeps_working(aws):
     assert "arn:aws:execute-api:%s:%s:%s/dev/*" % (REGION, ACCOUNT, api_id()) in before[0]
     assert [s["StageName"] for s in client("apigatewayv2").get_stages(ApiId=api_id())["Items"]] == ["dev"]
 
-    one_line_error(wsctl("destroy", "--stage", "prod", "--yes"), "serves stage dev, not prod")
-    status = json.loads(wsctl("status", "--stage", "prod", "-o", "json").stdout)
-    assert status["stages"] == ["dev"]
+    one_line_error(wsctl("destroy", "--stage", "prod", "--yes"), "serves stage dev, not prod",
+                   "`wsctl destroy --stage dev` removes it")
+    result = wsctl("status", "--stage", "prod", "-o", "json")
+    assert result.exit_code == 6  # not deployed for this stage
+    status = json.loads(result.stdout)
+    assert (status["stages"], status["deployed"], status["servesStage"], status["partial"]) == (
+        ["dev"], True, False, False)
     assert {r["resource"]: r["state"] for r in status["resources"]}["stage"] == "missing (the stack serves dev)"
+    assert "url" not in status  # no URL for a stage that does not exist
+    (note,) = status["notes"]
+    assert "serves stage dev, not prod: `wsctl status --stage dev`" in note
+    assert "`wsctl deploy --stack rules-prod --stage prod`" in note
+    text = wsctl("status", "--stage", "prod")
+    assert "not deployed in us-east-1 for stage prod" in text.stdout and "deploy completes" not in text.output
 
     # the way the error names: another stack for the other stage, each with its own everything
     assert wsctl("deploy", "--stage", "prod", stack="rules-prod").exit_code == 0
@@ -153,6 +163,82 @@ def test_a_second_stage_of_a_stack_is_refused_and_the_first_keeps_working(aws):
         client("apigatewayv2").get_authorizers(ApiId=api_id("wsctl-rules-prod"))["Items"][0]["AuthorizerId"])}
     assert wsctl("destroy", "--stage", "prod", "--yes", stack="rules-prod").exit_code == 0
     assert permission_sources() == before[0] and "up to date" in wsctl("deploy").stdout
+
+
+def console_stage(name: str, api: str | None = None) -> None:
+    """A stage made the way the console makes one: a name and an existing deployment, no tags."""
+    apigw = client("apigatewayv2")
+    api = api or api_id()
+    deployment = apigw.get_stage(ApiId=api, StageName="dev")["DeploymentId"]
+    apigw.create_stage(ApiId=api, StageName=name, DeploymentId=deployment, Description="made in the console")
+
+
+def stage_names(api: str | None = None) -> list:
+    return sorted(s["StageName"] for s in client("apigatewayv2").get_stages(ApiId=api or api_id())["Items"])
+
+
+def test_a_stack_with_two_stages_is_listed_and_deploy_says_how_to_bring_it_back_to_one(aws):
+    assert wsctl("deploy").exit_code == 0
+    console_stage("prod")
+
+    status = json.loads(wsctl("status", "-o", "json").stdout)
+    assert status["stages"] == ["dev", "prod"] and status["servesStage"]
+    rows = {(r["resource"], r["name"]): r["state"] for r in status["resources"]}
+    assert rows[("stage", "dev")] == "deployed"
+    assert rows[("other stage", "prod")] == "deployed, not tagged as the stack's"
+    (note,) = status["notes"]
+    assert "has stages dev and prod" in note and "`wsctl destroy --stage prod --only-stage`" in note
+    text = wsctl("status")
+    assert "other stage" in text.stdout and "prod" in text.stdout and "dev and prod" in text.stderr
+
+    for stage in ("dev", "prod"):
+        one_line_error(wsctl("deploy", "--stage", stage), "stack rules has stages dev and prod",
+                       "one stack serves one stage", "`wsctl destroy --stage %s --only-stage`"
+                       % ("prod" if stage == "dev" else "dev"))
+    one_line_error(wsctl("deploy", "--stage", "test"), "already serves stage dev and prod",
+                   "`wsctl deploy --stack rules-test --stage test`")
+
+    # one stage removed alone, after which the stack deploys again
+    one_line_error(wsctl("destroy", "--stage", "qa", "--only-stage", "--yes"), "stage qa does not exist",
+                   "the stack serves dev and prod", code=3)
+    removed = wsctl("destroy", "--stage", "prod", "--only-stage", "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert "Stage prod of stack rules removed; the stack serves dev" in removed.stdout
+    assert stage_names() == ["dev"] and wsctl("status").exit_code == 0
+    assert "up to date" in wsctl("deploy").stdout
+    one_line_error(wsctl("destroy", "--only-stage", "--yes"), "stage dev is the only stage of stack rules",
+                   "without --only-stage", code=2)
+    assert stage_names() == ["dev"]
+
+
+@pytest.mark.parametrize("named", ["dev", "prod"])
+def test_destroy_of_a_stack_with_two_stages_names_them_and_removes_everything(aws, named):
+    assert wsctl("deploy").exit_code == 0
+    console_stage("prod")
+
+    refused = wsctl("destroy", "--stage", named)  # not a terminal: it asks first, so it needs --yes
+    assert refused.exit_code == 1 and "--yes" in refused.stderr and stage_names() == ["dev", "prod"]
+    result = wsctl("destroy", "--stage", named, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "has stages dev and prod: destroying it removes every one" in result.stdout
+    assert "Stack rules destroyed with stages dev and prod." in result.stdout
+    assert client("apigatewayv2").get_apis()["Items"] == [] and client("lambda").list_functions()["Functions"] == []
+    assert client("iam").list_roles()["Roles"] == []
+    assert "Nothing of stack rules" in wsctl("destroy", "--stage", named, "--yes").stdout
+
+
+def test_destroy_names_every_stage_in_json_and_a_stage_the_stack_lacks_is_refused(aws):
+    assert wsctl("deploy").exit_code == 0
+    console_stage("prod")
+    console_stage("test")
+    one_line_error(wsctl("destroy", "--stage", "qa", "--yes"), "serves stages dev, prod and test, not qa",
+                   "`wsctl destroy --stage dev` removes it with every stage")
+    document = json.loads(wsctl("destroy", "--stage", "test", "--only-stage", "--yes", "-o", "json").stdout)
+    assert (document["stages"], document["left"]) == (["dev", "prod", "test"], [])
+    assert [(d["call"], d["name"]) for d in document["deleted"]] == [("delete_stage", "test")]
+    document = json.loads(wsctl("destroy", "--yes", "-o", "json").stdout)
+    assert document["stages"] == ["dev", "prod"] and document["left"] == []
+    assert ("delete_api", "wsctl-rules") in [(d["call"], d["name"]) for d in document["deleted"]]
 
 
 # -- 2. IAM propagation ----------------------------------------------------------------------------

@@ -509,12 +509,38 @@ def test_a_resource_of_the_same_name_that_is_not_the_stacks_is_refused_before_an
         make_plan(config(), state)
 
 
-def test_other_commands_on_another_stage_name_the_stage_the_stack_serves():
-    aws = FakeAws()
-    converge(aws, config())
-    with pytest.raises(WsctlError, match=r"serves stage dev, not prod: run `wsctl list --stage dev`"):
-        planner.check_one_stage(STACK, "prod", aws.read("prod"), "list")
-    planner.check_one_stage(STACK, STAGE, aws.read(), "list")  # its own stage: fine
+def test_what_each_command_says_of_a_stack_with_another_stage_or_several():
+    from wsctl.deploy import stages
+    from wsctl.errors import UsageError
+
+    stages.check_deploy(STACK, "dev", ["dev"])
+    stages.check_deploy(STACK, "dev", [])
+    with pytest.raises(WsctlError, match=r"stack mem has stages dev and prod.*remove the other with "
+                                         r"`wsctl destroy --stage prod --only-stage`, then deploy again"):
+        stages.check_deploy(STACK, "dev", ["dev", "prod"])
+    with pytest.raises(WsctlError, match=r"already serves stage dev and prod.*`wsctl deploy --stack mem-qa --stage qa`"):
+        stages.check_deploy(STACK, "qa", ["dev", "prod"])
+    stages.check_destroy(STACK, "dev", ["dev", "prod"], only_stage=False)  # the whole stack, the CLI asks first
+    stages.check_destroy(STACK, "prod", ["dev", "prod"], only_stage=True)
+    with pytest.raises(WsctlError, match=r"serves stage dev, not prod: `wsctl destroy --stage dev` removes it$"):
+        stages.check_destroy(STACK, "prod", ["dev"], only_stage=False)
+    with pytest.raises(UsageError, match="only stage of stack mem"):
+        stages.check_destroy(STACK, "dev", ["dev"], only_stage=True)
+    with pytest.raises(WsctlError, match=r"stage dev does not exist \(stack mem has no stage\)"):
+        stages.check_destroy(STACK, "dev", [], only_stage=True)
+    assert stages.status_notes(STACK, "dev", ["dev"]) == stages.status_notes(STACK, "dev", []) == []
+    (note,) = stages.status_notes(STACK, "Prod_EU", ["dev"])
+    assert "`wsctl deploy --stack mem-prod-eu --stage Prod_EU`" in note
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[a-z][a-z0-9-]{0,30}", fullmatch=True), st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True))
+def test_the_stack_suggested_for_another_stage_is_a_valid_name_of_its_own(stack, stage):
+    from wsctl import names
+
+    suggested = names.stack_for_stage(stack, stage)
+    assert names.check_stack(suggested) == suggested and len(suggested) <= names.MAX_STACK
+    assert suggested != stack
 
 
 def test_every_log_retention_cloudwatch_documents_is_accepted_and_no_other():

@@ -14,15 +14,26 @@ from .errors import UsageError
 TAG_KEY = "wsctl:stack"
 DEFAULT_STACK = "app"
 DEFAULT_STAGE = "dev"
-_STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+MAX_STACK = 31  # the longest name keeps every resource name within its service's limit
+_STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,%d}$" % (MAX_STACK - 1))
 _STAGE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def check_stack(stack: str) -> str:
     if not _STACK_RE.match(stack or ""):
-        raise UsageError("stack name %r: use 1-31 lowercase letters, digits or '-', starting "
-                         "with a letter" % stack)
+        raise UsageError("stack name %r: use 1-%d lowercase letters, digits or '-', starting "
+                         "with a letter" % (stack, MAX_STACK))
     return stack
+
+
+def stack_for_stage(stack: str, stage: str) -> str:
+    """A stack name for deploying `stage` as a stack of its own: {stack}-{stage}, the stage in the
+    characters a stack name takes, the stack part cut so that the whole fits the 31-character limit."""
+    suffix = re.sub(r"[^a-z0-9]+", "-", stage.lower()).strip("-")[:15].strip("-") or "stage"
+    cut = MAX_STACK - 1 - len(suffix)
+    if stack[:cut].rstrip("-") + "-" + suffix == stack:  # a long stack named after the stage already
+        cut -= 1
+    return check_stack("%s-%s" % (stack[:cut].rstrip("-"), suffix))
 
 
 def check_stage(stage: str) -> str:

@@ -144,14 +144,16 @@ def status(ctx: typer.Context):
         if code:
             raise typer.Exit(code)
         return
-    if not document["deployed"]:
+    if not document["deployed"] or not document["servesStage"]:
         render.line("Stack %s is not deployed in %s%s." % (
-            target.stack, target.region_name, " (but some of its resources exist)" if document["partial"] else ""),
-            style="yellow")
+            target.stack, target.region_name, " (but some of its resources exist)" if document["partial"] else
+            " for stage %s" % target.stage if document["deployed"] else ""), style="yellow")
         render.table(["resource", "name", "state"],
                      [[r["resource"], r["name"], r["state"]] for r in document["resources"]])
         for unread in document["unread"]:
             render.warn("could not read " + unread)
+        for note in document["notes"]:
+            render.warn(note)
         raise typer.Exit(code)
     else:
         render.key_values([("WebSocket URL", document["url"]), ("management endpoint", document["managementEndpoint"]),
@@ -165,6 +167,8 @@ def status(ctx: typer.Context):
         render.warn("could not read " + unread)
     for foreign in document["foreign"]:
         render.warn("%s exists but is not tagged as this stack's" % foreign)
+    for note in document["notes"]:
+        render.warn(note)
     if document["partial"]:
         render.warn("the stack is partial: `wsctl deploy` completes it, `wsctl destroy` removes it")
     if code:
@@ -172,18 +176,23 @@ def status(ctx: typer.Context):
 
 
 @app.command()
-def destroy(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")):
-    """Remove everything the stack made (safe to run twice; what cannot be removed is named)."""
+def destroy(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+            only_stage: bool = typer.Option(False, "--only-stage",
+                                            help="Remove only the --stage stage of a stack that has several; keep "
+                                                 "the stack and its other stages.")):
+    """Remove everything the stack made, with every stage of its API (safe to run twice; what cannot be
+    removed is named)."""
     from .. import render
     from ..deploy import check_destroyed, check_found, plan_destroy
     from ..deploy import destroy as destroy_stack
+    from ..deploy.stages import listed
     from ..errors import UsageError, WsctlError
 
     options = ctx.obj
     if options.local:
         raise UsageError("destroy acts on AWS; stop the local emulator with Ctrl-C or `wsctl local down`")
     target = options.stack_target("destroy")
-    plan = plan_destroy(target)
+    plan = plan_destroy(target, only_stage=only_stage)
     for warning in plan.warnings:
         render.warn(warning)
     if plan.empty:
@@ -193,25 +202,40 @@ def destroy(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", "-y", h
         else:
             render.line("Nothing of stack %s is left in %s." % (target.stack, target.region_name), style="green")
         return
+    every_stage = len(plan.stages) > 1 and not only_stage
     if not options.json:
-        _plan_table(plan, "Destroy %s" % target.describe())
+        _plan_table(plan, "Destroy %s" % ("stage %s of stack %s (%s)" % (target.stage, target.stack, target.region_name)
+                                          if only_stage else target.describe()))
+        if every_stage:
+            render.line("Stack %s has stages %s: destroying it removes every one (`--only-stage` removes stage %s "
+                        "alone)." % (target.stack, listed(plan.stages), target.stage), style="yellow")
     if not yes:
         import sys
 
         if not sys.stdin.isatty():
             raise WsctlError("destroy needs --yes when not run from a terminal")
-        typer.confirm("Delete these %d resources?" % len(plan.steps), abort=True)
+        typer.confirm("Delete %s?" % ("stage %s" % target.stage if only_stage else "these %d resources%s" % (
+            len(plan.steps), ", with stages %s" % listed(plan.stages) if every_stage else "")), abort=True)
     report = destroy_stack(target, plan, lambda step: None if options.json else render.line(
-        "  delete %s %s" % (step.resource, step.name), style="dim", stderr=True))
+        "  delete %s %s" % (step.resource, step.name), style="dim", stderr=True), only_stage=only_stage)
     for step, why in report.failed:
         render.warn("could not delete %s %s: %s" % (step.resource, step.name, why))
     if options.json:
-        render.print_json({"stack": target.stack, "deleted": _plan_document(report.deleted),
+        render.print_json({"stack": target.stack, "stages": plan.stages, "deleted": _plan_document(report.deleted),
                            "failed": [dict(_plan_document([step])[0], error=why) for step, why in report.failed],
                            "left": [{"resource": kind, "name": name, "why": why} for kind, name, why in report.left]})
-    check_destroyed(target, report)
-    if not options.json:
-        render.line("Stack %s destroyed." % target.stack, style="green")
+    check_destroyed(target, report, only_stage)
+    if options.json:
+        return
+    if only_stage:
+        render.line("Stage %s of stack %s removed; the stack serves %s." % (
+            target.stage, target.stack, listed(report.stages)), style="green")
+        if len(report.stages) == 1:
+            render.line("next: `wsctl deploy --stage %s` converges the stack on that stage (its Lambda permission "
+                        "and @connections grant may still name %s)" % (report.stages[0], target.stage), style="dim")
+    else:
+        render.line("Stack %s destroyed%s." % (target.stack, " with stages %s" % listed(plan.stages)
+                                               if every_stage else ""), style="green")
 
 
 @app.command()

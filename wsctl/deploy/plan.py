@@ -18,7 +18,7 @@ from lambda_src import keys
 from .. import limits, names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
-from . import bundle
+from . import bundle, stages
 from .model import Action, Call, Fmt, NewKeyset, Plan, Ref, Retry, RotatedKeyset, Step, known, resolve
 from .remote import RemoteState
 
@@ -155,7 +155,7 @@ def make_plan(config: StackConfig, remote: RemoteState) -> Plan:
         raise WsctlError("%s %s exists but does not belong to stack %r (no %s=%s tag): choose another "
                          "--stack, or delete or tag it yourself" % (kind, name, config.stack, names.TAG_KEY,
                                                                    config.stack))
-    check_one_stage(config.stack, config.stage, remote, "deploy")
+    stages.check_deploy(config.stack, config.stage, remote.stages)
     ctx = base_context(config, remote)
     tags = names.tags(config.stack)
     api = plan_api(config, remote)
@@ -192,20 +192,6 @@ def present_resources(stack: str, region: str, remote: RemoteState) -> list:
     foreign = {name for _, name in remote.foreign}
     return [(kind, name) for kind, name in top_level_names(stack, region).items()
             if exists[kind] and name not in foreign]
-
-
-def check_one_stage(stack: str, stage: str, remote: RemoteState, command: str) -> None:
-    """One stack serves one stage: its table, function, role and signing key are the stage's.
-    A second stage would share them (and relays between stages would fail), so it is refused."""
-    others = sorted(s for s in remote.stages if s != stage)
-    if not others:
-        return
-    if command == "deploy":
-        raise WsctlError("stack %s already serves stage %s, and one stack serves one stage: deploy stage %s as "
-                         "another stack, e.g. `wsctl deploy --stack %s-%s --stage %s`"
-                         % (stack, ", ".join(others), stage, stack, stage.lower().replace("_", "-"), stage))
-    raise WsctlError("stack %s serves stage %s, not %s: run `wsctl %s --stage %s`"
-                     % (stack, ", ".join(others), stage, command, others[0]))
 
 
 def plan_api(config, remote) -> list[Step]:

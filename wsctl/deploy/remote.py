@@ -25,6 +25,7 @@ class RemoteState:
     routes: list = field(default_factory=list)
     route_responses: dict = field(default_factory=dict)  # route id -> [route responses]
     stages: list = field(default_factory=list)  # the API's stage names
+    stage_details: dict = field(default_factory=dict)  # stage name -> its GetStages item (deployment, tags)
     stage: dict | None = None
     deployment: dict | None = None
     role: dict | None = None
@@ -188,7 +189,8 @@ def _read_api(state: RemoteState, apigw, stack: str, stage: str, section=None) -
                     apigw.get_route_responses, ApiId=api_id, RouteId=route["RouteId"])
 
     def stages(state):
-        state.stages = [s["StageName"] for s in _items(apigw.get_stages, ApiId=api_id)]
+        state.stage_details = {s["StageName"]: s for s in _items(apigw.get_stages, ApiId=api_id)}
+        state.stages = sorted(state.stage_details)
         if stage not in state.stages:
             return
         try:
