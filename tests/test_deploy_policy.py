@@ -9,12 +9,13 @@ product's, so a new call in wsctl fails here until the policy (and this table) n
 """
 
 import json
+from urllib.parse import quote
 
 import boto3
 from typer.testing import CliRunner
 
 from lambda_src.registry import Registry
-from support.iam_check import ACCOUNT, PARTITION, REGION, _function, allows, iam_requests
+from support.iam_check import ACCOUNT, PARTITION, REGION, _arn, _function, allows, iam_requests
 from wsctl.cli import app as cli
 from wsctl.deploy import bundle
 from wsctl.deploy.policy import deployer_policy
@@ -54,12 +55,26 @@ def ok(result):
     return result
 
 
-def test_the_printed_policy_allows_every_call_wsctl_makes(aws, recorder, monkeypatch):
-    policy = json.loads(ok(wsctl("deploy", "--print-policy")).stdout)
-    assert policy == deployer_policy(PARTITION, REGION, ACCOUNT, STACK, STAGE)
+def refused_calls(policy: dict, calls: list[dict]) -> list[str]:
+    return sorted({"%s %s: %s on %s" % (c["service"], c["operation"], action, resource)
+                   for c in calls for action, resource, context in iam_requests(c)
+                   if not allows(policy, action, resource, context)})
+
+
+def test_the_printed_policies_allow_every_call_wsctl_makes(aws, recorder, monkeypatch):
+    """The bootstrap policy (printed before the first deploy) allows every call of every command,
+    the first deploy included; the scoped one (printed after it) every call from then on."""
+    printed = ok(wsctl("deploy", "--print-policy"))
+    bootstrap = json.loads(printed.stdout)
+    assert bootstrap == deployer_policy(PARTITION, REGION, ACCOUNT, STACK, STAGE)
+    assert "bootstrap policy" in printed.stderr and "`wsctl deploy --print-policy` again" in printed.stderr
 
     recorder.on = True
     ok(wsctl("deploy"))
+    first_deploy = len(recorder.calls)
+    scoped = json.loads(ok(wsctl("deploy", "--print-policy")).stdout)
+    (api,) = boto3.client("apigatewayv2", region_name=REGION).get_apis()["Items"]
+    assert scoped == deployer_policy(PARTITION, REGION, ACCOUNT, STACK, STAGE, api["ApiId"])
     ok(wsctl("deploy"))
     ok(wsctl("deploy", "--rotate-key"))
     recorder.on = False
@@ -105,10 +120,13 @@ def test_the_printed_policy_allows_every_call_wsctl_makes(aws, recorder, monkeyp
             ("lambda", "Invoke"), ("dynamodb", "Query"), ("dynamodb", "Scan"), ("iam", "DeleteRole"),
             ("apigatewayv2", "DeleteApi"), ("lambda", "UpdateFunctionCode"), ("cloudwatch-logs", "TagLogGroup"),
             ("dynamodb", "BatchWriteItem")} <= operations
-    refused = sorted({"%s %s: %s on %s" % (c["service"], c["operation"], action, resource)
-                      for c in recorder.calls for action, resource, context in iam_requests(c)
-                      if not allows(policy, action, resource, context)})
-    assert refused == []
+    assert refused_calls(bootstrap, recorder.calls) == []
+    assert refused_calls(scoped, recorder.calls[first_deploy:]) == []
+    # and the scoped policy is narrower: the first deploy's CreateApi is not in it
+    assert refused_calls(scoped, recorder.calls[:first_deploy]) == [
+        "apigatewayv2 CreateApi: apigateway:POST on arn:aws:apigateway:%s::/apis" % REGION,
+        "apigatewayv2 CreateApi: apigateway:POST on arn:aws:apigateway:%s::/tags/%s" % (
+            REGION, quote("arn:aws:apigateway:%s::/apis/new" % REGION, safe=""))]
 
 
 def test_the_policy_names_this_stacks_resources_and_no_wildcard_resource():
@@ -135,3 +153,29 @@ def test_a_policy_missing_one_permission_is_caught():
     call = {"service": "lambda", "operation": "GetFunction", "params": {"FunctionName": "wsctl-pol"}, "url": None}
     assert [request for request in iam_requests(call) if not allows(policy, *request)] == [
         ("lambda:ListTags", _function("wsctl-pol"), {})]
+
+
+def test_the_scoped_policy_touches_no_other_api_and_the_bootstrap_creates_only_the_stacks():
+    apis = "arn:aws:apigateway:%s::/apis" % REGION
+    tags = "arn:aws:apigateway:%s::/tags/" % REGION
+    scoped = deployer_policy(PARTITION, REGION, ACCOUNT, STACK, STAGE, "a1b2c3d4e5")
+    for action, resource in [("apigateway:DELETE", apis + "/a1b2c3d4e5"),
+                             ("apigateway:PATCH", apis + "/a1b2c3d4e5/routes/r1"),
+                             ("apigateway:POST", tags + quote(apis + "/a1b2c3d4e5", safe="")),
+                             ("apigateway:POST", tags + quote(apis + "/a1b2c3d4e5/stages/dev", safe="")),
+                             ("execute-api:ManageConnections",
+                              _arn("execute-api", "a1b2c3d4e5/dev/POST/@connections/abc="))]:
+        assert allows(scoped, action, resource, {}), (action, resource)
+    for action, resource in [("apigateway:DELETE", apis + "/zzzzzzzzzz"),
+                             ("apigateway:PATCH", apis + "/zzzzzzzzzz/routes/r1"),
+                             ("apigateway:POST", apis),  # no new API
+                             ("apigateway:POST", tags + quote(apis + "/zzzzzzzzzz", safe="")),
+                             ("execute-api:ManageConnections",
+                              _arn("execute-api", "zzzzzzzzzz/dev/POST/@connections/abc=")),
+                             ("execute-api:ManageConnections",
+                              _arn("execute-api", "a1b2c3d4e5/prod/POST/@connections/abc="))]:
+        assert not allows(scoped, action, resource, {}), (action, resource)
+    bootstrap = deployer_policy(PARTITION, REGION, ACCOUNT, STACK, STAGE)
+    assert allows(bootstrap, "apigateway:POST", apis, {"aws:RequestTag/wsctl:stack": STACK})
+    assert not allows(bootstrap, "apigateway:POST", apis, {})
+    assert not allows(bootstrap, "apigateway:POST", apis, {"aws:RequestTag/wsctl:stack": "other"})

@@ -88,11 +88,15 @@ def iam_requests(call: dict) -> list[tuple[str, str, dict]]:
             where = member.serialization.get("name", name) if member is not None else name
             path = path.replace("{%s}" % where, quote(str(value), safe=""))
         assert "{" not in path, (operation, path)
+        tags = params.get("Tags") or {}
+        context = {"aws:RequestTag/%s" % key: value for key, value in tags.items()}  # tag-on-create conditions
         requests = [("apigateway:" + model.http["method"], "arn:%s:apigateway:%s::%s" % (
-            PARTITION, REGION, path[len("/v2"):]), {})]
-        if params.get("Tags"):
+            PARTITION, REGION, path[len("/v2"):]), context)]
+        if tags:  # the resource being made: a new API has no id yet, a stage is named
+            made = "/apis/new" if operation == "CreateApi" else "/apis/%s/stages/%s" % (
+                params["ApiId"], params["StageName"])
             requests.append(("apigateway:POST", "arn:%s:apigateway:%s::/tags/%s" % (PARTITION, REGION, quote(
-                _arn("apigateway", "/apis/new", account=""), safe="")), {}))
+                _arn("apigateway", made, account=""), safe="")), context))
         return requests
     if service == "apigatewaymanagementapi":
         url = urlsplit(call["url"])

@@ -54,7 +54,16 @@ def deploy(
     if print_policy:
         from ..deploy.policy import deployer_policy_for
 
-        render.print_json(deployer_policy_for(target))
+        policy, api_id = deployer_policy_for(target)
+        render.print_json(policy)
+        if api_id is None:
+            render.warn("stack %s has no API yet: this is the bootstrap policy, which may create an API only "
+                        "tagged as the stack's but manages every API of the region (API Gateway chooses the id at "
+                        "creation); after the first deploy, run `wsctl deploy --print-policy` again for one scoped "
+                        "to the API" % target.stack)
+        else:
+            render.line("scoped to API %s of stack %s; to deploy the stack again after `wsctl destroy`, use the "
+                        "bootstrap policy it prints then" % (api_id, target.stack), style="dim", stderr=True)
         return
     deploy_options = DeployOptions(spec=default_spec(auth), allow_client_broadcast=allow_client_broadcast,
                                    ttl_seconds=ttl_seconds, log_retention_days=log_retention_days,

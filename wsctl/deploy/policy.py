@@ -8,18 +8,48 @@ commands make on moto and fails if this policy does not allow one, so the two
 cannot drift apart.
 
 Resources are this stack's own wherever the service allows it. API Gateway
-names an API by an id it chooses at creation, so the API statements cover
-`/apis/*` of the region; everything else names the stack's function, role,
+names an API by an id it chooses at creation, so there are two policies. The
+bootstrap policy, before the first deploy, lets the deployer create an API
+only when it is tagged as this stack's (the `aws:RequestTag` condition), but
+manage `/apis/*` of the region. Once the API exists, the scoped policy names
+it (`/apis/{id}` and below, its tags) and the exact `execute-api` ARN of its
+stage's connections; it cannot create an API again (after a destroy, the
+bootstrap policy can). Everything else names the stack's function, role,
 table, log group and key parameter. Tagging at creation needs its own
 permission in every service (iam:TagRole, lambda:TagResource, ...).
 GetCallerIdentity needs none, and the key parameter uses SSM's AWS-managed KMS
 key, whose key policy admits callers through SSM (no kms: actions).
 """
 
+from urllib.parse import quote
+
 from .. import names
+from ..targets.apis import find_api
+
+MANAGE = ["apigateway:GET", "apigateway:POST", "apigateway:PATCH", "apigateway:DELETE"]
 
 
-def deployer_policy(partition: str, region: str, account: str, stack: str, stage: str) -> dict:
+def _api_statements(apigateway: str, stack: str, api_id: str | None) -> list[dict]:
+    find = {"Sid": "FindTheApi", "Effect": "Allow", "Action": ["apigateway:GET"], "Resource": [apigateway + "/apis"]}
+    if api_id is None:
+        tagged = {"StringEquals": {"aws:RequestTag/" + names.TAG_KEY: stack}}
+        return [find,
+                {"Sid": "CreateTheApiTaggedAsTheStacks", "Effect": "Allow", "Action": ["apigateway:POST"],
+                 "Resource": [apigateway + "/apis"], "Condition": tagged},
+                {"Sid": "ManageTheApi", "Effect": "Allow", "Action": MANAGE, "Resource": [apigateway + "/apis/*"]},
+                {"Sid": "TagTheApiAndStage", "Effect": "Allow", "Action": ["apigateway:POST"],
+                 "Resource": [apigateway + "/tags/*"], "Condition": tagged}]
+    api = apigateway + "/apis/" + api_id
+    tags = apigateway + "/tags/" + quote(api, safe="")  # the tagged resource's ARN, URL-encoded
+    return [find,
+            {"Sid": "ManageTheApi", "Effect": "Allow", "Action": MANAGE, "Resource": [api, api + "/*"]},
+            {"Sid": "TagTheApiAndStage", "Effect": "Allow", "Action": ["apigateway:POST"],
+             "Resource": [tags, tags + quote("/", safe="") + "*"]}]
+
+
+def deployer_policy(partition: str, region: str, account: str, stack: str, stage: str,
+                    api_id: str | None = None) -> dict:
+    """The bootstrap policy (`api_id` None), or the one scoped to the stack's API."""
     arn = {"partition": partition, "region": region, "account": account}
     apigateway = "arn:{partition}:apigateway:{region}::".format(**arn)
     function = "arn:{partition}:lambda:{region}:{account}:function:".format(**arn) + names.function_name(stack)
@@ -27,15 +57,9 @@ def deployer_policy(partition: str, region: str, account: str, stack: str, stage
     table = "arn:{partition}:dynamodb:{region}:{account}:table/".format(**arn) + names.table_name(stack)
     log_groups = "arn:{partition}:logs:{region}:{account}:log-group:".format(**arn)
     parameter = "arn:{partition}:ssm:{region}:{account}:parameter".format(**arn) + names.signing_key_param(stack)
-    connections = "arn:{partition}:execute-api:{region}:{account}:*/{stage}/*/@connections/*".format(stage=stage, **arn)
-    statements = [
-        {"Sid": "FindOrCreateTheApi", "Effect": "Allow", "Action": ["apigateway:GET", "apigateway:POST"],
-         "Resource": [apigateway + "/apis"]},
-        {"Sid": "ManageTheApi", "Effect": "Allow",
-         "Action": ["apigateway:GET", "apigateway:POST", "apigateway:PATCH", "apigateway:DELETE"],
-         "Resource": [apigateway + "/apis/*"]},
-        {"Sid": "TagTheApiAndStage", "Effect": "Allow", "Action": ["apigateway:POST"],
-         "Resource": [apigateway + "/tags/*"]},
+    connections = "arn:{partition}:execute-api:{region}:{account}:{api}/{stage}/*/@connections/*".format(
+        api=api_id or "*", stage=stage, **arn)
+    statements = _api_statements(apigateway, stack, api_id) + [
         {"Sid": "HandlerRole", "Effect": "Allow",
          "Action": ["iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy", "iam:DeleteRole",
                     "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
@@ -70,8 +94,11 @@ def deployer_policy(partition: str, region: str, account: str, stack: str, stage
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def deployer_policy_for(target) -> dict:
-    """The policy for the target's stack and stage, in the caller's account and partition."""
+def deployer_policy_for(target) -> tuple[dict, str | None]:
+    """The policy for the target's stack and stage, in the caller's account and partition: scoped
+    to the stack's API when it exists, the bootstrap policy before. Also the API's id (or None)."""
     identity = target.client("sts").get_caller_identity()
+    api = find_api(target.client("apigatewayv2"), target.stack)
+    api_id = api["ApiId"] if api else None
     return deployer_policy(identity["Arn"].split(":")[1], target.region_name, identity["Account"],
-                           target.stack, target.stage)
+                           target.stack, target.stage, api_id), api_id
