@@ -6,6 +6,13 @@ step, and an authorizer call warms the very container that then serves the
 connection's $connect. The cost is that the role carries both the registry
 and the key-parameter permissions.
 
+While `wsctl deploy` switches a stage between `--auth jwt` and `--auth none`,
+the function runs with AUTH_MODE=switching and admits every connection either
+mode would: a valid token as its user, anything else as an anonymous
+connection, whether or not the stage calls the authorizer yet (the deploy
+plan's order: wsctl/deploy/plan.py). Outside a switch, jwt never admits a
+connection without a verified token.
+
 API Gateway turns the outcomes into the handshake's status: raising
 `Exception("Unauthorized")` answers 401, a Deny policy 403, anything else 500.
 The authorizer's IdentitySource names only the Host header: API Gateway
@@ -22,6 +29,9 @@ import threading
 import time
 
 from . import jwts
+
+JWT, NONE, SWITCHING = "jwt", "none", "switching"  # AUTH_MODE: the stage's mode, or both during a switch
+ANONYMOUS = "anonymous"  # the principal the authorizer answers for a connection it admits without a user
 
 # Re-read the key set at most this often, and at once (rate-limited) when a
 # token names a key id not yet seen, so a rotation is picked up by warm containers.
@@ -153,24 +163,53 @@ def token_from(event: dict) -> str:
     return token
 
 
+def mode() -> str:
+    return os.environ.get("AUTH_MODE", JWT)
+
+
+def admits_anonymous() -> bool:
+    """Whether a connection without a verified user is admitted (as anon-{connectionId})."""
+    return mode() in (NONE, SWITCHING)
+
+
 def authorize(event: dict) -> dict:
-    """REQUEST authorizer: verify the JWT and allow $connect for its subject."""
-    token = token_from(event)
-    stack = os.environ.get("STACK_NAME", "wsctl")
+    """REQUEST authorizer: verify the JWT and allow $connect for its subject. During an auth
+    switch, a connection whose token cannot be verified (or that has none) is allowed as
+    anonymous, as the stage will (or did) admit it without the authorizer."""
     try:
-        claims = _verify(token, stack)
-    except jwts.InvalidToken as error:
-        raise Unauthorized(str(error)) from None
-    user_id = claims["sub"]
+        token = token_from(event)
+        claims = _verify(token, os.environ.get("STACK_NAME", "wsctl"))
+    except (Unauthorized, jwts.InvalidToken) as error:
+        if mode() != SWITCHING:
+            raise error if isinstance(error, Unauthorized) else Unauthorized(str(error)) from None
+        return _allow(event, ANONYMOUS, {"anonymous": True})
+    except Exception:
+        if mode() != SWITCHING:
+            raise  # the key could not be read: 500, never 401 for a token nobody checked
+        return _allow(event, ANONYMOUS, {"anonymous": True})
+    return _allow(event, claims["sub"], {"userId": claims["sub"]})
+
+
+def _allow(event: dict, principal: str, context: dict) -> dict:
     return {
-        "principalId": user_id,
+        "principalId": principal,
         "policyDocument": {
             "Version": "2012-10-17",
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow",
                            "Resource": event["methodArn"]}],
         },
-        "context": {"userId": user_id},
+        "context": context,
     }
+
+
+def verified_user(authorizer: dict | None) -> str | None:
+    """The user the authorizer verified at $connect, from `requestContext.authorizer` (whose values
+    API Gateway passes as text), or None for a connection admitted without one."""
+    authorizer = authorizer or {}
+    if str(authorizer.get("anonymous", "")).lower() == "true":
+        return None
+    user = authorizer.get("principalId") or authorizer.get("userId")
+    return str(user) if user else None
 
 
 def _verify(token: str, stack: str) -> dict:

@@ -376,3 +376,28 @@ def test_a_small_cold_start_storm_under_a_throttle_admits_every_valid_token(keys
         thread.join(30)
     assert outcomes == ["alice"] * 8
     assert limit.throttled > 0  # the storm was throttled, and retried through
+
+
+# -- during an auth switch (AUTH_MODE=switching) ---------------------------------------------------
+def anonymous(policy: dict) -> bool:
+    assert policy["principalId"] == auth.ANONYMOUS and policy["context"] == {"anonymous": True}
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    return True
+
+
+def test_while_switching_a_valid_token_is_its_user_and_any_other_connection_is_anonymous(keyset, monkeypatch):
+    monkeypatch.setenv("AUTH_MODE", auth.SWITCHING)
+    assert allowed(authorize(query={"token": jwts.mint(keyset, STACK, "alice")}))
+    assert anonymous(authorize())  # no token: --auth none admits it
+    assert anonymous(authorize(query={"token": jwts.mint(jwts.new_keyset(), STACK, "mallory")}))
+    assert anonymous(authorize(headers={"Authorization": "Basic eDp5"}))
+    monkeypatch.setenv("AUTH_MODE", auth.JWT)  # and outside the switch, the same three are refused
+    for headers, query in [(None, None), (None, {"token": jwts.mint(jwts.new_keyset(), STACK, "mallory")}),
+                           ({"Authorization": "Basic eDp5"}, None)]:
+        refused(headers, query)
+
+
+def test_while_switching_a_key_that_cannot_be_read_admits_the_connection_anonymously(keyset, instant, monkeypatch):
+    monkeypatch.setenv("AUTH_MODE", auth.SWITCHING)
+    Failing(auth, "503", times=None)
+    assert anonymous(authorize(query={"token": jwts.mint(keyset, STACK, "alice")}))
