@@ -273,7 +273,8 @@ def test_update_function_configuration_waits_for_the_role_too(aws):
     injection = Inject("UpdateFunctionConfiguration", *ROLE_NOT_READY, times=2)
     notes = []
     deploy(injected_target(injection), spec=default_spec("none"), notes=notes)
-    assert injection.calls == 3 and len([n for n in notes if "waiting for IAM" in n]) == 2
+    assert injection.calls == 4  # two refused, then the auth switch's two updates (opening, closing)
+    assert len([n for n in notes if "waiting for IAM" in n]) == 2
     env = client("lambda").get_function_configuration(FunctionName=FUNCTION)["Environment"]["Variables"]
     assert env["AUTH_MODE"] == "none"
 
@@ -348,6 +349,128 @@ def test_auth_none_detaches_then_deletes_the_authorizer_retrying_while_it_is_ref
     assert all("still referenced" in n for n in notes)
     assert client("apigatewayv2").get_authorizers(ApiId=api_id())["Items"] == []
     assert replan(default_spec("none")).steps == []
+
+
+READS = ("Get", "List", "Describe")
+
+
+class Window:
+    """After each call that changes the stack, what a $connect would meet (read back with plain
+    boto3): the auth mode the stage's last deployment froze, the function's AUTH_MODE, and
+    whether the authorizer could read the key and be invoked."""
+
+    def __init__(self):
+        self.stage = self.read_connect_auth()
+        self.states = [self.read()]  # the stack before the deploy, then after each change
+        self.operations = []
+
+    @staticmethod
+    def read_connect_auth():
+        apigw = client("apigatewayv2")
+        (connect,) = [r for r in apigw.get_routes(ApiId=api_id())["Items"] if r["RouteKey"] == "$connect"]
+        return "jwt" if connect.get("AuthorizationType") == "CUSTOM" else "none"
+
+    def read(self) -> dict:
+        env = client("lambda").get_function_configuration(FunctionName=FUNCTION)["Environment"]["Variables"]
+        grant = json.dumps(client("iam").get_role_policy(RoleName=ROLE, PolicyName=ROLE)["PolicyDocument"])
+        try:
+            client("ssm").get_parameter(Name="/wsctl/rules/signing-key")
+            key_exists = True
+        except client("ssm").exceptions.ParameterNotFound:
+            key_exists = False
+        return {"stage": self.stage, "mode": env["AUTH_MODE"],
+                "key": "SIGNING_KEY_PARAM" in env and key_exists and "ssm:GetParameter" in grant,
+                "invocable": "wsctl-authorizer" in json.dumps(client("lambda").get_policy(FunctionName=FUNCTION))}
+
+    def __call__(self, event_name, **_):  # after-call.{service}.{Operation}
+        operation = event_name.rsplit(".", 1)[-1]
+        if operation.startswith(READS):
+            return
+        if operation == "CreateDeployment":
+            self.stage = self.read_connect_auth()  # what the stage serves from now on
+        self.operations.append(operation)
+        self.states.append(self.read())
+
+    def first(self, operation: str, **env) -> int:
+        return self.operations.index(operation) if not env else next(
+            i for i, (op, state) in enumerate(zip(self.operations, self.states[1:]))
+            if op == operation and all(state[k] == v for k, v in env.items()))
+
+
+def admits(state: dict) -> set:
+    """Which clients a $connect admits in this state, as lambda_src decides (the emulator runs the
+    handler in the states a switch passes through: tests/test_auth_switch.py)."""
+    if state["stage"] == "jwt":  # the authorizer runs first
+        token = state["invocable"] and (state["key"] or state["mode"] == "switching")
+        tokenless = state["invocable"] and state["mode"] == "switching"
+    else:  # $connect alone, without a verified user
+        token = tokenless = state["mode"] in ("none", "switching")
+    return {kind for kind, ok in (("token", token), ("tokenless", tokenless)) if ok}
+
+
+@pytest.mark.parametrize("before, after", [("jwt", "none"), ("none", "jwt")])
+def test_an_auth_switch_never_refuses_a_connection_either_mode_admits(aws, before, after):
+    deploy(spec=default_spec(before))
+    window = Window()
+    target = injected_target()
+    target.session.events.register("after-call", window)
+    plan = deploy(target, spec=default_spec(after))
+
+    first, last = window.states[0], window.states[-1]
+    assert admits(first) == ({"token"} if before == "jwt" else {"token", "tokenless"})
+    assert admits(last) == ({"token"} if after == "jwt" else {"token", "tokenless"})
+    assert (last["stage"], last["mode"]) == (after, after)
+    for operation, state in zip(window.operations[:-1], window.states[1:-1]):
+        assert admits(state) == {"token", "tokenless"}, (operation, state)
+    # the stage changes while the function admits both modes, never while it admits one
+    deployment = window.first("CreateDeployment")
+    assert window.states[deployment]["mode"] == window.states[deployment + 1]["mode"] == "switching"
+    passed = {(s["stage"], s["mode"]) for s in window.states[1:-1]}
+    assert {(before, "switching"), (after, "switching")} <= passed <= {
+        (before, before), (before, "switching"), (after, "switching"), (after, after)}
+    opening = window.first("UpdateFunctionConfiguration", mode="switching")
+    closing = window.first("UpdateFunctionConfiguration", mode=after)
+    assert opening < window.first("UpdateRoute") < deployment < closing
+    if after == "none":  # the key stays readable until the stage no longer calls the authorizer
+        assert closing < window.first("PutRolePolicy") < window.first("DeleteAuthorizer") < \
+            window.first("DeleteParameter")
+    else:  # the key, its grant and the authorizer's permission are there before the stage calls it
+        assert window.first("PutRolePolicy") < opening and window.first("PutParameter") < opening
+        assert window.first("CreateAuthorizer") < window.first("AddPermission") < deployment
+    assert [s.op for s in plan.steps].count("update_function_configuration") == 2
+    assert replan(default_spec(after)).steps == []
+
+
+class FailNth:
+    """Answer the n-th call of `operation` with a 500 (a before-call hook)."""
+
+    def __init__(self, operation: str, n: int):
+        self.operation, self.n, self.calls = operation, n, 0
+
+    def __call__(self, event_name, **_):
+        if event_name.rsplit(".", 1)[-1] == self.operation:
+            self.calls += 1
+            if self.calls == self.n:
+                return aws_error("ServiceException", "Lambda is unwell", 500)
+        return None
+
+
+def test_a_switch_that_stopped_part_way_says_so_and_the_next_deploy_finishes_it(aws):
+    deploy()
+    with pytest.raises(Exception, match="Lambda is unwell"):
+        deploy(injected_target(FailNth("UpdateFunctionConfiguration", 2)), spec=default_spec("none"))
+    env = client("lambda").get_function_configuration(FunctionName=FUNCTION)["Environment"]["Variables"]
+    assert env["AUTH_MODE"] == "switching"  # the stage changed; the function still admits both
+    status = json.loads(wsctl("status", "-o", "json").stdout)
+    assert (status["auth"], status["unsafe"]) == ("switching", True)
+    assert any("switch of auth mode stopped part-way" in note for note in status["notes"])
+
+    plan = replan(default_spec("none"))
+    assert [s.op for s in plan.steps][:2] == ["update_function_configuration", "put_role_policy"]
+    deploy(spec=default_spec("none"))
+    assert replan(default_spec("none")).steps == []
+    status = json.loads(wsctl("status", "-o", "json").stdout)
+    assert (status["auth"], status["notes"]) == ("none", [])
 
 
 def test_a_referenced_authorizer_is_not_deleted_silently(aws):

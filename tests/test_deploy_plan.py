@@ -295,7 +295,8 @@ def test_planners_return_their_steps_and_change_nothing_they_are_given():
     ctx = planner.base_context(stack_config, state)
     ctx_before = copy.deepcopy(ctx)
     steps = (planner.plan_routes(stack_config, state, ctx) + planner.plan_permissions(stack_config, state, ctx)
-             + planner.plan_function(stack_config, state, ctx, {}) + planner.plan_retirements(stack_config, state))
+             + sum(planner.plan_function(stack_config, state, ctx, {}, switching=True), [])
+             + sum(planner.plan_role(stack_config, state, ctx, {}), []) + planner.plan_retirements(stack_config, state))
     assert steps and state == before and ctx == ctx_before
     plan = make_plan(stack_config, state)
     assert state == before

@@ -121,10 +121,11 @@ def management_url(api_id: str, region: str, stage: str) -> str:
 
 
 def handler_environment(stack: str, auth: str, ttl_seconds: int, allow_client_broadcast: bool) -> dict:
-    """The handler's environment: the same for the deployed function and the local emulator."""
+    """The handler's environment: the same for the deployed function and the local emulator.
+    `auth` "switching" is deploy's while a stage changes mode (lambda_src/auth.py): it needs the key."""
     env = {"TABLE_NAME": table_name(stack), "STACK_NAME": stack,
            "AUTH_MODE": auth, "CONNECTION_TTL_SECONDS": str(ttl_seconds)}
-    if auth == "jwt":
+    if auth in ("jwt", "switching"):
         env["SIGNING_KEY_PARAM"] = signing_key_param(stack)  # the name, never the key
     if allow_client_broadcast:
         env["ALLOW_CLIENT_BROADCAST"] = "1"

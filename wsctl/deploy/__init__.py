@@ -216,6 +216,11 @@ def status(target) -> dict:
     if connect_route is not None:
         auth = "jwt" if connect_route.get("AuthorizationType") == "CUSTOM" else connect_route.get(
             "AuthorizationType", "NONE").lower()
+    notes = stages.status_notes(target.stack, target.stage, state.stages)
+    if ((state.function or {}).get("Environment") or {}).get("Variables", {}).get("AUTH_MODE") == "switching":
+        auth = "switching"
+        notes.append("a switch of auth mode stopped part-way: the function admits connections with a token and "
+                     "without one; `wsctl deploy` with the --auth you chose finishes it")
 
     def shown(kind: str, value: str) -> str:
         return "unknown (could not be read: see below)" if state.unreadable(kind) else value
@@ -256,7 +261,7 @@ def status(target) -> dict:
               "partial": bool(present) and not complete,
               "servesStage": serves,
               "stages": state.stages,
-              "notes": stages.status_notes(target.stack, target.stage, state.stages),
+              "notes": notes,
               "auth": auth, "unsafe": auth is not None and auth != "jwt" and auth != "aws_iam",
               "resources": [{"resource": r, "name": n, "state": s} for r, n, s in resources],
               "unread": ["%s: %s" % (kind, why) for kind, why in state.unread],

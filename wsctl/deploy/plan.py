@@ -119,12 +119,27 @@ def role_policy(config: StackConfig) -> dict:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def function_settings(config: StackConfig) -> dict:
+def function_settings(config: StackConfig, auth: str | None = None) -> dict:
+    """The function's configuration; `auth` "switching" for the step that opens an auth switch."""
     return {"Runtime": limits.HANDLER_RUNTIME, "Handler": limits.HANDLER, "Role": Fmt("{role_arn}"),
             "MemorySize": config.memory_mb, "Timeout": config.timeout_s,
             "Description": "wsctl stack %s: WebSocket handler" % config.stack,
-            "Environment": {"Variables": names.handler_environment(config.stack, config.auth, config.ttl_seconds,
-                                                                  config.allow_client_broadcast)}}
+            "Environment": {"Variables": names.handler_environment(config.stack, auth or config.auth,
+                                                                  config.ttl_seconds, config.allow_client_broadcast)}}
+
+
+def switching_auth(config: StackConfig, remote: RemoteState) -> bool:
+    """Does this deploy change the auth mode of a stage in service? Then the function admits both
+    kinds of $connect (AUTH_MODE=switching) from before the stage changes until after it has: the
+    stage changes before the function's final environment when auth is removed, after the key,
+    its grant and the authorizer are in place when auth is added, and no connection either mode
+    would admit is refused meanwhile. A switch that stopped part-way is resumed the same way."""
+    if remote.function is None or remote.stage is None:
+        return False  # no stage serves connections yet: nothing to keep admitting
+    env = (remote.function.get("Environment") or {}).get("Variables", {})
+    connect = next((r for r in remote.routes if r.get("RouteKey") == "$connect"), None)
+    stage_auth = None if connect is None else "jwt" if connect.get("AuthorizationType") == "CUSTOM" else "none"
+    return env.get("AUTH_MODE") != config.auth or stage_auth not in (None, config.auth)
 
 
 def api_fingerprint(config: StackConfig) -> str:
@@ -158,15 +173,22 @@ def make_plan(config: StackConfig, remote: RemoteState) -> Plan:
     stages.check_deploy(config.stack, config.stage, remote.stages)
     ctx = base_context(config, remote)
     tags = names.tags(config.stack)
+    switching = switching_auth(config, remote)
     api = plan_api(config, remote)
     routes = plan_integration(config, remote, ctx) + plan_authorizer(config, remote, ctx) + \
         plan_routes(config, remote, ctx)
-    steps = (api + plan_role(config, remote, ctx, tags) + plan_table(config, remote, tags)
+    role, grant = plan_role(config, remote, ctx, tags)
+    function, after_stage = plan_function(config, remote, ctx, tags, switching)
+    if switching and config.auth == "none":
+        after_stage += grant  # the authorizer reads the key until the stage stops calling it
+    else:
+        role += grant
+    steps = (api + role + plan_table(config, remote, tags)
              + plan_log_group(config, remote, tags) + plan_parameter(config, remote, tags)
-             + plan_function(config, remote, ctx, tags) + routes
+             + function + routes
              + plan_permissions(config, remote, ctx)
              + plan_stage(config, remote, tags, api_changed=bool(api or routes))
-             + plan_retirements(config, remote))
+             + after_stage + plan_retirements(config, remote))
     ttl_steps, warnings = plan_ttl(config, remote)
     return Plan(steps=steps + ttl_steps, context=ctx, warnings=warnings,
                 present=present_resources(config.stack, config.region, remote))
@@ -207,10 +229,11 @@ def plan_api(config, remote) -> list[Step]:
     return []
 
 
-def plan_role(config, remote, ctx, tags) -> list[Step]:
+def plan_role(config, remote, ctx, tags) -> tuple[list[Step], list[Step]]:
+    """(the role's steps, the step that puts its inline policy): the plan places the grant."""
     name = names.role_name(config.stack, config.region)
     policy = role_policy(config)
-    steps = []
+    steps, grant = [], []
     if remote.role is None:
         steps.append(Step("IAM role", name, Action.CREATE, "assumed by lambda.amazonaws.com", Call(
             "iam", "create_role", {"RoleName": name, "AssumeRolePolicyDocument": json.dumps(TRUST_POLICY),
@@ -221,11 +244,12 @@ def plan_role(config, remote, ctx, tags) -> list[Step]:
             "iam", "update_assume_role_policy", {"RoleName": name, "PolicyDocument": json.dumps(TRUST_POLICY)})))
     if remote.role_policy is None or not known(policy, ctx) or \
             _normalise(remote.role_policy) != _normalise(resolve(policy, ctx)):
-        steps.append(Step("IAM policy", name, Action.CREATE if remote.role_policy is None else Action.UPDATE,
-                          "least privilege: table, @connections POST on stage %s, key, logs" % config.stage, Call(
+        grant.append(Step("IAM policy", name, Action.CREATE if remote.role_policy is None else Action.UPDATE,
+                          "least privilege: table, @connections POST on stage %s, %slogs" % (
+                              config.stage, "key, " if config.auth == "jwt" else ""), Call(
                               "iam", "put_role_policy", {"RoleName": name, "PolicyName": name,
                                                          "PolicyDocument": policy})))
-    return steps
+    return steps, grant
 
 
 def plan_table(config, remote, tags) -> list[Step]:
@@ -310,7 +334,9 @@ def plan_parameter(config, remote, tags) -> list[Step]:
     return []
 
 
-def plan_function(config, remote, ctx, tags) -> list[Step]:
+def plan_function(config, remote, ctx, tags, switching: bool = False) -> tuple[list[Step], list[Step]]:
+    """(steps before the routes, steps once the stage has changed): an auth switch opens with the
+    environment that admits both modes and ends, after the stage, with the new mode's."""
     name = names.function_name(config.stack)
     settings = function_settings(config)
     sha = bundle.sha256_b64(config.code)
@@ -319,7 +345,7 @@ def plan_function(config, remote, ctx, tags) -> list[Step]:
         return [Step("Lambda function", name, Action.CREATE, detail, Call(
             "lambda", "create_function", dict(settings, FunctionName=name, Code={"ZipFile": config.code},
                                               Architectures=[limits.HANDLER_ARCHITECTURE], Tags=tags),
-            retry=(Retry.ROLE_PROPAGATION,), wait_after="function_active_v2"))]
+            retry=(Retry.ROLE_PROPAGATION,), wait_after="function_active_v2"))], []
     steps = []
     if remote.function.get("CodeSha256") != sha:
         steps.append(Step("Lambda code", name, Action.UPDATE, "code %s -> %s" % (
@@ -327,16 +353,28 @@ def plan_function(config, remote, ctx, tags) -> list[Step]:
                 "lambda", "update_function_code", {"FunctionName": name, "ZipFile": config.code},
                 wait_before="function_updated_v2", wait_after="function_updated_v2",
                 retry=(Retry.LAMBDA_IN_PROGRESS,))))
+    have = dict(remote.function, Environment={"Variables": (remote.function.get("Environment") or {}).get(
+        "Variables", {})})
+    if not switching:
+        return steps + _configure(name, settings, have, ctx, ""), []
+    opening = function_settings(config, auth="switching")
+    steps += _configure(name, opening, have, ctx, " (AUTH_MODE switching: $connect admitted with or without the "
+                                                  "authorizer while the stage changes)")
+    final = _configure(name, settings, resolve(opening, ctx), ctx, " (AUTH_MODE %s, now that the stage has "
+                                                                   "changed)" % config.auth)
+    return steps, final
+
+
+def _configure(name: str, settings: dict, have: dict, ctx: dict, why: str) -> list[Step]:
+    """The configuration update that takes the function from `have` to `settings`, if they differ."""
     wanted = resolve(settings, ctx)
-    have = {key: remote.function.get(key) for key in wanted}
-    have["Environment"] = {"Variables": (remote.function.get("Environment") or {}).get("Variables", {})}
-    changed = sorted(key for key in wanted if have[key] != wanted[key])
-    if changed:
-        steps.append(Step("Lambda configuration", name, Action.UPDATE, ", ".join(changed), Call(
-            "lambda", "update_function_configuration", dict(settings, FunctionName=name),
-            wait_before="function_updated_v2", wait_after="function_updated_v2",
-            retry=(Retry.LAMBDA_IN_PROGRESS, Retry.ROLE_PROPAGATION))))
-    return steps
+    changed = sorted(key for key in wanted if have.get(key) != wanted[key])
+    if not changed:
+        return []
+    return [Step("Lambda configuration", name, Action.UPDATE, ", ".join(changed) + why, Call(
+        "lambda", "update_function_configuration", dict(settings, FunctionName=name),
+        wait_before="function_updated_v2", wait_after="function_updated_v2",
+        retry=(Retry.LAMBDA_IN_PROGRESS, Retry.ROLE_PROPAGATION)))]
 
 
 def plan_integration(config, remote, ctx) -> list[Step]:
