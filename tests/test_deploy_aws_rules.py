@@ -502,6 +502,119 @@ def test_a_two_way_route_made_one_way_converges(aws):
     assert replan().steps == []
 
 
+# -- 7. organisations' guardrails: an existing role, a permissions boundary ----------------------------
+TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                 "Action": "sts:AssumeRole"}]}
+
+
+def org_role() -> str:
+    """A role an administrator made, with a policy of its own."""
+    iam = client("iam")
+    arn = iam.create_role(RoleName="org-websocket", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="org-websocket", PolicyName="theirs", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}))
+    return arn
+
+
+def boundary_policy(name: str = "org-boundary") -> str:
+    return client("iam").create_policy(PolicyName=name, PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))["Policy"]["Arn"]
+
+
+def iam_writes(calls) -> list:
+    return [op for service, op in calls if service == "iam" and not op.startswith(READS)]
+
+
+class Calls:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, event_name, **_):
+        _, service, operation = event_name.split(".", 2)
+        self.calls.append((service, operation))
+
+
+def test_role_arn_uses_the_existing_role_and_never_creates_or_changes_one(aws, inject_everywhere):
+    arn = org_role()
+    before = client("iam").get_role(RoleName="org-websocket")["Role"]
+    calls = inject_everywhere(Calls())
+    result = wsctl("deploy", "--role-arn", arn)
+    assert result.exit_code == 0, result.output
+    assert iam_writes(calls.calls) == []
+    assert client("lambda").get_function_configuration(FunctionName=FUNCTION)["Role"] == arn
+    assert [r["RoleName"] for r in client("iam").list_roles()["Roles"]] == ["org-websocket"]
+    assert client("iam").get_role(RoleName="org-websocket")["Role"] == before
+    assert client("iam").list_role_policies(RoleName="org-websocket")["PolicyNames"] == ["theirs"]
+
+    status = wsctl("status", "-o", "json")
+    assert status.exit_code == 0, status.output  # complete, not partial
+    rows = {(r["resource"], r["name"]): r["state"] for r in json.loads(status.stdout)["resources"]}
+    assert rows[("IAM role", arn)].startswith("the function's, given with --role-arn")
+    assert rows[("IAM role", ROLE)] == "not made"
+    assert "up to date" in wsctl("deploy", "--role-arn", arn).stdout
+
+    # deployed without it, the plan says it would switch to the role wsctl makes
+    dry = wsctl("deploy", "--dry-run")
+    assert "runs with role %s, given with --role-arn" % arn in dry.stderr
+    assert "create IAM role wsctl-rules-us-east-1" in " ".join(dry.stdout.split())
+
+    assert wsctl("destroy", "--yes").exit_code == 0
+    assert [r["RoleName"] for r in client("iam").list_roles()["Roles"]] == ["org-websocket"]
+
+
+def test_print_policy_with_role_arn_says_what_the_role_needs(aws):
+    arn = org_role()
+    document = json.loads(wsctl("deploy", "--role-arn", arn, "--print-policy").stdout)
+    statements = document["deployerPolicy"]["Statement"]
+    actions = {a for st in statements for a in st["Action"]}
+    assert not actions & {"iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRole", "iam:TagRole"}
+    (passes,) = [st for st in statements if "iam:PassRole" in st["Action"]]
+    assert passes["Resource"] == [arn]
+    role = document["role"]
+    assert role["arn"] == arn and role["trustPolicy"] == TRUST
+    grants = {st["Sid"]: st["Resource"] for st in role["permissionsPolicy"]["Statement"]}
+    assert grants["Connections"] == ["arn:aws:execute-api:%s:%s:*/dev/POST/@connections/*" % (REGION, ACCOUNT)]
+    assert "SigningKey" in grants
+    assert "SigningKey" not in {st["Sid"] for st in json.loads(wsctl(
+        "deploy", "--role-arn", arn, "--auth", "none", "--print-policy").stdout)["role"]["permissionsPolicy"]["Statement"]}
+    # after the first deploy: the grant names the API
+    assert wsctl("deploy", "--role-arn", arn).exit_code == 0
+    document = json.loads(wsctl("deploy", "--role-arn", arn, "--print-policy").stdout)
+    grants = {st["Sid"]: st["Resource"] for st in document["role"]["permissionsPolicy"]["Statement"]}
+    assert grants["Connections"] == ["arn:aws:execute-api:%s:%s:%s/dev/POST/@connections/*" % (REGION, ACCOUNT,
+                                                                                              api_id())]
+
+
+def test_permissions_boundary_is_set_on_the_role_wsctl_makes(aws):
+    boundary = boundary_policy()
+    assert wsctl("deploy", "--permissions-boundary", boundary).exit_code == 0
+    role = client("iam").get_role(RoleName=ROLE)["Role"]
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+    assert "up to date" in wsctl("deploy", "--permissions-boundary", boundary).stdout
+    assert "up to date" in wsctl("deploy").stdout  # a boundary is never removed by wsctl
+
+    other = boundary_policy("stricter")
+    result = wsctl("deploy", "--permissions-boundary", other)
+    assert result.exit_code == 0, result.output
+    assert client("iam").get_role(RoleName=ROLE)["Role"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == other
+    policy = json.loads(wsctl("deploy", "--permissions-boundary", other, "--print-policy").stdout)
+    (create,) = [st for st in policy["Statement"] if "iam:CreateRole" in st["Action"]]
+    assert create["Condition"] == {"StringEquals": {"iam:PermissionsBoundary": other}}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--role-arn", "org-websocket"], "--role-arn 'org-websocket' is not an IAM role ARN"),
+    (["--role-arn", "arn:aws:iam::123456789012:policy/x"], "is not an IAM role ARN"),
+    (["--permissions-boundary", "arn:aws:iam::123456789012:role/x"], "is not an IAM policy ARN"),
+    (["--role-arn", "arn:aws:iam::123456789012:role/x", "--permissions-boundary",
+      "arn:aws:iam::aws:policy/PowerUserAccess"], "with --role-arn the role is yours"),
+])
+def test_bad_role_options_are_one_line_before_any_call(aws, inject_everywhere, args, words):
+    calls = inject_everywhere(Calls())
+    one_line_error(wsctl("deploy", *args), words, code=2)
+    assert calls.calls == []
+
+
 # -- 6. TTL ----------------------------------------------------------------------------------------------
 def _set_ttl(status: str, attribute: str = "ttl"):
     from moto.dynamodb.models import dynamodb_backends

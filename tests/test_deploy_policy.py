@@ -3,15 +3,19 @@
 Every operation of a moto-backed run of deploy (first, again, --rotate-key, --auth none and
 back), status, token, the operating commands and destroy is recorded with botocore's event
 hooks, turned into the IAM request AWS would authorize (action, resource ARN, condition
-context), and checked against the printed policy. The mapping from API operations to IAM
-requests is this file's own, written from AWS's service authorization reference, not the
-product's, so a new call in wsctl fails here until the policy (and this table) name it.
+context), and checked against the printed policy: the bootstrap policy (before the first
+deploy), the one scoped to the stack's API (after it), and both with an organisation's
+guardrails (--role-arn, --permissions-boundary). The mapping from API operations to IAM
+requests (tests/support/iam_check.py) is the tests' own, written from AWS's service
+authorization reference, so a new call in wsctl fails here until the policy (and that table)
+name it.
 """
 
 import json
 from urllib.parse import quote
 
 import boto3
+import pytest
 from typer.testing import CliRunner
 
 from lambda_src.registry import Registry
@@ -179,3 +183,37 @@ def test_the_scoped_policy_touches_no_other_api_and_the_bootstrap_creates_only_t
     assert allows(bootstrap, "apigateway:POST", apis, {"aws:RequestTag/wsctl:stack": STACK})
     assert not allows(bootstrap, "apigateway:POST", apis, {})
     assert not allows(bootstrap, "apigateway:POST", apis, {"aws:RequestTag/wsctl:stack": "other"})
+
+
+@pytest.mark.parametrize("guardrail", ["role-arn", "permissions-boundary"])
+def test_the_policies_printed_with_an_organisations_guardrail_allow_every_call(aws, recorder, guardrail):
+    iam = boto3.client("iam", region_name=REGION)
+    if guardrail == "role-arn":
+        value = iam.create_role(RoleName="org-websocket", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    else:
+        value = iam.create_policy(PolicyName="org-boundary", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))["Policy"]["Arn"]
+    option = ["--" + guardrail, value]
+
+    def printed():
+        document = json.loads(ok(wsctl("deploy", *option, "--print-policy")).stdout)
+        return document["deployerPolicy"] if guardrail == "role-arn" else document
+
+    bootstrap = printed()
+    recorder.on = True
+    ok(wsctl("deploy", *option))
+    first_deploy = len(recorder.calls)
+    scoped = printed()
+    ok(wsctl("deploy", *option, "--auth", "none"))
+    ok(wsctl("deploy", *option))
+    ok(wsctl("status"))
+    ok(wsctl("destroy", "--yes"))
+    recorder.on = False
+    operations = {(c["service"], c["operation"]) for c in recorder.calls}
+    assert (("iam", "CreateRole") in operations) == (guardrail != "role-arn")
+    assert refused_calls(bootstrap, recorder.calls) == []
+    assert refused_calls(scoped, recorder.calls[first_deploy:]) == []
+    if guardrail == "permissions-boundary":  # creating the role outside the boundary is not allowed
+        call = next(c for c in recorder.calls if c["operation"] == "CreateRole")
+        unbounded = dict(call, params={k: v for k, v in call["params"].items() if k != "PermissionsBoundary"})
+        assert refused_calls(bootstrap, [unbounded]) != []

@@ -75,6 +75,16 @@ def signing_key_param(stack: str) -> str:
     return "/wsctl/%s/signing-key" % stack
 
 
+def stack_arns(partition: str, region: str, account: str, stack: str) -> dict:
+    """The ARNs of the stack's own resources (the role: the one wsctl makes)."""
+    at = {"partition": partition, "region": region, "account": account}
+    return {"role_arn": "arn:{partition}:iam::{account}:role/".format(**at) + role_name(stack, region),
+            "function_arn": "arn:{partition}:lambda:{region}:{account}:function:".format(**at) + function_name(stack),
+            "table_arn": "arn:{partition}:dynamodb:{region}:{account}:table/".format(**at) + table_name(stack),
+            "log_group_arn": "arn:{partition}:logs:{region}:{account}:log-group:".format(**at) + log_group(stack),
+            "parameter_arn": "arn:{partition}:ssm:{region}:{account}:parameter".format(**at) + signing_key_param(stack)}
+
+
 def tags(stack: str) -> dict:
     return {TAG_KEY: stack}
 

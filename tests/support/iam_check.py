@@ -127,7 +127,10 @@ def iam_requests(call: dict) -> list[tuple[str, str, dict]]:
         resource = _parameter(params.get("Name") or params["ResourceId"])
     else:
         raise AssertionError("no IAM mapping for %s %s: add it here and to the policy" % (service, operation))
-    requests = [(action, resource, {})]
+    context = {}
+    if service == "iam" and params.get("PermissionsBoundary"):  # CreateRole, PutRolePermissionsBoundary
+        context["iam:PermissionsBoundary"] = params["PermissionsBoundary"]
+    requests = [(action, resource, context)]
     if service == "lambda" and operation == "GetFunction":
         requests.append(("lambda:ListTags", resource, {}))  # GetFunction returns tags only with ListTags
     if service == "lambda" and params.get("Role"):

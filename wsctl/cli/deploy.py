@@ -37,24 +37,35 @@ def deploy(
                                          "use the new key, tokens of the old key work until they expire (24 h at most)."),
     print_policy: bool = typer.Option(False, "--print-policy",
                                       help="Print the least-privilege IAM policy for the identity that runs deploy, "
-                                           "status, destroy and the operating commands on this stack; change nothing."),
+                                           "status, destroy and the operating commands on this stack (with "
+                                           "--role-arn, and what that role needs); change nothing."),
+    role_arn: str = typer.Option(None, "--role-arn",
+                                 help="Run the function with this existing role; wsctl neither creates nor changes "
+                                      "it (--print-policy says what it needs)."),
+    permissions_boundary: str = typer.Option(None, "--permissions-boundary",
+                                             help="Set this managed policy as the permissions boundary of the role "
+                                                  "wsctl creates."),
 ):
     """Bundle lambda_src and create or converge the stack (idempotent)."""
     from .. import render
     from ..apispec import default_spec
     from ..deploy import DeployOptions, apply_plan, plan_deploy
     from ..deploy.plan import check_log_retention
+    from ..deploy.role import check_boundary_arn, check_role_arn
     from ..errors import UsageError
 
     options = ctx.obj
     if options.local:
         raise UsageError("deploy acts on AWS; the local emulator runs lambda_src from source (`wsctl local up`)")
     check_log_retention(log_retention_days)
+    check_role_arn(role_arn)
+    check_boundary_arn(permissions_boundary, role_arn)
+    spec = default_spec(auth)
     target = options.stack_target("deploy")
     if print_policy:
         from ..deploy.policy import deployer_policy_for
 
-        policy, api_id = deployer_policy_for(target)
+        policy, api_id = deployer_policy_for(target, spec.auth, role_arn, permissions_boundary)
         render.print_json(policy)
         if api_id is None:
             render.warn("stack %s has no API yet: this is the bootstrap policy, which may create an API only "
@@ -65,9 +76,9 @@ def deploy(
             render.line("scoped to API %s of stack %s; to deploy the stack again after `wsctl destroy`, use the "
                         "bootstrap policy it prints then" % (api_id, target.stack), style="dim", stderr=True)
         return
-    deploy_options = DeployOptions(spec=default_spec(auth), allow_client_broadcast=allow_client_broadcast,
+    deploy_options = DeployOptions(spec=spec, allow_client_broadcast=allow_client_broadcast,
                                    ttl_seconds=ttl_seconds, log_retention_days=log_retention_days,
-                                   rotate_key=rotate_key)
+                                   rotate_key=rotate_key, role_arn=role_arn, permissions_boundary=permissions_boundary)
     config, plan = plan_deploy(target, deploy_options)
     if options.json and dry_run:
         render.print_json({"target": target.describe(), "dryRun": True, "steps": _plan_document(plan),

@@ -23,6 +23,8 @@ class DeployOptions:
     ttl_seconds: int = limits.DEFAULT_TTL_SECONDS
     log_retention_days: int = limits.DEFAULT_LOG_RETENTION_DAYS
     rotate_key: bool = False
+    role_arn: str | None = None
+    permissions_boundary: str | None = None
 
 
 def stack_config(target, options: DeployOptions, code: bytes | None = None) -> StackConfig:
@@ -30,7 +32,8 @@ def stack_config(target, options: DeployOptions, code: bytes | None = None) -> S
                        code=code if code is not None else bundle.build(),
                        allow_client_broadcast=options.allow_client_broadcast,
                        ttl_seconds=options.ttl_seconds, log_retention_days=options.log_retention_days,
-                       rotate_key=options.rotate_key)
+                       rotate_key=options.rotate_key, role_arn=options.role_arn,
+                       permissions_boundary=options.permissions_boundary)
 
 
 def read_state(target, tolerant: bool = False) -> remote.RemoteState:
@@ -226,6 +229,9 @@ def status(target) -> dict:
         return "unknown (could not be read: see below)" if state.unreadable(kind) else value
 
     other_stages = [s for s in state.stages if s != target.stage]
+    function_role = (state.function or {}).get("Role")
+    given_role = function_role if function_role and function_role.rsplit("/", 1)[-1] != names.role_name(
+        target.stack, target.region_name) else None
     stage_state = ("deployed" if state.deployment or (state.stage or {}).get("DeploymentId") else "no deployment") \
         if state.stage else "missing" + (" (the stack serves %s)" % stages.listed(other_stages) if other_stages else "")
     api_present = state.api is not None
@@ -241,8 +247,11 @@ def status(target) -> dict:
          if state.function else "missing")),
         ("DynamoDB table", names.table_name(target.stack), shown("DynamoDB table",
          state.table.get("TableStatus", "?") if state.table else "missing")),
-        ("IAM role", names.role_name(target.stack, target.region_name), shown("IAM role",
-                                                                               "present" if state.role else "missing")),
+        ("IAM role", names.role_name(target.stack, target.region_name), shown("IAM role", (
+            "present" if state.role else "missing") if given_role is None else (
+            "present, unused (the function runs with the role below)" if state.role else "not made"))),
+        *[("IAM role", given_role, "the function's, given with --role-arn (wsctl does not manage it)")
+          for _ in [given_role] if given_role],
         ("log group", names.log_group(target.stack), shown("log group", "present" if state.log_group else "missing")),
         ("SSM parameter", names.signing_key_param(target.stack), shown("SSM parameter",
          "present (SecureString)" if state.parameter else "missing")),
@@ -254,7 +263,7 @@ def status(target) -> dict:
     present = present_resources(target.stack, target.region_name, state)
     # A stack that serves another stage is complete for that one: not partial, but not this stage's.
     complete = ((state.stage is not None or bool(other_stages)) and state.function is not None
-                and state.table is not None and state.role is not None)
+                and state.table is not None and (state.role is not None or given_role is not None))
     serves = api_present and not (state.stage is None and other_stages)  # False: it serves another stage
     result = {"target": target.kind, "stack": target.stack, "stage": target.stage, "region": target.region_name,
               "deployed": api_present,

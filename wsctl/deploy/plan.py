@@ -21,18 +21,12 @@ from ..errors import WsctlError
 from . import bundle, stages
 from .model import Action, Call, Fmt, NewKeyset, Plan, Ref, Retry, RotatedKeyset, Step, known, resolve
 from .remote import RemoteState
+from .role import plan_role, role_warnings
 
 __all__ = ["StackConfig", "Plan", "Step", "Call", "Action", "Ref", "Fmt", "make_plan", "resolve", "known"]
 
 ROUTES_SID = "wsctl-routes"
 AUTHORIZER_SID = "wsctl-authorizer"
-HANDLER_ACTIONS = {  # exactly what the handler calls, and nothing else
-    "dynamodb": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query",
-                 "dynamodb:Scan", "dynamodb:BatchWriteItem"],
-    "execute-api": ["execute-api:ManageConnections"],
-    "ssm": ["ssm:GetParameter"],
-    "logs": ["logs:CreateLogStream", "logs:PutLogEvents"],
-}
 
 
 @dataclass(frozen=True)
@@ -48,6 +42,8 @@ class StackConfig:
     memory_mb: int = limits.HANDLER_MEMORY_MB
     timeout_s: int = limits.HANDLER_TIMEOUT_S
     rotate_key: bool = False
+    role_arn: str | None = None  # --role-arn: the user's role, which wsctl neither creates nor changes
+    permissions_boundary: str | None = None  # set on the role wsctl creates
 
     @property
     def auth(self) -> str:
@@ -62,12 +58,9 @@ def _tag_list(tags: dict) -> list:
 def base_context(config: StackConfig, remote: RemoteState) -> dict:
     """Coordinates and the ids of what exists already; apply adds the ids of what it creates."""
     ctx = {"partition": remote.partition, "region": config.region, "account": remote.account,
-           "stack": config.stack, "stage": config.stage}
-    ctx["role_arn"] = "arn:{partition}:iam::{account}:role/".format(**ctx) + names.role_name(config.stack, config.region)
-    ctx["function_arn"] = "arn:{partition}:lambda:{region}:{account}:function:".format(**ctx) + names.function_name(config.stack)
-    ctx["table_arn"] = "arn:{partition}:dynamodb:{region}:{account}:table/".format(**ctx) + names.table_name(config.stack)
-    ctx["log_group_arn"] = "arn:{partition}:logs:{region}:{account}:log-group:".format(**ctx) + names.log_group(config.stack)
-    ctx["parameter_arn"] = "arn:{partition}:ssm:{region}:{account}:parameter".format(**ctx) + names.signing_key_param(config.stack)
+           "stack": config.stack, "stage": config.stage,
+           **names.stack_arns(remote.partition, config.region, remote.account, config.stack)}
+    ctx["role_arn"] = config.role_arn or ctx["role_arn"]
     ctx["integration_uri"] = ("arn:{partition}:apigateway:{region}:lambda:path/2015-03-31/functions/"
                               "{function_arn}/invocations").format(**ctx)
     if remote.api:
@@ -93,30 +86,6 @@ def authorizer_name(stack: str) -> str:
 
 def _our_authorizer(config: StackConfig, remote: RemoteState) -> dict | None:
     return next((a for a in remote.authorizers if a.get("Name") == authorizer_name(config.stack)), None)
-
-
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                   "Action": "sts:AssumeRole"}],
-}
-
-
-def role_policy(config: StackConfig) -> dict:
-    """Least privilege: this table and its index, this stage's @connections (POST, the only
-    method the handler uses), this stack's key parameter, this function's log group."""
-    statements = [
-        {"Sid": "Registry", "Effect": "Allow", "Action": HANDLER_ACTIONS["dynamodb"],
-         "Resource": [Fmt("{table_arn}"), Fmt("{table_arn}/index/GSI1")]},
-        {"Sid": "Connections", "Effect": "Allow", "Action": HANDLER_ACTIONS["execute-api"],
-         "Resource": [Fmt("arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}/POST/@connections/*")]},
-        {"Sid": "Logs", "Effect": "Allow", "Action": HANDLER_ACTIONS["logs"],
-         "Resource": [Fmt("{log_group_arn}:*")]},
-    ]
-    if config.auth == "jwt":
-        statements.insert(2, {"Sid": "SigningKey", "Effect": "Allow", "Action": HANDLER_ACTIONS["ssm"],
-                              "Resource": [Fmt("{parameter_arn}")]})
-    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def function_settings(config: StackConfig, auth: str | None = None) -> dict:
@@ -150,19 +119,6 @@ def api_fingerprint(config: StackConfig) -> str:
     return "wsctl " + hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _normalise(document) -> str:
-    def norm(value):
-        if isinstance(value, dict):
-            return {k: norm(v) for k, v in value.items()}
-        if isinstance(value, list):
-            items = [norm(v) for v in value]
-            return items[0] if len(items) == 1 and not isinstance(items[0], dict) else items
-        return value
-    if isinstance(document, str):
-        document = json.loads(document)
-    return json.dumps(norm(document), sort_keys=True)
-
-
 # -- the plan -------------------------------------------------------------------
 def make_plan(config: StackConfig, remote: RemoteState) -> Plan:
     if remote.foreign:
@@ -190,7 +146,7 @@ def make_plan(config: StackConfig, remote: RemoteState) -> Plan:
              + plan_stage(config, remote, tags, api_changed=bool(api or routes))
              + after_stage + plan_retirements(config, remote))
     ttl_steps, warnings = plan_ttl(config, remote)
-    return Plan(steps=steps + ttl_steps, context=ctx, warnings=warnings,
+    return Plan(steps=steps + ttl_steps, context=ctx, warnings=role_warnings(config, remote, ctx) + warnings,
                 present=present_resources(config.stack, config.region, remote))
 
 
@@ -227,29 +183,6 @@ def plan_api(config, remote) -> list[Step]:
         return [Step("WebSocket API", name, Action.UPDATE, "route selection -> %s" % rse, Call(
             "apigatewayv2", "update_api", {"ApiId": Ref("api_id"), "RouteSelectionExpression": rse}))]
     return []
-
-
-def plan_role(config, remote, ctx, tags) -> tuple[list[Step], list[Step]]:
-    """(the role's steps, the step that puts its inline policy): the plan places the grant."""
-    name = names.role_name(config.stack, config.region)
-    policy = role_policy(config)
-    steps, grant = [], []
-    if remote.role is None:
-        steps.append(Step("IAM role", name, Action.CREATE, "assumed by lambda.amazonaws.com", Call(
-            "iam", "create_role", {"RoleName": name, "AssumeRolePolicyDocument": json.dumps(TRUST_POLICY),
-                                   "Tags": _tag_list(tags),
-                                   "Description": "wsctl stack %s: the handler's role" % config.stack})))
-    elif _normalise(remote.role.get("AssumeRolePolicyDocument", {})) != _normalise(TRUST_POLICY):
-        steps.append(Step("IAM role", name, Action.UPDATE, "trust policy", Call(
-            "iam", "update_assume_role_policy", {"RoleName": name, "PolicyDocument": json.dumps(TRUST_POLICY)})))
-    if remote.role_policy is None or not known(policy, ctx) or \
-            _normalise(remote.role_policy) != _normalise(resolve(policy, ctx)):
-        grant.append(Step("IAM policy", name, Action.CREATE if remote.role_policy is None else Action.UPDATE,
-                          "least privilege: table, @connections POST on stage %s, %slogs" % (
-                              config.stage, "key, " if config.auth == "jwt" else ""), Call(
-                              "iam", "put_role_policy", {"RoleName": name, "PolicyName": name,
-                                                         "PolicyDocument": policy})))
-    return steps, grant
 
 
 def plan_table(config, remote, tags) -> list[Step]:
