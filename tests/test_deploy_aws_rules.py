@@ -328,7 +328,7 @@ def test_china_regions_get_amazonaws_com_cn_urls_and_aws_cn_arns(aws):
     assert sent.exit_code == 0, sent.output
     assert hosts == ["https://%s.execute-api.%s.amazonaws.com.cn/dev/@connections/abc-DEF%%3D" % (api, CN)]
     policy = json.loads(wsctl("deploy", "--print-policy", region=CN, stack="cn").stdout)
-    assert all(r.startswith("arn:aws-cn:") for s in policy["Statement"] for r in s["Resource"])
+    assert all(r.startswith("arn:aws-cn:") for s in policy["Statement"] for r in s["Resource"] if r != "*")
 
 
 # -- 5. auth mode and routes ---------------------------------------------------------------------
@@ -610,6 +610,74 @@ def test_permissions_boundary_is_set_on_the_role_wsctl_makes(aws):
       "arn:aws:iam::aws:policy/PowerUserAccess"], "with --role-arn the role is yours"),
 ])
 def test_bad_role_options_are_one_line_before_any_call(aws, inject_everywhere, args, words):
+    calls = inject_everywhere(Calls())
+    one_line_error(wsctl("deploy", *args), words, code=2)
+    assert calls.calls == []
+
+
+# -- 8. one client and the account's rate: stage throttling, reserved concurrency ------------------------
+def stage_throttle(stage="dev") -> tuple:
+    settings = client("apigatewayv2").get_stage(ApiId=api_id(), StageName=stage)["DefaultRouteSettings"]
+    return settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
+
+
+def test_the_stage_is_throttled_by_default_and_throttle_changes_it(aws):
+    assert wsctl("deploy").exit_code == 0
+    assert stage_throttle() == (1000.0, 500)  # a tenth of the account's 10,000 requests/s
+    status = json.loads(wsctl("status", "-o", "json").stdout)
+    assert status["throttle"] == {"rate": 1000.0, "burst": 500}
+    assert "1000 requests/s, burst 500" in wsctl("status").stdout
+
+    result = wsctl("deploy", "--throttle", "250.5:40")
+    assert result.exit_code == 0, result.output
+    assert stage_throttle() == (250.5, 40)
+    assert "up to date" in wsctl("deploy", "--throttle", "250.5:40").stdout
+    assert [s.op for s in replan().steps] == ["update_stage"]  # back to the default
+    assert wsctl("deploy", "--throttle", "3000").exit_code == 0
+    assert stage_throttle() == (3000.0, 1500)  # a rate alone: burst in AWS's proportion
+
+
+def test_a_stage_deployed_before_throttling_gets_the_default_without_a_redeploy(aws):
+    deploy()
+    apigw = client("apigatewayv2")
+    before = apigw.get_stage(ApiId=api_id(), StageName="dev")["DeploymentId"]
+    from moto.apigatewayv2.models import apigatewayv2_backends
+
+    apigatewayv2_backends[ACCOUNT][REGION].get_api(api_id()).stages["dev"].default_route_settings = {}
+    plan = replan()
+    assert [(s.op, s.detail) for s in plan.steps] == [("update_stage", "throttled at 1000 requests/s, burst 500")]
+    deploy()
+    assert stage_throttle() == (1000.0, 500)
+    assert apigw.get_stage(ApiId=api_id(), StageName="dev")["DeploymentId"] == before
+
+
+def test_reserved_concurrency_is_set_kept_and_removed_on_request(aws):
+    assert wsctl("deploy", "--reserved-concurrency", "20").exit_code == 0
+    lam = client("lambda")
+    assert lam.get_function_concurrency(FunctionName=FUNCTION)["ReservedConcurrentExecutions"] == 20
+    assert "up to date" in wsctl("deploy").stdout  # not given: left as it is
+    assert json.loads(wsctl("status", "-o", "json").stdout)["reservedConcurrency"] == 20
+    assert wsctl("deploy", "--reserved-concurrency", "off").exit_code == 0
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=FUNCTION)
+    assert "up to date" in wsctl("deploy", "--reserved-concurrency", "off").stdout
+
+
+def test_a_reservation_lambda_refuses_is_one_line_that_says_why(aws, monkeypatch):
+    monkeypatch.setenv("MOTO_LAMBDA_CONCURRENCY_QUOTA", "110")  # Lambda keeps 100 unreserved
+    assert wsctl("deploy", "--reserved-concurrency", "10").exit_code == 0
+    one_line_error(wsctl("deploy", "--reserved-concurrency", "20"), "would not reserve 20 concurrent executions",
+                   "keeps at least 100 of the account's concurrency", "reserve fewer")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--throttle", "fast"], "--throttle 'fast': give RATE[:BURST]"),
+    (["--throttle", "0"], "--throttle '0'"),
+    (["--throttle", "100:x"], "--throttle '100:x'"),
+    (["--throttle", "100:0"], "a whole burst above 0"),
+    (["--reserved-concurrency", "0"], "0 would stop the function"),
+    (["--reserved-concurrency", "many"], "off to remove the reservation"),
+])
+def test_bad_throttle_and_concurrency_are_one_line_before_any_call(aws, inject_everywhere, args, words):
     calls = inject_everywhere(Calls())
     one_line_error(wsctl("deploy", *args), words, code=2)
     assert calls.calls == []

@@ -42,6 +42,7 @@ class FakeAws:
         self.state = RemoteState(account="111122223333", partition="aws")
         self.deployments: dict = {}
         self.stage_names: dict = {}  # stage -> deployment id
+        self.stage_settings: dict = {}  # stage -> DefaultRouteSettings
         self.keyset: str | None = None
         self.ids = iter("".join(p) for p in __import__("itertools").product(string.ascii_lowercase, repeat=4))
         self.calls: list[tuple[str, str]] = []
@@ -50,7 +51,8 @@ class FakeAws:
         state = copy.deepcopy(self.state)
         state.stages = sorted(self.stage_names)
         if stage in self.stage_names:
-            state.stage = {"StageName": stage, "DeploymentId": self.stage_names[stage]}
+            state.stage = {"StageName": stage, "DeploymentId": self.stage_names[stage],
+                           "DefaultRouteSettings": dict(self.stage_settings.get(stage, {}))}
             state.deployment = self.deployments[self.stage_names[stage]]
         state.route_responses = {rid: rs for rid, rs in state.route_responses.items() if rs}
         return state
@@ -123,10 +125,14 @@ class FakeAws:
             self.stage_names[StageName] = deployment["DeploymentId"]
         return deployment
 
-    def create_stage(self, ApiId, StageName, DeploymentId, Tags):
+    def create_stage(self, ApiId, StageName, DeploymentId, Tags, DefaultRouteSettings):
         if StageName in self.stage_names:
             raise error("ConflictException", "stage exists")
         self.stage_names[StageName] = DeploymentId
+        self.stage_settings[StageName] = dict(DefaultRouteSettings)
+
+    def update_stage(self, ApiId, StageName, DefaultRouteSettings):
+        self.stage_settings[StageName].update(DefaultRouteSettings)
 
     def delete_api(self, ApiId):
         self.state.api, self.state.integrations, self.state.authorizers, self.state.routes = None, [], [], []
@@ -216,8 +222,14 @@ class FakeAws:
         if self.state.permissions.pop(StatementId, None) is None:
             raise error("ResourceNotFoundException", StatementId)
 
+    def put_function_concurrency(self, FunctionName, ReservedConcurrentExecutions):
+        self.state.reserved_concurrency = ReservedConcurrentExecutions
+
+    def delete_function_concurrency(self, FunctionName):
+        self.state.reserved_concurrency = None
+
     def delete_function(self, FunctionName):
-        self.state.function, self.state.permissions = None, {}
+        self.state.function, self.state.permissions, self.state.reserved_concurrency = None, {}, None
 
 
 def error(code: str, message: str) -> ClientError:
@@ -349,6 +361,8 @@ deploys = st.fixed_dictionaries({
     "log_retention_days": st.sampled_from([7, 14, 30]),
     "ttl_seconds": st.sampled_from([600, 7500]),
     "allow_client_broadcast": st.booleans(),
+    "throttle": st.sampled_from([(1000.0, 500), (250.5, 10)]),
+    "reserved_concurrency": st.sampled_from([None, 0, 5, 20]),
 })
 
 
@@ -547,6 +561,7 @@ def test_the_stack_suggested_for_another_stage_is_a_valid_name_of_its_own(stack,
 def test_every_log_retention_cloudwatch_documents_is_accepted_and_no_other():
     """The list is CloudWatch's own: PutRetentionPolicy's documentation in botocore's model."""
     from wsctl import limits
+    from wsctl.deploy import options
     from wsctl.errors import UsageError
 
     text = get_session().get_service_model("logs").shape_for("Days").documentation
@@ -554,7 +569,7 @@ def test_every_log_retention_cloudwatch_documents_is_accepted_and_no_other():
                        .split(","))
     assert limits.LOG_RETENTION_DAYS == documented and {2192, 2557, 2922, 3288} <= set(documented)
     for days in documented:
-        assert planner.check_log_retention(days) == days
+        assert options.check_log_retention(days) == days
     for days in (0, 2, 13, 2191, 3654):
         with pytest.raises(UsageError, match="2192, 2557, 2922, 3288, 3653"):
-            planner.check_log_retention(days)
+            options.check_log_retention(days)

@@ -112,12 +112,15 @@ def test_the_printed_policies_allow_every_call_wsctl_makes(aws, recorder, monkey
     ok(wsctl("prune", "--transport", "boto3"))
     wsctl("disconnect", "conn2-AbC=", "--transport", "boto3")
     ok(wsctl("deploy", "--auth", "none"))
-    ok(wsctl("deploy"))
+    ok(wsctl("deploy", "--reserved-concurrency", "20", "--throttle", "200:50"))
+    ok(wsctl("deploy", "--reserved-concurrency", "off"))
     ok(wsctl("destroy", "--yes"))
     recorder.on = False
 
     operations = {(c["service"], c["operation"]) for c in recorder.calls}
     # the run covers what the policy is for
+    assert {("lambda", "PutFunctionConcurrency"), ("lambda", "DeleteFunctionConcurrency"),
+            ("apigatewayv2", "UpdateStage"), ("lambda", "GetAccountSettings")} <= operations
     assert {("apigatewayv2", "CreateApi"), ("lambda", "CreateFunction"), ("iam", "PutRolePolicy"),
             ("ssm", "PutParameter"), ("apigatewayv2", "DeleteAuthorizer"), ("apigatewaymanagementapi", "PostToConnection"),
             ("apigatewaymanagementapi", "GetConnection"), ("apigatewaymanagementapi", "DeleteConnection"),
@@ -135,8 +138,10 @@ def test_the_printed_policies_allow_every_call_wsctl_makes(aws, recorder, monkey
 
 def test_the_policy_names_this_stacks_resources_and_no_wildcard_resource():
     policy = deployer_policy("aws-cn", "cn-north-1", ACCOUNT, STACK, STAGE)
-    resources = [r for s in policy["Statement"] for r in s["Resource"]]
-    assert "*" not in resources and all(r.startswith("arn:aws-cn:") for r in resources)
+    resources = [r for s in policy["Statement"] for r in s["Resource"] if r != "*"]
+    assert all(r.startswith("arn:aws-cn:") for r in resources)
+    # the one read without a resource (IAM allows it only on "*"), and nothing else on "*"
+    assert [s["Action"] for s in policy["Statement"] if "*" in s["Resource"]] == [["lambda:GetAccountSettings"]]
     function = "arn:aws-cn:lambda:cn-north-1:%s:function:wsctl-pol" % ACCOUNT
     role = "arn:aws-cn:iam::%s:role/wsctl-pol-cn-north-1" % ACCOUNT
     assert allows(policy, "lambda:InvokeFunction", function, {})  # broadcast --server-side

@@ -80,6 +80,8 @@ def iam_requests(call: dict) -> list[tuple[str, str, dict]]:
     service, operation, params = call["service"], call["operation"], call["params"]
     if (service, operation) == ("sts", "GetCallerIdentity"):
         return []  # needs no permission
+    if (service, operation) == ("lambda", "GetAccountSettings"):
+        return [("lambda:GetAccountSettings", "*", {})]  # names no resource
     if service == "apigatewayv2":
         model = boto3.client("apigatewayv2", region_name=REGION).meta.service_model.operation_model(operation)
         path = model.http["requestUri"].split("?")[0]

@@ -45,12 +45,18 @@ def deploy(
     permissions_boundary: str = typer.Option(None, "--permissions-boundary",
                                              help="Set this managed policy as the permissions boundary of the role "
                                                   "wsctl creates."),
+    throttle: str = typer.Option(None, "--throttle", metavar="RATE[:BURST]",
+                                 help="The stage's default route throttling, in requests a second (default %d:%d, a "
+                                      "tenth of the account's rate)." % (limits.STAGE_RATE, limits.STAGE_BURST)),
+    reserved_concurrency: str = typer.Option(None, "--reserved-concurrency", metavar="N|off",
+                                             help="Reserve N concurrent executions for the function (headroom for "
+                                                  "broadcast --server-side), or off; unchanged when not given."),
 ):
     """Bundle lambda_src and create or converge the stack (idempotent)."""
     from .. import render
     from ..apispec import default_spec
     from ..deploy import DeployOptions, apply_plan, plan_deploy
-    from ..deploy.plan import check_log_retention
+    from ..deploy.options import check_log_retention, parse_reserved_concurrency, parse_throttle
     from ..deploy.role import check_boundary_arn, check_role_arn
     from ..errors import UsageError
 
@@ -58,6 +64,7 @@ def deploy(
     if options.local:
         raise UsageError("deploy acts on AWS; the local emulator runs lambda_src from source (`wsctl local up`)")
     check_log_retention(log_retention_days)
+    throttling, reserved = parse_throttle(throttle), parse_reserved_concurrency(reserved_concurrency)
     check_role_arn(role_arn)
     check_boundary_arn(permissions_boundary, role_arn)
     spec = default_spec(auth)
@@ -78,7 +85,8 @@ def deploy(
         return
     deploy_options = DeployOptions(spec=spec, allow_client_broadcast=allow_client_broadcast,
                                    ttl_seconds=ttl_seconds, log_retention_days=log_retention_days,
-                                   rotate_key=rotate_key, role_arn=role_arn, permissions_boundary=permissions_boundary)
+                                   rotate_key=rotate_key, role_arn=role_arn, permissions_boundary=permissions_boundary,
+                                   throttle=throttling, reserved_concurrency=reserved)
     config, plan = plan_deploy(target, deploy_options)
     if options.json and dry_run:
         render.print_json({"target": target.describe(), "dryRun": True, "steps": _plan_document(plan),
@@ -179,6 +187,11 @@ def status(ctx: typer.Context):
         render.key_values([("WebSocket URL", document["url"]), ("management endpoint", document["managementEndpoint"]),
                            ("table", document["table"]),
                            ("auth", (document["auth"] or "?") + ("  UNSAFE: anyone can connect" if document["unsafe"] else "")),
+                           ("throttle", "%g requests/s, burst %s" % (document["throttle"]["rate"],
+                                                                     document["throttle"]["burst"])
+                            if document["throttle"] else "none (only the account's %d requests/s)"
+                            % limits.ACCOUNT_RATE),
+                           ("reserved concurrency", document["reservedConcurrency"] or "none"),
                            ("live connections", document.get("liveConnections", "-"))],
                           title="Stack %s (%s)%s" % (target.stack, target.describe(),
                                                      ": PARTIAL" if document["partial"] else ""))

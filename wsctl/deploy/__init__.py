@@ -25,6 +25,8 @@ class DeployOptions:
     rotate_key: bool = False
     role_arn: str | None = None
     permissions_boundary: str | None = None
+    throttle: tuple = (float(limits.STAGE_RATE), limits.STAGE_BURST)
+    reserved_concurrency: int | None = None
 
 
 def stack_config(target, options: DeployOptions, code: bytes | None = None) -> StackConfig:
@@ -33,7 +35,8 @@ def stack_config(target, options: DeployOptions, code: bytes | None = None) -> S
                        allow_client_broadcast=options.allow_client_broadcast,
                        ttl_seconds=options.ttl_seconds, log_retention_days=options.log_retention_days,
                        rotate_key=options.rotate_key, role_arn=options.role_arn,
-                       permissions_boundary=options.permissions_boundary)
+                       permissions_boundary=options.permissions_boundary, throttle=options.throttle,
+                       reserved_concurrency=options.reserved_concurrency)
 
 
 def read_state(target, tolerant: bool = False) -> remote.RemoteState:
@@ -272,6 +275,7 @@ def status(target) -> dict:
               "stages": state.stages,
               "notes": notes,
               "auth": auth, "unsafe": auth is not None and auth != "jwt" and auth != "aws_iam",
+              "throttle": _throttle(state.stage), "reservedConcurrency": state.reserved_concurrency,
               "resources": [{"resource": r, "name": n, "state": s} for r, n, s in resources],
               "unread": ["%s: %s" % (kind, why) for kind, why in state.unread],
               "foreign": ["%s %s" % f for f in state.foreign]}
@@ -283,6 +287,14 @@ def status(target) -> dict:
         except Exception as error:  # noqa: BLE001 - status shows what it can
             result["unread"].append("live connections: %s" % (aws.describe(error) or error))
     return result
+
+
+def _throttle(stage: dict | None) -> dict | None:
+    """The stage's default route throttling, or None (then only the account's rate applies)."""
+    settings = (stage or {}).get("DefaultRouteSettings") or {}
+    if settings.get("ThrottlingRateLimit") is None:
+        return None
+    return {"rate": settings["ThrottlingRateLimit"], "burst": settings.get("ThrottlingBurstLimit")}
 
 
 def _other_stage(stack: str, detail: dict) -> str:

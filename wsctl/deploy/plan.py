@@ -18,7 +18,7 @@ from lambda_src import keys
 from .. import limits, names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
-from . import bundle, stages
+from . import bundle, options, stages
 from .model import Action, Call, Fmt, NewKeyset, Plan, Ref, Retry, RotatedKeyset, Step, known, resolve
 from .remote import RemoteState
 from .role import plan_role, role_warnings
@@ -44,6 +44,8 @@ class StackConfig:
     rotate_key: bool = False
     role_arn: str | None = None  # --role-arn: the user's role, which wsctl neither creates nor changes
     permissions_boundary: str | None = None  # set on the role wsctl creates
+    throttle: tuple = (float(limits.STAGE_RATE), limits.STAGE_BURST)  # the stage's default route throttling
+    reserved_concurrency: int | None = None  # None: as it is; options.UNRESERVED: no reservation
 
     @property
     def auth(self) -> str:
@@ -141,7 +143,7 @@ def make_plan(config: StackConfig, remote: RemoteState) -> Plan:
         role += grant
     steps = (api + role + plan_table(config, remote, tags)
              + plan_log_group(config, remote, tags) + plan_parameter(config, remote, tags)
-             + function + routes
+             + function + plan_concurrency(config, remote) + routes
              + plan_permissions(config, remote, ctx)
              + plan_stage(config, remote, tags, api_changed=bool(api or routes))
              + after_stage + plan_retirements(config, remote))
@@ -222,16 +224,6 @@ def plan_ttl(config, remote) -> tuple[list[Step], list[str]]:
     return [Step("DynamoDB TTL", name, Action.UPDATE, "expire items on attribute %s" % attribute, Call(
         "dynamodb", "update_time_to_live", {"TableName": name, "TimeToLiveSpecification": {
             "Enabled": True, "AttributeName": attribute}}))], []
-
-
-def check_log_retention(days: int) -> int:
-    """`deploy --log-retention-days`: one of the periods CloudWatch accepts, refused before any call."""
-    from ..errors import UsageError
-
-    if days not in limits.LOG_RETENTION_DAYS:
-        raise UsageError("--log-retention-days must be one CloudWatch accepts: %s"
-                         % ", ".join(str(d) for d in limits.LOG_RETENTION_DAYS))
-    return days
 
 
 def plan_log_group(config, remote, tags) -> list[Step]:
@@ -416,20 +408,47 @@ def _route_detail(route, wanted) -> str:
 def plan_stage(config, remote, tags, api_changed: bool) -> list[Step]:
     fingerprint = api_fingerprint(config)
     deployed = (remote.deployment or {}).get("Description")
+    rate, burst = config.throttle
+    throttle = {"ThrottlingRateLimit": float(rate), "ThrottlingBurstLimit": int(burst)}
     if remote.stage is None:
         return [Step("deployment", config.stage, Action.DEPLOY, fingerprint, Call(
                     "apigatewayv2", "create_deployment", {"ApiId": Ref("api_id"), "Description": fingerprint},
                     outputs=(("deployment_id", "DeploymentId"),))),
-                Step("stage", config.stage, Action.CREATE, "serving the new deployment", Call(
-                    "apigatewayv2", "create_stage", {"ApiId": Ref("api_id"), "StageName": config.stage,
-                                                     "DeploymentId": Ref("deployment_id"), "Tags": tags}))]
+                Step("stage", config.stage, Action.CREATE, "serving the new deployment, %s" % _throttled(rate, burst),
+                     Call("apigatewayv2", "create_stage", {"ApiId": Ref("api_id"), "StageName": config.stage,
+                                                           "DeploymentId": Ref("deployment_id"), "Tags": tags,
+                                                           "DefaultRouteSettings": throttle}))]
+    steps = []
     if api_changed or deployed != fingerprint:
-        return [Step("deployment", config.stage, Action.DEPLOY, "routes changed" if api_changed else
-                     "stage serves an older deployment", Call(
-                         "apigatewayv2", "create_deployment", {"ApiId": Ref("api_id"), "Description": fingerprint,
-                                                               "StageName": config.stage},
-                         outputs=(("deployment_id", "DeploymentId"),)))]
-    return []
+        steps.append(Step("deployment", config.stage, Action.DEPLOY, "routes changed" if api_changed else
+                          "stage serves an older deployment", Call(
+                              "apigatewayv2", "create_deployment", {"ApiId": Ref("api_id"), "Description": fingerprint,
+                                                                    "StageName": config.stage},
+                              outputs=(("deployment_id", "DeploymentId"),))))
+    have = remote.stage.get("DefaultRouteSettings") or {}
+    if any(have.get(key) != value for key, value in throttle.items()):
+        steps.append(Step("stage", config.stage, Action.UPDATE, _throttled(rate, burst), Call(
+            "apigatewayv2", "update_stage", {"ApiId": Ref("api_id"), "StageName": config.stage,
+                                             "DefaultRouteSettings": throttle})))
+    return steps
+
+
+def _throttled(rate: float, burst: int) -> str:
+    return "throttled at %g requests/s, burst %d" % (rate, burst)
+
+
+def plan_concurrency(config, remote) -> list[Step]:
+    """The function's reserved concurrency: headroom for --server-side segments beside $connect and
+    messages, and a cap on them all. Left as it is unless --reserved-concurrency says."""
+    name = names.function_name(config.stack)
+    wanted, have = config.reserved_concurrency, remote.reserved_concurrency
+    if wanted is None or wanted == (have or options.UNRESERVED):
+        return []
+    if wanted == options.UNRESERVED:
+        return [Step("Lambda concurrency", name, Action.UPDATE, "no reservation (the account's unreserved pool)",
+                     Call("lambda", "delete_function_concurrency", {"FunctionName": name}))]
+    return [Step("Lambda concurrency", name, Action.UPDATE, "reserve %d concurrent executions" % wanted, Call(
+        "lambda", "put_function_concurrency", {"FunctionName": name, "ReservedConcurrentExecutions": wanted}))]
 
 
 def plan_permissions(config, remote, ctx) -> list[Step]:

@@ -15,7 +15,8 @@ manage `/apis/*` of the region. Once the API exists, the scoped policy names
 it (`/apis/{id}` and below, its tags) and the exact `execute-api` ARN of its
 stage's connections; it cannot create an API again (after a destroy, the
 bootstrap policy can). Everything else names the stack's function, role,
-table, log group and key parameter. Tagging at creation needs its own
+table, log group and key parameter (and one read of the account's Lambda
+concurrency, which has no resource). Tagging at creation needs its own
 permission in every service (iam:TagRole, lambda:TagResource, ...).
 GetCallerIdentity needs none, and the key parameter uses SSM's AWS-managed KMS
 key, whose key policy admits callers through SSM (no kms: actions).
@@ -85,8 +86,11 @@ def deployer_policy(partition: str, region: str, account: str, stack: str, stage
          "Action": ["lambda:GetFunction", "lambda:ListTags", "lambda:CreateFunction", "lambda:TagResource",
                     "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:GetPolicy",
                     "lambda:AddPermission", "lambda:RemovePermission", "lambda:DeleteFunction",
-                    "lambda:InvokeFunction"],
+                    "lambda:InvokeFunction", "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency"],
          "Resource": [function]},
+        # broadcast --server-side: how many copies the account can run at once. A read that names no
+        # resource (IAM allows it only on "*").
+        {"Sid": "AccountConcurrency", "Effect": "Allow", "Action": ["lambda:GetAccountSettings"], "Resource": ["*"]},
         {"Sid": "Registry", "Effect": "Allow",
          "Action": ["dynamodb:DescribeTable", "dynamodb:ListTagsOfResource", "dynamodb:DescribeTimeToLive",
                     "dynamodb:CreateTable", "dynamodb:TagResource", "dynamodb:UpdateTimeToLive",

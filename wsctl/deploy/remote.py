@@ -37,6 +37,7 @@ class RemoteState:
     log_group_tags: dict = field(default_factory=dict)
     parameter: dict | None = None
     function: dict | None = None  # get_function's Configuration, plus "Tags"
+    reserved_concurrency: int | None = None  # the function's, if it has a reservation
     permissions: dict = field(default_factory=dict)  # statement id -> statement
     foreign: list = field(default_factory=list)  # (kind, name) taken by something not ours
     unread: list = field(default_factory=list)  # (kind, why) of what could not be read (tolerant reads)
@@ -153,6 +154,7 @@ def _read_function(state: RemoteState, lam, stack: str) -> None:
             raise
         return
     state.function = dict(answer["Configuration"], Tags=answer.get("Tags", {}))
+    state.reserved_concurrency = (answer.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
     if state.function["Tags"].get(names.TAG_KEY) != stack:
         state.foreign.append(("Lambda function", function))
     try:
