@@ -67,8 +67,9 @@ def status_notes(stack: str, stage: str, stages: list) -> list[str]:
     if not others:
         return []
     if stage not in stages:
-        return ["stack %s serves stage %s, not %s: `wsctl status --stage %s`; to deploy %s as a stack of its own: %s"
-                % (stack, listed(others), stage, others[0], stage, own_stack(stack, stage))]
+        return ["stack %s serves stage%s %s, not %s: `wsctl status --stage %s`; to deploy %s as a stack of its own: %s"
+                % (stack, "s" if len(others) > 1 else "", listed(others), stage, others[0], stage,
+                   own_stack(stack, stage))]
     return ["stack %s has stages %s, and one stack serves one stage: deploy refuses until the other%s removed (%s); "
             "`wsctl destroy` removes the stack with every stage"
             % (stack, listed(sorted(stages)), "s are" if len(others) > 1 else " is",
