@@ -105,19 +105,20 @@ def _authorize(event: dict, started: float) -> dict:
     except auth.Unauthorized as refused:
         _log("$connect(authorizer)", "", "unauthorized", started, reason=refused.reason)
         raise
-    _log("$connect(authorizer)", "", "allow", started)
+    _log("$connect(authorizer)", "", "allow:anonymous(switching auth mode)"
+         if policy["principalId"] == auth.ANONYMOUS else "allow", started)
     return policy
 
 
 # -- $connect / $disconnect ----------------------------------------------
 def user_of(event: dict) -> str | None:
-    """Who a connection is: decided once by the authorizer at $connect, never by a frame."""
+    """Who a connection is: decided once by the authorizer at $connect, never by a frame. Without
+    a verified user, an anonymous connection where the mode admits one (none, or during a switch)."""
     request = event["requestContext"]
-    if os.environ.get("AUTH_MODE", "jwt") == "none":
+    user = auth.verified_user(request.get("authorizer"))
+    if user is None and auth.admits_anonymous():
         return "anon-" + request["connectionId"]
-    authorizer = request.get("authorizer") or {}
-    user = authorizer.get("principalId") or authorizer.get("userId")
-    return str(user) if user else None
+    return user
 
 
 def on_connect(event: dict):

@@ -6,6 +6,13 @@ step, and an authorizer call warms the very container that then serves the
 connection's $connect. The cost is that the role carries both the registry
 and the key-parameter permissions.
 
+While `wsctl deploy` switches a stage between `--auth jwt` and `--auth none`,
+the function runs with AUTH_MODE=switching and admits every connection either
+mode would: a valid token as its user, anything else as an anonymous
+connection, whether or not the stage calls the authorizer yet (the deploy
+plan's order: wsctl/deploy/plan.py). Outside a switch, jwt never admits a
+connection without a verified token.
+
 API Gateway turns the outcomes into the handshake's status: raising
 `Exception("Unauthorized")` answers 401, a Deny policy 403, anything else 500.
 The authorizer's IdentitySource names only the Host header: API Gateway
@@ -23,16 +30,24 @@ import time
 
 from . import jwts
 
+JWT, NONE, SWITCHING = "jwt", "none", "switching"  # AUTH_MODE: the stage's mode, or both during a switch
+ANONYMOUS = "anonymous"  # the principal the authorizer answers for a connection it admits without a user
+
 # Re-read the key set at most this often, and at once (rate-limited) when a
 # token names a key id not yet seen, so a rotation is picked up by warm containers.
 KEYSET_MAX_AGE = 300
 KEYSET_MIN_REFRESH = 5
 # SSM's standard throughput is 40 GetParameter calls a second per account and region, shared
-# by every container: a cold-start storm is throttled. A throttled read is retried with
-# exponential backoff and full jitter for up to KEYSET_READ_BUDGET seconds (well inside the
-# function's 29 s and API Gateway's 29 s for $connect), then the authorizer fails (500, which
-# a client may retry), never answers 401 for a token it could not check.
+# by every container: a cold-start storm is throttled. A throttled read, one SSM answers with a
+# 5xx, and one that times out or cannot connect are retried with exponential backoff and full
+# jitter while KEYSET_READ_BUDGET seconds last (the last attempt then takes at most
+# ATTEMPT_SECONDS: 25 s in all, inside the function's 29 s and API Gateway's 29 s for
+# $connect), then the authorizer fails (500, which a client may retry), never answers 401 for a
+# token it could not check.
 KEYSET_READ_BUDGET = 20.0
+CONNECT_TIMEOUT = 2
+READ_TIMEOUT = 3
+ATTEMPT_SECONDS = CONNECT_TIMEOUT + READ_TIMEOUT
 RETRY_BASE = 0.1
 RETRY_CAP = 2.0
 THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
@@ -66,20 +81,30 @@ def _client():
         from botocore.config import Config
 
         _ssm = boto3.session.Session().client("ssm", config=Config(
-            connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 1}))
+            connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, retries={"mode": "standard", "total_max_attempts": 1}))
     return _ssm
 
 
-def _throttled(error) -> bool:
-    response = getattr(error, "response", None) or {}
-    return (response.get("Error", {}).get("Code") in THROTTLED
-            or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 429)
+def _transient(error) -> str | None:
+    """Why a failed read is worth another attempt ("throttled", "5xx", "timeout"), or None
+    (a missing parameter, a denied read: no retry changes those)."""
+    from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError,
+                                     ReadTimeoutError)
+
+    if isinstance(error, (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError, ConnectionClosedError)):
+        return "timeout"
+    if not isinstance(error, ClientError):
+        return None
+    response = error.response or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    if response.get("Error", {}).get("Code") in THROTTLED or status == 429:
+        return "throttled"
+    return "5xx" if status >= 500 else None
 
 
 def _fetch_keyset() -> str:
-    """GetParameter, retried while SSM throttles, within the budget; each throttle is logged."""
-    from botocore.exceptions import ClientError
-
+    """GetParameter, retried while SSM throttles, fails with a 5xx or times out, within the
+    budget; each failed attempt is logged."""
     started = _monotonic()
     attempt = 0
     while True:
@@ -88,16 +113,17 @@ def _fetch_keyset() -> str:
             if attempt:
                 _log(keyset="read", attempts=attempt + 1, ms=round((_monotonic() - started) * 1000))
             return answer["Parameter"]["Value"]
-        except ClientError as error:
-            if not _throttled(error):
+        except Exception as error:
+            why = _transient(error)
+            if why is None:
                 raise
             attempt += 1
             delay = random.uniform(0, min(RETRY_CAP, RETRY_BASE * 2 ** attempt))
             spent = _monotonic() - started
             if spent + delay > KEYSET_READ_BUDGET:
-                _log(keyset="throttled", attempt=attempt, outcome="gave up", ms=round(spent * 1000))
+                _log(keyset=why, attempt=attempt, outcome="gave up", ms=round(spent * 1000))
                 raise
-            _log(keyset="throttled", attempt=attempt, retryInMs=round(delay * 1000))
+            _log(keyset=why, attempt=attempt, retryInMs=round(delay * 1000))
             _sleep(delay)
 
 
@@ -137,24 +163,53 @@ def token_from(event: dict) -> str:
     return token
 
 
+def mode() -> str:
+    return os.environ.get("AUTH_MODE", JWT)
+
+
+def admits_anonymous() -> bool:
+    """Whether a connection without a verified user is admitted (as anon-{connectionId})."""
+    return mode() in (NONE, SWITCHING)
+
+
 def authorize(event: dict) -> dict:
-    """REQUEST authorizer: verify the JWT and allow $connect for its subject."""
-    token = token_from(event)
-    stack = os.environ.get("STACK_NAME", "wsctl")
+    """REQUEST authorizer: verify the JWT and allow $connect for its subject. During an auth
+    switch, a connection whose token cannot be verified (or that has none) is allowed as
+    anonymous, as the stage will (or did) admit it without the authorizer."""
     try:
-        claims = _verify(token, stack)
-    except jwts.InvalidToken as error:
-        raise Unauthorized(str(error)) from None
-    user_id = claims["sub"]
+        token = token_from(event)
+        claims = _verify(token, os.environ.get("STACK_NAME", "wsctl"))
+    except (Unauthorized, jwts.InvalidToken) as error:
+        if mode() != SWITCHING:
+            raise error if isinstance(error, Unauthorized) else Unauthorized(str(error)) from None
+        return _allow(event, ANONYMOUS, {"anonymous": True})
+    except Exception:
+        if mode() != SWITCHING:
+            raise  # the key could not be read: 500, never 401 for a token nobody checked
+        return _allow(event, ANONYMOUS, {"anonymous": True})
+    return _allow(event, claims["sub"], {"userId": claims["sub"]})
+
+
+def _allow(event: dict, principal: str, context: dict) -> dict:
     return {
-        "principalId": user_id,
+        "principalId": principal,
         "policyDocument": {
             "Version": "2012-10-17",
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow",
                            "Resource": event["methodArn"]}],
         },
-        "context": {"userId": user_id},
+        "context": context,
     }
+
+
+def verified_user(authorizer: dict | None) -> str | None:
+    """The user the authorizer verified at $connect, from `requestContext.authorizer` (whose values
+    API Gateway passes as text), or None for a connection admitted without one."""
+    authorizer = authorizer or {}
+    if str(authorizer.get("anonymous", "")).lower() == "true":
+        return None
+    user = authorizer.get("principalId") or authorizer.get("userId")
+    return str(user) if user else None
 
 
 def _verify(token: str, stack: str) -> dict:

@@ -13,9 +13,11 @@ import boto3
 import jwt
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from support import apigw_events as ev
 from lambda_src import app, auth, jwts
+from wsctl import limits
 
 STACK = "t1"
 PARAM = "/wsctl/t1/signing-key"
@@ -246,6 +248,63 @@ def test_a_key_read_throttled_past_the_budget_fails_the_connect_and_never_answer
     assert logged(capsys)[-1]["outcome"] == "gave up"
 
 
+class Failing:
+    """SSM's transient failures at botocore's boundary, for the first `times` GetParameter calls:
+    a 5xx answer (before-call), or a read that times out or cannot connect (raised in before-send,
+    where botocore handles it as it handles the socket's own)."""
+
+    def __init__(self, module, kind: str, times: int | None):
+        self.kind, self.times, self.calls = kind, times, 0
+        event = "before-call" if kind in ("500", "503") else "before-send"
+        module._client().meta.events.register(event + ".ssm.GetParameter", self)
+
+    def __call__(self, **_):
+        self.calls += 1
+        if self.times is not None and self.calls > self.times:
+            return None
+        if self.kind in ("500", "503"):
+            code = {"500": "InternalServerError", "503": "ServiceUnavailable"}[self.kind]
+            return (AWSResponse("https://ssm.invalid", int(self.kind), {}, None),
+                    {"Error": {"Code": code, "Message": "try again"},
+                     "ResponseMetadata": {"HTTPStatusCode": int(self.kind)}})
+        raise {"read-timeout": ReadTimeoutError(endpoint_url="https://ssm.invalid"),
+               "connect-timeout": ConnectTimeoutError(endpoint_url="https://ssm.invalid"),
+               "unreachable": EndpointConnectionError(endpoint_url="https://ssm.invalid")}[self.kind]
+
+
+@pytest.mark.parametrize("kind, logged_as", [("500", "5xx"), ("503", "5xx"), ("read-timeout", "timeout"),
+                                             ("connect-timeout", "timeout"), ("unreachable", "timeout")])
+def test_a_key_read_that_fails_with_a_5xx_or_a_timeout_is_retried_and_logged(keyset, instant, capsys, kind,
+                                                                             logged_as):
+    ssm = Failing(auth, kind, times=2)
+    capsys.readouterr()
+    assert allowed(authorize(query={"token": jwts.mint(keyset, STACK, "alice")}))
+    assert ssm.calls == 3 and len(instant["sleeps"]) == 2
+    assert [line["keyset"] for line in logged(capsys)] == [logged_as, logged_as, "read"]
+
+
+@pytest.mark.parametrize("kind", ["503", "read-timeout"])
+def test_a_key_read_failing_past_the_budget_fails_the_connect_within_the_functions_timeout(keyset, instant, kind):
+    ssm = Failing(auth, kind, times=None)
+    with pytest.raises(Exception) as raised:
+        authorize(query={"token": jwts.mint(keyset, STACK, "alice")})
+    assert str(raised.value) != "Unauthorized" and ssm.calls > 10
+    assert sum(instant["sleeps"]) <= auth.KEYSET_READ_BUDGET
+    # the last attempt starts inside the budget and is cut off by the client's own timeouts
+    assert auth.KEYSET_READ_BUDGET + auth.ATTEMPT_SECONDS < limits.HANDLER_TIMEOUT_S
+    config = auth._client().meta.config
+    assert config.connect_timeout + config.read_timeout == auth.ATTEMPT_SECONDS
+
+
+def test_a_key_read_refused_for_good_is_not_retried(keyset, instant):
+    """A missing parameter (or a denied read) fails at once: no retry changes it."""
+    ssm = SsmCalls(auth)
+    boto3.client("ssm", region_name=ev.REGION).delete_parameter(Name=PARAM)
+    with pytest.raises(Exception) as raised:
+        authorize(query={"token": jwts.mint(keyset, STACK, "alice")})
+    assert "ParameterNotFound" in repr(raised.value) and ssm.calls == 1 and instant["sleeps"] == []
+
+
 @pytest.mark.parametrize("refresh_throttled", [False, True])
 def test_unknown_key_ids_cost_one_read_per_container_per_interval(keyset, instant, refresh_throttled):
     authorize(query={"token": jwts.mint(keyset, STACK, "alice")})  # warm: the key set is cached
@@ -317,3 +376,28 @@ def test_a_small_cold_start_storm_under_a_throttle_admits_every_valid_token(keys
         thread.join(30)
     assert outcomes == ["alice"] * 8
     assert limit.throttled > 0  # the storm was throttled, and retried through
+
+
+# -- during an auth switch (AUTH_MODE=switching) ---------------------------------------------------
+def anonymous(policy: dict) -> bool:
+    assert policy["principalId"] == auth.ANONYMOUS and policy["context"] == {"anonymous": True}
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    return True
+
+
+def test_while_switching_a_valid_token_is_its_user_and_any_other_connection_is_anonymous(keyset, monkeypatch):
+    monkeypatch.setenv("AUTH_MODE", auth.SWITCHING)
+    assert allowed(authorize(query={"token": jwts.mint(keyset, STACK, "alice")}))
+    assert anonymous(authorize())  # no token: --auth none admits it
+    assert anonymous(authorize(query={"token": jwts.mint(jwts.new_keyset(), STACK, "mallory")}))
+    assert anonymous(authorize(headers={"Authorization": "Basic eDp5"}))
+    monkeypatch.setenv("AUTH_MODE", auth.JWT)  # and outside the switch, the same three are refused
+    for headers, query in [(None, None), (None, {"token": jwts.mint(jwts.new_keyset(), STACK, "mallory")}),
+                           ({"Authorization": "Basic eDp5"}, None)]:
+        refused(headers, query)
+
+
+def test_while_switching_a_key_that_cannot_be_read_admits_the_connection_anonymously(keyset, instant, monkeypatch):
+    monkeypatch.setenv("AUTH_MODE", auth.SWITCHING)
+    Failing(auth, "503", times=None)
+    assert anonymous(authorize(query={"token": jwts.mint(keyset, STACK, "alice")}))

@@ -42,6 +42,7 @@ class FakeAws:
         self.state = RemoteState(account="111122223333", partition="aws")
         self.deployments: dict = {}
         self.stage_names: dict = {}  # stage -> deployment id
+        self.stage_settings: dict = {}  # stage -> DefaultRouteSettings
         self.keyset: str | None = None
         self.ids = iter("".join(p) for p in __import__("itertools").product(string.ascii_lowercase, repeat=4))
         self.calls: list[tuple[str, str]] = []
@@ -50,7 +51,8 @@ class FakeAws:
         state = copy.deepcopy(self.state)
         state.stages = sorted(self.stage_names)
         if stage in self.stage_names:
-            state.stage = {"StageName": stage, "DeploymentId": self.stage_names[stage]}
+            state.stage = {"StageName": stage, "DeploymentId": self.stage_names[stage],
+                           "DefaultRouteSettings": dict(self.stage_settings.get(stage, {}))}
             state.deployment = self.deployments[self.stage_names[stage]]
         state.route_responses = {rid: rs for rid, rs in state.route_responses.items() if rs}
         return state
@@ -123,10 +125,14 @@ class FakeAws:
             self.stage_names[StageName] = deployment["DeploymentId"]
         return deployment
 
-    def create_stage(self, ApiId, StageName, DeploymentId, Tags):
+    def create_stage(self, ApiId, StageName, DeploymentId, Tags, DefaultRouteSettings):
         if StageName in self.stage_names:
             raise error("ConflictException", "stage exists")
         self.stage_names[StageName] = DeploymentId
+        self.stage_settings[StageName] = dict(DefaultRouteSettings)
+
+    def update_stage(self, ApiId, StageName, DefaultRouteSettings):
+        self.stage_settings[StageName].update(DefaultRouteSettings)
 
     def delete_api(self, ApiId):
         self.state.api, self.state.integrations, self.state.authorizers, self.state.routes = None, [], [], []
@@ -216,8 +222,14 @@ class FakeAws:
         if self.state.permissions.pop(StatementId, None) is None:
             raise error("ResourceNotFoundException", StatementId)
 
+    def put_function_concurrency(self, FunctionName, ReservedConcurrentExecutions):
+        self.state.reserved_concurrency = ReservedConcurrentExecutions
+
+    def delete_function_concurrency(self, FunctionName):
+        self.state.reserved_concurrency = None
+
     def delete_function(self, FunctionName):
-        self.state.function, self.state.permissions = None, {}
+        self.state.function, self.state.permissions, self.state.reserved_concurrency = None, {}, None
 
 
 def error(code: str, message: str) -> ClientError:
@@ -295,7 +307,8 @@ def test_planners_return_their_steps_and_change_nothing_they_are_given():
     ctx = planner.base_context(stack_config, state)
     ctx_before = copy.deepcopy(ctx)
     steps = (planner.plan_routes(stack_config, state, ctx) + planner.plan_permissions(stack_config, state, ctx)
-             + planner.plan_function(stack_config, state, ctx, {}) + planner.plan_retirements(stack_config, state))
+             + sum(planner.plan_function(stack_config, state, ctx, {}, switching=True), [])
+             + sum(planner.plan_role(stack_config, state, ctx, {}), []) + planner.plan_retirements(stack_config, state))
     assert steps and state == before and ctx == ctx_before
     plan = make_plan(stack_config, state)
     assert state == before
@@ -348,6 +361,8 @@ deploys = st.fixed_dictionaries({
     "log_retention_days": st.sampled_from([7, 14, 30]),
     "ttl_seconds": st.sampled_from([600, 7500]),
     "allow_client_broadcast": st.booleans(),
+    "throttle": st.sampled_from([(1000.0, 500), (250.5, 10)]),
+    "reserved_concurrency": st.sampled_from([None, 0, 5, 20]),
 })
 
 
@@ -509,9 +524,52 @@ def test_a_resource_of_the_same_name_that_is_not_the_stacks_is_refused_before_an
         make_plan(config(), state)
 
 
-def test_other_commands_on_another_stage_name_the_stage_the_stack_serves():
-    aws = FakeAws()
-    converge(aws, config())
-    with pytest.raises(WsctlError, match=r"serves stage dev, not prod: run `wsctl list --stage dev`"):
-        planner.check_one_stage(STACK, "prod", aws.read("prod"), "list")
-    planner.check_one_stage(STACK, STAGE, aws.read(), "list")  # its own stage: fine
+def test_what_each_command_says_of_a_stack_with_another_stage_or_several():
+    from wsctl.deploy import stages
+    from wsctl.errors import UsageError
+
+    stages.check_deploy(STACK, "dev", ["dev"])
+    stages.check_deploy(STACK, "dev", [])
+    with pytest.raises(WsctlError, match=r"stack mem has stages dev and prod.*remove the other with "
+                                         r"`wsctl destroy --stage prod --only-stage`, then deploy again"):
+        stages.check_deploy(STACK, "dev", ["dev", "prod"])
+    with pytest.raises(WsctlError, match=r"already serves stage dev and prod.*`wsctl deploy --stack mem-qa --stage qa`"):
+        stages.check_deploy(STACK, "qa", ["dev", "prod"])
+    stages.check_destroy(STACK, "dev", ["dev", "prod"], only_stage=False)  # the whole stack, the CLI asks first
+    stages.check_destroy(STACK, "prod", ["dev", "prod"], only_stage=True)
+    with pytest.raises(WsctlError, match=r"serves stage dev, not prod: `wsctl destroy --stage dev` removes it$"):
+        stages.check_destroy(STACK, "prod", ["dev"], only_stage=False)
+    with pytest.raises(UsageError, match="only stage of stack mem"):
+        stages.check_destroy(STACK, "dev", ["dev"], only_stage=True)
+    with pytest.raises(WsctlError, match=r"stage dev does not exist \(stack mem has no stage\)"):
+        stages.check_destroy(STACK, "dev", [], only_stage=True)
+    assert stages.status_notes(STACK, "dev", ["dev"]) == stages.status_notes(STACK, "dev", []) == []
+    (note,) = stages.status_notes(STACK, "Prod_EU", ["dev"])
+    assert "`wsctl deploy --stack mem-prod-eu --stage Prod_EU`" in note
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[a-z][a-z0-9-]{0,30}", fullmatch=True), st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True))
+def test_the_stack_suggested_for_another_stage_is_a_valid_name_of_its_own(stack, stage):
+    from wsctl import names
+
+    suggested = names.stack_for_stage(stack, stage)
+    assert names.check_stack(suggested) == suggested and len(suggested) <= names.MAX_STACK
+    assert suggested != stack
+
+
+def test_every_log_retention_cloudwatch_documents_is_accepted_and_no_other():
+    """The list is CloudWatch's own: PutRetentionPolicy's documentation in botocore's model."""
+    from wsctl import limits
+    from wsctl.deploy import options
+    from wsctl.errors import UsageError
+
+    text = get_session().get_service_model("logs").shape_for("Days").documentation
+    documented = tuple(int(n) for n in text.split("Possible values are:")[1].split(".")[0].replace("and", "")
+                       .split(","))
+    assert limits.LOG_RETENTION_DAYS == documented and {2192, 2557, 2922, 3288} <= set(documented)
+    for days in documented:
+        assert options.check_log_retention(days) == days
+    for days in (0, 2, 13, 2191, 3654):
+        with pytest.raises(UsageError, match="2192, 2557, 2922, 3288, 3653"):
+            options.check_log_retention(days)

@@ -173,6 +173,19 @@ def test_jwt_stack_without_authorizer_context_refuses_and_writes_nothing(ddb):
     assert all_items(ddb) == []
 
 
+@pytest.mark.parametrize("mode", ["switching", "none"])
+def test_a_connection_the_authorizer_verified_keeps_its_user_and_one_without_is_anonymous(ddb, monkeypatch, mode):
+    """During an auth switch (and with --auth none) $connect admits both kinds: a user the
+    authorizer verified, and a connection with no authorizer, or one it let in anonymously."""
+    monkeypatch.setenv("AUTH_MODE", mode)
+    anonymous = ev.connect(C1, user=None)
+    anonymous["requestContext"]["authorizer"] = {"principalId": "anonymous", "anonymous": "true"}
+    for event in (ev.connect(A1, ALICE), ev.connect(B1, user=None), anonymous):
+        assert app.handler(event, None) == {"statusCode": 200}
+    users = {cid: items_under(ddb, cid)[0]["userId"] for cid in (A1, B1, C1)}
+    assert users == {A1: ALICE, B1: "anon-" + B1, C1: "anon-" + C1}
+
+
 # -- sendMessage ---------------------------------------------------------------------
 def test_send_message_delivers_one_message_to_each_connection_of_the_user(ddb, mgmt):
     connected((A1, ALICE), (B1, BOB), (B2, BOB))

@@ -171,6 +171,50 @@ def test_on_aws_the_cli_invokes_the_stacks_function_once_per_segment(aws, monkey
     assert {base64.b64decode(e["data"]) for e in events} == {b'{"n": 1}'}
 
 
+@pytest.mark.parametrize("reserved, quota, segments, refused", [
+    (3, None, 4, "its reserved concurrency is 3"),
+    (3, None, 3, None),
+    (None, "60", 61, "the account's unreserved concurrency in this region is 60"),
+    (None, "60", 60, None),
+])
+def test_on_aws_segments_the_function_cannot_run_at_once_are_refused_before_any_invoke(
+        aws, monkeypatch, reserved, quota, segments, refused):
+    import boto3
+    import botocore.handlers
+    from botocore.awsrequest import AWSResponse
+    from typer.testing import CliRunner
+
+    from wsctl.cli import app
+
+    runner = CliRunner()
+    base = ["--stack", "cap", "--region", "us-east-1"]
+    assert runner.invoke(app, ["deploy", *base]).exit_code == 0
+    if reserved is not None:
+        boto3.client("lambda", region_name="us-east-1").put_function_concurrency(
+            FunctionName="wsctl-cap", ReservedConcurrentExecutions=reserved)
+    if quota is not None:
+        monkeypatch.setenv("MOTO_LAMBDA_CONCURRENCY_QUOTA", quota)
+    invokes = []
+
+    def answer_invoke(request, **_):  # moto cannot run the function: each copy answers as it would
+        event = json.loads(request.body)
+        invokes.append(event["segment"])
+        body = json.dumps(dict(_report(event["segment"], 0), totalSegments=segments)).encode()
+        return AWSResponse(request.url, 200, {}, _Raw(body))
+
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*botocore.handlers.BUILTIN_HANDLERS, (
+        "before-send.lambda.Invoke", answer_invoke)])
+    result = runner.invoke(app, ["broadcast", "--server-side", "--segments", str(segments), "hi", *base])
+    if refused:
+        assert result.exit_code == ExitStatus.USAGE and "Traceback" not in result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert "%d segment(s) are more than function wsctl-cap can run at once (%s" % (segments, refused) in line
+        assert invokes == []
+    else:
+        assert result.exit_code == 0, result.output
+        assert sorted(invokes) == list(range(segments))
+
+
 class _Raw(io.BytesIO):
     def stream(self, *args, **kwargs):
         yield self.getvalue()

@@ -8,6 +8,7 @@ terminal view, plain lines, or one JSON object per event.
 
 import asyncio
 import json
+import os
 import shlex
 import signal
 import sys
@@ -21,31 +22,92 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from .apigw import HANDSHAKE_MEANINGS, NORMAL_CLOSES  # what a close or a refusal means: wsctl.apigw
 from .exitstatus import ExitStatus
+from .limits import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
 HELP = """\
 /action NAME key=value ...   send {"action": NAME, ...} (values parsed as JSON when they can be)
 /action NAME {"k": "v"}      the same with a JSON object
+/file PATH                   send the file's text as one message
+/binary PATH                 send the file's bytes as one binary message
 /ping [data]                 send a ping and show the round trip
 /close [code [reason]]       close the connection (default 1000)
 /pretty                      toggle pretty-printing of JSON frames (default: one frame a line)
 /raw                         toggle showing frames exactly as received
 /help                        this help
 /quit                        close with 1000 and exit (as do Ctrl-D and Ctrl-C)
-anything else                sent as one text frame (start it with // to send a leading /)
+anything else                sent as one text message (start it with // to send a leading /)
+A message over 32 KB goes in frames of at most 32 KB; over 128 KB it is refused, unsent (API Gateway's limits).
 Tab completes commands and, after /action, the API's route names; Up/Down browse the history."""
 
 # Slash commands, and whether each takes arguments (completion adds a space after those that do).
-COMMANDS = {"action": True, "ping": True, "close": True, "pretty": False, "raw": False, "help": False,
-            "quit": False}
+COMMANDS = {"action": True, "file": True, "binary": True, "ping": True, "close": True, "pretty": False,
+            "raw": False, "help": False, "quit": False}
 
 
 class CommandError(ValueError):
     pass
 
 
+class MessageTooBig(CommandError):
+    pass
+
+
+def message_bytes(message: str | bytes) -> int:
+    return len(message) if isinstance(message, bytes) else len(message.encode("utf-8", "surrogatepass"))
+
+
+def check_message(message: str | bytes, what: str = "message") -> str | bytes:
+    """A message API Gateway takes (128 KB at most), or MessageTooBig saying so, before anything is sent."""
+    size = message_bytes(message)
+    if size > MAX_MESSAGE_BYTES:
+        raise MessageTooBig(_too_big(what, size))
+    return message
+
+
+def _too_big(what: str, size: int) -> str:
+    return "%s is %d bytes, over API Gateway's %d KB (%d bytes) per message: not sent" % (
+        what, size, MAX_MESSAGE_BYTES // 1024, MAX_MESSAGE_BYTES)
+
+
+def fragments(message: str | bytes, size: int = MAX_FRAME_BYTES) -> list:
+    """One message as frames of at most `size` bytes, as API Gateway takes them (a single frame
+    over 32 KB closes the connection with 1009). Text is cut between characters: websockets
+    encodes each fragment on its own, so none may end inside a character's UTF-8 bytes."""
+    if isinstance(message, bytes):
+        return [message[i:i + size] for i in range(0, len(message), size)] or [b""]
+    data = message.encode("utf-8", "surrogatepass")
+    pieces, start = [], 0
+    while start < len(data):
+        end = min(start + size, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # a continuation byte: back to the character's start
+            end -= 1
+        pieces.append(data[start:end].decode("utf-8", "surrogatepass"))
+        start = end
+    return pieces or [""]
+
+
+def read_message_file(path: str, binary: bool) -> str | bytes:
+    """A file's content as one message: its bytes, or its text (UTF-8); CommandError says why not."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_MESSAGE_BYTES:  # say so without reading all of it
+                raise MessageTooBig(_too_big(path, size))
+            data = check_message(handle.read(MAX_MESSAGE_BYTES + 1), path)  # a pipe has no size to stat
+    except OSError as error:
+        raise CommandError("cannot read %s: %s" % (path, error.strerror)) from None
+    if binary:
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CommandError("%s is not UTF-8 text: send it as a binary message (--send-binary, /binary)"
+                           % path) from None
+
+
 @dataclass
 class Command:
-    kind: str  # send | ping | close | pretty | raw | help | quit
+    kind: str  # send | file | binary | ping | close | pretty | raw | help | quit
     data: str = ""
     code: int = 1000
     reason: str = ""
@@ -91,6 +153,10 @@ def parse_line(line: str) -> Command | None:
                     raise CommandError("%r is not key=value" % word)
                 frame[key] = _value(value)
         return Command("send", json.dumps(frame))
+    if name in ("file", "binary"):
+        if not rest:
+            raise CommandError("usage: /%s PATH" % name)
+        return Command(name, rest)
     if name == "ping":
         return Command("ping", rest)
     if name == "close":
@@ -148,6 +214,7 @@ class Session:
         self.received = 0
         self.exit_code = ExitStatus.OK
         self.user_closed = False
+        self.refused_input = False  # a line read from stdin was over the message limit (and not sent)
         self.done = asyncio.Event()
         self.stop = asyncio.Event()  # Ctrl-C (SIGINT) or the prompt's Ctrl-C/Ctrl-D: close with 1000
         self._main = None
@@ -170,7 +237,8 @@ class Session:
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or not POSIX
             pass
         try:
-            return await self._run()
+            code = await self._run()
+            return ExitStatus.USAGE if code == ExitStatus.OK and self.refused_input else code
         finally:
             for signum in signals:
                 try:
@@ -273,24 +341,33 @@ class Session:
         self.user_closed = True
         await connection.close(code, reason)
 
-    async def _send(self, connection, text: str) -> None:
-        await connection.send(text)
-        self.view.sent(text)
+    async def _send(self, connection, message: str | bytes) -> None:
+        """One message, in frames of at most 32 KB (its size is checked before: check_message)."""
+        frames = fragments(message)
+        await connection.send(frames[0] if len(frames) == 1 else frames)
+        self.view.sent(message)
 
     async def _write(self, connection) -> None:
-        for text in self.options.sends:
-            await self._send(connection, text)
+        for message in self.options.sends:
+            await self._send(connection, message)
         if self.options.interactive:
             await self._interactive(connection)
             return
         if self.options.read_stdin:
+            number = 0
             while True:
                 line = await _blocking(sys.stdin.readline)
                 if not line:
                     break
+                number += 1
                 line = line.rstrip("\r\n")
-                if line:
-                    await self._send(connection, line)
+                if not line:
+                    continue
+                try:
+                    await self._send(connection, check_message(line, "line %d" % number))
+                except MessageTooBig as error:
+                    self.view.error(str(error))
+                    self.refused_input = True
         await self._linger()
 
     async def _linger(self) -> None:
@@ -317,8 +394,18 @@ class Session:
                 continue
             if command is None:
                 continue
-            if command.kind == "send":
-                await self._send(connection, command.data)
+            if command.kind in ("send", "file", "binary"):
+                try:
+                    message = check_message(command.data) if command.kind == "send" else \
+                        read_message_file(command.data, binary=command.kind == "binary")
+                except CommandError as error:
+                    self.view.info(str(error))
+                    continue
+                await self._send(connection, message)
+                if command.kind != "send":
+                    self.view.info("sent %s: %d bytes%s in %d frame(s)" % (
+                        command.data, message_bytes(message), " (binary)" if command.kind == "binary" else "",
+                        len(fragments(message))))
             elif command.kind == "ping":
                 started = time.perf_counter()
                 waiter = await connection.ping(command.data or None)

@@ -14,15 +14,26 @@ from .errors import UsageError
 TAG_KEY = "wsctl:stack"
 DEFAULT_STACK = "app"
 DEFAULT_STAGE = "dev"
-_STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+MAX_STACK = 31  # the longest name keeps every resource name within its service's limit
+_STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,%d}$" % (MAX_STACK - 1))
 _STAGE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def check_stack(stack: str) -> str:
     if not _STACK_RE.match(stack or ""):
-        raise UsageError("stack name %r: use 1-31 lowercase letters, digits or '-', starting "
-                         "with a letter" % stack)
+        raise UsageError("stack name %r: use 1-%d lowercase letters, digits or '-', starting "
+                         "with a letter" % (stack, MAX_STACK))
     return stack
+
+
+def stack_for_stage(stack: str, stage: str) -> str:
+    """A stack name for deploying `stage` as a stack of its own: {stack}-{stage}, the stage in the
+    characters a stack name takes, the stack part cut so that the whole fits the 31-character limit."""
+    suffix = re.sub(r"[^a-z0-9]+", "-", stage.lower()).strip("-")[:15].strip("-") or "stage"
+    cut = MAX_STACK - 1 - len(suffix)
+    if stack[:cut].rstrip("-") + "-" + suffix == stack:  # a long stack named after the stage already
+        cut -= 1
+    return check_stack("%s-%s" % (stack[:cut].rstrip("-"), suffix))
 
 
 def check_stage(stage: str) -> str:
@@ -62,6 +73,16 @@ def local_api_id(stack: str) -> str:
 
 def signing_key_param(stack: str) -> str:
     return "/wsctl/%s/signing-key" % stack
+
+
+def stack_arns(partition: str, region: str, account: str, stack: str) -> dict:
+    """The ARNs of the stack's own resources (the role: the one wsctl makes)."""
+    at = {"partition": partition, "region": region, "account": account}
+    return {"role_arn": "arn:{partition}:iam::{account}:role/".format(**at) + role_name(stack, region),
+            "function_arn": "arn:{partition}:lambda:{region}:{account}:function:".format(**at) + function_name(stack),
+            "table_arn": "arn:{partition}:dynamodb:{region}:{account}:table/".format(**at) + table_name(stack),
+            "log_group_arn": "arn:{partition}:logs:{region}:{account}:log-group:".format(**at) + log_group(stack),
+            "parameter_arn": "arn:{partition}:ssm:{region}:{account}:parameter".format(**at) + signing_key_param(stack)}
 
 
 def tags(stack: str) -> dict:
@@ -110,10 +131,11 @@ def management_url(api_id: str, region: str, stage: str) -> str:
 
 
 def handler_environment(stack: str, auth: str, ttl_seconds: int, allow_client_broadcast: bool) -> dict:
-    """The handler's environment: the same for the deployed function and the local emulator."""
+    """The handler's environment: the same for the deployed function and the local emulator.
+    `auth` "switching" is deploy's while a stage changes mode (lambda_src/auth.py): it needs the key."""
     env = {"TABLE_NAME": table_name(stack), "STACK_NAME": stack,
            "AUTH_MODE": auth, "CONNECTION_TTL_SECONDS": str(ttl_seconds)}
-    if auth == "jwt":
+    if auth in ("jwt", "switching"):
         env["SIGNING_KEY_PARAM"] = signing_key_param(stack)  # the name, never the key
     if allow_client_broadcast:
         env["ALLOW_CLIENT_BROADCAST"] = "1"

@@ -410,6 +410,7 @@ def send_server_side(target, payload: bytes, segments: int, prune: bool = True, 
     function = target.function_name
     client = target.client("lambda", read_timeout=MAX_TIMEOUT_S + 10, connect_timeout=10, retries={"max_attempts": 1},
                            max_pool_connections=max(10, segments))
+    serverside.check_capacity(target, client, function, segments)
     payloads = serverside.events(payload, target.management_endpoint, segments, prune, room)
 
     def invoke(event: dict):

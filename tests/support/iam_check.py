@@ -80,6 +80,8 @@ def iam_requests(call: dict) -> list[tuple[str, str, dict]]:
     service, operation, params = call["service"], call["operation"], call["params"]
     if (service, operation) == ("sts", "GetCallerIdentity"):
         return []  # needs no permission
+    if (service, operation) == ("lambda", "GetAccountSettings"):
+        return [("lambda:GetAccountSettings", "*", {})]  # names no resource
     if service == "apigatewayv2":
         model = boto3.client("apigatewayv2", region_name=REGION).meta.service_model.operation_model(operation)
         path = model.http["requestUri"].split("?")[0]
@@ -88,11 +90,15 @@ def iam_requests(call: dict) -> list[tuple[str, str, dict]]:
             where = member.serialization.get("name", name) if member is not None else name
             path = path.replace("{%s}" % where, quote(str(value), safe=""))
         assert "{" not in path, (operation, path)
+        tags = params.get("Tags") or {}
+        context = {"aws:RequestTag/%s" % key: value for key, value in tags.items()}  # tag-on-create conditions
         requests = [("apigateway:" + model.http["method"], "arn:%s:apigateway:%s::%s" % (
-            PARTITION, REGION, path[len("/v2"):]), {})]
-        if params.get("Tags"):
+            PARTITION, REGION, path[len("/v2"):]), context)]
+        if tags:  # the resource being made: a new API has no id yet, a stage is named
+            made = "/apis/new" if operation == "CreateApi" else "/apis/%s/stages/%s" % (
+                params["ApiId"], params["StageName"])
             requests.append(("apigateway:POST", "arn:%s:apigateway:%s::/tags/%s" % (PARTITION, REGION, quote(
-                _arn("apigateway", "/apis/new", account=""), safe="")), {}))
+                _arn("apigateway", made, account=""), safe="")), context))
         return requests
     if service == "apigatewaymanagementapi":
         url = urlsplit(call["url"])
@@ -123,7 +129,10 @@ def iam_requests(call: dict) -> list[tuple[str, str, dict]]:
         resource = _parameter(params.get("Name") or params["ResourceId"])
     else:
         raise AssertionError("no IAM mapping for %s %s: add it here and to the policy" % (service, operation))
-    requests = [(action, resource, {})]
+    context = {}
+    if service == "iam" and params.get("PermissionsBoundary"):  # CreateRole, PutRolePermissionsBoundary
+        context["iam:PermissionsBoundary"] = params["PermissionsBoundary"]
+    requests = [(action, resource, context)]
     if service == "lambda" and operation == "GetFunction":
         requests.append(("lambda:ListTags", resource, {}))  # GetFunction returns tags only with ListTags
     if service == "lambda" and params.get("Role"):

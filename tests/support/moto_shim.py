@@ -1,7 +1,7 @@
 """Complete moto's API Gateway v2 double where wsctl relies on real AWS behaviour.
 
-moto 5.x does not implement CreateDeployment/GetDeployment(s), GetAuthorizers
-or GetRouteResponses, drops a stage's DeploymentId, and accepts duplicate route
+moto 5.x does not implement CreateDeployment/GetDeployment(s), GetAuthorizers,
+GetRouteResponses or UpdateStage, drops a stage's DeploymentId, and accepts duplicate route
 keys and stage names. The product calls the real APIs; this makes the double
 answer them as AWS does (and refuse what AWS refuses), instead of letting the
 product skip them. Import before the first apigatewayv2 call.
@@ -82,6 +82,20 @@ def get_route_responses(self):
     return 200, {}, json.dumps({"items": [r.to_json() for r in route.route_responses.values()]})
 
 
+def update_stage(self):
+    """UpdateStage (moto has none): the fields wsctl changes, DefaultRouteSettings merged as AWS does."""
+    from urllib.parse import unquote
+
+    stage = _api(self).get_stage(unquote(self.path.split("/")[5]))
+    body = json.loads(self.body or "{}")
+    stage.default_route_settings = {**(stage.default_route_settings or {}), **body.get("defaultRouteSettings", {})}
+    if body.get("deploymentId"):
+        stage.config["deploymentId"] = body["deploymentId"]
+    stage.updated = datetime.datetime.now()
+    return 200, {}, json.dumps(stage.to_json())
+
+
+_R.update_stage = update_stage
 _R.create_deployment = create_deployment
 _R.get_deployments = get_deployments
 _R.get_deployment = get_deployment
@@ -205,3 +219,25 @@ def _describe_stack_resources_by_physical_id(self):
 
 
 _cfn_responses.CloudFormationResponse.describe_stack_resources = _describe_stack_resources_by_physical_id
+
+# Lambda's GetAccountSettings (moto has none): the account's concurrency, and what no function has
+# reserved, from the quota moto's own PutFunctionConcurrency enforces (MOTO_LAMBDA_CONCURRENCY_QUOTA;
+# AWS's default of 1000 without it).
+import os  # noqa: E402
+
+from moto.awslambda import urls as _lambda_urls  # noqa: E402
+from moto.awslambda.responses import LambdaResponse as _Lambda  # noqa: E402
+
+
+def get_account_settings(self):
+    quota = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", 1000))
+    functions = self.backend.list_functions()
+    reserved = sum(int(f.reserved_concurrency or 0) for f in functions)
+    return 200, {}, json.dumps({
+        "AccountLimit": {"TotalCodeSize": 80530636800, "CodeSizeUnzipped": 262144000, "CodeSizeZipped": 52428800,
+                         "ConcurrentExecutions": quota, "UnreservedConcurrentExecutions": quota - reserved},
+        "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(functions)}})
+
+
+_Lambda.get_account_settings = get_account_settings
+_lambda_urls.url_paths.setdefault(r"{0}/(?P<api_version>[^/]+)/account-settings/?$", _Lambda.dispatch)

@@ -165,6 +165,9 @@ class JsonlView:
         self.emit("open", url=url, subprotocol=subprotocol)
 
     def sent(self, data):
+        if isinstance(data, bytes):
+            self.emit("sent", binary=True, data=data.hex())
+            return
         self.emit("sent", data=data)
 
     def received(self, data):
@@ -233,7 +236,23 @@ def _route_names(target):
     return names
 
 
+def _messages(texts: list[str], text_files: list[str], binary_files: list[str]) -> list:
+    """--send, --send-file and --send-binary, in that order, each a message API Gateway takes."""
+    from ..client import CommandError, check_message, read_message_file
+    from ..errors import UsageError
+
+    try:
+        return ([check_message(text, "--send message %d" % i) for i, text in enumerate(texts, 1)]
+                + [read_message_file(path, binary=False) for path in text_files]
+                + [read_message_file(path, binary=True) for path in binary_files])
+    except CommandError as error:
+        raise UsageError(str(error)) from None
+
+
 _HELP = """A live WebSocket client for debugging: interactive on a terminal, scriptable with --send/--wait/--count.
+
+Messages over 32 KB go in frames of at most 32 KB; a message over 128 KB is refused before anything is
+sent (API Gateway's limits).
 
 On a terminal: frames print above the prompt, one a line; Tab completes /commands and route names;
 history persists ($WSCTL_HOME/connect-history); Ctrl-C or Ctrl-D closes with 1000.
@@ -261,7 +280,11 @@ def connect(
                                         help="Send a ping every N seconds (off by default: API Gateway's idle timer "
                                              "counts only data frames, so pings do not keep a connection open)."),
     reconnect: bool = typer.Option(False, "--reconnect", help="Reconnect with exponential backoff when dropped."),
-    send: list[str] = typer.Option(None, "--send", "-s", help="Send this frame after the handshake (repeatable)."),
+    send: list[str] = typer.Option(None, "--send", "-s", help="Send this message after the handshake (repeatable)."),
+    send_file: list[str] = typer.Option(None, "--send-file", help="Then send this file's text as one message "
+                                                                  "(repeatable)."),
+    send_binary: list[str] = typer.Option(None, "--send-binary", help="Then send this file's bytes as one binary "
+                                                                      "message (repeatable)."),
     wait: float = typer.Option(None, "--wait", "-w", help="After the last send, keep receiving this many seconds."),
     count: int = typer.Option(None, "--count", "-n", min=1, help="Exit after receiving N frames."),
     raw: bool = typer.Option(False, "--raw", help="Print frames exactly as received."),
@@ -282,10 +305,11 @@ def connect(
         raise UsageError("give --token or --user, not both")
     if raw and pretty:
         raise UsageError("give --raw or --pretty, not both")
+    sends = _messages(send or [], send_file or [], send_binary or [])  # every one checked before connecting
     handshake = prepare(target, url, token=token, user=user, auth_header=auth_header, headers=header or [],
                         iam=iam, query=query or [])
     stdin_tty, stdout_tty = sys.stdin.isatty(), sys.stdout.isatty()
-    scripted = bool(send) or wait is not None or count is not None or not stdin_tty or options.output == "jsonl"
+    scripted = bool(sends) or wait is not None or count is not None or not stdin_tty or options.output == "jsonl"
     if options.output == "jsonl":
         view = JsonlView()
     elif not scripted and stdout_tty:
@@ -295,7 +319,7 @@ def connect(
         view = LineView(mode="raw" if raw else "pretty", color=stdout_tty)
     session = Session(Options(url=handshake.url, headers=handshake.headers, subprotocols=list(subprotocol or []),
                               origin=origin, connect_timeout=connect_timeout, ping_interval=ping_interval,
-                              reconnect=reconnect, sends=list(send or []), wait=wait, count=count, ssl=handshake.ssl,
+                              reconnect=reconnect, sends=sends, wait=wait, count=count, ssl=handshake.ssl,
                               interactive=not scripted and stdin_tty, read_stdin=not stdin_tty), view)
     interactive = isinstance(view, TerminalView)
     saved_tty = _tty_state() if interactive else None

@@ -11,9 +11,9 @@ from ..apispec import ApiSpec
 from ..aws import NotImplementedByEndpoint
 from ..errors import WsctlError
 from ..exitstatus import ExitStatus
-from . import bundle, remote
+from . import bundle, remote, stages
 from .model import Action, Call, Plan, Step
-from .plan import TOP_LEVEL, StackConfig, check_one_stage, make_plan, present_resources, top_level_names
+from .plan import TOP_LEVEL, StackConfig, make_plan, present_resources, top_level_names
 
 
 @dataclass
@@ -23,6 +23,10 @@ class DeployOptions:
     ttl_seconds: int = limits.DEFAULT_TTL_SECONDS
     log_retention_days: int = limits.DEFAULT_LOG_RETENTION_DAYS
     rotate_key: bool = False
+    role_arn: str | None = None
+    permissions_boundary: str | None = None
+    throttle: tuple = (float(limits.STAGE_RATE), limits.STAGE_BURST)
+    reserved_concurrency: int | None = None
 
 
 def stack_config(target, options: DeployOptions, code: bytes | None = None) -> StackConfig:
@@ -30,7 +34,9 @@ def stack_config(target, options: DeployOptions, code: bytes | None = None) -> S
                        code=code if code is not None else bundle.build(),
                        allow_client_broadcast=options.allow_client_broadcast,
                        ttl_seconds=options.ttl_seconds, log_retention_days=options.log_retention_days,
-                       rotate_key=options.rotate_key)
+                       rotate_key=options.rotate_key, role_arn=options.role_arn,
+                       permissions_boundary=options.permissions_boundary, throttle=options.throttle,
+                       reserved_concurrency=options.reserved_concurrency)
 
 
 def read_state(target, tolerant: bool = False) -> remote.RemoteState:
@@ -112,11 +118,20 @@ def apply_plan(target, plan: Plan, progress=None, notify=None) -> dict:
 
 
 # -- destroy ---------------------------------------------------------------------
-def plan_destroy(target, state: remote.RemoteState | None = None) -> Plan:
-    """Everything the stack owns, newest first; resources not tagged with the stack are left
-    alone. Reads tolerantly: what could not be read is in `warnings`, and the rest is planned."""
+def plan_destroy(target, state: remote.RemoteState | None = None, only_stage: bool = False) -> Plan:
+    """Everything the stack owns, newest first, with every stage of its API; resources not tagged
+    with the stack are left alone. Reads tolerantly: what could not be read is in `warnings`, and
+    the rest is planned. `only_stage`: the target's stage alone, the stack and its other stages kept."""
     state = state if state is not None else read_state(target, tolerant=True)
-    check_one_stage(target.stack, target.stage, state, "destroy")
+    stages.check_destroy(target.stack, target.stage, state.stages, only_stage)
+    warnings = ["could not read %s: %s" % (kind, why) for kind, why in state.unread]
+    if only_stage:
+        return Plan(steps=[Step("stage", target.stage, Action.DELETE, "this stage alone: the stack and its stages %s "
+                                "stay" % stages.listed(sorted(s for s in state.stages if s != target.stage)), Call(
+                                    "apigatewayv2", "delete_stage", {"ApiId": state.api["ApiId"],
+                                                                     "StageName": target.stage},
+                                    missing_ok=("NotFoundException",)))],
+                    context={}, warnings=warnings, present=[("stage", target.stage)], stages=state.stages)
     present = present_resources(target.stack, target.region_name, state)
     steps = []
     for kind, name in present:
@@ -144,8 +159,7 @@ def plan_destroy(target, state: remote.RemoteState | None = None) -> Plan:
                     missing_ok=("NoSuchEntity",))))
             steps.append(Step(kind, name, Action.DELETE, "", Call(
                 "iam", "delete_role", {"RoleName": name}, missing_ok=("NoSuchEntity",))))
-    warnings = ["could not read %s: %s" % (kind, why) for kind, why in state.unread]
-    return Plan(steps=steps, context={}, warnings=warnings, present=present)
+    return Plan(steps=steps, context={}, warnings=warnings, present=present, stages=state.stages)
 
 
 @dataclass
@@ -153,13 +167,14 @@ class DestroyReport:
     deleted: list = field(default_factory=list)  # steps done
     failed: list = field(default_factory=list)  # (step, why)
     left: list = field(default_factory=list)  # (kind, name, why) of what is (or may be) left
+    stages: list = field(default_factory=list)  # the stages the API has after the run
 
     @property
     def complete(self) -> bool:
         return not self.left
 
 
-def destroy(target, plan: Plan, progress=None, notify=None, clock=None) -> DestroyReport:
+def destroy(target, plan: Plan, progress=None, notify=None, clock=None, only_stage: bool = False) -> DestroyReport:
     """Delete what can be deleted (a failed step does not stop the others), then read again
     and name what is left: a resource still there, or one that could not be checked."""
     from .apply import apply_all
@@ -167,12 +182,18 @@ def destroy(target, plan: Plan, progress=None, notify=None, clock=None) -> Destr
     outcome = apply_all(plan, target.client, progress, notify, clock)
     after = read_state(target, tolerant=True)
     why_failed = {(step.resource, step.name): why for step, why in outcome.failed}
+    if only_stage:
+        left = [("stage", target.stage, why_failed.get(("stage", target.stage), "still there"))] \
+            if target.stage in after.stages else []
+        left += [("stage", target.stage, "could not be checked: " + why) for kind, why in after.unread
+                 if kind in ("WebSocket API", "stages")]
+        return DestroyReport(deleted=outcome.done, failed=outcome.failed, left=left, stages=after.stages)
     left = [(kind, name, why_failed.get((kind, name), "still there"))
             for kind, name in present_resources(target.stack, target.region_name, after)]
     names_by_kind = top_level_names(target.stack, target.region_name)
     left += [(kind, names_by_kind[kind], "could not be checked: " + why) for kind, why in after.unread
              if kind in TOP_LEVEL]
-    return DestroyReport(deleted=outcome.done, failed=outcome.failed, left=left)
+    return DestroyReport(deleted=outcome.done, failed=outcome.failed, left=left, stages=after.stages)
 
 
 def check_found(target, plan: Plan) -> None:
@@ -182,11 +203,13 @@ def check_found(target, plan: Plan) -> None:
                          % target.stack)
 
 
-def check_destroyed(target, report: DestroyReport) -> None:
+def check_destroyed(target, report: DestroyReport, only_stage: bool = False) -> None:
     """A destroy that left something (or could not check it) is an error naming each."""
     if report.left:
-        raise WsctlError("stack %s is not fully destroyed: left %s" % (target.stack, "; ".join(
-            "%s %s (%s)" % (kind, name, why) for kind, name, why in report.left)))
+        raise WsctlError("%s: left %s" % (
+            "stage %s of stack %s is not removed" % (target.stage, target.stack) if only_stage else
+            "stack %s is not fully destroyed" % target.stack,
+            "; ".join("%s %s (%s)" % (kind, name, why) for kind, name, why in report.left)))
 
 
 # -- status ----------------------------------------------------------------------
@@ -199,17 +222,27 @@ def status(target) -> dict:
     if connect_route is not None:
         auth = "jwt" if connect_route.get("AuthorizationType") == "CUSTOM" else connect_route.get(
             "AuthorizationType", "NONE").lower()
+    notes = stages.status_notes(target.stack, target.stage, state.stages)
+    if ((state.function or {}).get("Environment") or {}).get("Variables", {}).get("AUTH_MODE") == "switching":
+        auth = "switching"
+        notes.append("a switch of auth mode stopped part-way: the function admits connections with a token and "
+                     "without one; `wsctl deploy` with the --auth you chose finishes it")
 
     def shown(kind: str, value: str) -> str:
         return "unknown (could not be read: see below)" if state.unreadable(kind) else value
 
     other_stages = [s for s in state.stages if s != target.stage]
+    function_role = (state.function or {}).get("Role")
+    given_role = function_role if function_role and function_role.rsplit("/", 1)[-1] != names.role_name(
+        target.stack, target.region_name) else None
     stage_state = ("deployed" if state.deployment or (state.stage or {}).get("DeploymentId") else "no deployment") \
-        if state.stage else "missing" + (" (the stack serves %s)" % ", ".join(other_stages) if other_stages else "")
+        if state.stage else "missing" + (" (the stack serves %s)" % stages.listed(other_stages) if other_stages else "")
     api_present = state.api is not None
     resources = [
         ("WebSocket API", names.api_name(target.stack), shown("WebSocket API", "present" if api_present else "missing")),
         ("stage", target.stage, shown("stages", stage_state) if api_present else "missing"),
+        *[("other stage", name, _other_stage(target.stack, state.stage_details.get(name) or {}))
+          for name in other_stages],
         ("routes", "%d" % len(state.routes), shown("routes", ", ".join(sorted(r["RouteKey"] for r in state.routes))
                                                    or "none") if api_present else "none"),
         ("Lambda function", names.function_name(target.stack), shown("Lambda function",
@@ -217,8 +250,11 @@ def status(target) -> dict:
          if state.function else "missing")),
         ("DynamoDB table", names.table_name(target.stack), shown("DynamoDB table",
          state.table.get("TableStatus", "?") if state.table else "missing")),
-        ("IAM role", names.role_name(target.stack, target.region_name), shown("IAM role",
-                                                                               "present" if state.role else "missing")),
+        ("IAM role", names.role_name(target.stack, target.region_name), shown("IAM role", (
+            "present" if state.role else "missing") if given_role is None else (
+            "present, unused (the function runs with the role below)" if state.role else "not made"))),
+        *[("IAM role", given_role, "the function's, given with --role-arn (wsctl does not manage it)")
+          for _ in [given_role] if given_role],
         ("log group", names.log_group(target.stack), shown("log group", "present" if state.log_group else "missing")),
         ("SSM parameter", names.signing_key_param(target.stack), shown("SSM parameter",
          "present (SecureString)" if state.parameter else "missing")),
@@ -228,17 +264,22 @@ def status(target) -> dict:
     if api_present and state.unreadable("integrations"):
         resources.insert(3, ("integrations", "?", shown("integrations", "")))
     present = present_resources(target.stack, target.region_name, state)
-    complete = (state.stage is not None and state.function is not None and state.table is not None
-                and state.role is not None)
+    # A stack that serves another stage is complete for that one: not partial, but not this stage's.
+    complete = ((state.stage is not None or bool(other_stages)) and state.function is not None
+                and state.table is not None and (state.role is not None or given_role is not None))
+    serves = api_present and not (state.stage is None and other_stages)  # False: it serves another stage
     result = {"target": target.kind, "stack": target.stack, "stage": target.stage, "region": target.region_name,
               "deployed": api_present,
               "partial": bool(present) and not complete,
+              "servesStage": serves,
               "stages": state.stages,
+              "notes": notes,
               "auth": auth, "unsafe": auth is not None and auth != "jwt" and auth != "aws_iam",
+              "throttle": _throttle(state.stage), "reservedConcurrency": state.reserved_concurrency,
               "resources": [{"resource": r, "name": n, "state": s} for r, n, s in resources],
               "unread": ["%s: %s" % (kind, why) for kind, why in state.unread],
               "foreign": ["%s %s" % f for f in state.foreign]}
-    if api_present:
+    if serves:
         result.update(outputs(target, {"api_id": state.api["ApiId"]}))
     if state.table:
         try:
@@ -248,9 +289,23 @@ def status(target) -> dict:
     return result
 
 
+def _throttle(stage: dict | None) -> dict | None:
+    """The stage's default route throttling, or None (then only the account's rate applies)."""
+    settings = (stage or {}).get("DefaultRouteSettings") or {}
+    if settings.get("ThrottlingRateLimit") is None:
+        return None
+    return {"rate": settings["ThrottlingRateLimit"], "burst": settings.get("ThrottlingBurstLimit")}
+
+
+def _other_stage(stack: str, detail: dict) -> str:
+    made = "made by wsctl" if (detail.get("Tags") or {}).get(names.TAG_KEY) == stack else "not tagged as the stack's"
+    return "%s, %s" % ("deployed" if detail.get("DeploymentId") else "no deployment", made)
+
+
 def status_exit(document: dict) -> ExitStatus:
-    """`status` of a stack that is not deployed, or only in part, exits NOT_DEPLOYED."""
-    return ExitStatus.NOT_DEPLOYED if not document["deployed"] or document["partial"] else ExitStatus.OK
+    """`status` of a stack that is not deployed, only in part, or not for this stage exits NOT_DEPLOYED."""
+    return ExitStatus.NOT_DEPLOYED if not (document["deployed"] and document["servesStage"]) or document["partial"] \
+        else ExitStatus.OK
 
 
 __all__ = ["DeployOptions", "StackConfig", "Plan", "Step", "make_plan", "plan_deploy", "run_plan", "plan_destroy",

@@ -140,6 +140,11 @@ def _explain(call: Call, params: dict, error: Exception) -> str | None:
                 "time, and none for up to an hour after TTL was disabled); the rest of the stack is deployed: run "
                 "`wsctl deploy` again later" % (params["TableName"],
                                                 params["TimeToLiveSpecification"]["AttributeName"]))
+    if call.method == "put_function_concurrency" and aws.error_code(error) in ("InvalidParameterValueException",
+                                                                             "LimitExceededException"):
+        return ("function %s: Lambda would not reserve %d concurrent executions: it keeps at least 100 of the "
+                "account's concurrency in the region unreserved; reserve fewer, or ask AWS for a higher quota"
+                % (params["FunctionName"], params["ReservedConcurrentExecutions"]))
     return None
 
 

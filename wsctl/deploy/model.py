@@ -110,6 +110,7 @@ class Plan:
     context: dict  # ids and coordinates known before apply; apply adds the new ones
     warnings: list = field(default_factory=list)  # what the plan leaves undone, and why (one line each)
     present: list = field(default_factory=list)  # (kind, name) of the stack's resources that exist already
+    stages: list = field(default_factory=list)  # the stages the stack's API has (destroy removes them all)
 
     @property
     def empty(self) -> bool:

@@ -18,21 +18,15 @@ from lambda_src import keys
 from .. import limits, names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
-from . import bundle
+from . import bundle, options, stages
 from .model import Action, Call, Fmt, NewKeyset, Plan, Ref, Retry, RotatedKeyset, Step, known, resolve
 from .remote import RemoteState
+from .role import plan_role, role_warnings
 
 __all__ = ["StackConfig", "Plan", "Step", "Call", "Action", "Ref", "Fmt", "make_plan", "resolve", "known"]
 
 ROUTES_SID = "wsctl-routes"
 AUTHORIZER_SID = "wsctl-authorizer"
-HANDLER_ACTIONS = {  # exactly what the handler calls, and nothing else
-    "dynamodb": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query",
-                 "dynamodb:Scan", "dynamodb:BatchWriteItem"],
-    "execute-api": ["execute-api:ManageConnections"],
-    "ssm": ["ssm:GetParameter"],
-    "logs": ["logs:CreateLogStream", "logs:PutLogEvents"],
-}
 
 
 @dataclass(frozen=True)
@@ -48,6 +42,10 @@ class StackConfig:
     memory_mb: int = limits.HANDLER_MEMORY_MB
     timeout_s: int = limits.HANDLER_TIMEOUT_S
     rotate_key: bool = False
+    role_arn: str | None = None  # --role-arn: the user's role, which wsctl neither creates nor changes
+    permissions_boundary: str | None = None  # set on the role wsctl creates
+    throttle: tuple = (float(limits.STAGE_RATE), limits.STAGE_BURST)  # the stage's default route throttling
+    reserved_concurrency: int | None = None  # None: as it is; options.UNRESERVED: no reservation
 
     @property
     def auth(self) -> str:
@@ -62,12 +60,9 @@ def _tag_list(tags: dict) -> list:
 def base_context(config: StackConfig, remote: RemoteState) -> dict:
     """Coordinates and the ids of what exists already; apply adds the ids of what it creates."""
     ctx = {"partition": remote.partition, "region": config.region, "account": remote.account,
-           "stack": config.stack, "stage": config.stage}
-    ctx["role_arn"] = "arn:{partition}:iam::{account}:role/".format(**ctx) + names.role_name(config.stack, config.region)
-    ctx["function_arn"] = "arn:{partition}:lambda:{region}:{account}:function:".format(**ctx) + names.function_name(config.stack)
-    ctx["table_arn"] = "arn:{partition}:dynamodb:{region}:{account}:table/".format(**ctx) + names.table_name(config.stack)
-    ctx["log_group_arn"] = "arn:{partition}:logs:{region}:{account}:log-group:".format(**ctx) + names.log_group(config.stack)
-    ctx["parameter_arn"] = "arn:{partition}:ssm:{region}:{account}:parameter".format(**ctx) + names.signing_key_param(config.stack)
+           "stack": config.stack, "stage": config.stage,
+           **names.stack_arns(remote.partition, config.region, remote.account, config.stack)}
+    ctx["role_arn"] = config.role_arn or ctx["role_arn"]
     ctx["integration_uri"] = ("arn:{partition}:apigateway:{region}:lambda:path/2015-03-31/functions/"
                               "{function_arn}/invocations").format(**ctx)
     if remote.api:
@@ -95,36 +90,27 @@ def _our_authorizer(config: StackConfig, remote: RemoteState) -> dict | None:
     return next((a for a in remote.authorizers if a.get("Name") == authorizer_name(config.stack)), None)
 
 
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                   "Action": "sts:AssumeRole"}],
-}
-
-
-def role_policy(config: StackConfig) -> dict:
-    """Least privilege: this table and its index, this stage's @connections (POST, the only
-    method the handler uses), this stack's key parameter, this function's log group."""
-    statements = [
-        {"Sid": "Registry", "Effect": "Allow", "Action": HANDLER_ACTIONS["dynamodb"],
-         "Resource": [Fmt("{table_arn}"), Fmt("{table_arn}/index/GSI1")]},
-        {"Sid": "Connections", "Effect": "Allow", "Action": HANDLER_ACTIONS["execute-api"],
-         "Resource": [Fmt("arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}/POST/@connections/*")]},
-        {"Sid": "Logs", "Effect": "Allow", "Action": HANDLER_ACTIONS["logs"],
-         "Resource": [Fmt("{log_group_arn}:*")]},
-    ]
-    if config.auth == "jwt":
-        statements.insert(2, {"Sid": "SigningKey", "Effect": "Allow", "Action": HANDLER_ACTIONS["ssm"],
-                              "Resource": [Fmt("{parameter_arn}")]})
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def function_settings(config: StackConfig) -> dict:
+def function_settings(config: StackConfig, auth: str | None = None) -> dict:
+    """The function's configuration; `auth` "switching" for the step that opens an auth switch."""
     return {"Runtime": limits.HANDLER_RUNTIME, "Handler": limits.HANDLER, "Role": Fmt("{role_arn}"),
             "MemorySize": config.memory_mb, "Timeout": config.timeout_s,
             "Description": "wsctl stack %s: WebSocket handler" % config.stack,
-            "Environment": {"Variables": names.handler_environment(config.stack, config.auth, config.ttl_seconds,
-                                                                  config.allow_client_broadcast)}}
+            "Environment": {"Variables": names.handler_environment(config.stack, auth or config.auth,
+                                                                  config.ttl_seconds, config.allow_client_broadcast)}}
+
+
+def switching_auth(config: StackConfig, remote: RemoteState) -> bool:
+    """Does this deploy change the auth mode of a stage in service? Then the function admits both
+    kinds of $connect (AUTH_MODE=switching) from before the stage changes until after it has: the
+    stage changes before the function's final environment when auth is removed, after the key,
+    its grant and the authorizer are in place when auth is added, and no connection either mode
+    would admit is refused meanwhile. A switch that stopped part-way is resumed the same way."""
+    if remote.function is None or remote.stage is None:
+        return False  # no stage serves connections yet: nothing to keep admitting
+    env = (remote.function.get("Environment") or {}).get("Variables", {})
+    connect = next((r for r in remote.routes if r.get("RouteKey") == "$connect"), None)
+    stage_auth = None if connect is None else "jwt" if connect.get("AuthorizationType") == "CUSTOM" else "none"
+    return env.get("AUTH_MODE") != config.auth or stage_auth not in (None, config.auth)
 
 
 def api_fingerprint(config: StackConfig) -> str:
@@ -135,19 +121,6 @@ def api_fingerprint(config: StackConfig) -> str:
     return "wsctl " + hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _normalise(document) -> str:
-    def norm(value):
-        if isinstance(value, dict):
-            return {k: norm(v) for k, v in value.items()}
-        if isinstance(value, list):
-            items = [norm(v) for v in value]
-            return items[0] if len(items) == 1 and not isinstance(items[0], dict) else items
-        return value
-    if isinstance(document, str):
-        document = json.loads(document)
-    return json.dumps(norm(document), sort_keys=True)
-
-
 # -- the plan -------------------------------------------------------------------
 def make_plan(config: StackConfig, remote: RemoteState) -> Plan:
     if remote.foreign:
@@ -155,20 +128,27 @@ def make_plan(config: StackConfig, remote: RemoteState) -> Plan:
         raise WsctlError("%s %s exists but does not belong to stack %r (no %s=%s tag): choose another "
                          "--stack, or delete or tag it yourself" % (kind, name, config.stack, names.TAG_KEY,
                                                                    config.stack))
-    check_one_stage(config.stack, config.stage, remote, "deploy")
+    stages.check_deploy(config.stack, config.stage, remote.stages)
     ctx = base_context(config, remote)
     tags = names.tags(config.stack)
+    switching = switching_auth(config, remote)
     api = plan_api(config, remote)
     routes = plan_integration(config, remote, ctx) + plan_authorizer(config, remote, ctx) + \
         plan_routes(config, remote, ctx)
-    steps = (api + plan_role(config, remote, ctx, tags) + plan_table(config, remote, tags)
+    role, grant = plan_role(config, remote, ctx, tags)
+    function, after_stage = plan_function(config, remote, ctx, tags, switching)
+    if switching and config.auth == "none":
+        after_stage += grant  # the authorizer reads the key until the stage stops calling it
+    else:
+        role += grant
+    steps = (api + role + plan_table(config, remote, tags)
              + plan_log_group(config, remote, tags) + plan_parameter(config, remote, tags)
-             + plan_function(config, remote, ctx, tags) + routes
+             + function + plan_concurrency(config, remote) + routes
              + plan_permissions(config, remote, ctx)
              + plan_stage(config, remote, tags, api_changed=bool(api or routes))
-             + plan_retirements(config, remote))
+             + after_stage + plan_retirements(config, remote))
     ttl_steps, warnings = plan_ttl(config, remote)
-    return Plan(steps=steps + ttl_steps, context=ctx, warnings=warnings,
+    return Plan(steps=steps + ttl_steps, context=ctx, warnings=role_warnings(config, remote, ctx) + warnings,
                 present=present_resources(config.stack, config.region, remote))
 
 
@@ -194,20 +174,6 @@ def present_resources(stack: str, region: str, remote: RemoteState) -> list:
             if exists[kind] and name not in foreign]
 
 
-def check_one_stage(stack: str, stage: str, remote: RemoteState, command: str) -> None:
-    """One stack serves one stage: its table, function, role and signing key are the stage's.
-    A second stage would share them (and relays between stages would fail), so it is refused."""
-    others = sorted(s for s in remote.stages if s != stage)
-    if not others:
-        return
-    if command == "deploy":
-        raise WsctlError("stack %s already serves stage %s, and one stack serves one stage: deploy stage %s as "
-                         "another stack, e.g. `wsctl deploy --stack %s-%s --stage %s`"
-                         % (stack, ", ".join(others), stage, stack, stage.lower().replace("_", "-"), stage))
-    raise WsctlError("stack %s serves stage %s, not %s: run `wsctl %s --stage %s`"
-                     % (stack, ", ".join(others), stage, command, others[0]))
-
-
 def plan_api(config, remote) -> list[Step]:
     name = names.api_name(config.stack)
     rse = config.spec.route_selection_expression
@@ -219,27 +185,6 @@ def plan_api(config, remote) -> list[Step]:
         return [Step("WebSocket API", name, Action.UPDATE, "route selection -> %s" % rse, Call(
             "apigatewayv2", "update_api", {"ApiId": Ref("api_id"), "RouteSelectionExpression": rse}))]
     return []
-
-
-def plan_role(config, remote, ctx, tags) -> list[Step]:
-    name = names.role_name(config.stack, config.region)
-    policy = role_policy(config)
-    steps = []
-    if remote.role is None:
-        steps.append(Step("IAM role", name, Action.CREATE, "assumed by lambda.amazonaws.com", Call(
-            "iam", "create_role", {"RoleName": name, "AssumeRolePolicyDocument": json.dumps(TRUST_POLICY),
-                                   "Tags": _tag_list(tags),
-                                   "Description": "wsctl stack %s: the handler's role" % config.stack})))
-    elif _normalise(remote.role.get("AssumeRolePolicyDocument", {})) != _normalise(TRUST_POLICY):
-        steps.append(Step("IAM role", name, Action.UPDATE, "trust policy", Call(
-            "iam", "update_assume_role_policy", {"RoleName": name, "PolicyDocument": json.dumps(TRUST_POLICY)})))
-    if remote.role_policy is None or not known(policy, ctx) or \
-            _normalise(remote.role_policy) != _normalise(resolve(policy, ctx)):
-        steps.append(Step("IAM policy", name, Action.CREATE if remote.role_policy is None else Action.UPDATE,
-                          "least privilege: table, @connections POST on stage %s, key, logs" % config.stage, Call(
-                              "iam", "put_role_policy", {"RoleName": name, "PolicyName": name,
-                                                         "PolicyDocument": policy})))
-    return steps
 
 
 def plan_table(config, remote, tags) -> list[Step]:
@@ -281,20 +226,6 @@ def plan_ttl(config, remote) -> tuple[list[Step], list[str]]:
             "Enabled": True, "AttributeName": attribute}}))], []
 
 
-# The retention periods CloudWatch Logs accepts (PutRetentionPolicy's retentionInDays), in days.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653)
-
-
-def check_log_retention(days: int) -> int:
-    """`deploy --log-retention-days`: one of the periods CloudWatch accepts, refused before any call."""
-    from ..errors import UsageError
-
-    if days not in LOG_RETENTION_DAYS:
-        raise UsageError("--log-retention-days must be one CloudWatch accepts: %s, ..."
-                         % ", ".join(str(d) for d in LOG_RETENTION_DAYS[:8]))
-    return days
-
-
 def plan_log_group(config, remote, tags) -> list[Step]:
     name = names.log_group(config.stack)
     days = config.log_retention_days
@@ -328,7 +259,9 @@ def plan_parameter(config, remote, tags) -> list[Step]:
     return []
 
 
-def plan_function(config, remote, ctx, tags) -> list[Step]:
+def plan_function(config, remote, ctx, tags, switching: bool = False) -> tuple[list[Step], list[Step]]:
+    """(steps before the routes, steps once the stage has changed): an auth switch opens with the
+    environment that admits both modes and ends, after the stage, with the new mode's."""
     name = names.function_name(config.stack)
     settings = function_settings(config)
     sha = bundle.sha256_b64(config.code)
@@ -337,7 +270,7 @@ def plan_function(config, remote, ctx, tags) -> list[Step]:
         return [Step("Lambda function", name, Action.CREATE, detail, Call(
             "lambda", "create_function", dict(settings, FunctionName=name, Code={"ZipFile": config.code},
                                               Architectures=[limits.HANDLER_ARCHITECTURE], Tags=tags),
-            retry=(Retry.ROLE_PROPAGATION,), wait_after="function_active_v2"))]
+            retry=(Retry.ROLE_PROPAGATION,), wait_after="function_active_v2"))], []
     steps = []
     if remote.function.get("CodeSha256") != sha:
         steps.append(Step("Lambda code", name, Action.UPDATE, "code %s -> %s" % (
@@ -345,16 +278,28 @@ def plan_function(config, remote, ctx, tags) -> list[Step]:
                 "lambda", "update_function_code", {"FunctionName": name, "ZipFile": config.code},
                 wait_before="function_updated_v2", wait_after="function_updated_v2",
                 retry=(Retry.LAMBDA_IN_PROGRESS,))))
+    have = dict(remote.function, Environment={"Variables": (remote.function.get("Environment") or {}).get(
+        "Variables", {})})
+    if not switching:
+        return steps + _configure(name, settings, have, ctx, ""), []
+    opening = function_settings(config, auth="switching")
+    steps += _configure(name, opening, have, ctx, " (AUTH_MODE switching: $connect admitted with or without the "
+                                                  "authorizer while the stage changes)")
+    final = _configure(name, settings, resolve(opening, ctx), ctx, " (AUTH_MODE %s, now that the stage has "
+                                                                   "changed)" % config.auth)
+    return steps, final
+
+
+def _configure(name: str, settings: dict, have: dict, ctx: dict, why: str) -> list[Step]:
+    """The configuration update that takes the function from `have` to `settings`, if they differ."""
     wanted = resolve(settings, ctx)
-    have = {key: remote.function.get(key) for key in wanted}
-    have["Environment"] = {"Variables": (remote.function.get("Environment") or {}).get("Variables", {})}
-    changed = sorted(key for key in wanted if have[key] != wanted[key])
-    if changed:
-        steps.append(Step("Lambda configuration", name, Action.UPDATE, ", ".join(changed), Call(
-            "lambda", "update_function_configuration", dict(settings, FunctionName=name),
-            wait_before="function_updated_v2", wait_after="function_updated_v2",
-            retry=(Retry.LAMBDA_IN_PROGRESS, Retry.ROLE_PROPAGATION))))
-    return steps
+    changed = sorted(key for key in wanted if have.get(key) != wanted[key])
+    if not changed:
+        return []
+    return [Step("Lambda configuration", name, Action.UPDATE, ", ".join(changed) + why, Call(
+        "lambda", "update_function_configuration", dict(settings, FunctionName=name),
+        wait_before="function_updated_v2", wait_after="function_updated_v2",
+        retry=(Retry.LAMBDA_IN_PROGRESS, Retry.ROLE_PROPAGATION)))]
 
 
 def plan_integration(config, remote, ctx) -> list[Step]:
@@ -463,20 +408,47 @@ def _route_detail(route, wanted) -> str:
 def plan_stage(config, remote, tags, api_changed: bool) -> list[Step]:
     fingerprint = api_fingerprint(config)
     deployed = (remote.deployment or {}).get("Description")
+    rate, burst = config.throttle
+    throttle = {"ThrottlingRateLimit": float(rate), "ThrottlingBurstLimit": int(burst)}
     if remote.stage is None:
         return [Step("deployment", config.stage, Action.DEPLOY, fingerprint, Call(
                     "apigatewayv2", "create_deployment", {"ApiId": Ref("api_id"), "Description": fingerprint},
                     outputs=(("deployment_id", "DeploymentId"),))),
-                Step("stage", config.stage, Action.CREATE, "serving the new deployment", Call(
-                    "apigatewayv2", "create_stage", {"ApiId": Ref("api_id"), "StageName": config.stage,
-                                                     "DeploymentId": Ref("deployment_id"), "Tags": tags}))]
+                Step("stage", config.stage, Action.CREATE, "serving the new deployment, %s" % _throttled(rate, burst),
+                     Call("apigatewayv2", "create_stage", {"ApiId": Ref("api_id"), "StageName": config.stage,
+                                                           "DeploymentId": Ref("deployment_id"), "Tags": tags,
+                                                           "DefaultRouteSettings": throttle}))]
+    steps = []
     if api_changed or deployed != fingerprint:
-        return [Step("deployment", config.stage, Action.DEPLOY, "routes changed" if api_changed else
-                     "stage serves an older deployment", Call(
-                         "apigatewayv2", "create_deployment", {"ApiId": Ref("api_id"), "Description": fingerprint,
-                                                               "StageName": config.stage},
-                         outputs=(("deployment_id", "DeploymentId"),)))]
-    return []
+        steps.append(Step("deployment", config.stage, Action.DEPLOY, "routes changed" if api_changed else
+                          "stage serves an older deployment", Call(
+                              "apigatewayv2", "create_deployment", {"ApiId": Ref("api_id"), "Description": fingerprint,
+                                                                    "StageName": config.stage},
+                              outputs=(("deployment_id", "DeploymentId"),))))
+    have = remote.stage.get("DefaultRouteSettings") or {}
+    if any(have.get(key) != value for key, value in throttle.items()):
+        steps.append(Step("stage", config.stage, Action.UPDATE, _throttled(rate, burst), Call(
+            "apigatewayv2", "update_stage", {"ApiId": Ref("api_id"), "StageName": config.stage,
+                                             "DefaultRouteSettings": throttle})))
+    return steps
+
+
+def _throttled(rate: float, burst: int) -> str:
+    return "throttled at %g requests/s, burst %d" % (rate, burst)
+
+
+def plan_concurrency(config, remote) -> list[Step]:
+    """The function's reserved concurrency: headroom for --server-side segments beside $connect and
+    messages, and a cap on them all. Left as it is unless --reserved-concurrency says."""
+    name = names.function_name(config.stack)
+    wanted, have = config.reserved_concurrency, remote.reserved_concurrency
+    if wanted is None or wanted == (have or options.UNRESERVED):
+        return []
+    if wanted == options.UNRESERVED:
+        return [Step("Lambda concurrency", name, Action.UPDATE, "no reservation (the account's unreserved pool)",
+                     Call("lambda", "delete_function_concurrency", {"FunctionName": name}))]
+    return [Step("Lambda concurrency", name, Action.UPDATE, "reserve %d concurrent executions" % wanted, Call(
+        "lambda", "put_function_concurrency", {"FunctionName": name, "ReservedConcurrentExecutions": wanted}))]
 
 
 def plan_permissions(config, remote, ctx) -> list[Step]:

@@ -25,6 +25,7 @@ class RemoteState:
     routes: list = field(default_factory=list)
     route_responses: dict = field(default_factory=dict)  # route id -> [route responses]
     stages: list = field(default_factory=list)  # the API's stage names
+    stage_details: dict = field(default_factory=dict)  # stage name -> its GetStages item (deployment, tags)
     stage: dict | None = None
     deployment: dict | None = None
     role: dict | None = None
@@ -36,6 +37,7 @@ class RemoteState:
     log_group_tags: dict = field(default_factory=dict)
     parameter: dict | None = None
     function: dict | None = None  # get_function's Configuration, plus "Tags"
+    reserved_concurrency: int | None = None  # the function's, if it has a reservation
     permissions: dict = field(default_factory=dict)  # statement id -> statement
     foreign: list = field(default_factory=list)  # (kind, name) taken by something not ours
     unread: list = field(default_factory=list)  # (kind, why) of what could not be read (tolerant reads)
@@ -152,6 +154,7 @@ def _read_function(state: RemoteState, lam, stack: str) -> None:
             raise
         return
     state.function = dict(answer["Configuration"], Tags=answer.get("Tags", {}))
+    state.reserved_concurrency = (answer.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
     if state.function["Tags"].get(names.TAG_KEY) != stack:
         state.foreign.append(("Lambda function", function))
     try:
@@ -188,7 +191,8 @@ def _read_api(state: RemoteState, apigw, stack: str, stage: str, section=None) -
                     apigw.get_route_responses, ApiId=api_id, RouteId=route["RouteId"])
 
     def stages(state):
-        state.stages = [s["StageName"] for s in _items(apigw.get_stages, ApiId=api_id)]
+        state.stage_details = {s["StageName"]: s for s in _items(apigw.get_stages, ApiId=api_id)}
+        state.stages = sorted(state.stage_details)
         if stage not in state.stages:
             return
         try:

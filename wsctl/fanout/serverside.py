@@ -44,6 +44,33 @@ def check_segments(segments: int) -> int:
     return segments
 
 
+def check_capacity(target, client, function: str, segments: int) -> None:
+    """Refuse a fan-out whose segments the function cannot all run at once: Lambda would throttle
+    the rest (429), while $connect, messages and the authorizer run in the same function. What it
+    can run at once is its reserved concurrency, or else the account's unreserved concurrency in
+    the region. The local emulator queues invocations instead (nothing to foresee), and an
+    endpoint that cannot say or a missing permission leaves the run to go ahead."""
+    if target.kind != "aws":
+        return
+    try:
+        reserved = (client.get_function(FunctionName=function).get("Concurrency") or {}).get(
+            "ReservedConcurrentExecutions")
+        if reserved is not None:
+            limit, what = reserved, "its reserved concurrency is %d" % reserved
+        else:
+            limit = client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"]
+            what = "the account's unreserved concurrency in this region is %d" % limit
+    except Exception:  # noqa: BLE001 - advisory: no answer means no refusal
+        return
+    if segments <= limit:
+        return
+    fix = "use --segments %d or fewer, or " % limit if limit else ""
+    fix += "deploy with a larger --reserved-concurrency" if reserved is not None else \
+        "ask AWS for a higher concurrency quota"
+    raise UsageError("%d segment(s) are more than function %s can run at once (%s, shared with $connect and "
+                     "messages): %s" % (segments, function, what, fix))
+
+
 def events(payload: bytes, endpoint: str, segments: int, prune: bool, room: str | None = None) -> list[dict]:
     """The Invoke payloads, one per segment (a room is one query: one copy)."""
     base = {"wsctl": KIND, "version": VERSION, "data": base64.b64encode(payload).decode(), "endpoint": endpoint,
@@ -123,4 +150,4 @@ def _invoke_error(error: Exception, function: str) -> str:
     return "%s: %s" % (code or type(error).__name__, response.get("Error", {}).get("Message") or error)
 
 
-__all__ = ["run", "events", "check_segments", "ServerReport", "Segment", "DELIVERED", "GONE"]
+__all__ = ["run", "events", "check_segments", "check_capacity", "ServerReport", "Segment", "DELIVERED", "GONE"]
