@@ -20,23 +20,6 @@ def access_line(line: str) -> bool:
         and not str(entry["outcome"]).startswith("exception:")
 
 
-def _sink(quiet: bool, bundled: bool = False, terminal: bool = False):
-    """Each function's log line, prefixed with the function's name. -q prints nothing per event:
-    it drops the per-invocation START/END/REPORT lines (and the bundled handler's access line),
-    but never what a function itself prints. In a terminal, a record the runtime joined with
-    carriage returns (a traceback, a multi-line message: one CloudWatch event) prints one line per
-    part, as CloudWatch's console shows it; elsewhere (a pipe, a file) it stays Lambda's record."""
-    def sink(function: str, line: str, invocation) -> None:
-        if quiet and (line.startswith(("START RequestId:", "END RequestId:", "REPORT RequestId:"))
-                      or (bundled and access_line(line))):
-            return
-        parts = line.split("\r") if terminal else (line,)
-        sys.stdout.write("".join("[%s] %s\n" % (function, part) for part in parts))
-        sys.stdout.flush()
-    return sink
-
-
-
 def sink(quiet: bool, bundled: bool = False, terminal: bool = False):
     """Each function's log line, prefixed with the function's name. -q prints nothing per event:
     it drops the per-invocation START/END/REPORT lines (and the bundled handler's access line),

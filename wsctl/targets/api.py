@@ -141,34 +141,14 @@ class ApiTarget(Target):
 
     @cached_property
     def _functions(self) -> list[str]:
-        """The Lambda functions behind the API's routes (their integrations' URIs)."""
-        found = []
-        items = self.client("apigatewayv2").get_integrations(ApiId=self.api_id).get("Items", [])
-        for item in items:
-            uri = item.get("IntegrationUri") or ""
-            if ":lambda:path/" in uri and "/functions/" in uri:
-                arn = uri.split("/functions/", 1)[1].split("/invocations", 1)[0]
-                if arn not in found:
-                    found.append(arn)
-        return found
+        return apis.integration_functions(self.client("apigatewayv2"), self.api_id)
 
     def functions(self) -> list[str]:
+        """The Lambda functions behind the API's routes."""
         return self._functions
 
     def cloudformation_stack(self, functions: list[str]) -> str | None:
-        """The CloudFormation stack that made the API (or, where that cannot be read, its functions)."""
-        tagged = (self.api.get("Tags") or {}).get(apis.CFN_STACK_TAG)
-        if tagged:
-            return tagged
-        cfn = self.client("cloudformation")
-        for physical in [self.api_id] + [f.rsplit(":", 1)[-1] for f in functions]:
-            try:
-                resources = cfn.describe_stack_resources(PhysicalResourceId=physical).get("StackResources", [])
-            except Exception:  # noqa: BLE001 - not in a stack, or not allowed to ask
-                continue
-            if resources:
-                return resources[0]["StackName"]
-        return None
+        return apis.stack_that_made(self.client("cloudformation"), self.api, functions)
 
     def stack_tables(self, stack: str) -> list[str]:
         tables = []

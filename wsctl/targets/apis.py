@@ -53,6 +53,34 @@ def find_api(apigw, stack: str) -> dict | None:
     return None
 
 
+def integration_functions(apigw, api_id: str) -> list[str]:
+    """The Lambda functions behind the API's routes (their integrations' URIs), as ARNs."""
+    found = []
+    for item in apigw.get_integrations(ApiId=api_id).get("Items", []):
+        uri = item.get("IntegrationUri") or ""
+        if ":lambda:path/" in uri and "/functions/" in uri:
+            arn = uri.split("/functions/", 1)[1].split("/invocations", 1)[0]
+            if arn not in found:
+                found.append(arn)
+    return found
+
+
+def stack_that_made(cfn, api: dict, functions: list[str]) -> str | None:
+    """The CloudFormation stack that made the API: its tag, else DescribeStackResources by the API's
+    physical id, else by its functions' (where the API itself cannot be asked: CloudFormation doubles)."""
+    tagged = (api.get("Tags") or {}).get(CFN_STACK_TAG)
+    if tagged:
+        return tagged
+    for physical in [api["ApiId"]] + [f.rsplit(":", 1)[-1] for f in functions]:
+        try:
+            resources = cfn.describe_stack_resources(PhysicalResourceId=physical).get("StackResources", [])
+        except Exception:  # noqa: BLE001 - not in a stack, or not allowed to ask
+            continue
+        if resources:
+            return resources[0]["StackName"]
+    return None
+
+
 def websocket_apis(apigw) -> list[dict]:
     return [api for page in apigw.get_paginator("get_apis").paginate() for api in page.get("Items", ())
             if api.get("ProtocolType") == "WEBSOCKET"]

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from .. import aws, names
 from . import apis, saved
 
-_FUNCTION = "/functions/"
 
 
 def made_by(api: dict, stack: str | None) -> str:
@@ -27,7 +26,11 @@ def websocket_apis(target) -> list[dict]:
 
     def row(api: dict) -> dict:
         stages = apis.stage_names(apigw, api["ApiId"])
-        stack = (api.get("Tags") or {}).get(apis.CFN_STACK_TAG) or _stack_of(target, api["ApiId"])
+        try:
+            functions = apis.integration_functions(apigw, api["ApiId"])
+        except Exception:  # noqa: BLE001 - the API alone may still tell
+            functions = []
+        stack = apis.stack_that_made(target.client("cloudformation"), api, functions)
         return {"apiId": api["ApiId"], "name": api.get("Name"),
                 "stages": [{"stage": s, "url": names.ws_url(api["ApiId"], region, s)} for s in stages],
                 "wsctlStack": (api.get("Tags") or {}).get(names.TAG_KEY), "cloudFormationStack": stack,
@@ -36,28 +39,6 @@ def websocket_apis(target) -> list[dict]:
     found = apis.websocket_apis(apigw)
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(found)))) as pool:
         return sorted(pool.map(row, found), key=lambda r: (r["name"] or "", r["apiId"]))
-
-
-def _stack_of(target, api_id: str) -> str | None:
-    """The stack of the API, or of the functions behind its routes (where the API itself cannot be
-    asked about: some tools' stacks, and CloudFormation doubles)."""
-    cfn = target.client("cloudformation")
-    physical = [api_id]
-    try:
-        for item in target.client("apigatewayv2").get_integrations(ApiId=api_id).get("Items", []):
-            uri = item.get("IntegrationUri") or ""
-            if _FUNCTION in uri:
-                physical.append(uri.split(_FUNCTION, 1)[1].split("/invocations", 1)[0].rsplit(":", 1)[-1])
-    except Exception:  # noqa: BLE001 - the API alone may still tell
-        pass
-    for name in physical:
-        try:
-            resources = cfn.describe_stack_resources(PhysicalResourceId=name).get("StackResources", [])
-        except Exception:  # noqa: BLE001 - not in a stack, or not allowed to ask
-            continue
-        if resources:
-            return resources[0]["StackName"]
-    return None
 
 
 def api_status(target) -> dict:

@@ -77,14 +77,22 @@ class FunctionPool:
         logged as Lambda logs one, and the first invocation meets it as it would have."""
         if self.environments:
             return
+        try:
+            environment = await self._cold_start()
+        except errors.FunctionError:
+            return
+        environment.init_reported = True  # as with provisioned concurrency: no invocation paid for its init
+        self.release(environment)
+
+    async def _cold_start(self) -> Environment:
+        """A new environment, initialised; its init failure retires it and is raised."""
         environment = await self._start_environment()
         try:
             await environment.wait_ready()
         except errors.FunctionError:
             self._retire(environment)
-            return
-        environment.init_reported = True  # as with provisioned concurrency: no invocation paid for its init
-        self.release(environment)
+            raise
+        return environment
 
     def _warm(self) -> Environment | None:
         """An idle environment of the current code, if there is one."""
@@ -106,13 +114,7 @@ class FunctionPool:
                 await waiter
                 continue
             if len(self.environments) < self.spec.max_environments:
-                environment = await self._start_environment()
-                try:
-                    await environment.wait_ready()
-                except errors.FunctionError:
-                    self._retire(environment)
-                    raise
-                return environment
+                return await self._cold_start()
             if not self.queued_note:
                 self.queued_note = True
                 self.service.sink(self.spec.name, "all %d execution environments are busy: invocations wait for "
