@@ -67,6 +67,11 @@ class RuntimeProtocol(asyncio.Protocol):
     # -- bytes in -------------------------------------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
+        # asyncio turns Nagle off only for sockets made with IPPROTO_TCP: ours must not wait for the
+        # ACK of a 202 before the next event goes out (a delayed ACK holds it 40 ms)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc) -> None:
         self.transport = None

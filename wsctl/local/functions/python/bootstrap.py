@@ -91,7 +91,7 @@ class Runtime:
         return status, headers, body
 
     def _receive(self) -> None:
-        chunk = self.sock.recv(262144)
+        chunk = self.sock.recv(65536)  # below malloc's mmap threshold: no mmap and munmap per read
         if not chunk:
             raise ConnectionResetError("the Runtime API closed the connection")
         self.buffer += chunk
