@@ -12,7 +12,7 @@ from ..aws import NotImplementedByEndpoint
 from ..errors import WsctlError
 from ..exitstatus import ExitStatus
 from . import bundle, remote, stages
-from .model import Action, Call, Plan, Step
+from .model import Action, Call, Kind, Plan, Step
 from .plan import TOP_LEVEL, StackConfig, make_plan, present_resources, top_level_names
 
 
@@ -76,7 +76,7 @@ def describe_resources(present: list) -> str:
     parts = []
     for kind, name in present:
         parts.append("the %s %s%s" % (kind, name, " (with its routes, integration, authorizer and stage)"
-                                      if kind == "WebSocket API" else ""))
+                                      if kind == Kind.API else ""))
     return ", ".join(parts) or "nothing"
 
 
@@ -126,35 +126,35 @@ def plan_destroy(target, state: remote.RemoteState | None = None, only_stage: bo
     stages.check_destroy(target.stack, target.stage, state.stages, only_stage)
     warnings = ["could not read %s: %s" % (kind, why) for kind, why in state.unread]
     if only_stage:
-        return Plan(steps=[Step("stage", target.stage, Action.DELETE, "this stage alone: the stack and its stages %s "
+        return Plan(steps=[Step(Kind.STAGE, target.stage, Action.DELETE, "this stage alone: the stack and its stages %s "
                                 "stay" % stages.listed(sorted(s for s in state.stages if s != target.stage)), Call(
                                     "apigatewayv2", "delete_stage", {"ApiId": state.api["ApiId"],
                                                                      "StageName": target.stage},
                                     missing_ok=("NotFoundException",)))],
-                    context={}, warnings=warnings, present=[("stage", target.stage)], stages=state.stages)
+                    context={}, warnings=warnings, present=[(Kind.STAGE, target.stage)], stages=state.stages)
     present = present_resources(target.stack, target.region_name, state)
     steps = []
     for kind, name in present:
-        if kind == "WebSocket API":
+        if kind == Kind.API:
             steps.append(Step(kind, name, Action.DELETE, "with its routes, integration, authorizer and stages",
                               Call("apigatewayv2", "delete_api", {"ApiId": state.api["ApiId"]},
                                    missing_ok=("NotFoundException",))))
-        elif kind == "Lambda function":
+        elif kind == Kind.FUNCTION:
             steps.append(Step(kind, name, Action.DELETE, "with its permissions", Call(
                 "lambda", "delete_function", {"FunctionName": name}, missing_ok=("ResourceNotFoundException",))))
-        elif kind == "log group":
+        elif kind == Kind.LOG_GROUP:
             steps.append(Step(kind, name, Action.DELETE, "", Call(
                 "logs", "delete_log_group", {"logGroupName": name}, missing_ok=("ResourceNotFoundException",))))
-        elif kind == "SSM parameter":
+        elif kind == Kind.PARAMETER:
             steps.append(Step(kind, name, Action.DELETE, "the signing keys", Call(
                 "ssm", "delete_parameter", {"Name": name}, missing_ok=("ParameterNotFound",))))
-        elif kind == "DynamoDB table":
+        elif kind == Kind.TABLE:
             steps.append(Step(kind, name, Action.DELETE, "the registry", Call(
                 "dynamodb", "delete_table", {"TableName": name}, missing_ok=("ResourceNotFoundException",),
                 wait_after="table_not_exists")))
-        elif kind == "IAM role":
+        elif kind == Kind.ROLE:
             for policy in state.role_policy_names:
-                steps.append(Step("IAM policy", policy, Action.DELETE, "the role's inline policy", Call(
+                steps.append(Step(Kind.POLICY, policy, Action.DELETE, "the role's inline policy", Call(
                     "iam", "delete_role_policy", {"RoleName": name, "PolicyName": policy},
                     missing_ok=("NoSuchEntity",))))
             steps.append(Step(kind, name, Action.DELETE, "", Call(
@@ -183,10 +183,10 @@ def destroy(target, plan: Plan, progress=None, notify=None, clock=None, only_sta
     after = read_state(target, tolerant=True)
     why_failed = {(step.resource, step.name): why for step, why in outcome.failed}
     if only_stage:
-        left = [("stage", target.stage, why_failed.get(("stage", target.stage), "still there"))] \
+        left = [(Kind.STAGE, target.stage, why_failed.get((Kind.STAGE, target.stage), "still there"))] \
             if target.stage in after.stages else []
-        left += [("stage", target.stage, "could not be checked: " + why) for kind, why in after.unread
-                 if kind in ("WebSocket API", "stages")]
+        left += [(Kind.STAGE, target.stage, "could not be checked: " + why) for kind, why in after.unread
+                 if kind in (Kind.API, "stages")]
         return DestroyReport(deleted=outcome.done, failed=outcome.failed, left=left, stages=after.stages)
     left = [(kind, name, why_failed.get((kind, name), "still there"))
             for kind, name in present_resources(target.stack, target.region_name, after)]
@@ -239,24 +239,24 @@ def status(target) -> dict:
         if state.stage else "missing" + (" (the stack serves %s)" % stages.listed(other_stages) if other_stages else "")
     api_present = state.api is not None
     resources = [
-        ("WebSocket API", names.api_name(target.stack), shown("WebSocket API", "present" if api_present else "missing")),
-        ("stage", target.stage, shown("stages", stage_state) if api_present else "missing"),
+        (Kind.API, names.api_name(target.stack), shown(Kind.API, "present" if api_present else "missing")),
+        (Kind.STAGE, target.stage, shown("stages", stage_state) if api_present else "missing"),
         *[("other stage", name, _other_stage(target.stack, state.stage_details.get(name) or {}))
           for name in other_stages],
         ("routes", "%d" % len(state.routes), shown("routes", ", ".join(sorted(r["RouteKey"] for r in state.routes))
                                                    or "none") if api_present else "none"),
-        ("Lambda function", names.function_name(target.stack), shown("Lambda function",
+        (Kind.FUNCTION, names.function_name(target.stack), shown(Kind.FUNCTION,
          "%s/%s" % (state.function.get("State", "?"), state.function.get("LastUpdateStatus", "?"))
          if state.function else "missing")),
-        ("DynamoDB table", names.table_name(target.stack), shown("DynamoDB table",
+        (Kind.TABLE, names.table_name(target.stack), shown(Kind.TABLE,
          state.table.get("TableStatus", "?") if state.table else "missing")),
-        ("IAM role", names.role_name(target.stack, target.region_name), shown("IAM role", (
+        (Kind.ROLE, names.role_name(target.stack, target.region_name), shown(Kind.ROLE, (
             "present" if state.role else "missing") if given_role is None else (
             "present, unused (the function runs with the role below)" if state.role else "not made"))),
-        *[("IAM role", given_role, "the function's, given with --role-arn (wsctl does not manage it)")
+        *[(Kind.ROLE, given_role, "the function's, given with --role-arn (wsctl does not manage it)")
           for _ in [given_role] if given_role],
-        ("log group", names.log_group(target.stack), shown("log group", "present" if state.log_group else "missing")),
-        ("SSM parameter", names.signing_key_param(target.stack), shown("SSM parameter",
+        (Kind.LOG_GROUP, names.log_group(target.stack), shown(Kind.LOG_GROUP, "present" if state.log_group else "missing")),
+        (Kind.PARAMETER, names.signing_key_param(target.stack), shown(Kind.PARAMETER,
          "present (SecureString)" if state.parameter else "missing")),
     ]
     if api_present and state.unreadable("authorizers"):

@@ -22,6 +22,28 @@ class Action(StrEnum):
     DEPLOY = "deploy"
 
 
+class Kind(StrEnum):
+    """What a step acts on (a plan's rows, status's resources, what destroy left): one name each."""
+    API = "WebSocket API"
+    ROLE = "IAM role"
+    POLICY = "IAM policy"
+    TABLE = "DynamoDB table"
+    TTL = "DynamoDB TTL"
+    LOG_GROUP = "log group"
+    PARAMETER = "SSM parameter"
+    FUNCTION = "Lambda function"
+    CODE = "Lambda code"
+    CONCURRENCY = "Lambda concurrency"
+    CONFIGURATION = "Lambda configuration"
+    PERMISSION = "Lambda permission"
+    ROUTE = "route"
+    INTEGRATION = "integration"
+    AUTHORIZER = "authorizer"
+    STAGE = "stage"
+    DEPLOYMENT = "deployment"
+    ROUTE_RESPONSE = "route response"
+
+
 class Retry(StrEnum):
     """Errors AWS answers while a change settles, which apply waits out (see apply.RETRIES)."""
     ROLE_PROPAGATION = "role-propagation"  # a new role "cannot be assumed by Lambda" for a while
@@ -93,7 +115,7 @@ class Call:
 
 @dataclass(frozen=True)
 class Step:
-    resource: str  # what kind of thing: "IAM role", "route", ...
+    resource: "Kind"  # what kind of thing
     name: str  # which one
     action: Action
     detail: str

@@ -19,7 +19,7 @@ from .. import limits, names
 from ..apispec import ApiSpec
 from ..errors import WsctlError
 from . import bundle, options, stages
-from .model import Action, Call, Fmt, NewKeyset, Plan, Ref, Retry, RotatedKeyset, Step, known, resolve
+from .model import Action, Call, Fmt, Kind, NewKeyset, Plan, Ref, Retry, RotatedKeyset, Step, known, resolve
 from .remote import RemoteState
 from .role import plan_role, role_warnings
 
@@ -60,7 +60,7 @@ def _tag_list(tags: dict) -> list:
 def base_context(config: StackConfig, remote: RemoteState) -> dict:
     """Coordinates and the ids of what exists already; apply adds the ids of what it creates."""
     ctx = {"partition": remote.partition, "region": config.region, "account": remote.account,
-           "stack": config.stack, "stage": config.stage,
+           "stack": config.stack, Kind.STAGE: config.stage,
            **names.stack_arns(remote.partition, config.region, remote.account, config.stack)}
     ctx["role_arn"] = config.role_arn or ctx["role_arn"]
     ctx["integration_uri"] = ("arn:{partition}:apigateway:{region}:lambda:path/2015-03-31/functions/"
@@ -154,20 +154,20 @@ def make_plan(config: StackConfig, remote: RemoteState) -> Plan:
 
 # The resources a stack owns at the top (everything else lives inside the API), in the order
 # destroy removes them.
-TOP_LEVEL = ("WebSocket API", "Lambda function", "log group", "SSM parameter", "DynamoDB table", "IAM role")
+TOP_LEVEL = (Kind.API, "Lambda function", "log group", "SSM parameter", "DynamoDB table", "IAM role")
 
 
 def top_level_names(stack: str, region: str) -> dict:
-    return {"WebSocket API": names.api_name(stack), "Lambda function": names.function_name(stack),
-            "log group": names.log_group(stack), "SSM parameter": names.signing_key_param(stack),
-            "DynamoDB table": names.table_name(stack), "IAM role": names.role_name(stack, region)}
+    return {Kind.API: names.api_name(stack), Kind.FUNCTION: names.function_name(stack),
+            "log group": names.log_group(stack), Kind.PARAMETER: names.signing_key_param(stack),
+            "DynamoDB table": names.table_name(stack), Kind.ROLE: names.role_name(stack, region)}
 
 
 def present_resources(stack: str, region: str, remote: RemoteState) -> list:
     """(kind, name) of the stack's own top-level resources that exist (foreign ones excluded)."""
-    exists = {"WebSocket API": remote.api is not None, "Lambda function": remote.function is not None,
+    exists = {Kind.API: remote.api is not None, Kind.FUNCTION: remote.function is not None,
               "log group": remote.log_group is not None and remote.log_group_tags.get(names.TAG_KEY) == stack,
-              "SSM parameter": remote.parameter is not None, "DynamoDB table": remote.table is not None,
+              "SSM parameter": remote.parameter is not None, Kind.TABLE: remote.table is not None,
               "IAM role": remote.role is not None}
     foreign = {name for _, name in remote.foreign}
     return [(kind, name) for kind, name in top_level_names(stack, region).items()
@@ -178,11 +178,11 @@ def plan_api(config, remote) -> list[Step]:
     name = names.api_name(config.stack)
     rse = config.spec.route_selection_expression
     if remote.api is None:
-        return [Step("WebSocket API", name, Action.CREATE, "route selection %s" % rse, Call(
+        return [Step(Kind.API, name, Action.CREATE, "route selection %s" % rse, Call(
             "apigatewayv2", "create_api", {"Name": name, "ProtocolType": "WEBSOCKET", "RouteSelectionExpression": rse,
                                            "Tags": names.tags(config.stack)}, outputs=(("api_id", "ApiId"),)))]
     if remote.api.get("RouteSelectionExpression") != rse:
-        return [Step("WebSocket API", name, Action.UPDATE, "route selection -> %s" % rse, Call(
+        return [Step(Kind.API, name, Action.UPDATE, "route selection -> %s" % rse, Call(
             "apigatewayv2", "update_api", {"ApiId": Ref("api_id"), "RouteSelectionExpression": rse}))]
     return []
 
@@ -190,7 +190,7 @@ def plan_api(config, remote) -> list[Step]:
 def plan_table(config, remote, tags) -> list[Step]:
     name = names.table_name(config.stack)
     if remote.table is None:
-        return [Step("DynamoDB table", name, Action.CREATE, "PK/SK + GSI1, on demand", Call(
+        return [Step(Kind.TABLE, name, Action.CREATE, "PK/SK + GSI1, on demand", Call(
             "dynamodb", "create_table", dict(keys.table_definition(name), Tags=_tag_list(tags)),
             wait_after="table_exists"))]
     wanted = keys.table_definition(name)
@@ -221,7 +221,7 @@ def plan_ttl(config, remote) -> tuple[list[Step], list[str]]:
                     "it only after TTL is disabled, then accepts a new one up to an hour later: run `aws dynamodb "
                     "update-time-to-live --table-name %s --time-to-live-specification Enabled=false,AttributeName=%s`"
                     ", then `wsctl deploy` once TTL shows DISABLED" % (name, have, attribute, name, have)]
-    return [Step("DynamoDB TTL", name, Action.UPDATE, "expire items on attribute %s" % attribute, Call(
+    return [Step(Kind.TTL, name, Action.UPDATE, "expire items on attribute %s" % attribute, Call(
         "dynamodb", "update_time_to_live", {"TableName": name, "TimeToLiveSpecification": {
             "Enabled": True, "AttributeName": attribute}}))], []
 
@@ -229,15 +229,15 @@ def plan_ttl(config, remote) -> tuple[list[Step], list[str]]:
 def plan_log_group(config, remote, tags) -> list[Step]:
     name = names.log_group(config.stack)
     days = config.log_retention_days
-    retention = Step("log group", name, Action.UPDATE, "retention %d days" % days, Call(
+    retention = Step(Kind.LOG_GROUP, name, Action.UPDATE, "retention %d days" % days, Call(
         "logs", "put_retention_policy", {"logGroupName": name, "retentionInDays": days}))
     if remote.log_group is None:
-        return [Step("log group", name, Action.CREATE, "tagged with the stack", Call(
+        return [Step(Kind.LOG_GROUP, name, Action.CREATE, "tagged with the stack", Call(
             "logs", "create_log_group", {"logGroupName": name, "tags": tags})), retention]
     steps = []
     if remote.log_group_tags.get(names.TAG_KEY) != config.stack:
         # Lambda creates this group by itself on first invocation; it is the function's by name.
-        steps.append(Step("log group", name, Action.ADOPT, "tag it with the stack", Call(
+        steps.append(Step(Kind.LOG_GROUP, name, Action.ADOPT, "tag it with the stack", Call(
             "logs", "tag_log_group", {"logGroupName": name, "tags": tags})))
     if remote.log_group.get("retentionInDays") != days:
         steps.append(retention)
@@ -247,12 +247,12 @@ def plan_log_group(config, remote, tags) -> list[Step]:
 def plan_parameter(config, remote, tags) -> list[Step]:
     name = names.signing_key_param(config.stack)
     if config.auth == "jwt" and remote.parameter is None:
-        return [Step("SSM parameter", name, Action.CREATE, "SecureString: a new signing key", Call(
+        return [Step(Kind.PARAMETER, name, Action.CREATE, "SecureString: a new signing key", Call(
             "ssm", "put_parameter", {"Name": name, "Value": NewKeyset(), "Type": "SecureString",
                                      "Description": "wsctl: the stack's token signing keys",
                                      "Tags": _tag_list(tags)}))]
     if config.auth == "jwt" and config.rotate_key:
-        return [Step("SSM parameter", name, Action.UPDATE,
+        return [Step(Kind.PARAMETER, name, Action.UPDATE,
                      "rotate the signing key (tokens of the old key verify until they expire, 24 h at most)", Call(
                          "ssm", "put_parameter", {"Name": name, "Value": RotatedKeyset(name), "Type": "SecureString",
                                                   "Overwrite": True}))]
@@ -267,13 +267,13 @@ def plan_function(config, remote, ctx, tags, switching: bool = False) -> tuple[l
     sha = bundle.sha256_b64(config.code)
     if remote.function is None:
         detail = "%s, %s, code %s (%d KB)" % (limits.HANDLER_RUNTIME, limits.HANDLER, sha[:12], len(config.code) // 1024)
-        return [Step("Lambda function", name, Action.CREATE, detail, Call(
+        return [Step(Kind.FUNCTION, name, Action.CREATE, detail, Call(
             "lambda", "create_function", dict(settings, FunctionName=name, Code={"ZipFile": config.code},
                                               Architectures=[limits.HANDLER_ARCHITECTURE], Tags=tags),
             retry=(Retry.ROLE_PROPAGATION,), wait_after="function_active_v2"))], []
     steps = []
     if remote.function.get("CodeSha256") != sha:
-        steps.append(Step("Lambda code", name, Action.UPDATE, "code %s -> %s" % (
+        steps.append(Step(Kind.CODE, name, Action.UPDATE, "code %s -> %s" % (
             remote.function.get("CodeSha256", "")[:12], sha[:12]), Call(
                 "lambda", "update_function_code", {"FunctionName": name, "ZipFile": config.code},
                 wait_before="function_updated_v2", wait_after="function_updated_v2",
@@ -296,7 +296,7 @@ def _configure(name: str, settings: dict, have: dict, ctx: dict, why: str) -> li
     changed = sorted(key for key in wanted if have.get(key) != wanted[key])
     if not changed:
         return []
-    return [Step("Lambda configuration", name, Action.UPDATE, ", ".join(changed) + why, Call(
+    return [Step(Kind.CONFIGURATION, name, Action.UPDATE, ", ".join(changed) + why, Call(
         "lambda", "update_function_configuration", dict(settings, FunctionName=name),
         wait_before="function_updated_v2", wait_after="function_updated_v2",
         retry=(Retry.LAMBDA_IN_PROGRESS, Retry.ROLE_PROPAGATION)))]
@@ -308,12 +308,12 @@ def plan_integration(config, remote, ctx) -> list[Step]:
     args = {"IntegrationUri": ctx["integration_uri"], "TimeoutInMillis": config.spec.integration_timeout_ms}
     integration = _our_integration(remote)
     if integration is None:
-        return [Step("integration", name, Action.CREATE, "AWS_PROXY -> %s" % names.function_name(config.stack), Call(
+        return [Step(Kind.INTEGRATION, name, Action.CREATE, "AWS_PROXY -> %s" % names.function_name(config.stack), Call(
             "apigatewayv2", "create_integration", dict(args, ApiId=Ref("api_id"), IntegrationType="AWS_PROXY",
                                                        IntegrationMethod="POST"),
             outputs=(("integration_id", "IntegrationId"),)))]
     if any(integration.get(k) != v for k, v in args.items()):
-        return [Step("integration", name, Action.UPDATE, "target or timeout", Call(
+        return [Step(Kind.INTEGRATION, name, Action.UPDATE, "target or timeout", Call(
             "apigatewayv2", "update_integration", dict(args, ApiId=Ref("api_id"), IntegrationId=Ref("integration_id"))))]
     return []
 
@@ -328,11 +328,11 @@ def plan_authorizer(config, remote, ctx) -> list[Step]:
             "IdentitySource": list(limits.HOST_IDENTITY_SOURCES)}
     authorizer = _our_authorizer(config, remote)
     if authorizer is None:
-        return [Step("authorizer", name, Action.CREATE, "REQUEST, JWT in ?token= or Bearer header", Call(
+        return [Step(Kind.AUTHORIZER, name, Action.CREATE, "REQUEST, JWT in ?token= or Bearer header", Call(
             "apigatewayv2", "create_authorizer", dict(args, ApiId=Ref("api_id"), Name=name),
             outputs=(("authorizer_id", "AuthorizerId"),)))]
     if any(authorizer.get(k) != v for k, v in args.items()):
-        return [Step("authorizer", name, Action.UPDATE, "type, target or identity source", Call(
+        return [Step(Kind.AUTHORIZER, name, Action.UPDATE, "type, target or identity source", Call(
             "apigatewayv2", "update_authorizer", dict(args, ApiId=Ref("api_id"), AuthorizerId=Ref("authorizer_id"))))]
     return []
 
@@ -348,7 +348,7 @@ def _wanted_route(config, route) -> dict:
 
 def _create_route(route, wanted) -> list[Step]:
     ref = "route:" + route.key
-    steps = [Step("route", route.key, Action.CREATE, _route_detail(route, wanted), Call(
+    steps = [Step(Kind.ROUTE, route.key, Action.CREATE, _route_detail(route, wanted), Call(
         "apigatewayv2", "create_route", dict(wanted, ApiId=Ref("api_id"), RouteKey=route.key),
         outputs=((ref, "RouteId"),)))]
     if route.two_way:
@@ -357,7 +357,7 @@ def _create_route(route, wanted) -> list[Step]:
 
 
 def _route_response(key, route_id) -> Step:
-    return Step("route response", key, Action.CREATE, "two-way: the handler's body answers", Call(
+    return Step(Kind.ROUTE_RESPONSE, key, Action.CREATE, "two-way: the handler's body answers", Call(
         "apigatewayv2", "create_route_response", {"ApiId": Ref("api_id"), "RouteId": route_id,
                                                   "RouteResponseKey": "$default"}))
 
@@ -375,11 +375,11 @@ def plan_routes(config, remote, ctx) -> list[Step]:
         if not route.two_way and (have.get("RouteResponseSelectionExpression") or responses):
             # Made one-way: API Gateway has no call that clears a route's response selection,
             # so the route is replaced (the stage serves its deployment meanwhile).
-            steps += [Step("route response", route.key, Action.DELETE, "one-way now", Call(
+            steps += [Step(Kind.ROUTE_RESPONSE, route.key, Action.DELETE, "one-way now", Call(
                 "apigatewayv2", "delete_route_response", {"ApiId": Ref("api_id"), "RouteId": have["RouteId"],
                                                           "RouteResponseId": r["RouteResponseId"]},
                 missing_ok=("NotFoundException",))) for r in responses]
-            steps.append(Step("route", route.key, Action.DELETE, "replaced by a one-way route", Call(
+            steps.append(Step(Kind.ROUTE, route.key, Action.DELETE, "replaced by a one-way route", Call(
                 "apigatewayv2", "delete_route", {"ApiId": Ref("api_id"), "RouteId": have["RouteId"]},
                 missing_ok=("NotFoundException",))))
             steps += _create_route(route, wanted)
@@ -387,12 +387,12 @@ def plan_routes(config, remote, ctx) -> list[Step]:
         differs = any(not known(v, ctx) or have.get(k) != resolve(v, ctx) for k, v in wanted.items())
         differs |= wanted["AuthorizationType"] == "NONE" and bool(have.get("AuthorizerId"))
         if differs:
-            steps.append(Step("route", route.key, Action.UPDATE, _route_detail(route, wanted), Call(
+            steps.append(Step(Kind.ROUTE, route.key, Action.UPDATE, _route_detail(route, wanted), Call(
                 "apigatewayv2", "update_route", dict(wanted, ApiId=Ref("api_id"), RouteId=have["RouteId"]))))
         if route.two_way and not any(r.get("RouteResponseKey") == "$default" for r in responses):
             steps.append(_route_response(route.key, have["RouteId"]))
     for key, have in sorted(existing.items()):
-        steps.append(Step("route", key, Action.DELETE, "not in the route definition", Call(
+        steps.append(Step(Kind.ROUTE, key, Action.DELETE, "not in the route definition", Call(
             "apigatewayv2", "delete_route", {"ApiId": Ref("api_id"), "RouteId": have["RouteId"]},
             missing_ok=("NotFoundException",))))
     return steps
@@ -411,23 +411,23 @@ def plan_stage(config, remote, tags, api_changed: bool) -> list[Step]:
     rate, burst = config.throttle
     throttle = {"ThrottlingRateLimit": float(rate), "ThrottlingBurstLimit": int(burst)}
     if remote.stage is None:
-        return [Step("deployment", config.stage, Action.DEPLOY, fingerprint, Call(
+        return [Step(Kind.DEPLOYMENT, config.stage, Action.DEPLOY, fingerprint, Call(
                     "apigatewayv2", "create_deployment", {"ApiId": Ref("api_id"), "Description": fingerprint},
                     outputs=(("deployment_id", "DeploymentId"),))),
-                Step("stage", config.stage, Action.CREATE, "serving the new deployment, %s" % _throttled(rate, burst),
+                Step(Kind.STAGE, config.stage, Action.CREATE, "serving the new deployment, %s" % _throttled(rate, burst),
                      Call("apigatewayv2", "create_stage", {"ApiId": Ref("api_id"), "StageName": config.stage,
                                                            "DeploymentId": Ref("deployment_id"), "Tags": tags,
                                                            "DefaultRouteSettings": throttle}))]
     steps = []
     if api_changed or deployed != fingerprint:
-        steps.append(Step("deployment", config.stage, Action.DEPLOY, "routes changed" if api_changed else
+        steps.append(Step(Kind.DEPLOYMENT, config.stage, Action.DEPLOY, "routes changed" if api_changed else
                           "stage serves an older deployment", Call(
                               "apigatewayv2", "create_deployment", {"ApiId": Ref("api_id"), "Description": fingerprint,
                                                                     "StageName": config.stage},
                               outputs=(("deployment_id", "DeploymentId"),))))
     have = remote.stage.get("DefaultRouteSettings") or {}
     if any(have.get(key) != value for key, value in throttle.items()):
-        steps.append(Step("stage", config.stage, Action.UPDATE, _throttled(rate, burst), Call(
+        steps.append(Step(Kind.STAGE, config.stage, Action.UPDATE, _throttled(rate, burst), Call(
             "apigatewayv2", "update_stage", {"ApiId": Ref("api_id"), "StageName": config.stage,
                                              "DefaultRouteSettings": throttle})))
     return steps
@@ -445,9 +445,9 @@ def plan_concurrency(config, remote) -> list[Step]:
     if wanted is None or wanted == (have or options.UNRESERVED):
         return []
     if wanted == options.UNRESERVED:
-        return [Step("Lambda concurrency", name, Action.UPDATE, "no reservation (the account's unreserved pool)",
+        return [Step(Kind.CONCURRENCY, name, Action.UPDATE, "no reservation (the account's unreserved pool)",
                      Call("lambda", "delete_function_concurrency", {"FunctionName": name}))]
-    return [Step("Lambda concurrency", name, Action.UPDATE, "reserve %d concurrent executions" % wanted, Call(
+    return [Step(Kind.CONCURRENCY, name, Action.UPDATE, "reserve %d concurrent executions" % wanted, Call(
         "lambda", "put_function_concurrency", {"FunctionName": name, "ReservedConcurrentExecutions": wanted}))]
 
 
@@ -463,10 +463,10 @@ def plan_permissions(config, remote, ctx) -> list[Step]:
         if have is not None and known(source, ctx) and have_source == resolve(source, ctx):
             continue
         if have is not None:  # a statement id is added once: replacing it is remove, then add
-            steps.append(Step("Lambda permission", sid, Action.DELETE, "to be replaced", Call(
+            steps.append(Step(Kind.PERMISSION, sid, Action.DELETE, "to be replaced", Call(
                 "lambda", "remove_permission", {"FunctionName": function, "StatementId": sid},
                 missing_ok=("ResourceNotFoundException",))))
-        steps.append(Step("Lambda permission", sid, Action.CREATE,
+        steps.append(Step(Kind.PERMISSION, sid, Action.CREATE,
                           "apigateway.amazonaws.com may invoke, from this %s only" % (
                               "API's stage" if sid == ROUTES_SID else "authorizer"), Call(
                               "lambda", "add_permission", {"FunctionName": function, "StatementId": sid,
@@ -484,16 +484,16 @@ def plan_retirements(config, remote) -> list[Step]:
     steps = []
     authorizer = _our_authorizer(config, remote)
     if authorizer is not None:
-        steps.append(Step("authorizer", authorizer_name(config.stack), Action.DELETE, "--auth none", Call(
+        steps.append(Step(Kind.AUTHORIZER, authorizer_name(config.stack), Action.DELETE, "--auth none", Call(
             "apigatewayv2", "delete_authorizer", {"ApiId": Ref("api_id"), "AuthorizerId": authorizer["AuthorizerId"]},
             retry=(Retry.REFERENCED,), missing_ok=("NotFoundException",))))
     if AUTHORIZER_SID in remote.permissions:
-        steps.append(Step("Lambda permission", AUTHORIZER_SID, Action.DELETE, "--auth none", Call(
+        steps.append(Step(Kind.PERMISSION, AUTHORIZER_SID, Action.DELETE, "--auth none", Call(
             "lambda", "remove_permission", {"FunctionName": names.function_name(config.stack),
                                             "StatementId": AUTHORIZER_SID},
             missing_ok=("ResourceNotFoundException",))))
     if remote.parameter is not None:
-        steps.append(Step("SSM parameter", names.signing_key_param(config.stack), Action.DELETE,
+        steps.append(Step(Kind.PARAMETER, names.signing_key_param(config.stack), Action.DELETE,
                           "no authorizer with --auth none", Call(
                               "ssm", "delete_parameter", {"Name": names.signing_key_param(config.stack)},
                               missing_ok=("ParameterNotFound",))))

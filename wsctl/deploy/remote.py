@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from .. import aws, names
 from ..errors import WsctlError
 from ..targets.apis import find_api
+from .model import Kind
 
 
 @dataclass
@@ -79,12 +80,12 @@ def read(clients, stack: str, stage: str, region: str, tolerant: bool = False) -
             state.unread.append((kind, str(error) if isinstance(error, WsctlError)
                                  else aws.describe(error) or "%s: %s" % (type(error).__name__, error)))
 
-    section("WebSocket API", _read_api, clients("apigatewayv2"), stack, stage, section)
-    section("IAM role", _read_role, clients("iam"), stack, region)
-    section("DynamoDB table", _read_table, clients("dynamodb"), stack)
-    section("log group", _read_log_group, clients("logs"), stack)
-    section("SSM parameter", _read_parameter, clients("ssm"), stack)
-    section("Lambda function", _read_function, clients("lambda"), stack)
+    section(Kind.API, _read_api, clients("apigatewayv2"), stack, stage, section)
+    section(Kind.ROLE, _read_role, clients("iam"), stack, region)
+    section(Kind.TABLE, _read_table, clients("dynamodb"), stack)
+    section(Kind.LOG_GROUP, _read_log_group, clients("logs"), stack)
+    section(Kind.PARAMETER, _read_parameter, clients("ssm"), stack)
+    section(Kind.FUNCTION, _read_function, clients("lambda"), stack)
     return state
 
 
@@ -98,7 +99,7 @@ def _read_role(state: RemoteState, iam, stack: str, region: str) -> None:
         return
     tags = {t["Key"]: t["Value"] for t in state.role.get("Tags", [])}
     if tags.get(names.TAG_KEY) != stack:
-        state.foreign.append(("IAM role", role_name))
+        state.foreign.append((Kind.ROLE, role_name))
     state.role_policy_names = [name for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
                                for name in page.get("PolicyNames", [])]
     if role_name in state.role_policy_names:
@@ -119,7 +120,7 @@ def _read_table(state: RemoteState, ddb, stack: str) -> None:
         return
     tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=state.table["TableArn"]).get("Tags", [])}
     if tags.get(names.TAG_KEY) != stack:
-        state.foreign.append(("DynamoDB table", table))
+        state.foreign.append((Kind.TABLE, table))
     state.ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
 
 
@@ -142,7 +143,7 @@ def _read_parameter(state: RemoteState, ssm, stack: str) -> None:
     tags = {t["Key"]: t["Value"] for t in ssm.list_tags_for_resource(
         ResourceType="Parameter", ResourceId=param).get("TagList", [])}
     if tags.get(names.TAG_KEY) != stack:
-        state.foreign.append(("SSM parameter", param))
+        state.foreign.append((Kind.PARAMETER, param))
 
 
 def _read_function(state: RemoteState, lam, stack: str) -> None:
@@ -156,7 +157,7 @@ def _read_function(state: RemoteState, lam, stack: str) -> None:
     state.function = dict(answer["Configuration"], Tags=answer.get("Tags", {}))
     state.reserved_concurrency = (answer.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
     if state.function["Tags"].get(names.TAG_KEY) != stack:
-        state.foreign.append(("Lambda function", function))
+        state.foreign.append((Kind.FUNCTION, function))
     try:
         policy = json.loads(lam.get_policy(FunctionName=function)["Policy"])
         state.permissions = {s.get("Sid"): s for s in policy.get("Statement", [])}

@@ -12,7 +12,7 @@ import re
 
 from .. import names
 from ..errors import UsageError
-from .model import Action, Call, Fmt, Step, known, resolve
+from .model import Action, Call, Fmt, Kind, Step, known, resolve
 
 HANDLER_ACTIONS = {  # exactly what the handler calls, and nothing else
     "dynamodb": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query",
@@ -102,21 +102,21 @@ def plan_role(config, remote, ctx, tags) -> tuple[list[Step], list[Step]]:
                   "Description": "wsctl stack %s: the handler's role" % config.stack}
         if config.permissions_boundary:
             params["PermissionsBoundary"] = config.permissions_boundary
-        steps.append(Step("IAM role", name, Action.CREATE, "assumed by lambda.amazonaws.com%s" % (
+        steps.append(Step(Kind.ROLE, name, Action.CREATE, "assumed by lambda.amazonaws.com%s" % (
             ", within boundary " + config.permissions_boundary if config.permissions_boundary else ""),
             Call("iam", "create_role", params)))
     else:
         if normalise(remote.role.get("AssumeRolePolicyDocument", {})) != normalise(TRUST_POLICY):
-            steps.append(Step("IAM role", name, Action.UPDATE, "trust policy", Call(
+            steps.append(Step(Kind.ROLE, name, Action.UPDATE, "trust policy", Call(
                 "iam", "update_assume_role_policy", {"RoleName": name, "PolicyDocument": json.dumps(TRUST_POLICY)})))
         have = (remote.role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
         if config.permissions_boundary and have != config.permissions_boundary:
-            steps.append(Step("IAM role", name, Action.UPDATE, "permissions boundary %s" % config.permissions_boundary,
+            steps.append(Step(Kind.ROLE, name, Action.UPDATE, "permissions boundary %s" % config.permissions_boundary,
                               Call("iam", "put_role_permissions_boundary", {
                                   "RoleName": name, "PermissionsBoundary": config.permissions_boundary})))
     if remote.role_policy is None or not known(policy, ctx) or \
             normalise(remote.role_policy) != normalise(resolve(policy, ctx)):
-        grant.append(Step("IAM policy", name, Action.CREATE if remote.role_policy is None else Action.UPDATE,
+        grant.append(Step(Kind.POLICY, name, Action.CREATE if remote.role_policy is None else Action.UPDATE,
                           "least privilege: table, @connections POST on stage %s, %slogs" % (
                               config.stage, "key, " if config.auth == "jwt" else ""), Call(
                               "iam", "put_role_policy", {"RoleName": name, "PolicyName": name,
