@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ..sigv4 import ManagementSigner
-from .http1 import HttpError, head_template, host_header, path_segment, proxy_authorization
+from .http1 import HttpError, Response, head_template, host_header, path_segment, proxy_authorization
 from .policy import Answer
 from .pool import Pool
 
@@ -92,13 +92,18 @@ class LeanTransport:
         request = (self.head % (method, self.target + quoted, amz_date, authorization,
                                 len(data) if data else 0)).encode()
         try:
-            answer = await self.pool.exchange(request + data if data else request)
+            response = await self.pool.exchange(request + data if data else request)
         except (OSError, HttpError, asyncio.TimeoutError) as error:  # OSError: ssl.SSLError and Lost too
             return Answer(None, None, "%s: %s" % (type(error).__name__, error))
-        if answer.status < 300:
-            return Answer(answer.status, None, "", answer.body)
-        headers = {"x-amzn-ErrorType": answer.error_type} if answer.error_type else {}
-        return Answer(answer.status, _error_code(headers, answer.body), _message(answer.body), answer.body)
+        return answer_of(response)
+
+
+def answer_of(response: Response) -> Answer:
+    """An HTTP answer as botocore reads it: its status, then x-amzn-ErrorType, then the JSON body's code."""
+    if response.status < 300:
+        return Answer(response.status, None, "", response.body)
+    headers = {"x-amzn-ErrorType": response.error_type} if response.error_type else {}
+    return Answer(response.status, _error_code(headers, response.body), _message(response.body), response.body)
 
 
 class Boto3Transport:
