@@ -6,14 +6,12 @@ its CA, live connections). boto3 through the same endpoint is the reference for 
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from botocore.config import Config
