@@ -8,8 +8,9 @@ Signing, at a fan-out's pace: botocore's SigV4Auth re-derives the day's signing
 key, re-parses the URL and rebuilds a request object for every call: about
 50 µs, a third of what a broadcast's sender spends per post. A fan-out signs
 thousands of requests that differ only in the connection id, so the signer
-keeps the day's key, the second's X-Amz-Date and the payload's hash, and formats
-the canonical request directly. It produces botocore's exact headers (the tests
+keeps the day's key (and HMAC's keyed hashes), the second's X-Amz-Date, the
+payload's hash and the canonical form of the path up to the id, and formats
+the canonical request directly: a few microseconds a request. It produces botocore's exact headers (the tests
 compare the two on ids with every URL-safe character, bodies, session tokens
 and dates).
 
