@@ -263,6 +263,16 @@ def test_a_refused_connection_is_a_failure_with_its_reason():
     assert answer_.status is None and "ConnectionRefusedError" in answer_.message
 
 
+@pytest.mark.parametrize("endpoint", ["ftp://h.example.com/dev", "wss://h.example.com/dev", "h.example.com/dev",
+                                      "https:///dev"])
+def test_an_endpoint_that_is_not_an_http_url_is_refused_in_one_line(endpoint):
+    from wsctl.errors import UsageError
+
+    with pytest.raises(UsageError) as refusal:
+        lean(endpoint)
+    assert str(refusal.value) == "the management endpoint %r is not an http:// or https:// URL" % endpoint
+
+
 def test_a_peer_that_does_not_speak_http_is_a_failure():
     with ScriptedServer(lambda cid, nth: b"SSH-2.0-OpenSSH_9.6\r\n\r\n", SECRET) as server:
         (answer_,) = calls(lean(server.url), [("POST", "x", b"hi")])

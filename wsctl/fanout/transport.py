@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from ..errors import UsageError
 from ..sigv4 import ManagementSigner
 from .http1 import HttpError, Response, head_template, host_header, path_segment, proxy_authorization
 from .policy import Answer
@@ -66,6 +67,8 @@ class LeanTransport:
                  ca_bundle: str | None = None, timeout: float = 10.0):
         self.endpoint = endpoint.rstrip("/")
         parts = urlsplit(self.endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError("the management endpoint %r is not an http:// or https:// URL" % endpoint)
         self.host, self.base_path = host_header(self.endpoint), parts.path
         self.signer = ManagementSigner(credentials, region)
         proxy = _proxy_for(self.endpoint)
