@@ -6,47 +6,32 @@ request line it was asked, and how many it refused.
 
 import asyncio
 import base64
-import threading
 from urllib.parse import quote, urlsplit
 
 import httptools
 
+from support.loop_thread import LoopThread
 
-class ForwardProxy:
+
+class ForwardProxy(LoopThread):
     def __init__(self, user: str | None = None, password: str | None = None):
+        super().__init__()
         self.user, self.password = user, password
         self.requests: list[str] = []
         self.refused = 0
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
         self.tasks: set = set()
-
-    def __enter__(self):
-        self.thread.start()
-        self.ready.wait(10)
-        return self
-
-    def __exit__(self, *exc):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
     @property
     def url(self) -> str:
         auth = "%s:%s@" % (quote(self.user, safe=""), quote(self.password, safe="")) if self.user else ""
         return "http://%s127.0.0.1:%d" % (auth, self.port)
 
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self.ready.set()
-        self.loop.run_forever()
-        server.close()
+    async def serve(self):
+        return await asyncio.start_server(self._client, "127.0.0.1", 0)
+
+    def end(self) -> None:
         for task in list(self.tasks):
             task.cancel()
-        self.loop.run_until_complete(asyncio.sleep(0))
-        self.loop.close()
 
     def _authorized(self, head: bytes) -> bool:
         if self.user is None:

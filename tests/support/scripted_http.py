@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 import httptools
 from multidict import CIMultiDict, MultiDict
 
+from support.loop_thread import LoopThread
 from wsctl import sigv4
 
 CLOSE, RESET, HANG = "close", "reset", "hang"  # actions besides answer bytes
@@ -91,41 +92,25 @@ class _Peer(asyncio.Protocol):
         self.transport.abort()
 
 
-class ScriptedServer:
+class ScriptedServer(LoopThread):
     def __init__(self, script, secret: str = "secret", stage: str = "dev"):
+        super().__init__()
         self.script, self.secret, self.stage = script, secret, stage
         self.seen: list[Seen] = []
         self.asked: dict[str, int] = {}
         self.open: set[_Peer] = set()
         self.numbers = iter(range(1, 1 << 30))
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        self.ready.wait(10)
-        return self
-
-    def __exit__(self, *exc):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
     @property
     def url(self) -> str:
         return "http://127.0.0.1:%d/%s" % (self.port, self.stage)
 
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(self.loop.create_server(lambda: _Peer(self), "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self.ready.set()
-        self.loop.run_forever()
-        server.close()
+    async def serve(self):
+        return await self.loop.create_server(lambda: _Peer(self), "127.0.0.1", 0)
+
+    def end(self) -> None:
         for peer in list(self.open):
             peer.transport.abort()
-        self.loop.run_until_complete(asyncio.sleep(0))
-        self.loop.close()
 
     def arrived(self, peer: _Peer, method: str, target: str, headers, body: bytes) -> None:
         path = urlsplit(target).path if target.startswith("http") else target
