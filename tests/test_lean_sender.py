@@ -69,6 +69,7 @@ ANSWERS = {
     "ok": OK,
     "ok-chunked": chunked(200, {}, b""),
     "ok-close-delimited": answer(200, "OK", {"Connection": "close"}, b"", length=False),
+    "ok-after-100": b"HTTP/1.1 100 Continue\r\n\r\n" + OK,
     "gone-typed": answer(410, "Gone", {"x-amzn-ErrorType": "GoneException", **JSON}, b'{"message":""}'),
     "gone-html": answer(410, "Gone", {"Content-Type": "text/html"}, b"<html>Gone</html>"),
     "gone-close-delimited": answer(410, "Gone", {"Connection": "close"}, b"<html>Gone</html>", length=False),
@@ -118,6 +119,28 @@ def test_the_outcomes_cover_every_kind_of_answer():
         done = reader.feed(raw)
         outcomes.add(outcome_of(answer_of(done[0] if done else reader.eof()), (200,)))
     assert outcomes == {DELIVERED, GONE, FORBIDDEN, THROTTLED, FAILED}
+
+
+def test_answers_read_the_same_however_the_bytes_are_cut():
+    """One stream of every sized answer (as pipelined on one connection), fed whole, byte by byte and
+    in odd chunks; a close-delimited answer completes at the close, and one cut short does not."""
+    sized = [kind for kind in sorted(ANSWERS) if "close-delimited" not in kind]
+    stream = b"".join(ANSWERS[kind] for kind in sized)
+
+    def read(pieces):
+        reader = ResponseReader()
+        return [answer for piece in pieces for answer in reader.feed(piece)]
+
+    whole = read([stream])
+    assert [r.status for r in whole] == [int(ANSWERS[k].split(b" ")[1]) if not k.endswith("after-100") else 200
+                                         for k in sized]
+    assert read([stream[i:i + 1] for i in range(len(stream))]) == whole
+    assert read([stream[i:i + 7] for i in range(0, len(stream), 7)]) == whole
+    reader = ResponseReader()
+    assert reader.feed(ANSWERS["gone-close-delimited"]) == []
+    assert reader.eof() == (410, None, b"<html>Gone</html>", False)
+    reader = ResponseReader()
+    assert reader.feed(ANSWERS["gone-typed"][:-3]) == [] and reader.eof() is None  # short of its length
 
 
 def test_get_and_delete_read_as_boto3_reads_them(scripted):

@@ -133,5 +133,7 @@ class ResponseReader:
 
     def on_message_complete(self) -> None:
         self.started = False
+        if 100 <= self.status < 200:
+            return  # an interim answer (100 Continue, 103 Early Hints): the real one follows
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         self.done.append(Response(self.status, self.error_type, body, self.parser.should_keep_alive()))

@@ -190,6 +190,8 @@ class Pool:
         self.opening += 1
         try:
             connection = await asyncio.wait_for(self._open(), self.timeout)
+        except asyncio.TimeoutError:
+            raise asyncio.TimeoutError("no connection to %s in %g s" % (self.hostname, self.timeout)) from None
         finally:
             self.opening -= 1
         self.connections.add(connection)
