@@ -8,7 +8,7 @@ each of --repeat rounds, one broadcast of each pattern (a fresh payload each tim
 
   cli      `wsctl --local broadcast PAYLOAD` as a user runs it (the venv's console script in a
            subprocess): process start, imports, the parallel registry scan, the fan-out
-           (aiohttp + botocore SigV4, 64 in flight), exit.
+           (wsctl's HTTP/1.1 sender, 256 in flight), exit.
   service  in this process: `ids = wsctl.ops.all_connection_ids(LocalTarget())`, then
            `asyncio.run(wsctl.ops.deliver(target, ids, payload))` (fresh Target each run).
   seq      the seed article: one boto3 `dynamodb` scan (paginated), then
@@ -16,8 +16,9 @@ each of --repeat rounds, one broadcast of each pattern (a fresh payload each tim
   pool32   the same with the posts in a thread pool of 32 (one boto3 client,
            max_pool_connections=32): boto3's CPU ceiling.
 
-With --experiments, three more runs of wsctl's own scan and engine (wsctl.fanout.run) with a
-changed transport, to show what the sender would cost (see "experiments" below; not wsctl's code).
+With --experiments, the same CLI command launched with one change in its own process (bench code,
+not wsctl's; CLI_VARIANTS): `cli-aiohttp` with the sender it had before issue 22 (aiohttp's client,
+bench/aiohttp_sender.py), the baseline measured in the same run; `cli-uvloop` on uvloop's event loop.
 
 Each time runs from the start of the pattern to the last client's receipt of its frame. For
 each run: how many clients received the frame (all, or it is a bug), the phases (setup /
@@ -53,10 +54,23 @@ from loadgen import stop_workers  # noqa: E402
 GOAL_SECONDS, GOAL_RATIO = 2.0, 10.0
 CTX = mp.get_context("fork")
 PATTERNS = ("cli", "service", "seq", "pool32")
-EXPERIMENTS = ("x-raw",)
+EXPERIMENTS = ("cli-aiohttp", "cli-uvloop")
 LABELS = {"cli": "wsctl --local broadcast (CLI, subprocess)", "service": "wsctl ops.deliver (in process)",
           "seq": "seed: boto3 scan + sequential posts", "pool32": "seed + boto3 thread pool of 32",
-          "x-raw": "experiment: wsctl's signer + raw HTTP/1.1"}
+          "cli-aiohttp": "CLI with its former aiohttp sender (before)", "cli-uvloop": "CLI on uvloop (experiment)"}
+# The CLI launched with one change in its own process (bench code, not wsctl's): name -> (what runs before
+# wsctl's main, label, prefix in broadcast_rtt.py's goals). Everything else is the CLI as shipped.
+CLI_VARIANTS = {
+    "aiohttp": ("sys.path.insert(0, %r); import aiohttp_sender; aiohttp_sender.install()" % os.path.dirname(
+        os.path.abspath(__file__)), "CLI, aiohttp sender (before)", "[before] "),
+    "uvloop": ("import uvloop; uvloop.install()", "CLI on uvloop", "[experiment] "),
+}
+LAUNCH = "import sys; %s; sys.argv[0] = 'wsctl'; from wsctl.cli import main; sys.exit(main())"
+
+
+def cli_launcher(variant: str | None = None) -> list:
+    """How to start wsctl's CLI: the console script, or Python running one of CLI_VARIANTS first."""
+    return [sys.executable, "-c", LAUNCH % CLI_VARIANTS[variant][0]] if variant else [wsctl_script()]
 
 
 # -- the clients ---------------------------------------------------------------------------
@@ -71,8 +85,8 @@ async def _client_main(urls, inflight: int, timeout: float, pipe):
 
     def done(tag):
         count, first, last = arrivals.get(tag, (0, None, None))
-        return {"tag": tag, "count": count, "first": first, "last": last, "dups": state.dups,
-                "closed": state.closed, "held": state.held}
+        return {"tag": tag, "count": count, "first": first, "last": last, "dups": state["dups"],
+                "closed": state["closed"], "held": state["held"]}
 
     async def read(ws):
         seen = set()
@@ -80,7 +94,7 @@ async def _client_main(urls, inflight: int, timeout: float, pipe):
             async for message in ws:
                 now = time.time()
                 if message in seen:
-                    state.dups += 1
+                    state["dups"] += 1
                     continue
                 seen.add(message)
                 entry = arrivals.get(message)
@@ -88,11 +102,11 @@ async def _client_main(urls, inflight: int, timeout: float, pipe):
                     arrivals[message] = entry = [0, now, now]
                 entry[0] += 1
                 entry[2] = now
-                if entry[0] == state.held:
+                if entry[0] == state["held"]:
                     pipe.send(("done", done(message)))
         except Exception:  # the connection dropped: counted below, the frame will be missing
             pass
-        state.closed += 1
+        state["closed"] += 1
 
     async def one(url):
         async with semaphore:
@@ -107,7 +121,7 @@ async def _client_main(urls, inflight: int, timeout: float, pipe):
             sockets.append(ws)
 
     await asyncio.gather(*(one(url) for url in urls))
-    state.held = len(sockets)
+    state["held"] = len(sockets)
     readers = [asyncio.create_task(read(ws)) for ws in sockets]  # noqa: F841 (kept alive)
     pipe.send(("opened", {"held": len(sockets), "errors": errors}))
     stop = asyncio.Event()
@@ -214,8 +228,8 @@ def wsctl_script() -> str:
     return str(path)
 
 
-def run_cli(ctx, payload: str) -> dict:
-    command = [wsctl_script(), "--local", "broadcast", payload]
+def run_cli(ctx, payload: str, variant: str | None = None) -> dict:
+    command = [*cli_launcher(variant), "--local", "broadcast", payload]
     if ctx.concurrency:
         command += ["--concurrency", str(ctx.concurrency)]
     if ctx.spy_cli:  # py-spy launches the command (profile run only)
@@ -304,133 +318,8 @@ def run_seed(ctx, payload: str, pool: int | None = None) -> dict:
             "ok": outcomes["delivered"], "outcomes": dict(outcomes)}
 
 
-# -- experiment: what the sender would cost without aiohttp's client (bench code, not wsctl's) ----
-# It plugs into wsctl's own engine (wsctl.fanout.run: concurrency, retries, outcomes) after wsctl's
-# own scan (wsctl.ops.all_connection_ids); only the transport differs.
-#   x-raw      wsctl's ManagementSigner over a minimal asyncio HTTP/1.1 keep-alive client (no
-#              aiohttp): the floor the emulator and the clients leave to any sender.
-# (Earlier experiments that became wsctl's own transport: bench/README.md, broadcast.py.)
-class _RawConnection(asyncio.Protocol):
-    def __init__(self):
-        self.buffer, self.waiter, self.transport, self.closed = bytearray(), None, None, False
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.buffer += data
-        if self.waiter is None or self.waiter.done():
-            return
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = self.buffer[:end].decode("latin-1").split("\r\n")
-        headers = {}
-        for line in head[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", 0))  # the emulator always sends Content-Length
-        if len(self.buffer) < end + 4 + length:
-            return
-        body = bytes(self.buffer[end + 4:end + 4 + length])
-        del self.buffer[:end + 4 + length]
-        self.waiter.set_result((int(head[0].split(" ", 2)[1]), headers, body))
-
-    def connection_lost(self, exc):
-        self.closed = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionError("connection lost"))
-
-
-class RawTransport:
-    """wsctl's ManagementSigner + a minimal HTTP/1.1 keep-alive client: `concurrency` connections, one request
-    in flight on each; answers read as wsctl's LeanTransport reads them (status, x-amzn-ErrorType,
-    JSON body). Experiment only: no TLS verification options, no chunked responses."""
-
-    def __init__(self, endpoint: str, credentials, region: str, concurrency: int = 64, timeout: float = 10.0):
-        from urllib.parse import urlsplit
-
-        from wsctl.sigv4 import ManagementSigner
-
-        split = urlsplit(endpoint.rstrip("/"))
-        self.host, self.base, self.secure = split.netloc, split.path, split.scheme == "https"
-        self.address = (split.hostname, split.port or (443 if self.secure else 80))
-        self.signer = ManagementSigner(credentials, region)
-        self.concurrency, self.timeout = concurrency, timeout
-        self.idle, self.opened = None, 0
-
-    async def __aenter__(self):
-        self.idle = asyncio.LifoQueue()
-        return self
-
-    async def __aexit__(self, *exc):
-        while not self.idle.empty():
-            self.idle.get_nowait().transport.close()
-
-    async def _connection(self):
-        if self.idle.empty() and self.opened < self.concurrency:
-            self.opened += 1
-            _, protocol = await asyncio.get_running_loop().create_connection(
-                _RawConnection, *self.address, ssl=True if self.secure else None)
-            return protocol
-        return await self.idle.get()
-
-    async def call(self, method: str, connection_id: str, data: bytes | None = None):
-        from urllib.parse import quote
-
-        from wsctl.fanout.policy import Answer
-        from wsctl.fanout.transport import _error_code, _message
-
-        path = "%s/@connections/%s" % (self.base, quote(connection_id, safe=""))
-        signed = self.signer.headers(method, self.host, path, data)
-        head = "%s %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: %d\r\n\r\n" % (
-            method, path, self.host, "".join("%s: %s\r\n" % kv for kv in signed.items()), len(data or b""))
-        connection = await self._connection()
-        try:
-            connection.waiter = asyncio.get_running_loop().create_future()
-            connection.transport.write(head.encode() + (data or b""))
-            status, headers, body = await asyncio.wait_for(connection.waiter, self.timeout)
-        except (OSError, asyncio.TimeoutError, ConnectionError) as error:
-            connection.transport.close()
-            self.opened -= 1
-            return Answer(None, None, "%s: %s" % (type(error).__name__, error))
-        if connection.closed or headers.get("connection", "").lower() == "close":
-            connection.transport.close()
-            self.opened -= 1
-        else:
-            self.idle.put_nowait(connection)
-        if status < 300:
-            return Answer(status, None, "", body)
-        return Answer(status, _error_code(headers, body), _message(body), body)
-
-
-def run_experiment(ctx, payload: str, kind: str) -> dict:
-    from wsctl import fanout, ops
-    from wsctl.targets.local import LocalTarget
-
-    t0 = time.time()
-    target = LocalTarget()
-    target.reader()
-    t1 = time.time()
-    ids = ops.all_connection_ids(target)
-    t2 = time.time()
-    concurrency = ctx.concurrency or fanout.DEFAULT_CONCURRENCY
-    credentials = target.session.get_credentials().get_frozen_credentials()
-    sender = RawTransport(target.management_endpoint, credentials, target.region_name, concurrency)
-
-    async def send():
-        async with sender:
-            return await fanout.run(sender, "POST", ids, payload.encode(), concurrency)
-
-    report = asyncio.run(send())
-    t3 = time.time()
-    counts = report.counts()
-    return {"returned": t3, "setup": t1 - t0, "scan": t2 - t1, "fanout": t3 - t2, "sent_to": len(ids),
-            "ok": counts["delivered"], "outcomes": {k: v for k, v in counts.items() if v}, "retries": report.retries}
-
-
 SENDERS = {"cli": run_cli, "service": run_service, "seq": run_seed, "pool32": lambda ctx, p: run_seed(ctx, p, 32),
-           **{kind: (lambda ctx, p, kind=kind: run_experiment(ctx, p, kind)) for kind in EXPERIMENTS}}
+           **{"cli-" + v: (lambda ctx, p, v=v: run_cli(ctx, p, v)) for v in CLI_VARIANTS}}
 
 
 # -- one measured broadcast ------------------------------------------------------------------------
@@ -453,7 +342,7 @@ def measure(ctx, pattern: str, label: str, quiet: bool = True) -> dict:
     machine = watch.stop()
     children1, own1 = resource.getrusage(resource.RUSAGE_CHILDREN), os.times()
     user, system = own1.user - own0.user, own1.system - own0.system
-    if pattern == "cli":  # the CLI has exited: its CPU is in RUSAGE_CHILDREN, and CpuWatch counted it as foreign
+    if pattern.startswith("cli"):  # the CLI has exited: its CPU is in RUSAGE_CHILDREN, and CpuWatch counted it as foreign
         user, system = children1.ru_utime - children0.ru_utime, children1.ru_stime - children0.ru_stime
         machine["foreign"] = max(0.0, machine["foreign"] - user - system)
     sender = user + system
@@ -474,7 +363,7 @@ def print_run(r: dict, expected: int) -> None:
     got = r["got"]
     lost = expected - got["received"]
     phases = ""
-    if r["pattern"] == "cli":
+    if r["pattern"].startswith("cli"):
         phases = "start+scan to first frame %.3f s, first -> last frame %.3f s (wsctl's own fan-out figure %s s), " \
                  "command returned at %.3f s" % (r["to_first"], r["spread"], r.get("fanout_reported"), r["to_return"])
     else:
@@ -486,7 +375,7 @@ def print_run(r: dict, expected: int) -> None:
     print("      %s" % phases)
     if r.get("outcomes") and set(r["outcomes"]) - {"delivered"}:
         print("      sender outcomes: %s" % r["outcomes"])
-    if r["pattern"] == "cli" and r.get("exit"):
+    if r["pattern"].startswith("cli") and r.get("exit"):
         print("      wsctl exit code %s" % r["exit"])
     cpu = r["cpu"]
     print("      CPU s: sender %.2f (%.0f us/post; system %.2f), gateway %.2f, DynamoDB Local %.2f, clients %.2f, "
@@ -500,7 +389,7 @@ def print_run(r: dict, expected: int) -> None:
 
 
 def cli_startup(runs: int = 3) -> float:
-    code = "import wsctl.cli, wsctl.cli.ops, wsctl.ops, wsctl.targets, wsctl.fanout.transport, boto3, aiohttp"
+    code = "import wsctl.cli, wsctl.cli.ops, wsctl.ops, wsctl.targets, wsctl.fanout.transport, boto3"
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -518,7 +407,7 @@ def main():
     parser.add_argument("--patterns", default=",".join(PATTERNS),
                         help="comma list of " + ", ".join(PATTERNS + EXPERIMENTS))
     parser.add_argument("--experiments", action="store_true", help="also run " + ", ".join(EXPERIMENTS) +
-                        " (wsctl's engine with a changed transport; see the comments in this file)")
+                        " (the CLI with one change in its process; see CLI_VARIANTS)")
     parser.add_argument("--auth", choices=("jwt", "none"), default="jwt",
                         help="emulator --auth (jwt: a token per client, as deployed; none: faster set-up)")
     parser.add_argument("--procs", type=int, default=2, help="client processes")
@@ -581,7 +470,7 @@ def main():
         print("  boto3 scan sees %d connection items (expected %d)" % (scanned, held))
         if "cli" in patterns:
             ctx.cli_start = cli_startup()
-            print("  the CLI's process start + imports (python -c 'import wsctl.cli.ops, wsctl.ops, boto3, aiohttp', "
+            print("  the CLI's process start + imports (python -c 'import wsctl.cli.ops, wsctl.ops, boto3', "
                   "measured apart): median %.3f s" % ctx.cli_start)
 
         for round_no in range(1, args.repeat + 1):
@@ -615,8 +504,8 @@ def summary(ctx, results: dict, args) -> None:
             continue
         totals = [r["total"] for r in runs]
         medians[pattern] = median(totals)
-        scan = median(r["to_first"] if pattern == "cli" else r["setup"] + r["scan"] for r in runs)
-        fan = median(r["spread"] if pattern == "cli" else r["fanout"] for r in runs)
+        scan = median(r["to_first"] if pattern.startswith("cli") else r["setup"] + r["scan"] for r in runs)
+        fan = median(r["spread"] if pattern.startswith("cli") else r["fanout"] for r in runs)
         cpu = {k: median(r["cpu"][k] for r in runs) for k in ("sender", "gateway", "DynamoDB Local", "clients",
                                                               "others")}
         print("%-42s %7.3f %7.3f %7.3f %7.3f %8.3f %7.2f %8.0f %7.2f %6.2f %7.2f %6.2f" % (
@@ -637,7 +526,7 @@ def summary(ctx, results: dict, args) -> None:
         print("\nratio seq / pattern: " + ", ".join("%s %.2fx" % (p, medians["seq"] / medians[p])
                                                     for p in medians if p != "seq"))
     print("\ngoals at %d connections (the goals are stated for 10,000):" % n)
-    for pattern in ("cli", "service"):
+    for pattern in ("cli", "service", *EXPERIMENTS):
         if pattern in medians:
             print("  %s %s: %.3f s < %.1f s" % (verdict(medians[pattern] < GOAL_SECONDS), LABELS[pattern],
                                                medians[pattern], GOAL_SECONDS))
@@ -666,7 +555,8 @@ SENDER_PARTS = (
         "botocore/auth.py", "botocore/awsrequest.py", "LeanTransport._signed", "ManagementSigner", "wsctl/sigv4.py",
         "hmac.py")),
     ("aiohttp client (request building, response reading)", ("aiohttp/", "yarl/", "multidict/")),
-    ("raw HTTP/1.1 client (experiment)", ("RawTransport", "_RawConnection")),
+    ("wsctl's HTTP/1.1 sender (request bytes, keep-alive pool, answers through httptools)", (
+        "wsctl/fanout/pool.py", "wsctl/fanout/http1.py", "LeanTransport", "answer_of", "httptools")),
     ("botocore/urllib3 call machinery (scan pages; the seed's post_to_connection)", (
         "botocore/", "boto3/", "urllib3/", "http/client.py", "email/", "json/")),
     ("wsctl (fan-out engine, registry decode, ops)", ("wsctl/", "lambda_src/")),
@@ -764,7 +654,7 @@ def profile_runs(ctx, args, results) -> None:
             if spy.process:
                 spy.process.wait(60)
                 busy_profile(spy.path, title + " during the CLI broadcast", parts, main_only="gateway" in title)
-    for pattern in ("x-raw", "seq"):
+    for pattern in ("service", "seq"):
         if pattern not in results:
             continue
         seconds = median(r["total"] for r in results[pattern]) + 2

@@ -77,9 +77,9 @@ def read_inputs(path: str | None) -> tuple[dict, dict]:
     engine = mi.get("engine") or {}
     if engine.get("quadratic_s") is not None:
         out["quadratic_s"] = engine["quadratic_s"]
-    # The sender's own CPU per post: the patched CLI's marginal CPU between two sizes (no N^2 term), else the
-    # CLI's minus the N^2 term the engine check measured.
-    for kind in ("fixed", "cli"):
+    # The sender's own CPU per post: the CLI's marginal CPU between two sizes, less the N^2 term the engine
+    # check measured (none since d0b1655).
+    for kind in ("cli",):
         entry = mi.get(kind) or {}
         if entry.get("marginal_cpu_per_post_s"):
             value = entry["marginal_cpu_per_post_s"]
@@ -89,7 +89,7 @@ def read_inputs(path: str | None) -> tuple[dict, dict]:
                 out["cli_cpu_per_post_s"] = value
                 out["cli_cpu_from"] = kind
                 break
-    for kind in ("fixed", "cli"):  # this machine's whole pipeline at 0 ms (sender, gateway, proxy, clients)
+    for kind in ("cli",):  # this machine's whole pipeline at 0 ms (sender, gateway, proxy, clients)
         entry = mi.get(kind) or {}
         if entry.get("marginal_seconds_per_post"):
             out["local_seconds_per_post"] = entry["marginal_seconds_per_post"]
@@ -105,7 +105,7 @@ def read_inputs(path: str | None) -> tuple[dict, dict]:
         out["local_server_fixed_s"] = server.get("to_first_s")
         out["local_server_rate_from"] = server.get("segment_rate_from")
     goals = (data.get("summary") or {}).get("goals") or {}
-    for kind in ("throttled-fixed", "throttled"):
+    for kind in ("throttled",):
         throttle = goals.get(kind) or {}
         runs = [r for r in throttle.get("runs") or () if r.get("seen429") and r["steady"] == r["steady"]]
         if runs:  # the median throttled run's p10-p90 rate over the bucket's rate

@@ -24,19 +24,21 @@ waits RTT/2 (+-5% jitter), a new connection's first bytes one RTT more (TCP's ha
                               CLI's Invoke calls go through the proxy (the Lambda endpoint of its state
                               copy is the proxy's); the function's scan and posts do not (they are in
                               region: the event's endpoint is the emulator's own).
-  fixed    experiment         the same CLI command, launched with wsctl.fanout._detail replaced by a constant
-                              in the CLI's own process (see PATCHED_CLI): what the progress detail costs.
-                              Bench code, not wsctl's; not in the default --patterns since d0b1655.
+  aiohttp  baseline           the same CLI command with the sender it had before issue 22 (aiohttp's client,
+                              bench/aiohttp_sender.py) put in place of wsctl's in the CLI's own process
+                              (bc.CLI_VARIANTS): the "before" of each figure, measured in the same run.
+  uvloop   experiment         the same CLI command on uvloop's event loop (installed in the CLI's process):
+                              whether the loop is worth adopting. Bench code, not wsctl's.
 
 Before the emulator starts, two pure checks of wsctl's code: the fan-out engine alone (wsctl.fanout.run
 with a null transport: CPU per post without and with the CLI's progress callback, at 2,000 and 10,000)
 and the pacer (wsctl/fanout/pace.py) on a simulated throttled start (the rate it holds after the first
 429, by how long after the start the first answer came). --no-engine-check skips both.
 
-Sizes: --sizes 2000,10000 (default) connects 2,000 clients, measures cli (and fixed, if asked) and seq at --small-rtts
+Sizes: --sizes 2000,10000 (default) connects 2,000 clients, measures cli (and its variants) and seq at --small-rtts
 (0,20), then connects 8,000 more and measures everything at --rtts (0,20,80), plus one direct CLI
 broadcast (no proxy: the 0 ms goal). Then a second emulator with --throttle 2000:500 and its own
---throttle-connections clients (default: the largest size): cli (and fixed) at --throttle-rtt (20 ms),
+--throttle-connections clients (default: the largest size): cli (and its variants) at --throttle-rtt (20 ms),
 --repeat times each; --only-throttle runs that phase alone. Registry: DynamoDB Local for sizes over
 2,000 (--backend), as bench/broadcast.py. --repeat 1 and --no-throttle shorten a run (how long each
 takes here: bench/README.md).
@@ -66,6 +68,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -105,8 +108,8 @@ async def _fleet_main(urls, inflight: int, timeout: float, pipe):
 
     def report(tag):
         times = arrivals.get(tag, [])
-        return {"tag": tag, "count": len(times), "times": times, "dups": state.dups, "closed": state.closed,
-                "held": state.held}
+        return {"tag": tag, "count": len(times), "times": times, "dups": state["dups"], "closed": state["closed"],
+                "held": state["held"]}
 
     async def read(ws):
         seen = set()
@@ -114,17 +117,17 @@ async def _fleet_main(urls, inflight: int, timeout: float, pipe):
             async for message in ws:
                 now = time.time()
                 if message in seen:  # the same frame twice on one connection
-                    state.dups += 1
+                    state["dups"] += 1
                     continue
                 seen.add(message)
                 tag = _key(message)
                 times = arrivals.setdefault(tag, [])
                 times.append(now)
-                if len(times) == state.held:
+                if len(times) == state["held"]:
                     pipe.send(("done", report(tag)))
         except Exception:
             pass
-        state.closed += 1
+        state["closed"] += 1
 
     async def one(url):
         async with semaphore:
@@ -139,8 +142,8 @@ async def _fleet_main(urls, inflight: int, timeout: float, pipe):
             sockets.append(ws)
 
     await asyncio.gather(*(one(url) for url in urls))
-    state.held = len(sockets)
-    state.readers = [asyncio.create_task(read(ws)) for ws in sockets]  # kept alive
+    state["held"] = len(sockets)
+    state["readers"] = [asyncio.create_task(read(ws)) for ws in sockets]  # kept alive
     pipe.send(("opened", {"held": len(sockets), "errors": errors}))
     stop = asyncio.Event()
 
@@ -296,8 +299,6 @@ def state_copy(state, home: Path, **changes) -> Path:
     """A copy of the emulator's state file under another WSCTL_HOME with some endpoints replaced, so
     `WSCTL_HOME=home wsctl --local ...` talks to the proxy (wsctl/targets/emulator.py reads endpoints
     from the state file only; --endpoint-url is ignored with --local)."""
-    from dataclasses import replace
-
     from wsctl.targets.emulator import states, write_state
 
     path = write_state(replace(state, **changes), home)
@@ -323,15 +324,8 @@ def via(url: str, port: int) -> str:
 
 
 # -- the senders ------------------------------------------------------------------------------------
-# Experiment (bench code, not wsctl's): the CLI with wsctl.fanout._detail (the progress line's detail) made
-# a constant. Until d0b1655 it summed over every result so far after every post, O(N^2) CPU; since then it is
-# O(1), and this shows what the detail still costs. Everything else is the CLI as shipped.
-PATCHED_CLI = ("import sys, wsctl.fanout as f; f._detail = lambda *args: ''; sys.argv[0] = 'wsctl'; "
-               "from wsctl.cli import main; sys.exit(main())")
-
-
-def send_cli(ctx, payload: str, home: Path, extra=(), spy: str | None = None, patched: bool = False) -> dict:
-    launcher = [sys.executable, "-c", PATCHED_CLI] if patched else [bc.wsctl_script()]
+def send_cli(ctx, payload: str, home: Path, extra=(), spy: str | None = None, variant: str | None = None) -> dict:
+    launcher = bc.cli_launcher(variant)
     command = [*launcher, "--local", "-o", "json", "broadcast", payload, *extra]
     if spy:
         command = [str(Path(sys.executable).parent / "py-spy"), "record", "-o", spy, "-f", "raw", "-r", "250",
@@ -519,9 +513,9 @@ def run_size(ctx, size: int, rtts, patterns, seq_sample: int, repeat: int) -> No
             if "cli" in patterns and round_no < repeat:
                 measure(ctx, "cli", rtt, size, lambda p: send_cli(ctx, p, ctx.home_client),
                         "wsctl CLI broadcast @%g ms" % rtt, ctx.fleet.held, cli_child=True)
-            if "fixed" in patterns and round_no < repeat:
-                measure(ctx, "fixed", rtt, size, lambda p: send_cli(ctx, p, ctx.home_client, patched=True),
-                        "CLI, _detail patched (experiment) @%g ms" % rtt, ctx.fleet.held, cli_child=True)
+            for variant in [v for v in bc.CLI_VARIANTS if v in patterns and round_no < repeat]:
+                measure(ctx, variant, rtt, size, lambda p, v=variant: send_cli(ctx, p, ctx.home_client, variant=v),
+                        "%s @%g ms" % (bc.CLI_VARIANTS[variant][1], rtt), ctx.fleet.held, cli_child=True)
             if round_no >= ctx.args.repeat_others:
                 continue
             if "server" in patterns:
@@ -586,7 +580,7 @@ def warm_up(ctx, patterns) -> None:
     print("\nwarm-up at 0 ms (not counted): one CLI broadcast, one server-side broadcast, one room send, one scan")
     ctx.proxy.set_rtt(0)
     for kind, sender in (("cli", lambda p: send_cli(ctx, p, ctx.home_client)),
-                         ("fixed", lambda p: send_cli(ctx, p, ctx.home_client, patched=True)),
+                         *((v, lambda p, v=v: send_cli(ctx, p, ctx.home_client, variant=v)) for v in bc.CLI_VARIANTS),
                          ("server", lambda p: send_cli(ctx, p, ctx.home_server,
                                                        ("--server-side", "--segments", str(ctx.args.segments)))),
                          ("room", lambda p: send_room(ctx, p, next(iter(ctx.rooms))) if ctx.rooms else None)):
@@ -621,12 +615,11 @@ def throttle_phase(ctx, count: int, rtt: float, spec: str, repeat: int) -> None:
     time.sleep(1.0)  # the bucket refills
     set_rtt(ctx, rtt)
     for _ in range(repeat):
-        for kind, patched in (("throttled", False), ("throttled-fixed", True)):
-            if patched and "fixed" not in ctx.patterns:
-                continue
+        for variant in [None] + [v for v in bc.CLI_VARIANTS if v in ctx.patterns]:
             time.sleep(0.5)  # the bucket refills (to its burst in burst / rate s)
-            measure(ctx, kind, rtt, count, lambda p, patched=patched: send_cli(ctx, p, ctx.home_client, patched=patched),
-                    "%s, throttled %s @%g ms" % ("CLI, _detail patched (experiment)" if patched else "wsctl CLI broadcast",
+            measure(ctx, "throttled" + ("-" + variant if variant else ""), rtt, count,
+                    lambda p, v=variant: send_cli(ctx, p, ctx.home_client, variant=v),
+                    "%s, throttled %s @%g ms" % (bc.CLI_VARIANTS[variant][1] if variant else "wsctl CLI broadcast",
                                                  spec, rtt), ctx.fleet.held, cli_child=True, grace=30)
 
 
@@ -732,7 +725,8 @@ def summary(ctx) -> dict:
     table = []
     for size in sizes:
         rooms = sorted({r["kind"] for r in records if r["kind"].startswith("room")}, key=lambda k: int(k[4:]))
-        for kind, inflight in (("seq", 1), ("cli", WSCTL_CONCURRENCY), ("fixed", WSCTL_CONCURRENCY), ("server", None),
+        for kind, inflight in (("seq", 1), ("cli", WSCTL_CONCURRENCY), *((v, WSCTL_CONCURRENCY) for v in bc.CLI_VARIANTS),
+                               ("server", None),
                                *((room, HANDLER_THREADS) for room in rooms), ("direct", WSCTL_CONCURRENCY)):
             for rtt in sorted({r["rtt"] for r in records}):
                 r = pick(records, kind, size, rtt)
@@ -746,7 +740,7 @@ def summary(ctx) -> dict:
                 cpu_floor = zero["total"] if zero else float("nan")
                 floor = max(x for x in (net, cpu_floor) if x == x) if (net == net or cpu_floor == cpu_floor) else None
                 ratio = r["total"] / floor if floor else float("nan")
-                label = {"seq": "seed sequential", "cli": "wsctl CLI", "fixed": "CLI, _detail patched",
+                label = {"seq": "seed sequential", "cli": "wsctl CLI", **{v: bc.CLI_VARIANTS[v][1] for v in bc.CLI_VARIANTS},
                          "server": "server-side x%d" % ctx.args.segments,
                          "direct": "wsctl CLI, no proxy"}.get(kind) or "sendRoom %s" % kind[4:]
                 label += " @%g ms" % rtt
@@ -763,10 +757,11 @@ def summary(ctx) -> dict:
                                   "%s @%g ms: %d/%d, %d dups" % (r["label"], r["rtt"], r["received"], r["expected"],
                                                                  r["dups"]) for r in lost)))
 
-    print("\n== goals (wsctl's CLI as shipped; [experiment] the CLI with fanout._detail patched, for comparison) ==")
+    print("\n== goals (wsctl's CLI as shipped; [before] the CLI with its former aiohttp sender, [experiment] on "
+          "uvloop: each where measured, same run) ==")
     goals = {}
     big = max(sizes) if sizes else None
-    variants = [("cli", "wsctl CLI", ""), ("fixed", "CLI, _detail patched", "[experiment] ")]
+    variants = [("cli", "wsctl CLI", "")] + [(v, label, prefix) for v, (_, label, prefix) in bc.CLI_VARIANTS.items()]
     for name, size, rtt, want in (("x20", 10000, 20, GOALS["x20"]), ("x80", 10000, 80, GOALS["x80"]),
                                   ("x20_2000", 2000, 20, GOALS["x20_2000"])):
         seq = pick(records, "seq", size, rtt) if size in sizes else None
@@ -817,8 +812,8 @@ def summary(ctx) -> dict:
                     prefix, verdict(ok) if big >= 10000 else "(size %d)" % big, big, label, zero["total"],
                     GOALS["zero_s"]))
                 goals["zero_" + kind] = {"ok": ok, "seconds": zero["total"]}
-    for kind, label, prefix in (("throttled", "wsctl CLI", ""), ("throttled-fixed", "CLI, _detail patched",
-                                                                 "[experiment] ")):
+    for kind, label, prefix in [("throttled", "wsctl CLI", "")] + [
+            ("throttled-" + v, label, prefix) for v, (_, label, prefix) in bc.CLI_VARIANTS.items()]:
         throttled = [r for r in records if r["kind"] == kind]
         if not throttled:
             continue
@@ -890,7 +885,7 @@ def model_inputs(ctx) -> dict:
     out = {"concurrency": WSCTL_CONCURRENCY, "handler_threads": HANDLER_THREADS, "segments": ctx.args.segments,
            "engine": ctx.engine, "pacer": ctx.pacer}
     small = [x for x in sizes if x < big] if big else []
-    for kind in ("cli", "fixed"):
+    for kind in ("cli", *bc.CLI_VARIANTS):
         zero = pick(records, kind, big, 0) if big else None
         if not zero:
             continue
@@ -929,7 +924,7 @@ def model_inputs(ctx) -> dict:
         out["handler"] = {"posts": room["expected"], "seconds_0ms": room["total"],
                           "cpu_per_post_s": room["cpu"]["functions"] / room["expected"]}
     out["measured"] = [{"kind": r["kind"], "size": r["size"], "rtt": r["rtt"], "total": r["total"],
-                        "n": r.get("sent_to") if r["kind"] in ("cli", "fixed", "seq", "server", "direct")
+                        "n": r.get("sent_to") if r["kind"] in ("cli", *bc.CLI_VARIANTS, "seq", "server", "direct")
                         else r["expected"],
                         "extrapolated": bool(r.get("extrapolated"))} for r in records]
     return out
@@ -941,7 +936,7 @@ def profile_runs(ctx, rtt: float) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     set_rtt(ctx, rtt)
     print("\n== profiles at %g ms (py-spy --gil, 250/s; not counted above) ==" % rtt)
-    for kind, patched, name in (("cli", False, "wsctl CLI"), ("fixed", True, "CLI, _detail patched (experiment)")):
+    for kind, variant, name in [("cli", None, "wsctl CLI")] + [(v, v, bc.CLI_VARIANTS[v][1]) for v in bc.CLI_VARIANTS]:
         if kind not in ctx.patterns:
             continue
         cli = pick(ctx.records, kind, ctx.fleet_size, rtt)
@@ -953,7 +948,7 @@ def profile_runs(ctx, rtt: float) -> None:
         time.sleep(0.5)
         spy_path = str(folder / ("rtt-%s.txt" % kind))
         measure(ctx, "profiled", rtt, ctx.fleet_size,
-                lambda p: send_cli(ctx, p, ctx.home_client, spy=spy_path, patched=patched),
+                lambda p: send_cli(ctx, p, ctx.home_client, spy=spy_path, variant=variant),
                 "profiled: %s @%g ms" % (name, rtt), ctx.fleet.held, cli_child=True)
         bc.busy_profile(Path(spy_path), "the %s process at %g ms, start to exit" % (name, rtt), bc.SENDER_PARTS)
         for spy, title, parts in spies:
@@ -988,12 +983,12 @@ def main():
     parser.add_argument("--connections", "-n", type=int, default=None, help="shorthand for --sizes N")
     parser.add_argument("--rtts", default="0,20,80", help="RTTs in ms for the largest size")
     parser.add_argument("--small-rtts", default="0,20", help="RTTs in ms for the smaller sizes (cli and seq)")
-    parser.add_argument("--patterns", default="cli,seq,server,room",
-                        help="for the largest size: any of cli, fixed (the CLI with fanout._detail patched: an "
-                             "experiment), seq, server, room")
+    parser.add_argument("--patterns", default="cli,aiohttp,seq,server,room",
+                        help="for the largest size: any of cli, aiohttp (the CLI with its former sender: the "
+                             "baseline), uvloop (the CLI on uvloop: an experiment), seq, server, room")
     parser.add_argument("--rooms", default="100,1000", help="room sizes for sendRoom")
     parser.add_argument("--segments", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=2, help="runs of the CLI (and the patched CLI) per RTT; "
+    parser.add_argument("--repeat", type=int, default=2, help="runs of the CLI (and its variants) per RTT; "
                         "the summary takes the median (of 2: the slower)")
     parser.add_argument("--repeat-others", type=int, default=1, help="runs of server-side and sendRoom per RTT")
     parser.add_argument("--seq-sample", type=int, default=300, help="posts the seed sends when it would take long")
@@ -1074,8 +1069,9 @@ def main():
                 print("WARNING: fewer connections than asked; the figures below are for %d" % ctx.fleet.held)
             if last and "room" in patterns:
                 setup_rooms(ctx, [int(x) for x in args.rooms.split(",") if x.strip()])
-            warm_up(ctx, patterns if last else patterns & {"cli", "fixed"})
-            run_size(ctx, size, rtts if last else small_rtts, patterns if last else patterns & {"cli", "fixed", "seq"},
+            warm_up(ctx, patterns if last else patterns & {"cli", *bc.CLI_VARIANTS})
+            run_size(ctx, size, rtts if last else small_rtts,
+                     patterns if last else patterns & {"cli", *bc.CLI_VARIANTS, "seq"},
                      args.seq_sample, args.repeat)
             if last and "cli" in patterns:
                 print("\n-- no proxy: the CLI straight to the emulator (0 ms) --")

@@ -82,6 +82,19 @@ def test_the_day_key_and_payload_hash_are_reused_but_never_stale():
     assert signer._signing_key("20261128") == sigv4.signing_key("secret", "20261128/us-east-1/execute-api/aws4_request")
 
 
+def test_one_signer_across_paths_keeps_no_stale_prefix():
+    """The signer caches the canonical path up to the id: paths that change it in turn still sign as botocore."""
+    signer = ManagementSigner(CREDENTIALS, REGION)
+    for endpoint, cid in [("https://h.example.com/prod", "a="), ("https://h.example.com/a/./b/../c", "b+c"),
+                          ("https://h.example.com", "~x"), ("https://h.example.com/prod", "%41"),
+                          ("https://h.example.com/prod", ".."), ("https://h.example.com//x", "d")]:
+        url = "%s/@connections/%s" % (endpoint, quote(cid, safe=""))
+        expected = botocore_headers(CREDENTIALS, REGION, "POST", url, b"x")
+        parts = urlsplit(url)
+        mine = signer.headers("POST", parts.netloc, parts.path, b"x", expected["X-Amz-Date"])
+        assert mine["Authorization"] == expected["Authorization"], url
+
+
 # -- sign, then verify ----------------------------------------------------------------------
 @settings(max_examples=100, deadline=None, database=None)
 @given(connection_id=ids, method=st.sampled_from(["POST", "GET", "DELETE"]), body=st.binary(max_size=300),

@@ -8,8 +8,9 @@ Signing, at a fan-out's pace: botocore's SigV4Auth re-derives the day's signing
 key, re-parses the URL and rebuilds a request object for every call: about
 50 µs, a third of what a broadcast's sender spends per post. A fan-out signs
 thousands of requests that differ only in the connection id, so the signer
-keeps the day's key, the second's X-Amz-Date and the payload's hash, and formats
-the canonical request directly. It produces botocore's exact headers (the tests
+keeps the day's key (and HMAC's keyed hashes), the second's X-Amz-Date, the
+payload's hash and the canonical form of the path up to the id, and formats
+the canonical request directly: a few microseconds a request. It produces botocore's exact headers (the tests
 compare the two on ids with every URL-safe character, bodies, session tokens
 and dates).
 
@@ -77,6 +78,10 @@ def signature(key: bytes, to_sign: str) -> str:
 
 
 # -- signing ----------------------------------------------------------------------------
+_IPAD, _OPAD = bytes(b ^ 0x36 for b in range(256)), bytes(b ^ 0x5C for b in range(256))
+_SENT_SEGMENT = re.compile(r"[A-Za-z0-9_.~%-]+")  # a segment as quote(id, safe="") leaves it
+
+
 class ManagementSigner:
     def __init__(self, credentials, region: str, service: str = "execute-api"):
         self.access = credentials.access_key
@@ -84,14 +89,26 @@ class ManagementSigner:
         self.token = credentials.token
         self.scope_tail = "/%s/%s/aws4_request" % (region, service)
         self.signed_headers = "host;x-amz-date;x-amz-security-token" if self.token else "host;x-amz-date"
-        self._key = (None, b"")
+        self._key = (None, b"", None, None)  # day, its signing key, HMAC-SHA256's inner and outer hashes
         self._stamp = (None, "")
         self._hash = (None, "")
+        self._prefix = (None, "")
 
     def _signing_key(self, day: str) -> bytes:
+        """The day's key, derived once a day, with HMAC-SHA256's two keyed hashes (RFC 2104) that each
+        signature copies: hmac.new per request costs twice as much."""
         if self._key[0] != day:
-            self._key = (day, signing_key(self.secret, day + self.scope_tail))
+            key = signing_key(self.secret, day + self.scope_tail)
+            block = key.ljust(64, b"\0")  # SHA-256's block size; the key is 32 bytes
+            self._key = (day, key, hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD)))
         return self._key[1]
+
+    def _signature(self, day: str, to_sign: str) -> str:
+        self._signing_key(day)
+        inner, outer = self._key[2].copy(), self._key[3].copy()
+        inner.update(to_sign.encode())
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def _now(self) -> str:
         second = int(time.time())
@@ -99,11 +116,20 @@ class ManagementSigner:
             self._stamp = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
         return self._stamp[1]
 
-    def headers(self, method: str, host: str, path: str, body: bytes | None, amz_date: str | None = None) -> dict:
-        """The X-Amz-Date, Authorization (and X-Amz-Security-Token) headers for one request.
+    def _canonical_uri(self, path: str) -> str:
+        """canonical_uri(path), with the part before the last segment (the stage and @connections,
+        the same for every request of a fan-out) computed once."""
+        prefix, _, last = path.rpartition("/")
+        if last in ("", ".", "..") or not _SENT_SEGMENT.fullmatch(last):
+            return canonical_uri(path)
+        if self._prefix[0] != prefix:
+            normal = normalize_url_path(prefix)
+            self._prefix = (prefix, quote(normal if normal.endswith("/") else normal + "/", safe="/~"))
+        return self._prefix[1] + last.replace("%", "%25")  # quote(last, safe="/~") for such a segment
 
-        `path` is the request path as sent (the connection id already percent-encoded).
-        """
+    def sign(self, method: str, host: str, path: str, body: bytes | None, amz_date: str | None = None) -> tuple:
+        """(X-Amz-Date, Authorization) for one request; `path` is the request path as sent (the
+        connection id already percent-encoded). The session token, if any, goes in its own header."""
         amz_date = amz_date or self._now()
         body = body or b""
         if self._hash[0] is not body:  # a fan-out sends one payload object many times
@@ -112,12 +138,16 @@ class ManagementSigner:
         canonical_headers = "host:%s\nx-amz-date:%s\n" % (host, amz_date)
         if self.token:
             canonical_headers += "x-amz-security-token:%s\n" % self.token
-        canonical = canonical_request(method, canonical_uri(path), "", canonical_headers, self.signed_headers,
+        canonical = canonical_request(method, self._canonical_uri(path), "", canonical_headers, self.signed_headers,
                                       self._hash[1])
-        signed = signature(self._signing_key(day), string_to_sign(amz_date, day + self.scope_tail, canonical))
-        headers = {"X-Amz-Date": amz_date,
-                   "Authorization": "%s Credential=%s/%s%s, SignedHeaders=%s, Signature=%s" % (
-                       ALGORITHM, self.access, day, self.scope_tail, self.signed_headers, signed)}
+        signed = self._signature(day, string_to_sign(amz_date, day + self.scope_tail, canonical))
+        return amz_date, "%s Credential=%s/%s%s, SignedHeaders=%s, Signature=%s" % (
+            ALGORITHM, self.access, day, self.scope_tail, self.signed_headers, signed)
+
+    def headers(self, method: str, host: str, path: str, body: bytes | None, amz_date: str | None = None) -> dict:
+        """The X-Amz-Date, Authorization (and X-Amz-Security-Token) headers for one request."""
+        amz_date, authorization = self.sign(method, host, path, body, amz_date)
+        headers = {"X-Amz-Date": amz_date, "Authorization": authorization}
         if self.token:
             headers["X-Amz-Security-Token"] = self.token
         return headers
