@@ -238,7 +238,7 @@ def root(
     registry_ttl: str = typer.Option(None, "--registry-ttl", help="With --registry: the TTL attribute (none: no TTL; "
                                                                    "default: the table's own TTL setting)."),
     transport: str = typer.Option("lean", "--transport", hidden=True,
-                                  help="How the management API is called: lean (aiohttp + SigV4) or boto3."),
+                                  help="How the management API is called: lean (raw HTTP/1.1 + SigV4) or boto3."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
     if output not in OUTPUT_FORMATS:

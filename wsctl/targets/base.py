@@ -11,8 +11,8 @@ from .. import aws
 from ..errors import UsageError, WsctlError
 from ..exitstatus import ExitStatus
 
-# How the fan-out engine calls the management API (wsctl.fanout.transport): lean (aiohttp and a
-# cached SigV4 signer, the default) or boto3 (kept for parity tests and moto's in-process mock).
+# How the fan-out engine calls the management API (wsctl.fanout.transport): lean (pre-built HTTP/1.1
+# requests on a keep-alive pool with a cached SigV4 signer, the default) or boto3 (kept for parity tests and moto's in-process mock).
 TRANSPORTS = ("lean", "boto3")
 
 NO_REGISTRY = ("AWS has no call that lists a WebSocket API's connections, so %s needs the API's registry "
