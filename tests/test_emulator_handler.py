@@ -137,3 +137,27 @@ def test_connect_past_the_integration_timeout_is_504(gw):
     time.sleep(0.2)
     (connect,) = gw.events.tagged("slow")
     assert gw.events.of(connect["requestContext"]["connectionId"], "DISCONNECT") == []
+
+
+def test_status_shows_what_is_in_flight(gw):
+    """The emulator's views count the frames whose integrations have not returned and the
+    environments running them (`wsctl --local status` shows both); a handler past the integration
+    timeout keeps its environment busy after the gateway has answered, as on Lambda."""
+    gw.wait_idle(15)  # earlier tests' sleeping handlers
+
+    async def main():
+        async with client(gw.url) as ws:
+            await ws.send(json.dumps({"action": "echo", "do": "sleep", "seconds": 2.5}))
+            await asyncio.sleep(0.1)
+            frame = await asyncio.to_thread(gw.view, "gateway")  # before the 1 s integration timeout
+            timed_out = await answer(ws)
+            document = await asyncio.to_thread(gw.cli, "status", "-o", "json")  # the handler still sleeps
+            return frame, timed_out, json.loads(document.stdout)
+
+    frame, timed_out, document = run(main())
+    assert frame["messages"] == 1 and frame["connections"] >= 1
+    assert timed_out["message"] == "Endpoint request timed out"
+    assert document["inFlight"]["messages"] == 0 and sum(f["busy"] for f in document["functions"]) == 1
+    gw.wait_idle(15)
+    after = json.loads(gw.cli("status", "-o", "json").stdout)
+    assert all(f["busy"] == 0 and f["queued"] == 0 for f in after["functions"])

@@ -123,6 +123,22 @@ class Emulator:
         with urllib.request.urlopen("%s/-/wsctl/%s" % (self.state.lambda_endpoint, name), timeout=10) as answer:
             return json.loads(answer.read())
 
+    def wait_idle(self, timeout: float = 45.0, settle: float = 0.5) -> None:
+        """Until the emulator has nothing in flight (no handshake, frame or $disconnect under way, no
+        function busy or queued) on two looks `settle` seconds apart: a client that sent its request
+        and left may not have been read yet at the first look."""
+        deadline, quiet = time.monotonic() + timeout, 0
+        while quiet < 2:
+            if time.monotonic() > deadline:
+                raise AssertionError("the emulator was still busy after %ss: %s %s" % (
+                    timeout, self.view("gateway"), self.view("functions")))
+            gateway = self.view("gateway")
+            functions = self.view("functions")
+            idle = not (gateway["handshakes"] or gateway["messages"] or gateway["disconnects"]
+                        or any(f["busy"] or f["queued"] for f in functions))
+            quiet = quiet + 1 if idle else 0
+            time.sleep(settle if idle else 0.1)
+
     def registry(self):
         from lambda_src.registry import Registry
 

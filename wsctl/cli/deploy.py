@@ -140,10 +140,16 @@ def status(ctx: typer.Context):
             render.print_json(document)
         else:
             render.key_values([(k, v) for k, v in document.items() if v not in (None, [], {})
-                               and k not in ("functions", "tables", "notEmulated")], title="Local emulator")
-            render.table(["function", "runtime", "handler", "warm", "invocations", "routes"],
+                               and k not in ("functions", "tables", "notEmulated", "inFlight")],
+                              title="Local emulator")
+            render.table(["function", "runtime", "handler", "warm", "busy", "invocations", "routes"],
                          [[f["name"], f["runtime"], f["handler"], "%d/%d" % (f["warm"], f["maxEnvironments"]),
+                           "%d%s" % (f["busy"], " (+%d queued)" % f["queued"] if f["queued"] else ""),
                            f["invocations"], ", ".join(f["routes"]) or "-"] for f in functions])
+            pending = document["inFlight"]
+            if pending["handshakes"] or pending["messages"] or pending["disconnects"]:
+                render.line("in flight: %d handshakes, %d frames, %d $disconnects" % (
+                    pending["handshakes"], pending["messages"], pending["disconnects"]), style="dim")
             if document["notEmulated"]:
                 render.line("not emulated: " + ", ".join(document["notEmulated"]), style="dim")
         return

@@ -258,8 +258,10 @@ class Emulator:
              "principalId": (c.origin.authorizer or {}).get("principalId")} for c in gateway.connections.values()]
         self.invoke_api.views["functions"] = lambda: [
             {"name": name, "runtime": pool.spec.runtime, "handler": pool.spec.handler, "warm": pool.warm,
-             "coldStarts": pool.cold_starts, "invocations": pool.invocations,
-             "maxEnvironments": pool.spec.max_environments} for name, pool in service.pools.items()]
+             "busy": pool.busy, "queued": pool.queued, "coldStarts": pool.cold_starts,
+             "invocations": pool.invocations, "maxEnvironments": pool.spec.max_environments}
+            for name, pool in service.pools.items()]
+        self.invoke_api.views["gateway"] = gateway.in_flight
 
     def _describe(self, ddb_endpoint: str, aws_endpoint: str, keyset: str | None) -> EmulatorState:
         options, spec = self.options, self.options.spec

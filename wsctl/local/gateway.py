@@ -76,7 +76,7 @@ async def _no_banner(request, response) -> None:
     response._headers = _NoBanner(response.headers)  # older ones after it
 
 
-@dataclass
+@dataclass(eq=False)  # kept in a set by identity
 class Upgrade:
     """One handshake as it goes through the chain of steps (Gateway.HANDSHAKE)."""
     request: web.Request
@@ -105,6 +105,7 @@ class Gateway:
         self.log = log or self._print
         self.tasks: set = set()
         self.disconnects: set = set()
+        self.handshakes: set = set()  # upgrades not yet answered, nor yet the client's socket
         self._sweeper = None
         # The handshake, as a chain of named steps (each returns an answer that ends it, or None).
         self.HANDSHAKE = (self.check_request, self.check_identity, self.authorize, self.run_connect)
@@ -166,15 +167,27 @@ class Gateway:
     # -- the handshake --------------------------------------------------------------------
     async def upgrade(self, request: web.Request):
         handshake = Upgrade(request, time.perf_counter())
-        for step in self.HANDSHAKE:
-            answer = await step(handshake)
-            if answer is not None:
-                # A refused upgrade ends the connection [infer]: kept alive, the frames a client sent
-                # right behind its request were read as a second HTTP request (and answered 400).
-                response = respond(answer)
-                response.force_close()
-                return response
+        self.handshakes.add(handshake)
+        try:
+            for step in self.HANDSHAKE:
+                answer = await step(handshake)
+                if answer is not None:
+                    self.handshakes.discard(handshake)
+                    # A refused upgrade ends the connection [infer]: kept alive, the frames a client
+                    # sent right behind its request were read as a second HTTP request (answered 400).
+                    response = respond(answer)
+                    response.force_close()
+                    return response
+        except BaseException:
+            self.handshakes.discard(handshake)
+            raise
         return await self.accept(handshake)
+
+    def in_flight(self) -> dict:
+        """What the gateway is still doing (the emulator's `gateway` view): handshakes under way,
+        open connections, frames and $disconnects whose integrations have not returned."""
+        return {"handshakes": len(self.handshakes), "connections": len(self.connections),
+                "messages": len(self.tasks), "disconnects": len(self.disconnects)}
 
     async def check_request(self, handshake: Upgrade) -> rules.Answer | None:
         """The stage, the URL's and headers' sizes, a valid upgrade; then who is knocking."""
@@ -263,6 +276,9 @@ class Gateway:
             # Not `ws`: aiohttp would finish the half-prepared socket and log a RuntimeError.
             # Nobody reads this answer.
             return web.Response(status=400, text="the client left during the handshake")
+        finally:
+            # no await between here and the connection's registration (or its $disconnect's task)
+            self.handshakes.discard(handshake)
         connection = Connection(ws, origin, transport)
         self.connections[origin.connection_id] = connection
         self._logged("$connect", origin.connection_id, 101, handshake.started)

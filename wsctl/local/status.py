@@ -21,6 +21,7 @@ def document(target) -> dict:
             function["routes"].insert(0, "(authorizer)")
     status["functions"] = functions
     status["notEmulated"] = list(state.not_emulated)
+    status["inFlight"] = target.view("gateway")
     gateway = len(target.gateway_connections())
     status["liveConnections"] = gateway
     if target.has_registry():

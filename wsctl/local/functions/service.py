@@ -185,6 +185,16 @@ class FunctionPool:
     def warm(self) -> int:
         return sum(1 for e in self.environments if not e.dead)
 
+    @property
+    def busy(self) -> int:
+        """Environments running an invocation (or starting for one) now."""
+        return self.warm - len(self.idle)
+
+    @property
+    def queued(self) -> int:
+        """Invocations waiting for an environment to free up."""
+        return len(self.waiters)
+
 
 class LambdaService:
     def __init__(self, functions, home: Path, region: str = LOCAL_REGION, endpoints: dict | None = None,
