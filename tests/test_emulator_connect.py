@@ -7,6 +7,7 @@ authorizer what to answer and the `connect` query parameter tells its
 $connect handler what to return.
 """
 
+import asyncio
 import time
 import urllib.error
 import urllib.request
@@ -14,6 +15,8 @@ import uuid
 
 import pytest
 
+import test_gateway_rules
+from support import raw_client as wire
 from support.emulator_fixtures import unique
 from support.emulator_kit import ask, client, refused, routes, run, silent, start_all, stop_all
 from lambda_src import jwts
@@ -165,6 +168,28 @@ def test_plain_http_without_upgrade_is_426(gw):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(gw.endpoint, timeout=5)
     assert info.value.code == 426
+
+
+@pytest.mark.parametrize("changes, valid", test_gateway_rules.UPGRADE_CASES)
+def test_an_upgrade_is_answered_101_or_426_before_connect_runs(gw, changes, valid):
+    """Every request the handshake's first check passes is one aiohttp upgrades: none is refused
+    (400) after $connect ran; an invalid one never reaches $connect."""
+    mark = tag()
+    target = url(gw, mark).split(str(gw.port), 1)[1]
+    headers = "".join("%s: %s\r\n" % item for item in test_gateway_rules.upgrade_headers(changes).items())
+
+    async def main():
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n" % (target, gw.port, headers)).encode())
+        try:
+            status, _, _ = await wire.read_head(reader, 10.0)
+        finally:
+            writer.transport.abort()
+        return status
+
+    assert run(main()) == (101 if valid else 426)
+    if not valid:  # neither the authorizer nor $connect ran (they would have before any answer)
+        assert gw.events.tagged(mark) == [] and gw.auth_events.tagged(mark) == []
 
 
 # -- the REQUEST authorizer ---------------------------------------------------------------

@@ -216,3 +216,35 @@ def test_faults_are_parsed_described_and_drawn_in_one_place():
             ["mgmt-410=0.6", "mgmt-500=0.6"], "add up to more than 1"):
         with pytest.raises(ValueError, match=words):
             Faults.parse(bad)
+
+
+UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+# (changed headers, valid): what aiohttp's own handshake accepts, which the rule must match (a request
+# passed as valid and refused by aiohttp later would be refused after $connect had run)
+UPGRADE_CASES = [
+    ({}, True),
+    ({"Upgrade": " WebSocket "}, True),
+    ({"Connection": "keep-alive, Upgrade"}, True),
+    ({"Sec-WebSocket-Version": "8"}, True),
+    ({"Upgrade": "h2c"}, False),
+    ({"Upgrade": None}, False),
+    ({"Connection": "keep-alive"}, False),
+    ({"Connection": None}, False),
+    ({"Sec-WebSocket-Version": "12"}, False),
+    ({"Sec-WebSocket-Version": None}, False),
+    ({"Sec-WebSocket-Key": "c2hvcnQ="}, False),  # 5 bytes, not 16
+    ({"Sec-WebSocket-Key": "not base64!"}, False),
+    ({"Sec-WebSocket-Key": None}, False),
+]
+
+
+def upgrade_headers(changes: dict) -> dict:
+    headers = dict(UPGRADE, **changes)
+    return {k: v for k, v in headers.items() if v is not None}
+
+
+@pytest.mark.parametrize("changes, valid", UPGRADE_CASES)
+def test_a_websocket_upgrade_is_checked_as_aiohttp_checks_it(changes, valid):
+    headers = {k.lower(): v for k, v in upgrade_headers(changes).items()}
+    assert rules.is_websocket_upgrade(lambda name: headers.get(name.lower(), "")) is valid

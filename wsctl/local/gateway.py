@@ -195,7 +195,7 @@ class Gateway:
         answer = rules.refuse_request(rules.UpgradeRequest(
             stage=request.match_info["stage"], url_bytes=len(str(request.rel_url)) + len(request.host) + 6,
             header_bytes=sum(len(k) + len(v) + 4 for k, v in request.raw_headers) + len(str(request.rel_url)),
-            websocket=web.WebSocketResponse().can_prepare(request).ok), self.config.stage)
+            websocket=rules.is_websocket_upgrade(lambda name: request.headers.get(name, ""))), self.config.stage)
         if answer is None:
             handshake.origin = self._origin(request)
         return answer

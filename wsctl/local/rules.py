@@ -91,6 +91,22 @@ class UpgradeRequest:
     websocket: bool  # a valid WebSocket upgrade
 
 
+def is_websocket_upgrade(header) -> bool:
+    """A valid RFC 6455 upgrade, checked as aiohttp's handshake checks it (so that a request passed
+    here is never refused by aiohttp later, after $connect ran). `header(name)` gives a value or ""."""
+    if header("Upgrade").strip().lower() != "websocket":
+        return False
+    if "upgrade" not in (token.strip().lower() for token in header("Connection").split(",")):
+        return False
+    if header("Sec-WebSocket-Version") not in ("13", "8", "7"):
+        return False
+    key = header("Sec-WebSocket-Key")
+    try:
+        return bool(key) and len(base64.b64decode(key)) == 16
+    except ValueError:  # binascii.Error
+        return False
+
+
 def refuse_request(request: UpgradeRequest, stage: str) -> Answer | None:
     """The refusals before any function runs."""
     if request.stage != stage:
