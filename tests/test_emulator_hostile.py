@@ -15,6 +15,7 @@ import pytest
 
 from lambda_src import app
 from support import raw_client as wire
+from support.emulator_kit import tls_context
 
 MESSAGE = 128 * 1024
 DEEP_ARRAY = "[" * 5000 + "]" * 5000
@@ -306,6 +307,35 @@ def test_a_refused_upgrade_ends_the_connection_and_frames_behind_it_are_not_read
         return status, headers.get("connection"), rest
 
     assert run(main()) == (401, "close", b"")
+
+
+def test_a_socket_that_says_nothing_is_closed_and_one_that_speaks_late_is_served(emulator):
+    """The listener peeks at each socket's first byte to tell TLS from plain: a request that comes
+    a while after the TCP handshake is still upgraded (plain and TLS), and a socket that never
+    sends anything is closed after 10 s without holding anyone else up."""
+    async def main():
+        silent_reader, silent_writer = await asyncio.open_connection("127.0.0.1", emulator.port)
+        opened = time.monotonic()
+        reader, writer = await asyncio.open_connection("127.0.0.1", emulator.port)
+        await asyncio.sleep(0.5)
+        writer.write(_raw_upgrade(emulator.port, "/dev?token=" + emulator.token("speaks-late"), b""))
+        late, _, _ = await wire.read_head(reader, 10.0)
+        writer.transport.abort()
+        tls = tls_context(emulator.state.ca_bundle)
+        raw = await asyncio.open_connection("127.0.0.1", emulator.port)  # then TLS, 0.5 s later
+        await asyncio.sleep(0.5)
+        tls_reader, tls_writer = raw
+        await tls_writer.start_tls(tls, server_hostname="127.0.0.1")
+        tls_writer.write(_raw_upgrade(emulator.port, "/dev?token=" + emulator.token("speaks-late"), b""))
+        late_tls, _, _ = await wire.read_head(tls_reader, 10.0)
+        tls_writer.transport.abort()
+        ended = await asyncio.wait_for(silent_reader.read(), 30.0)  # EOF: the emulator closed it
+        silent_writer.transport.abort()
+        return late, late_tls, ended, time.monotonic() - opened
+
+    late, late_tls, ended, after = run(main(), timeout=60)
+    assert (late, late_tls, ended) == (101, 101, b"")
+    assert after >= 9  # not before its 10 s (the loop's clock and ours may differ a little)
 
 
 @pytest.mark.parametrize("opcode", [1, 2, 9, 10, 8], ids=["text", "binary", "ping", "pong", "close"])

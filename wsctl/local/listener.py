@@ -42,7 +42,8 @@ class SniffingListener:
     def __init__(self, sock: socket.socket, protocol_factory, tls: ssl.SSLContext):
         self.sock, self.factory, self.tls = sock, protocol_factory, tls
         self.loop = asyncio.get_running_loop()
-        self.pending: set = set()
+        self.pending: dict = {}  # accepted, first byte not yet here -> when to give up on it
+        self._sweeper = None
         self.loop.add_reader(sock.fileno(), self._accept)
 
     @property
@@ -60,24 +61,20 @@ class SniffingListener:
                 return
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.loop.add_reader(conn.fileno(), self._first_byte, conn)
-            self.pending.add(conn)
-            self.loop.call_later(PEEK_TIMEOUT, self._expire, conn)
+            # A client's request usually follows its handshake at once: look before waiting for it.
+            self._first_byte(conn, waiting=False)
 
-    def _expire(self, conn: socket.socket) -> None:
-        if conn in self.pending:  # connected and never said anything
-            self.pending.discard(conn)
+    def _first_byte(self, conn: socket.socket, waiting: bool = True) -> None:
+        if waiting:
             self.loop.remove_reader(conn.fileno())
-            conn.close()
-
-    def _first_byte(self, conn: socket.socket) -> None:
-        self.loop.remove_reader(conn.fileno())
-        self.pending.discard(conn)
+            self.pending.pop(conn, None)
         try:
             first = conn.recv(1, socket.MSG_PEEK)
         except (BlockingIOError, InterruptedError):
             self.loop.add_reader(conn.fileno(), self._first_byte, conn)
-            self.pending.add(conn)
+            self.pending[conn] = self.loop.time() + PEEK_TIMEOUT
+            if self._sweeper is None:
+                self._sweeper = self.loop.call_later(1.0, self._expire)
             return
         except OSError:
             conn.close()
@@ -88,6 +85,17 @@ class SniffingListener:
         tls = self.tls if first[0] == TLS_RECORD_HANDSHAKE else None
         task = self.loop.create_task(self._serve(conn, tls))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    def _expire(self) -> None:
+        """Once a second while any socket is pending: close those connected that never said anything
+        (one timer for all of them, not one per connection)."""
+        now = self.loop.time()
+        for conn, deadline in list(self.pending.items()):
+            if deadline <= now:
+                del self.pending[conn]
+                self.loop.remove_reader(conn.fileno())
+                conn.close()
+        self._sweeper = self.loop.call_later(1.0, self._expire) if self.pending else None
 
     async def _serve(self, conn: socket.socket, tls) -> None:
         try:
@@ -100,6 +108,8 @@ class SniffingListener:
 
     def close(self) -> None:
         self.loop.remove_reader(self.sock.fileno())
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for conn in list(self.pending):
             self.loop.remove_reader(conn.fileno())
             conn.close()
