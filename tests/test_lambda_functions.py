@@ -107,6 +107,38 @@ def test_overlapping_invocations_start_more_environments_up_to_the_limit(lam):
     assert "counter2] all 2 execution environments are busy" in lam.output()
 
 
+def test_closing_the_service_runs_nothing_queued_and_starts_no_environment(tmp_path):
+    """A stop behind a burst (thousands of $disconnects queued for a function's environments):
+    what waits for an environment fails at once, and none is started again for it."""
+    import asyncio
+
+    from wsctl.apispec.model import FunctionSpec
+    from wsctl.local.functions.errors import FunctionError
+    from wsctl.local.functions.service import LambdaService
+
+    spec = FunctionSpec(name="counter", runtime=PY, code_dir=FIXTURES / "counter", handler="app.handler",
+                        timeout_s=10, max_environments=1)
+
+    async def main():
+        service = LambdaService([spec], tmp_path, sink=lambda *_: None)
+        await service.start()
+        pool = service.pools["counter"]
+        try:
+            running = asyncio.ensure_future(service.invoke("counter", b'{"do": "sleep", "seconds": 30}'))
+            queued = [asyncio.ensure_future(service.invoke("counter", b"{}")) for _ in range(20)]
+            while pool.queued < len(queued):
+                await asyncio.sleep(0.01)
+        finally:
+            await service.close()
+        pids = [e.process.pid for e in pool.environments if e.process]
+        return await asyncio.gather(running, *queued, return_exceptions=True), pool.cold_starts, pids
+
+    (first, *rest), cold_starts, pids = asyncio.run(asyncio.wait_for(main(), 60))
+    assert isinstance(first, FunctionError)  # it ended with its environment
+    assert all(isinstance(r, FunctionError) and r.error_type == "ServiceException" for r in rest), rest
+    assert cold_starts == 1 and pids == []
+
+
 def test_a_timeout_ends_its_environment_and_the_next_invocation_starts_cold(lam):
     warm, _ = invoke(lam, "slow")
     failed, answer = invoke(lam, "slow", {"do": "sleep", "seconds": 5}, LogType="Tail")

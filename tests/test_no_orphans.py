@@ -6,6 +6,7 @@ Each case runs the real command in a session of its own, watches its process tre
 it runs (tests/support/proc_watch.py), ends it, and checks that nothing it started is left.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -196,3 +197,116 @@ def test_the_benchmarks_emulator_wrapper_leaves_no_process_behind(tmp_path, endi
     assert int(pid) in watch.seen
     assert survivors == [], survivors
     assert code != 0
+
+
+# -- a stop right behind a burst of dropped clients ------------------------------------------------------------
+# Each dropped client's $disconnect queues for one of its function's environments. The bundled handler's
+# takes ~50 ms, so 2,000 clients killed at once held a stop for ~20 s behind 10 environments (the more,
+# the longer): the stop waited for every one of them, on environments it started again after stopping
+# them. Here a 2 s $disconnect and 2 environments make 300 clients queue 300 s of them, so a stop that
+# waits for its queue shows without thousands of sockets.
+SLOW_DISCONNECT = textwrap.dedent('''
+    import time
+
+
+    def handler(event, context):
+        if event["requestContext"]["routeKey"] == "$disconnect":
+            time.sleep(2)  # it writes somewhere slow
+        return {"statusCode": 200}
+''')
+
+CLIENTS = textwrap.dedent('''
+    import asyncio, sys
+    from websockets.asyncio.client import connect
+
+
+    async def main(url, count):
+        sockets = await asyncio.gather(*(connect(url, open_timeout=60, ping_interval=None) for _ in range(count)))
+        print(len(sockets), flush=True)
+        await asyncio.sleep(3600)
+
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+''')
+DROPPED = 300
+STOP_DEADLINE = 60  # the stop's own bound is 20 s; on a loaded 2-core machine, generous
+
+
+def _slow_emulator(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "slow.py").write_text(SLOW_DISCONNECT)
+    (source / "routes.json").write_text(json.dumps({"routes": [{"key": "$disconnect"}, {"key": "$default"}]}))
+    with open(tmp_path / "emulator.log", "wb") as log:
+        process, watch = start(["local", "up", "--port", "0", "--auth", "none", "--source", str(source), "--handler",
+                                "slow.handler", "--routes", str(source / "routes.json"), "--max-environments", "2"],
+                               tmp_path, stdout=log)
+    wait_for(lambda: process.poll() is not None or find_state(process.pid, tmp_path), what="the emulator")
+    assert process.poll() is None, process.stderr.read().decode()
+    return process, watch, find_state(process.pid, tmp_path)
+
+
+def _clients(tmp_path, url: str) -> subprocess.Popen:
+    """DROPPED connections held by a process of their own (a benchmark's client fleet, say)."""
+    clients = subprocess.Popen([sys.executable, "-c", CLIENTS, url, str(DROPPED)], cwd=ROOT, env=_clean_env(tmp_path),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True)
+    assert clients.stdout.readline().strip() == str(DROPPED).encode()
+    return clients
+
+
+def _stopped_cleanly(tmp_path, process, watch, state) -> str:
+    code, survivors, stderr = finish(process, watch, timeout=STOP_DEADLINE)
+    output = (tmp_path / "emulator.log").read_text(errors="replace")
+    assert code == 0, "no clean stop within %d s:\n%s\n%s" % (STOP_DEADLINE, output[-3000:], stderr)
+    assert survivors == [], survivors
+    assert watch.matching("bootstrap") and watch.matching("motoserver")
+    assert "Traceback" not in stderr + output
+    assert find_state(process.pid, tmp_path) is None
+    return output
+
+
+@pytest.mark.parametrize("ending", ["Ctrl-C", "SIGTERM", "local down"])
+def test_a_stop_right_after_hundreds_of_clients_drop_at_once_ends_in_bounded_time(tmp_path, ending):
+    process, watch, state = _slow_emulator(tmp_path)
+    clients = _clients(tmp_path, state.ws_url)
+    clients.kill()  # every connection drops at once, and the stop is asked for right behind
+    clients.wait()
+    down = None
+    if ending == "Ctrl-C":
+        os.killpg(process.pid, signal.SIGINT)
+    elif ending == "SIGTERM":
+        process.send_signal(signal.SIGTERM)
+    else:
+        down = subprocess.run([sys.executable, "-m", "wsctl", "local", "down"], cwd=ROOT, env=_clean_env(tmp_path),
+                              capture_output=True, text=True, timeout=STOP_DEADLINE)
+    output = _stopped_cleanly(tmp_path, process, watch, state)
+    if down is not None:
+        assert down.returncode == 0 and "stopped the local emulator" in down.stdout, down.stdout + down.stderr
+    assert "$disconnect invocations not waited for" in output  # what the stop did not wait for, said once
+
+
+def test_ctrl_c_with_hundreds_connected_closes_them_and_ends_in_bounded_time(tmp_path):
+    process, watch, state = _slow_emulator(tmp_path)
+    clients = _clients(tmp_path, state.ws_url)
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        output = _stopped_cleanly(tmp_path, process, watch, state)
+    finally:
+        clients.kill()
+        clients.wait()
+    assert "closing %d connections with 1001" % DROPPED in output
+
+
+def test_ctrl_c_twice_stops_at_once_without_waiting_for_disconnects(tmp_path):
+    process, watch, state = _slow_emulator(tmp_path)
+    clients = _clients(tmp_path, state.ws_url)
+    clients.kill()
+    clients.wait()
+    wait_for(lambda: watch.matching("bootstrap"), what="the $disconnects' environments")
+    log = tmp_path / "emulator.log"
+    os.killpg(process.pid, signal.SIGINT)
+    wait_for(lambda: "shutting down" in log.read_text(), what="the stop to begin")
+    os.killpg(process.pid, signal.SIGINT)
+    output = _stopped_cleanly(tmp_path, process, watch, state)
+    assert "stopping now (a second signal)" in output
+    assert "$disconnect invocations not waited for" in output

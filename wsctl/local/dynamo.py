@@ -51,6 +51,11 @@ class EmbeddedMoto:
         self.stop()
         raise WsctlError("the embedded DynamoDB (moto) did not start within %ds; see %s" % (timeout, self.log_path))
 
+    def kill(self) -> None:
+        """A forced stop: no grace."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()

@@ -30,6 +30,18 @@ from ..targets.emulator import (EmulatorState, FunctionInfo, alive, home, instan
                                 remove_state, states, write_state)
 from . import awsnames, banner, listener, output
 
+# How a stop is bounded. It waits for the $disconnects of the sockets it closes (and of clients that
+# had just left) DISCONNECT_WAIT_S at most; a burst of thousands queued behind a function's few
+# environments would otherwise hold it for minutes. Then what still waits for an environment fails
+# at once, environments get SIGTERM and SIGKILL after ENVIRONMENT_GRACE_S (Lambda's shutdown), and
+# each server gives a request still in progress HANDLER_GRACE_S. Past STOP_BOUND_S, or at a second
+# signal (Ctrl-C twice), the stop is forced: every child is killed and nothing more is waited for.
+DISCONNECT_WAIT_S = 10.0
+ENVIRONMENT_GRACE_S = 2.0
+HANDLER_GRACE_S = 2.0
+STOP_BOUND_S = 20.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 @dataclass
 class LocalOptions:
@@ -62,16 +74,17 @@ def run(options: LocalOptions) -> None:
 
 def stop_running(name: str | None = None) -> EmulatorState:
     """`wsctl local down`: SIGTERM the emulator (named, or the only one running) and wait for it
-    to finish; returns its state."""
+    to finish, as long as its own stop may take (STOP_BOUND_S, then a forced stop); returns its state."""
     state = read_state(name)
     pid = state.pid
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
+    waited = STOP_BOUND_S + 10
+    deadline = time.monotonic() + waited
     while time.monotonic() < deadline:
         if not alive(pid):
             return state
         time.sleep(0.05)
-    raise WsctlError("the emulator (pid %d) did not stop within 15 s" % pid)
+    raise WsctlError("the emulator (pid %d) did not stop within %d s" % (pid, waited))
 
 
 def _local_keyset(folder: Path) -> str:
@@ -144,6 +157,7 @@ class Emulator:
         self.gateway = self.gateway_runner = self.sniffer = None
         self.sink = None
         self.notes: list = []
+        self.forced = asyncio.Event()  # the stop waits for nothing more (see force)
 
     # -- build: name, ports, certificates (nothing runs yet) -----------------------------------------------
     def build(self) -> None:
@@ -229,7 +243,8 @@ class Emulator:
         if options.eager:
             await self.service.prewarm()
         self.invoke_api = InvokeApi(self.service, log=lambda text: self.service.sink("lambda", text, None))
-        self.lambda_runner = web.AppRunner(self.invoke_api.app(), handle_signals=False, access_log=None)
+        self.lambda_runner = web.AppRunner(self.invoke_api.app(), handle_signals=False, access_log=None,
+                                           shutdown_timeout=HANDLER_GRACE_S)
         await self.lambda_runner.setup()
         await web.SockSite(self.lambda_runner, self.lambda_sock).start()
 
@@ -248,7 +263,8 @@ class Emulator:
                                integration_timeout=options.integration_timeout,
                                faults=options.faults or Faults(), quiet=options.quiet, throttle=options.throttle)
         self.gateway = gateway = Gateway(config, invokers, authorizer)
-        self.gateway_runner = web.AppRunner(gateway.app(), handle_signals=False, access_log=None)
+        self.gateway_runner = web.AppRunner(gateway.app(), handle_signals=False, access_log=None,
+                                            shutdown_timeout=HANDLER_GRACE_S)
         await self.gateway_runner.setup()
         self.sniffer = listener.SniffingListener(self.sock, self.gateway_runner.server, self.gateway_tls)
         # the emulator's own views (`connections list` of a project without a registry, `status`)
@@ -286,17 +302,24 @@ class Emulator:
         try:
             if self.gateway is not None:
                 if not self.options.quiet:
-                    render.line("shutting down: closing %d connections with 1001" % len(self.gateway.connections),
-                                style="dim")
-                await self.gateway.shutdown()
-                self.sniffer.close()
-                await self.gateway_runner.cleanup()
-            if self.invoke_api is not None:
-                await self.invoke_api.close()
+                    render.line("shutting down: closing %d connections with 1001, waiting up to %d s for "
+                                "$disconnects (Ctrl-C again to stop at once)"
+                                % (len(self.gateway.connections), DISCONNECT_WAIT_S), style="dim")
+                left = await self.gateway.shutdown(DISCONNECT_WAIT_S, self.forced)
+                if left and not self.options.quiet:
+                    render.line("shutting down: %d $disconnect invocations not waited for" % left, style="dim")
         finally:
             try:
+                # The functions first: whatever still waits on one (a $disconnect past the wait, a
+                # handshake's authorizer, an Invoke) fails now, so the servers close without waiting.
                 if self.service is not None:
-                    await self.service.close()
+                    await self.service.close(0.0 if self.forced.is_set() else ENVIRONMENT_GRACE_S)
+                if self.sniffer is not None:
+                    self.sniffer.close()
+                if self.gateway_runner is not None:
+                    await self.gateway_runner.cleanup()
+                if self.invoke_api is not None:
+                    await self.invoke_api.close()
                 if self.lambda_runner is not None:
                     await self.lambda_runner.cleanup()
                 if self.front_door is not None:
@@ -308,6 +331,20 @@ class Emulator:
                     self.moto.stop()
                 remove_state(os.getpid(), self.name)
 
+    def force(self, why: str) -> None:
+        """Stop now (a second signal, or a stop past STOP_BOUND_S): every execution environment and
+        moto killed, no invocation left to run; the stop under way then finishes at once."""
+        if self.forced.is_set():
+            return
+        self.forced.set()
+        render.line("stopping now (%s): execution environments killed" % why, style="dim")
+        if self.gateway is not None:
+            self.gateway.give_up()
+        if self.service is not None:
+            self.service.kill()
+        if self.moto is not None:
+            self.moto.kill()
+
     # -- serve: until a signal, or until the reader of stdout goes away -------------------------------------
     async def serve(self) -> None:
         self.build()
@@ -317,8 +354,14 @@ class Emulator:
         # still closes sockets, runs $disconnect, exits 0.
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(signum, stopping.set)
+
+        def on_signal() -> None:
+            if stopping.is_set():  # Ctrl-C again: stop without waiting
+                self.force("a second signal")
+            stopping.set()
+
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, on_signal)
         original_stdout = sys.stdout
         sys.stdout = output.GuardedStdout(original_stdout, lambda: loop.call_soon_threadsafe(stopping.set))
         self.sink = output.sink(self.options.quiet, self.options.spec.bundled, terminal=original_stdout.isatty())
@@ -327,11 +370,13 @@ class Emulator:
             if not stopping.is_set():
                 await stopping.wait()
         finally:
+            bound = loop.call_later(STOP_BOUND_S, self.force, "still stopping after %d s" % STOP_BOUND_S)
             try:
                 await self.stop()
             finally:
+                bound.cancel()
                 sys.stdout = original_stdout
-                for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                for signum in STOP_SIGNALS:
                     loop.remove_signal_handler(signum)
 
 

@@ -107,6 +107,8 @@ class Gateway:
         self.disconnects: set = set()
         self.handshakes: set = set()  # upgrades not yet answered, nor yet the client's socket
         self._sweeper = None
+        self.given_up = False  # the stop no longer waits for $disconnects (see give_up)
+        self.abandoned = 0
         # The handshake, as a chain of named steps (each returns an answer that ends it, or None).
         self.HANDSHAKE = (self.check_request, self.check_identity, self.authorize, self.run_connect)
 
@@ -333,6 +335,8 @@ class Gateway:
         started = time.perf_counter()
         event = events.disconnect_event(connection.origin, code, reason, int(time.time() * 1000), events.request_id())
         outcome = await self._integrate("$disconnect", event)  # its result is ignored, as on AWS
+        if self.given_up:  # the stop stopped waiting for it, and said how many: one line, not thousands
+            return
         self._logged("$disconnect", connection.id, rules.disconnect_shown(outcome, code), started)
 
     async def _message(self, connection: Connection, text: str) -> None:
@@ -386,15 +390,29 @@ class Gateway:
                                  config.max_duration):
                     self.close_connection(connection, *apigw.GOING_AWAY)
 
-    async def shutdown(self, timeout: float = 10.0) -> None:
-        """Close every socket with 1001 and wait for their $disconnect invocations."""
+    async def shutdown(self, timeout: float = 10.0, cut_short: asyncio.Event | None = None) -> int:
+        """Close every socket with 1001 (and those whose handshake was under way, once it ends) and
+        wait for their $disconnect invocations (and those of clients that had just left), `timeout`
+        seconds at most, or until `cut_short` is set. Returns how many $disconnects were still under
+        way: the stop does not wait for them."""
         if self._sweeper:
             self._sweeper.cancel()
-        for connection in list(self.connections.values()):
-            self.close_connection(connection, *apigw.GOING_AWAY)
         deadline = time.monotonic() + timeout
-        while (self.tasks or self.disconnects) and time.monotonic() < deadline:
+        while True:
+            for connection in list(self.connections.values()):
+                self.close_connection(connection, *apigw.GOING_AWAY)
+            if not (self.handshakes or self.tasks or self.disconnects) or time.monotonic() >= deadline or \
+                    (cut_short is not None and cut_short.is_set()):
+                return self.give_up()
             await asyncio.sleep(0.02)
+
+    def give_up(self) -> int:
+        """The stop waits no longer: $disconnects still under way end unlogged (the stop says how many
+        in one line, where a burst of dropped clients would print thousands). Returns that number."""
+        if not self.given_up:
+            self.given_up = True
+            self.abandoned = len(self.disconnects)
+        return self.abandoned
 
     # -- the management API --------------------------------------------------------------------
     async def management(self, request: web.Request):

@@ -39,6 +39,11 @@ def timed_out(request_id: str, seconds: float) -> FunctionError:
                          % (request_id, seconds))
 
 
+def shutting_down() -> FunctionError:
+    """An invocation the emulator did not run because it is stopping (it waited for an environment)."""
+    return FunctionError("ServiceException", "the emulator is shutting down: the invocation was not run")
+
+
 def exited(request_id: str, returncode: int | None) -> FunctionError:
     """Runtime.ExitError as RAPID words it: exit status N, signal: killed, or no reason at all."""
     if returncode == 0:

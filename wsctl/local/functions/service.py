@@ -51,6 +51,8 @@ class FunctionPool:
 
     async def _start_environment(self) -> Environment:
         service = self.service
+        if service.closing:  # a stop under way: its environments are being stopped, start none
+            raise errors.shutting_down()
         environment = Environment(self.spec, self.generation, service.sink)
         self.environments.add(environment)
         self.cold_starts += 1
@@ -70,6 +72,9 @@ class FunctionPool:
             raise errors.FunctionError("Runtime.InvalidEntrypoint", "RequestId: Error: Couldn't find valid "
                                        "bootstrap(s): [%s]" % command[0])
         await environment.start(command, env, str(self.spec.code_dir))
+        if service.closing:  # the stop began while it was spawned: close() did not see its process
+            environment.kill()
+            raise errors.shutting_down()
         return environment
 
     async def prewarm(self) -> None:
@@ -105,6 +110,8 @@ class FunctionPool:
 
     async def acquire(self) -> Environment:
         while True:
+            if self.service.closing:  # waiting for an environment when the stop began: not run
+                raise errors.shutting_down()
             environment = self._warm()
             if environment is not None:
                 return environment
@@ -176,8 +183,20 @@ class FunctionPool:
         self.invocations += 1
         return await self._run_on(await self.acquire(), invocation)
 
-    async def close(self) -> None:
-        await asyncio.gather(*(e.stop() for e in list(self.environments)), return_exceptions=True)
+    def wake_waiters(self) -> None:
+        """Every invocation waiting for an environment looks again (and, the service closing, fails)."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def kill(self) -> None:
+        for environment in list(self.environments):
+            environment.kill()
+
+    async def close(self, grace: float) -> None:
+        self.wake_waiters()
+        await asyncio.gather(*(e.stop(grace) for e in list(self.environments)), return_exceptions=True)
         self.environments.clear()
         self.idle.clear()
 
@@ -213,6 +232,7 @@ class LambdaService:
         self.pools = {name: FunctionPool(spec, self) for name, spec in self.specs.items()}
         self.tasks: set = set()
         self.watch = watch
+        self.closing = False  # a stop began: no environment starts, no queued invocation runs
         self._stop = threading.Event()
         self._loop = None
 
@@ -281,12 +301,24 @@ class LambdaService:
         self.sink(name, "code changed: the next invocation starts a new environment", None)
         self.pools[name].code_changed()
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 2.0) -> None:
+        """Stop: invocations waiting for an environment fail at once (however many a burst queued,
+        say thousands of $disconnects), running ones end with their environment (SIGTERM, SIGKILL
+        after `grace` seconds), and no environment starts again."""
+        self.closing = True
         self._stop.set()
-        await asyncio.gather(*(pool.close() for pool in self.pools.values()), return_exceptions=True)
+        await asyncio.gather(*(pool.close(grace) for pool in self.pools.values()), return_exceptions=True)
         if self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
         await self.runtime_api.close()
+
+    def kill(self) -> None:
+        """A forced stop: every environment SIGKILLed now, nothing queued runs (close() then finds
+        nothing left to wait for)."""
+        self.closing = True
+        for pool in self.pools.values():
+            pool.wake_waiters()
+            pool.kill()
 
 
 def _consume(task: asyncio.Task) -> None:
