@@ -1,0 +1,87 @@
+"""The page's rows, read off the running emulator (pure: values in, JSON-ready dicts out).
+
+Who is connected comes from the gateway's own table of sockets, not from the journal, so
+the list is right even for connections made before the page opened; the journal adds what
+only it counts (frames in and out, errors, Init Durations seen). These functions read the
+gateway's Connection (wsctl/local/sockets.py) and the Lambda service's pools and
+environments (wsctl/local/functions/): the attributes they read are the view's whole
+dependency on those classes.
+"""
+
+import base64
+
+from ..functions.lifecycle import Phase
+
+# Authorizer context keys that are API Gateway's own, not the authorizer's answer.
+_GATEWAY_KEYS = ("principalId", "integrationLatency")
+
+
+def connection_row(connection, counts) -> dict:
+    origin = connection.origin
+    authorizer = origin.authorizer or {}
+    return {"id": connection.id, "user": authorizer.get("principalId"),
+            "identity": {k: v for k, v in authorizer.items() if k not in _GATEWAY_KEYS},
+            "userAgent": origin.user_agent, "sourceIp": origin.source_ip,
+            "subprotocol": connection.ws.ws_protocol, "connectedAt": origin.connected_at,
+            "lastActive": int(connection.last_active * 1000),
+            "in": counts[0] if counts else None, "out": counts[1] if counts else None}
+
+
+def connection_changes(connections: dict, counts: dict, sent: dict) -> tuple[list, list]:
+    """(rows new or changed since `sent`, ids gone); `sent` (id -> what was last sent) is updated."""
+    changed = []
+    for connection_id, connection in connections.items():
+        count = counts.get(connection_id)
+        mark = (connection.last_active, count[0] if count else None, count[1] if count else None)
+        if sent.get(connection_id) != mark:
+            sent[connection_id] = mark
+            changed.append(connection_row(connection, count))
+    gone = [connection_id for connection_id in sent if connection_id not in connections]
+    for connection_id in gone:
+        del sent[connection_id]
+    return changed, gone
+
+
+def environment_state(environment) -> str:
+    """cold (starting: its runtime has not asked for an event yet), busy (an invocation in hand, or
+    answered and not yet back on /next), or warm (waiting on /next)."""
+    phase = environment.life.phase
+    if phase is Phase.STARTING:
+        return "cold"
+    return "busy" if environment.current is not None or phase in (Phase.BUSY, Phase.ANSWERED) else "warm"
+
+
+def function_rows(pools: dict, routes: dict, authorizer: str | None, errors: dict, last_init: dict) -> list:
+    rows = []
+    for name, pool in pools.items():
+        live = sorted((e for e in pool.environments if not e.dead), key=lambda e: e.started_at)
+        keys = [key for key, function in routes.items() if function == name]
+        if authorizer == name:
+            keys.insert(0, "(authorizer)")
+        started = [e for e in live if e.init_ms is not None]
+        rows.append({"name": name, "runtime": pool.spec.runtime, "handler": pool.spec.handler, "routes": keys,
+                     "environments": [{"id": e.id[:8], "state": environment_state(e), "invocations": e.invocations}
+                                      for e in live],
+                     "maxEnvironments": pool.spec.max_environments, "invocations": pool.invocations,
+                     "coldStarts": pool.cold_starts, "errors": errors.get(name, 0),
+                     "lastInit": started[-1].init_ms if started else last_init.get(name)})
+    return rows
+
+
+def entry_json(entry: dict) -> dict:
+    """A journal entry for the page: binary frames as base64, the journal's own bookkeeping dropped."""
+    shown = {k: v for k, v in entry.items() if k != "kept"}
+    data = shown.get("data")
+    if isinstance(data, (bytes, bytearray)):
+        shown["data"] = base64.b64encode(data).decode()
+        shown["binary"] = True
+    return shown
+
+
+def relevant(entry: dict, connection_id: str | None, function: str | None) -> bool:
+    """An entry of the selected connection's conversation or of the selected function's log stream."""
+    return (connection_id is not None and entry.get("conn") == connection_id) or \
+        (function is not None and entry.get("fn") == function)
+
+
+__all__ = ["connection_changes", "connection_row", "entry_json", "environment_state", "function_rows", "relevant"]
