@@ -32,7 +32,9 @@ def connection_changes(connections: dict, counts: dict, sent: dict) -> tuple[lis
     changed = []
     for connection_id, connection in connections.items():
         count = counts.get(connection_id)
-        mark = (connection.last_active, count[0] if count else None, count[1] if count else None)
+        # last active as the page shows it (to the second): a busy connection's row is sent at most
+        # once a second for that, once per tick only when its frame counts moved
+        mark = (int(connection.last_active), count[0] if count else None, count[1] if count else None)
         if sent.get(connection_id) != mark:
             sent[connection_id] = mark
             changed.append(connection_row(connection, count))

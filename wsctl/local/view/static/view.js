@@ -89,13 +89,13 @@
     }
     const cells = tr.cells;
     setText(cells[1], row.user || "–");
-    cells[1].title = Object.entries(row.identity || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
+    const identity = Object.entries(row.identity || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
+    if (cells[1].title !== identity) cells[1].title = identity;
     setText(cells[2], row.sourceIp || "–");
     setText(cells[3], row.subprotocol || "–");
     setText(cells[4], clock(row.connectedAt));
     setText(cells[5], clock(row.lastActive));
     setText(cells[6], row.in === null ? "–" : `${row.in} / ${row.out}`);
-    if (row.id === page.selected) showIdentity(row);
   }
   function removeConnection(id) {
     const tr = page.rows.get(id);
@@ -153,7 +153,6 @@
     frames.replaceChildren();
   }
   function addItem(li, rid) {
-    const stick = frames.scrollTop + frames.clientHeight >= frames.scrollHeight - 8;
     frames.append(li);
     const item = { li, rid, box: null };
     conv.items.push(item);
@@ -163,7 +162,6 @@
       old.li.remove();
       if (old.rid) conv.byRid.delete(old.rid);
     }
-    if (stick) frames.scrollTop = frames.scrollHeight;
     return item;
   }
   function head(...parts) { return h("div", { class: "head" }, ...parts); }
@@ -275,13 +273,11 @@
     $("invoke-event").value = page.eventShown = (row && row.lastEvent) || "{}";
     tell();
   }
-  function logEntry(e) {
-    const list = $("function-log");
-    const stick = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
-    list.append(h("li", { class: isReport(e.data) ? "report" : "" }, h("span", { class: "time" }, clock(e.t, true)), " ",
-      ...logLine(e.data)));
-    while (list.childElementCount > MAX_LINES) list.firstElementChild.remove();
-    if (stick) list.scrollTop = list.scrollHeight;
+  function logLines(list) { // the newest MAX_LINES of a batch, appended at once
+    const stream = $("function-log");
+    stream.append(...list.slice(-MAX_LINES).map((e) => h("li", { class: isReport(e.data) ? "report" : "" },
+      h("span", { class: "time" }, clock(e.t, true)), h("span", { class: "text" }, ...logLine(e.data)))));
+    while (stream.childElementCount > MAX_LINES) stream.firstElementChild.remove();
   }
 
   // -- the registry ----------------------------------------------------------------------------------
@@ -384,11 +380,20 @@
     if (message.function === page.fn) $("function-log").replaceChildren();
     entries(message.entries);
   }
+  // A batch of entries: layout is read once before and the lists scrolled once after (reading it
+  // between appends would lay the page out again for every line).
+  const atBottom = (el) => el.scrollTop + el.clientHeight >= el.scrollHeight - 8;
   function entries(list) {
+    const stream = $("function-log");
+    const stickFrames = atBottom(frames), stickStream = atBottom(stream);
+    const lines = [];
     for (const e of list) {
       if (page.selected !== null && e.conn === page.selected) conversationEntry(e);
-      if (page.fn !== null && e.fn === page.fn && e.data !== undefined) logEntry(e);
+      if (page.fn !== null && e.fn === page.fn && e.data !== undefined) lines.push(e);
     }
+    if (lines.length) logLines(lines);
+    if (stickFrames) frames.scrollTop = frames.scrollHeight;
+    if (stickStream) stream.scrollTop = stream.scrollHeight;
   }
   function tick(message) {
     if (message.connections) {
