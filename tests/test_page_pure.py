@@ -209,3 +209,14 @@ def test_each_request_is_checked_before_routing(method, path, headers, query, wh
 def test_secrets_are_fresh_and_long():
     first, second = guard.new_secret(), guard.new_secret()
     assert first != second and len(first) >= 32
+
+
+def test_a_busy_functions_log_does_not_crowd_the_conversation_out_of_the_history():
+    from wsctl.local.view import snapshot
+
+    entries = [{"seq": 1, "kind": "in", "conn": "A"}]
+    entries += [{"seq": 2 + i, "kind": "log", "fn": "fn", "conn": "B"} for i in range(30)]
+    entries += [{"seq": 40, "kind": "out", "conn": "A"}, {"seq": 41, "kind": "log", "fn": "fn", "conn": "A"}]
+    kept = snapshot.history(entries, "A", "fn", conversation=10, log=5)
+    assert [e["seq"] for e in kept] == [1, 28, 29, 30, 31, 40, 41]  # A's three, and the function's newest 5
+    assert [e["seq"] for e in snapshot.history(entries, "A", None)] == [1, 40, 41]

@@ -10,6 +10,7 @@ each running the CLI's service (actions.py). Every request passes guard.refusal 
 """
 
 import asyncio
+import decimal
 import json
 import time
 from importlib import resources
@@ -131,8 +132,8 @@ class ViewServer:
             chosen = said["select"]
             watcher.connection = chosen.get("connection") if isinstance(chosen.get("connection"), str) else None
             watcher.function = chosen.get("function") if isinstance(chosen.get("function"), str) else None
-            history = [snapshot.entry_json(e) for e in self.journal.entries
-                       if snapshot.relevant(e, watcher.connection, watcher.function)]
+            history = [snapshot.entry_json(e) for e in snapshot.history(self.journal.entries, watcher.connection,
+                                                                        watcher.function)]
             watcher.seq = self.journal.seq
             await watcher.ws.send_str(json.dumps({"type": "history", "connection": watcher.connection,
                                                   "function": watcher.function, "entries": history}))
@@ -197,7 +198,7 @@ class ViewServer:
             for row in answer.get("rows") or ():
                 row["live"] = row["connectionId"] in self.gateway.connections
             if not watcher.ws.closed:
-                await watcher.ws.send_str(json.dumps(dict(answer, type="registry"), default=str))
+                await watcher.ws.send_str(json.dumps(dict(answer, type="registry"), default=_plain))
         except (ConnectionError, RuntimeError):
             pass
         finally:
@@ -239,6 +240,13 @@ class ViewServer:
         except ValueError as error:
             return web.json_response({"ok": False, "message": str(error)}, status=400)
         return web.json_response(answer)
+
+
+def _plain(value):
+    """What json cannot write in a registry row: DynamoDB's numbers (Decimal) as numbers, the rest as text."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
 
 
 async def _safety_headers(request, response) -> None:

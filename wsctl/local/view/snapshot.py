@@ -80,10 +80,30 @@ def entry_json(entry: dict) -> dict:
     return shown
 
 
+def history(entries, connection_id: str | None, function: str | None, conversation: int = 1000,
+            log: int = 500) -> list:
+    """What a page that has just chosen a connection and a function is sent of the past: the newest
+    `conversation` entries of the connection and `log` of the function, oldest first (the page keeps
+    no more: a busy function's log must not crowd out the conversation)."""
+    kept, counted = [], {"connection": 0, "function": 0}
+    for entry in reversed(entries):
+        mine = connection_id is not None and entry.get("conn") == connection_id and counted["connection"] < conversation
+        ours = function is not None and entry.get("fn") == function and counted["function"] < log
+        if mine or ours:
+            kept.append(entry)
+            counted["connection"] += mine
+            counted["function"] += ours
+        if counted["connection"] >= conversation and counted["function"] >= log:
+            break
+    kept.reverse()
+    return kept
+
+
 def relevant(entry: dict, connection_id: str | None, function: str | None) -> bool:
     """An entry of the selected connection's conversation or of the selected function's log stream."""
     return (connection_id is not None and entry.get("conn") == connection_id) or \
         (function is not None and entry.get("fn") == function)
 
 
-__all__ = ["connection_changes", "connection_row", "entry_json", "environment_state", "function_rows", "relevant"]
+__all__ = ["connection_changes", "connection_row", "entry_json", "environment_state", "function_rows", "history",
+           "relevant"]
