@@ -220,3 +220,13 @@ def test_a_busy_functions_log_does_not_crowd_the_conversation_out_of_the_history
     kept = snapshot.history(entries, "A", "fn", conversation=10, log=5)
     assert [e["seq"] for e in kept] == [1, 28, 29, 30, 31, 40, 41]  # A's three, and the function's newest 5
     assert [e["seq"] for e in snapshot.history(entries, "A", None)] == [1, 40, 41]
+
+
+def test_a_flood_reaches_the_page_as_its_newest_entries_after_a_count_of_the_rest():
+    from wsctl.local.view import snapshot
+
+    entries = [{"seq": i, "t": 1000 + i, "kind": "log", "fn": "fn"} for i in range(1, 11)]
+    assert snapshot.capped(entries, 10, function="fn") == entries
+    kept = snapshot.capped(entries, 3, function="fn")
+    assert kept[0] == {"kind": "skipped", "count": 7, "t": 1001, "seq": 1, "conn": None, "fn": "fn"}
+    assert [e["seq"] for e in kept[1:]] == [8, 9, 10]

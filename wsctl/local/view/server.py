@@ -21,6 +21,7 @@ from . import guard, snapshot
 from .actions import Actions
 
 TICK_S = 0.5  # how often a page hears what changed ("within a second")
+PER_TICK = 200  # entries of the chosen connection, and of the chosen function, a page gets a tick at most
 REGISTRY_EVERY_S = 2.0  # at most one registry read per this many seconds per page
 MAX_REQUEST = 512 * 1024  # an action's body: a message (128 KB) or an event, as JSON
 STATIC = resources.files(__package__) / "static"
@@ -165,8 +166,12 @@ class ViewServer:
         if functions != watcher.functions:
             message["functions"] = watcher.functions = functions
         if watcher.connection is not None or watcher.function is not None:
-            entries = [snapshot.entry_json(e) for e in journal.after(watcher.seq)
-                       if snapshot.relevant(e, watcher.connection, watcher.function)]
+            fresh = journal.after(watcher.seq)
+            conversation = snapshot.capped([e for e in fresh if e.get("conn") == watcher.connection], PER_TICK,
+                                           connection_id=watcher.connection)
+            log = snapshot.capped([e for e in fresh if e.get("fn") == watcher.function
+                                   and e.get("conn") != watcher.connection], PER_TICK, function=watcher.function)
+            entries = [snapshot.entry_json(e) for e in sorted(conversation + log, key=lambda e: e["seq"])]
             if entries:
                 message["entries"] = entries
         watcher.seq = journal.seq

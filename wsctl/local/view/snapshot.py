@@ -28,16 +28,20 @@ def connection_row(connection, counts) -> dict:
 
 
 def connection_changes(connections: dict, counts: dict, sent: dict) -> tuple[list, list]:
-    """(rows new or changed since `sent`, ids gone); `sent` (id -> what was last sent) is updated."""
+    """(rows new since `sent` in full, and of the others what changed: id, last active, frames; ids gone).
+    `sent` (id -> what was last sent) is updated."""
     changed = []
     for connection_id, connection in connections.items():
         count = counts.get(connection_id)
         # last active as the page shows it (to the second): a busy connection's row is sent at most
         # once a second for that, once per tick only when its frame counts moved
         mark = (int(connection.last_active), count[0] if count else None, count[1] if count else None)
-        if sent.get(connection_id) != mark:
+        before = sent.get(connection_id)
+        if before != mark:
             sent[connection_id] = mark
-            changed.append(connection_row(connection, count))
+            changed.append(connection_row(connection, count) if before is None else
+                           {"id": connection_id, "lastActive": int(connection.last_active * 1000),
+                            "in": mark[1], "out": mark[2]})
     gone = [connection_id for connection_id in sent if connection_id not in connections]
     for connection_id in gone:
         del sent[connection_id]
@@ -80,6 +84,17 @@ def entry_json(entry: dict) -> dict:
     return shown
 
 
+def capped(entries: list, most: int, connection_id: str | None = None, function: str | None = None) -> list:
+    """The newest `most` of a tick's entries for one choice (a connection, or a function), after a marker
+    saying how many were left out: a page shows what a person can read; the emulator's log has them all."""
+    if len(entries) <= most:
+        return entries
+    left_out = entries[:-most]
+    marker = {"kind": "skipped", "count": len(left_out), "t": left_out[0]["t"], "seq": left_out[0]["seq"],
+              "conn": connection_id, "fn": function}
+    return [marker] + entries[-most:]
+
+
 def history(entries, connection_id: str | None, function: str | None, conversation: int = 1000,
             log: int = 500) -> list:
     """What a page that has just chosen a connection and a function is sent of the past: the newest
@@ -105,5 +120,5 @@ def relevant(entry: dict, connection_id: str | None, function: str | None) -> bo
         (function is not None and entry.get("fn") == function)
 
 
-__all__ = ["connection_changes", "connection_row", "entry_json", "environment_state", "function_rows", "history",
+__all__ = ["capped", "connection_changes", "connection_row", "entry_json", "environment_state", "function_rows", "history",
            "relevant"]

@@ -78,7 +78,20 @@
       onclick: () => selectConnection(id) }, id);
     return h("tr", { "data-id": id }, h("td", {}, button), h("td"), h("td"), h("td"), h("td"), h("td"), h("td"));
   }
-  function upsertConnection(row) {
+  // Rows out of the list's view are filled when they scroll into it: with a thousand busy connections,
+  // the page writes only the rows a person can see.
+  const inView = new Set();
+  const stale = new Set();
+  const rowObserver = new IntersectionObserver((seen) => {
+    for (const sight of seen) {
+      const id = sight.target.dataset.id;
+      if (!sight.isIntersecting) { inView.delete(id); continue; }
+      inView.add(id);
+      if (stale.delete(id) && page.connections.has(id)) fillRow(sight.target, page.connections.get(id));
+    }
+  }, { root: $("connection-table").closest(".scroll") });
+  function upsertConnection(update) { // a new row in full, or what changed of a known one
+    const row = Object.assign(page.connections.get(update.id) || {}, update);
     page.connections.set(row.id, row);
     let tr = page.rows.get(row.id);
     if (!tr) {
@@ -86,7 +99,15 @@
       page.rows.set(row.id, tr);
       tbody.append(tr);
       filterRow(tr, row);
+      rowObserver.observe(tr);
+      fillRow(tr, row);
+    } else if (inView.has(row.id)) {
+      fillRow(tr, row);
+    } else {
+      stale.add(row.id);
     }
+  }
+  function fillRow(tr, row) {
     const cells = tr.cells;
     setText(cells[1], row.user || "–");
     const identity = Object.entries(row.identity || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
@@ -99,7 +120,9 @@
   }
   function removeConnection(id) {
     const tr = page.rows.get(id);
-    if (tr) tr.remove();
+    if (tr) { rowObserver.unobserve(tr); tr.remove(); }
+    inView.delete(id);
+    stale.delete(id);
     page.rows.delete(id);
     page.connections.delete(id);
     if (id === page.selected) {
@@ -194,8 +217,12 @@
       h("span", { class: `status ${bad ? "status-bad" : "status-ok"}` }, inv.status || "running…")].filter(Boolean));
   }
 
+  const skipped = (e) => `… ${e.count} more not shown (the page shows the newest ${e.count > 1 ? "ones" : "one"} ` +
+    "of each half second; the emulator's log has every line)";
   function conversationEntry(e) {
-    if (e.kind === "open") {
+    if (e.kind === "skipped") {
+      addItem(h("li", { class: "event muted" }, skipped(e)));
+    } else if (e.kind === "open") {
       addItem(h("li", { class: "event" }, head(h("span", { class: "dir" }, "connected"),
         h("span", { class: "time" }, clock(e.t, true)))));
     } else if (e.kind === "close") {
@@ -275,8 +302,10 @@
   }
   function logLines(list) { // the newest MAX_LINES of a batch, appended at once
     const stream = $("function-log");
-    stream.append(...list.slice(-MAX_LINES).map((e) => h("li", { class: isReport(e.data) ? "report" : "" },
-      h("span", { class: "time" }, clock(e.t, true)), h("span", { class: "text" }, ...logLine(e.data)))));
+    stream.append(...list.slice(-MAX_LINES).map((e) => e.kind === "skipped"
+      ? h("li", { class: "report" }, h("span", { class: "time" }, clock(e.t, true)), h("span", { class: "text" }, skipped(e)))
+      : h("li", { class: isReport(e.data) ? "report" : "" },
+        h("span", { class: "time" }, clock(e.t, true)), h("span", { class: "text" }, ...logLine(e.data)))));
     while (stream.childElementCount > MAX_LINES) stream.firstElementChild.remove();
   }
 
@@ -389,7 +418,7 @@
     const lines = [];
     for (const e of list) {
       if (page.selected !== null && e.conn === page.selected) conversationEntry(e);
-      if (page.fn !== null && e.fn === page.fn && e.data !== undefined) lines.push(e);
+      if (page.fn !== null && e.fn === page.fn && (e.data !== undefined || e.kind === "skipped")) lines.push(e);
     }
     if (lines.length) logLines(lines);
     if (stickFrames) frames.scrollTop = frames.scrollHeight;
