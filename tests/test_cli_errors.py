@@ -128,6 +128,8 @@ BAD_USAGE = [
     (["send", "--user", "u", "hi", "--file", "x"], "not both"),
     (["send", "--user", "u", "hi", "--concurrency", "0"], "--concurrency"),
     (["local", "up", "--port", "99999"], "--port"),
+    (["local", "up", "--page-port", "70000"], "--page-port"),
+    (["local", "up", "--open", "--no-page"], "--open opens the page"),
     (["local", "up", "--fault", "sometimes=1"], "--fault"),
     (["local", "up", "--fault", "mgmt-429=2"], "--fault"),
     (["local", "up", "--env", "NOEQUALS"], "KEY=VALUE"),

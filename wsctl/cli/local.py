@@ -83,6 +83,11 @@ def up(
     quiet: bool = typer.Option(False, "--quiet", "-q",
                                help="Nothing per event: no gateway line per connect/message/disconnect, no "
                                     "START/END/REPORT (what functions print still shows)."),
+    page: bool = typer.Option(True, "--page/--no-page",
+                              help="Serve the live page (connections, frames, function logs) on a port of its own; "
+                                   "the banner prints its URL, which carries the page's secret."),
+    page_port: int = typer.Option(0, "--page-port", help="The page's port (default 0: any free port)."),
+    open_page: bool = typer.Option(False, "--open", help="Open the page in the default browser once ready."),
     fault: list[str] = typer.Option(None, "--fault", help="Test option, KIND=SHARE: " + ", ".join(FAULT_KINDS)
                                                            + " (repeatable)."),
     fault_seed: int = typer.Option(None, "--fault-seed", help="Seed for --fault, for repeatable runs."),
@@ -106,8 +111,11 @@ def up(
     from ..targets.emulator import home
 
     options = ctx.obj
-    if not 0 <= port <= 65535:
-        raise UsageError("--port must be between 0 and 65535")
+    for name, value in (("--port", port), ("--page-port", page_port)):
+        if not 0 <= value <= 65535:
+            raise UsageError("%s must be between 0 and 65535" % name)
+    if open_page and not page:
+        raise UsageError("--open opens the page: it goes without --no-page")
     for name, value in (("--idle-timeout", idle_timeout), ("--max-duration", max_duration),
                         ("--integration-timeout", integration_timeout)):
         if value <= 0:
@@ -137,6 +145,7 @@ def up(
                      max_duration=max_duration, integration_timeout=integration_timeout,
                      max_environments=max_environments, aws_passthrough=aws_passthrough, quiet=quiet,
                      eager=_warm_containers(warm_containers),
+                     page=page, page_port=page_port, open_page=open_page,
                      faults=parse_faults(fault or [], fault_seed),
                      throttle=parse_throttle(throttle) if throttle else None))
 

@@ -7,8 +7,8 @@ from .. import render
 from ..targets.emulator import EmulatorState
 
 
-def show(state: EmulatorState, notes: list, options, seconds: float) -> None:
-    """`options`: the LocalOptions it was started with."""
+def show(state: EmulatorState, notes: list, options, seconds: float, page_url: str | None = None) -> None:
+    """`options`: the LocalOptions it was started with; `page_url`: the live page's, secret included."""
     from rich.panel import Panel
     from rich.table import Table
 
@@ -68,5 +68,9 @@ def show(state: EmulatorState, notes: list, options, seconds: float) -> None:
     if options.host not in ("127.0.0.1", "localhost", "::1"):
         render.warn("listening on %s: anyone who can reach this machine can connect and use the management API"
                     % options.host)
+    if page_url:  # on a line of its own, never wrapped or cut: the URL carries the page's secret
+        render.line("page: %s" % page_url)
+        render.line("      live connections, frames and function logs (the URL is the page's key: keep it to "
+                    "yourself)", style="dim")
     render.line("Ctrl-C to stop; `wsctl --local status` in another terminal", style="dim")
     sys.stdout.flush()

@@ -28,7 +28,7 @@ from ..apispec import ApiSpec
 from ..errors import WsctlError
 from ..targets.emulator import (EmulatorState, FunctionInfo, alive, home, instance_dir, name_for, read_state,
                                 remove_state, states, write_state)
-from . import awsnames, banner, listener, output
+from . import awsnames, banner, listener, observe, output
 
 # How a stop is bounded. It waits for the $disconnects of the sockets it closes (and of clients that
 # had just left) DISCONNECT_WAIT_S at most; a burst of thousands queued behind a function's few
@@ -59,6 +59,9 @@ class LocalOptions:
     aws_passthrough: bool = False  # functions may reach real AWS for services not emulated here
     quiet: bool = False
     eager: bool = False  # --warm-containers eager: one environment per function started with the emulator
+    page: bool = True  # the live page (wsctl/local/view/) on a port of its own
+    page_port: int = 0  # 0: any free port
+    open_page: bool = False  # --open: the default browser opens the page
     faults: object = None
     throttle: object = None  # the management API's token bucket (--throttle RATE:BURST)
     name: str | None = None  # --name; default: the project folder's name (or NAME-PORT if that one runs)
@@ -155,6 +158,8 @@ class Emulator:
         # what start() made, stopped in reverse by stop()
         self.moto = self.front_door = self.service = self.invoke_api = self.lambda_runner = None
         self.gateway = self.gateway_runner = self.sniffer = None
+        self.page = self.page_sock = None
+        self.journal = observe.Journal()  # what the page shows; it records only while a page watches
         self.sink = None
         self.notes: list = []
         self.forced = asyncio.Event()  # the stop waits for nothing more (see force)
@@ -167,6 +172,8 @@ class Emulator:
         _choose_name(options, None)  # fail fast on a name in use, before anything starts
         self.sock = listener.bind(options.host, options.port)  # and on a taken port
         self.lambda_sock = listener.bind("127.0.0.1", 0)
+        if options.page:
+            self.page_sock = listener.bind(options.host, options.page_port, "--page-port")
         self.port = self.sock.getsockname()[1]
         self.name = _choose_name(options, self.port)
         self.folder = instance_dir(self.name)  # this emulator's own: state, certificate, moto's log
@@ -206,10 +213,15 @@ class Emulator:
         await self._start_functions(ddb_endpoint, aws_endpoint)
         await self._start_gateway()
         self.state = self._describe(ddb_endpoint, aws_endpoint, keyset)
+        if self.page_sock is not None:
+            await self._start_page()
+        page_url = self.page.url(self.advertised) if self.page is not None else None
         # The banner (and its warnings) first: the state file is the signal that start-up is
         # complete, so whoever waits for it can read everything start-up printed.
-        banner.show(self.state, self.notes, options, time.monotonic() - self.started)
+        banner.show(self.state, self.notes, options, time.monotonic() - self.started, page_url)
         write_state(self.state)
+        if page_url and options.open_page:
+            await _open_browser(page_url)
         return self.state
 
     async def _start_functions(self, ddb_endpoint: str, aws_endpoint: str) -> None:
@@ -263,6 +275,7 @@ class Emulator:
                                integration_timeout=options.integration_timeout,
                                faults=options.faults or Faults(), quiet=options.quiet, throttle=options.throttle)
         self.gateway = gateway = Gateway(config, invokers, authorizer)
+        gateway.journal = self.journal
         self.gateway_runner = web.AppRunner(gateway.app(), handle_signals=False, access_log=None,
                                             shutdown_timeout=HANDLER_GRACE_S)
         await self.gateway_runner.setup()
@@ -278,6 +291,18 @@ class Emulator:
              "invocations": pool.invocations, "maxEnvironments": pool.spec.max_environments}
             for name, pool in service.pools.items()]
         self.invoke_api.views["gateway"] = gateway.in_flight
+
+    async def _start_page(self) -> None:
+        """The live page of connections, frames and function logs (wsctl/local/view/)."""
+        from .view import ViewServer
+
+        state = self.state
+        about = {"name": state.name, "stage": state.stage, "wsUrl": state.ws_url, "api": state.origin,
+                 "routes": dict(state.routes), "authorizer": state.authorizer, "bundled": state.bundled}
+        # --host, when it is a name: the Host header may carry it too
+        self.page = ViewServer(self.journal, self.gateway, self.service, about, self.page_sock, output.log_line,
+                               (self.options.host.lower(),))
+        await self.page.start()
 
     def _describe(self, ddb_endpoint: str, aws_endpoint: str, keyset: str | None) -> EmulatorState:
         options, spec = self.options, self.options.spec
@@ -300,6 +325,8 @@ class Emulator:
     # -- stop: the same in reverse ---------------------------------------------------------------------
     async def stop(self) -> None:
         try:
+            if self.page is not None:
+                await self.page.close()
             if self.gateway is not None:
                 if not self.options.quiet:
                     render.line("shutting down: closing %d connections with 1001, waiting up to %d s for "
@@ -327,6 +354,8 @@ class Emulator:
             finally:
                 self.sock.close()
                 self.lambda_sock.close()
+                if self.page_sock is not None:
+                    self.page_sock.close()
                 if self.moto is not None:
                     self.moto.stop()
                 remove_state(os.getpid(), self.name)
@@ -364,7 +393,8 @@ class Emulator:
             loop.add_signal_handler(signum, on_signal)
         original_stdout = sys.stdout
         sys.stdout = output.GuardedStdout(original_stdout, lambda: loop.call_soon_threadsafe(stopping.set))
-        self.sink = output.sink(self.options.quiet, self.options.spec.bundled, terminal=original_stdout.isatty())
+        self.sink = self.journal.sink(output.sink(self.options.quiet, self.options.spec.bundled,
+                                                  terminal=original_stdout.isatty()))
         try:
             await self.start()
             if not stopping.is_set():
@@ -378,6 +408,14 @@ class Emulator:
                 sys.stdout = original_stdout
                 for signum in STOP_SIGNALS:
                     loop.remove_signal_handler(signum)
+
+
+async def _open_browser(url: str) -> None:
+    """--open: the default browser (webbrowser honours $BROWSER), without holding up the loop."""
+    import webbrowser
+
+    if not await asyncio.to_thread(webbrowser.open, url):
+        output.log_line("--open: no browser to open here; open the page's URL yourself")
 
 
 __all__ = ["LocalOptions", "Emulator", "run", "stop_running"]

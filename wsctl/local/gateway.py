@@ -23,7 +23,7 @@ from multidict import CIMultiDict
 
 from .. import apigw, limits, sigv4
 from ..apispec import ApiSpec
-from . import events, routing, rules
+from . import events, observe, routing, rules
 from .faults import Faults
 from .functions import FunctionError
 from .sockets import BadRequestLog, Connection, GatewaySocket, send_fragmented
@@ -89,6 +89,8 @@ class Gateway:
     """The aiohttp shell around the rules: it reads requests and frames, asks wsctl.local.rules what
     API Gateway would do, and carries the answer out."""
 
+    journal = observe.UNWATCHED  # what the browser view watches (wsctl/local/observe.py); set by local up
+
     def __init__(self, config: GatewayConfig, invokers: dict, authorizer=None, log=None):
         """`invokers` maps each route key to what runs it (`invoke(event) -> result`, raising
         FunctionError); `authorizer` runs the REQUEST authorizer on $connect."""
@@ -121,6 +123,7 @@ class Gateway:
         return await self._invoke(self.invokers[route], event)
 
     async def _invoke(self, invoker, event: dict) -> rules.Outcome:
+        self.journal.invoking(event)
         try:
             async with asyncio.timeout(self.config.integration_timeout):
                 return rules.Outcome.result(await invoker.invoke(event))
@@ -283,6 +286,7 @@ class Gateway:
             self.handshakes.discard(handshake)
         connection = Connection(ws, origin, transport)
         self.connections[origin.connection_id] = connection
+        self.journal.opened(connection)
         self._logged("$connect", origin.connection_id, 101, handshake.started)
         await self._read(connection)
         await ws.lingered()  # the handler's return closes the socket
@@ -326,6 +330,7 @@ class Gateway:
     def _ended(self, connection: Connection, server_close, client_close) -> None:
         """A connection ended: its $disconnect, with the code and reason its ending has."""
         code, reason = rules.ending(server_close, client_close)
+        self.journal.closed(connection, code, reason)
         if self.config.faults.loses_disconnect(code):
             self.log("$disconnect", connection.id, "lost", 0.0)  # best-effort delivery, simulated
         elif "$disconnect" in self.route_keys:
@@ -343,6 +348,7 @@ class Gateway:
         started = time.perf_counter()
         req_id = events.request_id()
         route = routing.select(self.config.spec.route_selection_expression, text, self.route_keys)
+        self.journal.frame_in(connection, text, route, req_id)
         if route is None:
             reply = rules.no_route(connection.id, req_id)
         else:
@@ -365,6 +371,7 @@ class Gateway:
                 await ws.send_str(data)
             else:
                 await ws.send_bytes(data)
+            self.journal.frame_out(connection, data)
             return True
         except (ConnectionError, RuntimeError):
             return False

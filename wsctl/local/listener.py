@@ -19,7 +19,7 @@ TLS_RECORD_HANDSHAKE = 0x16
 PEEK_TIMEOUT = 10.0
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, option: str = "--port") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -28,8 +28,8 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         if error.errno == errno.EADDRINUSE:
-            raise WsctlError("port %d on %s is already in use: pass --port with another port (or 0 for any "
-                             "free one), or stop what listens there" % (port, host)) from None
+            raise WsctlError("port %d on %s is already in use: pass %s with another port (or 0 for any "
+                             "free one), or stop what listens there" % (port, host, option)) from None
         raise WsctlError("cannot listen on %s:%d: %s" % (host, port, error.strerror)) from None
     sock.listen(4096)
     sock.setblocking(False)

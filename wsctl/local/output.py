@@ -3,6 +3,7 @@ emulator, as Ctrl-C would, when its reader goes away."""
 
 import json
 import sys
+import time
 
 from .. import render
 
@@ -34,6 +35,12 @@ def sink(quiet: bool, bundled: bool = False, terminal: bool = False):
         sys.stdout.write("".join("[%s] %s\n" % (function, part) for part in parts))
         sys.stdout.flush()
     return sink
+
+
+def log_line(text: str) -> None:
+    """One line in the emulator's log, whatever -q says (the page's refusals)."""
+    sys.stdout.write("%s  %s\n" % (time.strftime("%H:%M:%S"), text))
+    sys.stdout.flush()
 
 
 class GuardedStdout:
