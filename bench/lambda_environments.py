@@ -28,9 +28,10 @@ For each: the round trip measured by the client; the REPORT Duration (the emulat
 from handing the event to the environment to receiving its response: it covers the Runtime
 API hop both ways, as Lambda's Duration covers its runtime client); the handler's own clock
 reading, which splits the round trip into "to the handler" and "back". The overhead is shown
-two ways: round trip - Duration (the goal's definition: the front end, Invoke API or
-gateway, plus the pool), and round trip - the handler's own time (everything between the
-client and the handler and back). Baselines in the same run: the probe handler called in
+three ways: Duration - the handler's own time (issue 22's goal: gateway to environment and
+back, the Runtime API hop), round trip - Duration (the front end, Invoke API or gateway, plus
+the pool: this bench's goal before issue 22), and round trip - the bare transport's round trip
+- the handler's own time (all that wsctl adds to a bare server). Baselines in the same run: the probe handler called in
 process (Python; and Node in a node process); the bare aiohttp HTTP round trip and bare
 aiohttp WebSocket echo on loopback with the same clients (what the transport alone costs); and
 a minimal Invoke + Runtime API relay in aiohttp (about 30 lines: queue, /next, /response; no
@@ -43,7 +44,7 @@ HTTP exchanges with the runtime per invocation plus the caller's.
     python bench/lambda_environments.py --cold-starts 0 --sdk-cold-starts 0 --warm 0   # only the breakdown
 
 Goals: cold start (Init Duration, median of >= 20) Python < 150 ms, Node < 200 ms; warm
-invocation overhead p50 < 0.3 ms.
+invocation, gateway to environment and back, p50 < 0.3 ms and p99 < 1 ms (issue 22).
 """
 
 import argparse
@@ -67,7 +68,7 @@ from backends import (BENCH, CpuWatch, Emulator, PySpy, banner, cpu_seconds, exi
 from loadgen import BareServer  # noqa: E402
 
 TRIVIAL = BENCH / "trivial"
-GOALS = {"cold_py": 150.0, "cold_node": 200.0, "overhead_p50": 0.3}
+GOALS = {"cold_py": 150.0, "cold_node": 200.0, "overhead_p50": 0.3, "overhead_p99": 1.0}
 REPORT = re.compile(r"^\[(?P<fn>[^\]]+)\] REPORT RequestId: (?P<id>\S+)\tDuration: (?P<duration>[\d.]+) ms"
                     r"(?:.*?\tInit Duration: (?P<init>[\d.]+) ms)?")
 PY_SDK = '''import boto3
@@ -726,15 +727,28 @@ def main():
             value, count = median(results["cold"][name]["init"]), len(results["cold"][name]["init"])
             print("  %s cold start of the trivial %s function: median Init Duration %.1f ms < %.0f ms (%d cold starts)" % (
                 verdict(value < goal) if count >= 20 else "n/a (fewer than 20 cold starts)", name, value, goal, count))
+    # Issue 22's goal 3: the hop itself, gateway to environment and back (the emulator's Duration,
+    # from handing the event over to holding the answer, less the handler's own time). The whole
+    # of what wsctl adds to a bare server of the same protocol (its routing, event building,
+    # logging, and the hop) is printed beside it, with no goal.
     for path in ("invoke", "ws"):
+        bare = results["bare_http" if path == "invoke" else "bare_ws"]
         for name, r in results[path].items():
-            over = percentile(r["overhead"], 50)
-            full = percentile(r["rt"], 50) - handler_us[name] / 1000
-            print("  %s warm overhead, %s via %s: p50 round trip - Duration %.3f ms < %.1f ms" % (
-                verdict(over < GOALS["overhead_p50"]), name, "Invoke API" if path == "invoke" else "WebSocket",
-                over, GOALS["overhead_p50"]))
-            print("  %s   same, counting the Runtime API hop (round trip - handler's own time) %.3f ms < %.1f ms" % (
-                verdict(full < GOALS["overhead_p50"]), full, GOALS["overhead_p50"]))
+            own_ms = handler_us[name] / 1000
+            hop50, hop99 = percentile(r["duration"], 50) - own_ms, percentile(r["duration"], 99) - own_ms
+            print("  %s warm invocation, %s via %s, gateway to environment and back (Duration - handler's own "
+                  "time): p50 %.3f ms < %.1f ms, p99 %.3f ms < %.1f ms" % (
+                      verdict(hop50 < GOALS["overhead_p50"] and hop99 < GOALS["overhead_p99"]), name,
+                      "Invoke API" if path == "invoke" else "WebSocket", hop50, GOALS["overhead_p50"], hop99,
+                      GOALS["overhead_p99"]))
+            front = percentile(r["overhead"], 50)
+            print("       the earlier reading, the front end and the pool (round trip - Duration): p50 %.3f ms: %s"
+                  % (front, verdict(front < GOALS["overhead_p50"])))
+            added50 = percentile(r["rt"], 50) - percentile(bare, 50) - own_ms
+            added99 = percentile(r["rt"], 99) - percentile(bare, 99) - own_ms
+            print("       all wsctl adds to a bare aiohttp %s round trip (the hop, routing, the event, the "
+                  "log): p50 %.3f ms, p99 %.3f ms (no goal)" % ("HTTP" if path == "invoke" else "WebSocket",
+                                                               added50, added99))
 
 
 if __name__ == "__main__":
