@@ -139,6 +139,41 @@ def test_closing_the_service_runs_nothing_queued_and_starts_no_environment(tmp_p
     assert cold_starts == 1 and pids == []
 
 
+def test_an_environment_that_cannot_start_does_not_take_a_place_in_the_pool(tmp_path):
+    """A bootstrap that is not executable fails each invocation with Runtime.InvalidEntrypoint,
+    every time: the failed environment leaves the pool, so it never fills the pool's limit and
+    the next invocation does not wait for a place forever."""
+    import asyncio
+
+    from wsctl.apispec.model import FunctionSpec
+    from wsctl.local.functions.errors import FunctionError
+    from wsctl.local.functions.service import LambdaService
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "bootstrap").write_text("#!/bin/sh\n")  # not executable
+    spec = FunctionSpec(name="unstartable", runtime="provided.al2023", code_dir=code, handler="app.handler",
+                        timeout_s=5, max_environments=1)
+
+    async def main():
+        service = LambdaService([spec], tmp_path / "home", sink=lambda *_: None)
+        await service.start()
+        try:
+            outcomes = []
+            for _ in range(3):
+                try:
+                    await asyncio.wait_for(service.invoke("unstartable", b"{}"), 10)
+                except FunctionError as error:
+                    outcomes.append(error.error_type)
+            return outcomes, len(service.pools["unstartable"].environments)
+        finally:
+            await service.close()
+
+    outcomes, left = asyncio.run(asyncio.wait_for(main(), 60))
+    assert outcomes == ["Runtime.InvalidEntrypoint"] * 3
+    assert left == 0
+
+
 def test_a_timeout_ends_its_environment_and_the_next_invocation_starts_cold(lam):
     warm, _ = invoke(lam, "slow")
     failed, answer = invoke(lam, "slow", {"do": "sleep", "seconds": 5}, LogType="Tail")

@@ -63,11 +63,6 @@ class Environment:
     def dead(self) -> bool:
         return self.life.dead
 
-    @dead.setter
-    def dead(self, value: bool) -> None:
-        if value:
-            self.life.die()
-
     # -- process ---------------------------------------------------------------------------
     async def start(self, command: list[str], env: dict, cwd: str) -> None:
         loop = asyncio.get_running_loop()

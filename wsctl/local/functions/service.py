@@ -65,10 +65,10 @@ class FunctionPool:
         try:
             command = runtimes.command(self.spec)
         except runtimes.RuntimeUnavailable as error:
-            environment.dead = True
+            self._retire(environment)
             raise errors.FunctionError("Runtime.InvalidEntrypoint", str(error)) from None
         if self.spec.language == "provided" and not os.access(command[0], os.X_OK):
-            environment.dead = True
+            self._retire(environment)
             raise errors.FunctionError("Runtime.InvalidEntrypoint", "RequestId: Error: Couldn't find valid "
                                        "bootstrap(s): [%s]" % command[0])
         await environment.start(command, env, str(self.spec.code_dir))
