@@ -53,8 +53,6 @@ class Environment:
         self.init_ms: float | None = None
         self.init_reported = False  # the first invocation's REPORT carries the Init Duration
         self.started_at = 0.0
-        self.stopped = asyncio.Event()  # wakes a /next that waits on an environment being stopped
-        self.at_next = asyncio.Event()  # set while the runtime waits on /next with no event
         self.returncode: int | None = None
         self.invocations = 0
         self._tasks: list = []
@@ -62,6 +60,11 @@ class Environment:
     @property
     def dead(self) -> bool:
         return self.life.dead
+
+    @property
+    def at_next(self) -> bool:
+        """The runtime waits on /next with no event (its lifecycle's WAITING phase)."""
+        return self.life.at_next
 
     # -- process ---------------------------------------------------------------------------
     async def start(self, command: list[str], env: dict, cwd: str) -> None:
@@ -153,7 +156,6 @@ class Environment:
     def _gone(self) -> None:
         """Dead: a /next still waiting is answered (500), and whoever waits on the environment wakes."""
         self.life.die()
-        self.stopped.set()
         deliver, self._deliver = self._deliver, None
         if deliver is not None:
             deliver(None)
@@ -175,18 +177,15 @@ class Environment:
             self._hand_out(deliver, invocation)
             return
         self._deliver = deliver
-        self.at_next.set()
         self._came_back()
 
     def cancel_next(self) -> None:
         """The runtime's connection dropped while it waited (a runtime may ask again on a new one)."""
         if self._deliver is not None:
             self._deliver = None
-            self.at_next.clear()
             self.life.left_next()
 
     def _hand_out(self, deliver, invocation: "Invocation") -> None:
-        self.at_next.clear()
         self.life.hand_out(invocation.request_id)
         deliver(invocation)
 
@@ -264,7 +263,7 @@ class Environment:
     def when_back(self, callback) -> None:
         """`callback()` once the runtime is back on /next (an invocation ends there for Lambda) or the
         environment is dead: a Node runtime may answer and then exit."""
-        if self.at_next.is_set() or self.dead:
+        if self.at_next or self.dead:
             callback()
         else:
             self._back.append(callback)

@@ -215,9 +215,6 @@ class RuntimeApi:
     def __init__(self):
         self.servers: dict = {}  # environment -> its asyncio server
 
-    async def start(self) -> None:
-        pass  # each environment's listener is made by listen()
-
     async def listen(self, environment: Environment) -> str:
         """A loopback listener for one environment; returns its AWS_LAMBDA_RUNTIME_API value."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

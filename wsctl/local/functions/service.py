@@ -131,7 +131,7 @@ class FunctionPool:
             await waiter
 
     def release(self, environment: Environment) -> None:
-        if not environment.dead and environment.generation == self.generation and not environment.at_next.is_set():
+        if not environment.dead and environment.generation == self.generation and not environment.at_next:
             # Answered, but its runtime has not asked for the next event yet (it may still exit,
             # as Node does after an unhandled rejection): it is handed out again once it does.
             self.returning.add(environment)
@@ -242,7 +242,6 @@ class LambdaService:
         for sdk in dict.fromkeys(sdks.for_runtime(spec.runtime) for spec in self.specs.values()):
             if sdk is not None and sdk not in self.sdk_paths:
                 self.sdk_paths[sdk] = str(await asyncio.to_thread(sdks.ensure, sdks.cache_root(self.home), sdk, say))
-        await self.runtime_api.start()
         if self.watch:
             threading.Thread(target=self._watch, name="code-watcher", daemon=True).start()
 
