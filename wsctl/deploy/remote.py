@@ -194,13 +194,7 @@ def _read_api(state: RemoteState, apigw, stack: str, stage: str, section=None) -
     def stages(state):
         state.stage_details = {s["StageName"]: s for s in _items(apigw.get_stages, ApiId=api_id)}
         state.stages = sorted(state.stage_details)
-        if stage not in state.stages:
-            return
-        try:
-            state.stage = apigw.get_stage(ApiId=api_id, StageName=stage)
-        except ClientError as error:
-            if not _missing(error, "NotFoundException"):
-                raise
+        state.stage = state.stage_details.get(stage)  # GetStages gives each stage whole, as GetStage would
         if state.stage and state.stage.get("DeploymentId"):
             try:
                 state.deployment = apigw.get_deployment(ApiId=api_id, DeploymentId=state.stage["DeploymentId"])
