@@ -341,11 +341,13 @@ class Session:
         self.user_closed = True
         await connection.close(code, reason)
 
-    async def _send(self, connection, message: str | bytes) -> None:
-        """One message, in frames of at most 32 KB (its size is checked before: check_message)."""
+    async def _send(self, connection, message: str | bytes) -> int:
+        """One message, in frames of at most 32 KB (its size is checked before: check_message); returns
+        how many frames it took."""
         frames = fragments(message)
         await connection.send(frames[0] if len(frames) == 1 else frames)
         self.view.sent(message)
+        return len(frames)
 
     async def _write(self, connection) -> None:
         for message in self.options.sends:
@@ -401,11 +403,11 @@ class Session:
                 except CommandError as error:
                     self.view.info(str(error))
                     continue
-                await self._send(connection, message)
+                frames = await self._send(connection, message)
                 if command.kind != "send":
                     self.view.info("sent %s: %d bytes%s in %d frame(s)" % (
                         command.data, message_bytes(message), " (binary)" if command.kind == "binary" else "",
-                        len(fragments(message))))
+                        frames))
             elif command.kind == "ping":
                 started = time.perf_counter()
                 waiter = await connection.ping(command.data or None)

@@ -9,9 +9,9 @@ import time
 
 
 class TokenBucket:
-    def __init__(self, rate: float, burst: float, clock=time.monotonic, tokens: float | None = None):
+    def __init__(self, rate: float, burst: float, clock=time.monotonic):
         self.rate, self.burst, self.clock = rate, burst, clock
-        self.tokens = burst if tokens is None else tokens
+        self.tokens = burst
         self.last = clock()
 
     def _fill(self) -> None:

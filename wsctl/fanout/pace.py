@@ -33,7 +33,7 @@ class Pacer:
         self.clock = clock
         now = clock()
         # holds `rate` once paced; its burst is 50 ms of sending, so waiting workers do not line up
-        self.bucket = TokenBucket(max_rate or 1.0, 1.0, clock, tokens=1.0)
+        self.bucket = TokenBucket(max_rate or 1.0, 1.0, clock)
         self.last_cut = -math.inf
         self.last_grow = now
         self.window_start: float | None = None  # from the first answer: start-up is not "slow"

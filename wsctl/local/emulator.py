@@ -203,7 +203,7 @@ class Emulator:
         ddb_endpoint = options.dynamodb_endpoint or aws_endpoint
         for table in spec.tables:
             note = await asyncio.to_thread(dynamo.prepare_table, ddb_endpoint, table, limits.LOCAL_REGION)
-            if note and note not in self.notes:
+            if note:  # the banner says each note once
                 self.notes.append(note)
         keyset = None
         if spec.bundled and spec.auth == "jwt":
@@ -274,8 +274,7 @@ class Emulator:
                                idle_timeout=options.idle_timeout, max_duration=options.max_duration,
                                integration_timeout=options.integration_timeout,
                                faults=options.faults or Faults(), quiet=options.quiet, throttle=options.throttle)
-        self.gateway = gateway = Gateway(config, invokers, authorizer)
-        gateway.journal = self.journal
+        self.gateway = gateway = Gateway(config, invokers, authorizer, journal=self.journal)
         self.gateway_runner = web.AppRunner(gateway.app(), handle_signals=False, access_log=None,
                                             shutdown_timeout=HANDLER_GRACE_S)
         await self.gateway_runner.setup()

@@ -2,7 +2,6 @@
 draws them; the rules (wsctl.local.rules) turn a draw into the outcome API Gateway would meet. Pure,
 and cheap to import: the CLI's help lists the kinds."""
 
-import random
 from dataclasses import dataclass, field
 
 DROPPED = 1006  # RFC 6455's abnormal closure: the socket ended without a close frame
@@ -24,6 +23,8 @@ class Faults:
     seed: int | None = None
 
     def __post_init__(self):
+        import random  # here, not at import: the CLI imports this module for its help text
+
         self.rng = random.Random(self.seed)
 
     @classmethod

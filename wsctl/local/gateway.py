@@ -89,12 +89,13 @@ class Gateway:
     """The aiohttp shell around the rules: it reads requests and frames, asks wsctl.local.rules what
     API Gateway would do, and carries the answer out."""
 
-    journal = observe.UNWATCHED  # what the browser view watches (wsctl/local/observe.py); set by local up
-
-    def __init__(self, config: GatewayConfig, invokers: dict, authorizer=None, log=None):
+    def __init__(self, config: GatewayConfig, invokers: dict, authorizer=None, log=None,
+                 journal=observe.UNWATCHED):
         """`invokers` maps each route key to what runs it (`invoke(event) -> result`, raising
-        FunctionError); `authorizer` runs the REQUEST authorizer on $connect."""
+        FunctionError); `authorizer` runs the REQUEST authorizer on $connect; `journal` is what the
+        browser view watches (wsctl/local/observe.py)."""
         self.config = config
+        self.journal = journal
         self.invokers = invokers
         self.authorizer = authorizer
         self.connections: dict[str, Connection] = {}

@@ -10,10 +10,10 @@ the draw in (`injected`).
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from .. import apigw, limits
 from ..apigw import CloseCode
+from ..render import iso_time
 from . import authorizer as authz
 
 
@@ -280,17 +280,14 @@ def posted(backlogged: bool, delivered: bool) -> Answer:
     return Answer(200)
 
 
-def _iso(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def connection_info(connected_at_ms: int, last_active: float, source_ip: str, user_agent: str | None) -> Answer:
     """GetConnection's answer; the model marks userAgent required, the CLI's example omits it: omitted
     when the client sent none."""
     identity = {"sourceIp": source_ip}
     if user_agent is not None:
         identity["userAgent"] = user_agent
-    document = {"connectedAt": _iso(connected_at_ms / 1000), "identity": identity, "lastActiveAt": _iso(last_active)}
+    document = {"connectedAt": iso_time(connected_at_ms / 1000), "identity": identity,
+                "lastActiveAt": iso_time(last_active)}
     return Answer(200, (("Content-Type", "application/json"),), json.dumps(document).encode())
 
 

@@ -2,6 +2,12 @@
 views (functions, connections) describe it."""
 
 
+def function_routes(name: str, routes: dict, authorizer: str | None) -> list:
+    """The route keys a function serves, "(authorizer)" first when it is the API's authorizer."""
+    keys = [key for key, function in routes.items() if function == name]
+    return ["(authorizer)"] + keys if authorizer == name else keys
+
+
 def document(target) -> dict:
     """`wsctl --local status`: where the emulator listens, what it runs (each function with its
     routes and environments), and how many connections it holds."""
@@ -16,14 +22,11 @@ def document(target) -> dict:
               "name": state.name, "project": state.project}
     functions = target.view("functions")
     for function in functions:
-        function["routes"] = [key for key, name in state.routes.items() if name == function["name"]]
-        if state.authorizer == function["name"]:
-            function["routes"].insert(0, "(authorizer)")
+        function["routes"] = function_routes(function["name"], state.routes, state.authorizer)
     status["functions"] = functions
     status["notEmulated"] = list(state.not_emulated)
     status["inFlight"] = target.view("gateway")
-    gateway = len(target.gateway_connections())
-    status["liveConnections"] = gateway
+    status["liveConnections"] = status["inFlight"]["connections"]
     if target.has_registry():
         status["registry"] = target.registry.describe()
         status["registryEntries"] = target.reader().count_live()
@@ -32,4 +35,4 @@ def document(target) -> dict:
     return status
 
 
-__all__ = ["document"]
+__all__ = ["document", "function_routes"]

@@ -11,6 +11,7 @@ dependency on those classes.
 import base64
 
 from ..functions.lifecycle import Phase
+from ..status import function_routes
 
 # Authorizer context keys that are API Gateway's own, not the authorizer's answer.
 _GATEWAY_KEYS = ("principalId", "integrationLatency")
@@ -61,9 +62,7 @@ def function_rows(pools: dict, routes: dict, authorizer: str | None, errors: dic
     rows = []
     for name, pool in pools.items():
         live = sorted((e for e in pool.environments if not e.dead), key=lambda e: e.started_at)
-        keys = [key for key, function in routes.items() if function == name]
-        if authorizer == name:
-            keys.insert(0, "(authorizer)")
+        keys = function_routes(name, routes, authorizer)
         started = [e for e in live if e.init_ms is not None]
         rows.append({"name": name, "runtime": pool.spec.runtime, "handler": pool.spec.handler, "routes": keys,
                      "environments": [{"id": e.id[:8], "state": environment_state(e), "invocations": e.invocations}
@@ -114,11 +113,4 @@ def history(entries, connection_id: str | None, function: str | None, conversati
     return kept
 
 
-def relevant(entry: dict, connection_id: str | None, function: str | None) -> bool:
-    """An entry of the selected connection's conversation or of the selected function's log stream."""
-    return (connection_id is not None and entry.get("conn") == connection_id) or \
-        (function is not None and entry.get("fn") == function)
-
-
-__all__ = ["capped", "connection_changes", "connection_row", "entry_json", "environment_state", "function_rows", "history",
-           "relevant"]
+__all__ = ["capped", "connection_changes", "connection_row", "entry_json", "environment_state", "function_rows", "history"]
