@@ -378,11 +378,6 @@ async def disconnect(target, connection_id: str, prune: bool | None = None) -> K
         connection_id, answer.status or "no answer", answer.error_code or answer.message))
 
 
-def route_keys(target) -> list[str]:
-    """The API's route keys: the emulator's from its state; on AWS, API Gateway's (GetRoutes)."""
-    return target.route_keys()
-
-
 def invoke_function(target, name: str, payload: bytes, tail: bool = False) -> dict:
     """Lambda Invoke (RequestResponse), like `aws lambda invoke`: the emulator's functions with
     --local, the account's on AWS. Returns payload, function error and log tail."""

@@ -225,10 +225,8 @@ def _route_names(target):
 
     def names():
         if not cache:
-            from ..ops import route_keys
-
             try:
-                found = route_keys(target)
+                found = target.route_keys()
             except Exception:  # completion never fails the session
                 found = []
             cache.append(found)

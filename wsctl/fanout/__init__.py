@@ -20,6 +20,7 @@ from .pace import Pacer
 from .policy import DELIVERED, FORBIDDEN, GONE, THROTTLED, Answer, RetryPolicy, outcome_of, retryable
 
 SKIPPED = "skipped"
+OUTCOMES = (DELIVERED, GONE, THROTTLED, FORBIDDEN, "failed", SKIPPED)  # every outcome a result can have
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Report:
 
     def counts(self) -> dict:
         counted = Counter(r.outcome for r in self.results)
-        return {k: counted.get(k, 0) for k in (DELIVERED, GONE, THROTTLED, FORBIDDEN, "failed", SKIPPED)}
+        return {k: counted.get(k, 0) for k in OUTCOMES}
 
     def ids(self, outcome: str) -> list[str]:
         return [r.connection_id for r in self.results if r.outcome == outcome]

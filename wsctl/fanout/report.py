@@ -1,6 +1,6 @@
 """What a send or a broadcast did: one shape for client-side and server-side fan-out alike, with one
 exit rule (`exit_status`) and the one error line a failed delivery ends with (`problem`). The CLI
-renders it (wsctl.render.delivery) and exits with its status.
+renders it (wsctl/cli/ops.py) and exits with its status.
 
 The engine's own report (wsctl.fanout.Report: a result per connection) and the server-side segments'
 reports (wsctl.fanout.serverside.ServerReport) are both summed into it.
@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from lambda_src.delivery import DELIVERED, FAILED, FORBIDDEN, GONE, THROTTLED
 
 from ..exitstatus import ExitStatus
-
-SKIPPED = "skipped"
-OUTCOMES = (DELIVERED, GONE, THROTTLED, FORBIDDEN, FAILED, SKIPPED)
+from . import OUTCOMES, SKIPPED
 
 
 def forbidden_line(where: str, said: str | None) -> str:
@@ -110,9 +108,8 @@ class Delivery:
 def from_engine(report, target: str, pruned: int = 0, gone_kept: bool = False, forbidden_where: str = "",
                 connection: str | None = None) -> Delivery:
     """The engine's per-connection results, summed."""
-    counts = report.counts()
-    return Delivery(target=target, counts={k: counts.get(k, 0) for k in OUTCOMES}, seconds=report.seconds,
-                    recipients=len(report.results), pruned=pruned, gone_kept=gone_kept and bool(counts.get(GONE)), retries=report.retries,
+    return Delivery(target=target, counts=report.counts(), seconds=report.seconds,
+                    recipients=len(report.results), pruned=pruned, gone_kept=gone_kept, retries=report.retries,
                     throttles=report.throttles, interrupted=report.interrupted, stopped=report.stopped,
                     forbidden_where=forbidden_where, connection=connection, engine=report,
                     not_delivered=[r.connection_id for r in report.results if r.outcome not in (DELIVERED, GONE)])

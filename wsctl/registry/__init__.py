@@ -197,7 +197,7 @@ class RegistryReader:
         part = self.layout.partition
         return [decode(i) for i in self._table._paginate(
             "query", KeyConditionExpression="#p = :p", ExpressionAttributeNames={"#p": part.attribute},
-            ExpressionAttributeValues={":p": {"S": part.template.render(connection_id)}}, ConsistentRead=True)]
+            ExpressionAttributeValues={":p": {"S": self.layout.partition_for(connection_id)}}, ConsistentRead=True)]
 
 
 __all__ = ["RegistryReader", "Layout", "wsctl_layout", "DATA_CONFIG", "PARALLEL_SCAN_SEGMENTS"]

@@ -62,20 +62,6 @@ def _key_schema(description: dict) -> tuple[str, str | None]:
     return hash_key, range_key
 
 
-def _prefix(values: list[str], word_ok=lambda p: True) -> str | None:
-    """A prefix every value has, ending at a separator (`USER#`), if any."""
-    if not values:
-        return None
-    first = values[0]
-    for end in range(len(first)):
-        if first[end] in _SEPARATORS:
-            prefix = first[:end + 1]
-            if all(v.startswith(prefix) for v in values) and word_ok(prefix):
-                return prefix
-            return None
-    return None
-
-
 def infer(description: dict, ttl_attribute: str | None, items: list[dict], owned: bool = False) -> Guess:
     """The layout that the table's schema and sample items (decoded) show, with what was seen."""
     table = description["TableName"]
@@ -155,9 +141,8 @@ def find_lookups(description: dict, layout: Layout, items: list[dict], found: li
     from dataclasses import replace
 
     user = room = None
-    for index in description.get("GlobalSecondaryIndexes", []) + description.get("LocalSecondaryIndexes", []):
-        if index in description.get("LocalSecondaryIndexes", []):
-            continue  # an LSI shares the table's partition key: it cannot find a user's connections
+    # Global indexes only: a local one shares the table's partition key, so it cannot find a user's connections.
+    for index in description.get("GlobalSecondaryIndexes", []):
         attribute = next(k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH")
         values = [item[attribute] for item in items if isinstance(item.get(attribute), str)]
         prefixes = Counter(v[:i + 1] for v in values for i, ch in enumerate(v) if ch in _SEPARATORS

@@ -8,7 +8,7 @@ this type (`wsctl_layout`). Nothing outside this module reads key names: code as
 """
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from lambda_src import keys
 
@@ -200,9 +200,6 @@ class Layout:
                    id_attribute=data.get("idAttribute"), user=lookup(data.get("user")), room=lookup(data.get("room")),
                    ttl_attribute=data.get("ttlAttribute"), owned=bool(data.get("owned")),
                    cascade=bool(data.get("cascade")))
-
-    def with_table(self, table: str) -> "Layout":
-        return replace(self, table=table)
 
 
 def wsctl_layout(table: str) -> Layout:

@@ -125,8 +125,8 @@ class ApiTarget(Target):
     def candidate_tables(self) -> list[tuple[str, str]]:
         """Where the API's project names tables: the stack that made it, its functions' environment."""
         found = list(self.stack_candidates)
-        functions = self.functions()
-        stack = self.cloudformation_stack(functions)
+        functions = self.functions
+        stack = self.made_by_stack
         if stack:
             found += [(table, "stack %s" % stack) for table in self.stack_tables(stack)]
         for function in functions:
@@ -140,15 +140,14 @@ class ApiTarget(Target):
         return found
 
     @cached_property
-    def _functions(self) -> list[str]:
-        return apis.integration_functions(self.client("apigatewayv2"), self.api_id)
-
     def functions(self) -> list[str]:
         """The Lambda functions behind the API's routes."""
-        return self._functions
+        return apis.integration_functions(self.client("apigatewayv2"), self.api_id)
 
-    def cloudformation_stack(self, functions: list[str]) -> str | None:
-        return apis.stack_that_made(self.client("cloudformation"), self.api, functions)
+    @cached_property
+    def made_by_stack(self) -> str | None:
+        """The CloudFormation stack that made the API, if one did (discovery, status and policy ask it once)."""
+        return apis.stack_that_made(self.client("cloudformation"), self.api, self.functions)
 
     def stack_tables(self, stack: str) -> list[str]:
         tables = []

@@ -45,12 +45,8 @@ def parse_ref(text: str) -> ApiRef:
 
 def find_api(apigw, stack: str) -> dict | None:
     """The stack's WebSocket API: named wsctl-{stack} and tagged with the stack."""
-    for page in apigw.get_paginator("get_apis").paginate():
-        for api in page.get("Items", ()):
-            if (api.get("Name") == names.api_name(stack) and api.get("ProtocolType") == "WEBSOCKET"
-                    and (api.get("Tags") or {}).get(names.TAG_KEY) == stack):
-                return api
-    return None
+    return next((api for api in websocket_apis(apigw) if api.get("Name") == names.api_name(stack)
+                 and (api.get("Tags") or {}).get(names.TAG_KEY) == stack), None)
 
 
 def integration_functions(apigw, api_id: str) -> list[str]:
@@ -87,13 +83,8 @@ def websocket_apis(apigw) -> list[dict]:
 
 
 def stage_names(apigw, api_id: str) -> list[str]:
-    stages, token = [], None
-    while True:
-        answer = apigw.get_stages(ApiId=api_id, **({"NextToken": token} if token else {}))
-        stages += [s["StageName"] for s in answer.get("Items", ())]
-        token = answer.get("NextToken")
-        if not token:
-            return sorted(stages)
+    return sorted(s["StageName"] for page in apigw.get_paginator("get_stages").paginate(ApiId=api_id)
+                  for s in page.get("Items", ()))
 
 
 def resolve(apigw, ref: ApiRef, region: str) -> tuple[dict, str | None]:

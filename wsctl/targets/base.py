@@ -69,7 +69,12 @@ class Target:
         return self.endpoint_url
 
     def management_client(self):
-        """A boto3 client of the target's management API, for the few calls that need no fan-out."""
+        """A boto3 client of the target's management API, for the few calls that need no fan-out
+        (made once: discovery asks it once per candidate table)."""
+        return self._management_client
+
+    @cached_property
+    def _management_client(self):
         return aws.client(self.session, "apigatewaymanagementapi", self.management_endpoint, connect_timeout=5,
                           read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2})
 

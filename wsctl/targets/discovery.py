@@ -17,6 +17,7 @@ from lambda_src.registry import decode
 from .. import aws
 from ..errors import UsageError, WsctlError
 from ..exitstatus import ExitStatus
+from ..registry import DATA_CONFIG
 from ..registry.infer import Guess, find_lookups, infer, looks_like_id
 from ..registry.layout import Layout, parse_key, parse_lookup
 
@@ -81,7 +82,7 @@ def discover(target, candidates: list[tuple[str, str]], options: RegistryOptions
     if not unique:
         return Finding(None, ["no table found: the API's functions name none in their environment%s" % (
             "" if target.local else ", and no CloudFormation stack names one")], "no table found")
-    ddb = target.client("dynamodb")
+    ddb = target.client("dynamodb", **DATA_CONFIG)  # the registry reader's own client, made once
     proven, lines, problems = [], [], []
     for table, where in unique:
         guess = _read(ddb, table, options, owned)

@@ -160,7 +160,11 @@ def write_state(state: EmulatorState, base: Path | None = None) -> Path:
     document = state.to_json()
     if document["pid_started"] is None:
         document["pid_started"] = process_started(state.pid)
-    path = folder / "state.json"
+    return write_private_json(folder / "state.json", document)
+
+
+def write_private_json(path: Path, document) -> Path:
+    """A JSON file written atomically (a half-written one never exists), owner-only from the start."""
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

@@ -46,7 +46,7 @@ def api_status(target) -> dict:
     finding = target.finding
     document = {"target": target.describe(), "apiId": target.api_id, "name": target.api.get("Name"),
                 "stage": target.stage, "url": target.ws_url, "managementEndpoint": target.management_endpoint,
-                "madeBy": made_by(target.api, target.cloudformation_stack(target.functions())),
+                "madeBy": made_by(target.api, target.made_by_stack),
                 "registry": finding.layout.describe() if finding.layout else None, "found": finding.lines,
                 "missing": finding.missing or None}
     if finding.layout:

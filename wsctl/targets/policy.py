@@ -56,7 +56,7 @@ def operator_policy(target) -> dict:
         statements.append({"Sid": "RemoveStaleEntries", "Effect": "Allow", "Action": ["dynamodb:BatchWriteItem"],
                            "Resource": [table]})
     if discovering:
-        functions = target.functions()
+        functions = target.functions
         if functions:
             statements.append({"Sid": "ReadTheFunctionsEnvironment", "Effect": "Allow",
                                "Action": ["lambda:GetFunctionConfiguration"], "Resource": functions})
@@ -65,7 +65,7 @@ def operator_policy(target) -> dict:
         stacks = "arn:%s:cloudformation:%s:%s:stack/" % (partition, region, account)
         statements.append({"Sid": "FindTheStackThatMadeTheApi", "Effect": "Allow",
                            "Action": ["cloudformation:DescribeStackResources"], "Resource": [stacks + "*"]})
-        stack = target.cloudformation_stack(functions)
+        stack = target.made_by_stack
         if stack:
             statements.append({"Sid": "ReadThatStacksTables", "Effect": "Allow",
                                "Action": ["cloudformation:ListStackResources"],

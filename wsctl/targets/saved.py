@@ -3,14 +3,13 @@ the registry discovery found, saved once under $WSCTL_HOME/targets/NAME.json and
 command with --target NAME (or WSCTL_TARGET)."""
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError, WsctlError
 from ..exitstatus import ExitStatus
-from .emulator import home
+from .emulator import home, write_private_json
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -48,12 +47,7 @@ def save(target: SavedTarget) -> Path:
     """Write atomically (a half-written target never exists), owner-only like the rest of the home."""
     path = path_of(target.name)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(asdict(target), handle, indent=2)
-    os.replace(tmp, path)
-    return path
+    return write_private_json(path, asdict(target))
 
 
 def load(name: str) -> SavedTarget:
