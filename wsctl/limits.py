@@ -47,6 +47,7 @@ DEFAULT_LOG_RETENTION_DAYS = 14  # the function's CloudWatch log group
 # stage (or one client flooding it) cannot take every API's share; AWS's own ratio of burst to rate.
 STAGE_RATE = ACCOUNT_RATE // 10
 STAGE_BURST = STAGE_RATE * ACCOUNT_BURST // ACCOUNT_RATE
+STAGE_THROTTLE = (float(STAGE_RATE), STAGE_BURST)  # (rate, burst) the stage gets unless --throttle says
 # API Gateway answers 401 without invoking the authorizer when any identity source is missing, and
 # the token may come in the query string or the Authorization header: Host is in every handshake.
 HOST_IDENTITY_SOURCES = ("route.request.header.Host",)

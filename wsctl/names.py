@@ -89,6 +89,11 @@ def tags(stack: str) -> dict:
     return {TAG_KEY: stack}
 
 
+def tag_list(tags: dict) -> list:
+    """Tags as IAM and DynamoDB take them: [{"Key": ..., "Value": ...}]."""
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
 @lru_cache(maxsize=None)
 def partition(region: str) -> str:
     """aws, aws-cn, aws-us-gov, ... for a region, from botocore's endpoint data (for messages; the

@@ -25,7 +25,7 @@ class DeployOptions:
     rotate_key: bool = False
     role_arn: str | None = None
     permissions_boundary: str | None = None
-    throttle: tuple = (float(limits.STAGE_RATE), limits.STAGE_BURST)
+    throttle: tuple = limits.STAGE_THROTTLE
     reserved_concurrency: int | None = None
 
 

@@ -18,7 +18,7 @@ def parse_throttle(text: str | None) -> tuple[float, int]:
     """`--throttle RATE[:BURST]` -> (requests a second, burst); the default without one; a rate
     alone gets a burst in AWS's own proportion."""
     if text is None:
-        return float(limits.STAGE_RATE), limits.STAGE_BURST
+        return limits.STAGE_THROTTLE
     rate_text, _, burst_text = text.partition(":")
     try:
         rate = float(rate_text)

@@ -44,16 +44,12 @@ class StackConfig:
     rotate_key: bool = False
     role_arn: str | None = None  # --role-arn: the user's role, which wsctl neither creates nor changes
     permissions_boundary: str | None = None  # set on the role wsctl creates
-    throttle: tuple = (float(limits.STAGE_RATE), limits.STAGE_BURST)  # the stage's default route throttling
+    throttle: tuple = limits.STAGE_THROTTLE  # the stage's default route throttling
     reserved_concurrency: int | None = None  # None: as it is; options.UNRESERVED: no reservation
 
     @property
     def auth(self) -> str:
         return self.spec.auth
-
-
-def _tag_list(tags: dict) -> list:
-    return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
 # -- the desired stack ---------------------------------------------------------
@@ -191,7 +187,7 @@ def plan_table(config, remote, tags) -> list[Step]:
     name = names.table_name(config.stack)
     if remote.table is None:
         return [Step(Kind.TABLE, name, Action.CREATE, "PK/SK + GSI1, on demand", Call(
-            "dynamodb", "create_table", dict(keys.table_definition(name), Tags=_tag_list(tags)),
+            "dynamodb", "create_table", dict(keys.table_definition(name), Tags=names.tag_list(tags)),
             wait_after="table_exists"))]
     wanted = keys.table_definition(name)
     have_keys = sorted((k["AttributeName"], k["KeyType"]) for k in remote.table.get("KeySchema", []))
@@ -250,7 +246,7 @@ def plan_parameter(config, remote, tags) -> list[Step]:
         return [Step(Kind.PARAMETER, name, Action.CREATE, "SecureString: a new signing key", Call(
             "ssm", "put_parameter", {"Name": name, "Value": NewKeyset(), "Type": "SecureString",
                                      "Description": "wsctl: the stack's token signing keys",
-                                     "Tags": _tag_list(tags)}))]
+                                     "Tags": names.tag_list(tags)}))]
     if config.auth == "jwt" and config.rotate_key:
         return [Step(Kind.PARAMETER, name, Action.UPDATE,
                      "rotate the signing key (tokens of the old key verify until they expire, 24 h at most)", Call(

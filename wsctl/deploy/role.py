@@ -98,7 +98,7 @@ def plan_role(config, remote, ctx, tags) -> tuple[list[Step], list[Step]]:
     steps, grant = [], []
     if remote.role is None:
         params = {"RoleName": name, "AssumeRolePolicyDocument": json.dumps(TRUST_POLICY),
-                  "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                  "Tags": names.tag_list(tags),
                   "Description": "wsctl stack %s: the handler's role" % config.stack}
         if config.permissions_boundary:
             params["PermissionsBoundary"] = config.permissions_boundary
