@@ -327,7 +327,7 @@ class Emulator:
 
     def __init__(self, *args: str, dynamodb_endpoint: str | None = None, stack: str = "bench",
                  home: Path | None = None, log_name: str = "emulator.log", port: int = 0,
-                 switch_interval: float | None = None, quiet: bool = True, shared_sdks: bool = True):
+                 switch_interval: float | None = None, quiet: bool = True):
         self.stack = stack
         self.home = Path(home or tempfile.mkdtemp(prefix="wsctl-bench-"))
         self.home.mkdir(parents=True, exist_ok=True)
@@ -336,8 +336,7 @@ class Emulator:
         if dynamodb_endpoint:
             self.args += ["--dynamodb-endpoint", dynamodb_endpoint]
         self.env = clean_env(self.home)
-        if shared_sdks:
-            self.env["WSCTL_SDK_CACHE"] = str(shared_sdk_cache())
+        self.env["WSCTL_SDK_CACHE"] = str(shared_sdk_cache())
         self.log_path = self.home / log_name
         self.switch_interval = switch_interval  # experiment: sys.setswitchinterval in the emulator process
         self.process = None

@@ -37,9 +37,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from backends import (ROOT, CpuWatch, DynamoDBLocal, Emulator, banner, cpu_seconds, descendants, median, mint,  # noqa: E402
                       raise_nofile, verdict, wait_quiet, exit_on_sigterm)
+from loadgen import stop_workers  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
-from support.browser import chromium, wait_until  # noqa: E402
+from support.browser import chromium, page_url, wait_until  # noqa: E402
 
 from wsctl.local.observe import GRACE_S, Journal  # noqa: E402
 
@@ -131,25 +132,10 @@ class Clients:
         return [w.pid for w in self.workers]
 
     def close(self):
-        for pipe in self.pipes:
-            try:
-                pipe.send("stop")
-            except (BrokenPipeError, OSError):
-                pass
-        for process in self.workers:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
+        stop_workers(self.pipes, self.workers, "stop")
 
 
 # -- the page --------------------------------------------------------------------------------------
-def page_url(emulator) -> str:
-    for line in emulator.output().splitlines():
-        if line.startswith("page: "):
-            return line.split()[1]
-    raise RuntimeError("the emulator printed no page URL:\n" + emulator.output())
-
-
 def show_page(driver, url: str, count: int, watching: bool) -> None:
     driver.get(url)
     wait_until(driver, lambda d: d.find_element("id", "status").text.startswith("live"), 60, "the live status")

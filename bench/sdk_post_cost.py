@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from backends import SCRATCH, banner, free_port, stop_process, wait_quiet
+from backends import SCRATCH, banner, free_port, median, stop_process, wait_quiet
 
 STAGE = "dev"
 CONNECTION = "AbCdEfGhIjKlMnO="
@@ -183,8 +183,8 @@ def main() -> None:
     print("%d sequential posts each on one kept-alive connection, after %d unmeasured; median of %d rounds"
           % (args.posts, args.warmup, args.rounds))
     print("%-12s %14s %14s %10s" % ("sender", "CPU/post, us", "wall/post, us", "CPU ratio"))
-    cpu = {kind: sorted(r["cpu"] for r in rows)[len(rows) // 2] / args.posts * 1e6 for kind, rows in results.items()}
-    wall = {kind: sorted(r["wall"] for r in rows)[len(rows) // 2] / args.posts * 1e6 for kind, rows in results.items()}
+    cpu = {kind: median(r["cpu"] for r in rows) / args.posts * 1e6 for kind, rows in results.items()}
+    wall = {kind: median(r["wall"] for r in rows) / args.posts * 1e6 for kind, rows in results.items()}
     for kind in results:
         print("%-12s %14.1f %14.1f %9.1fx" % (kind, cpu[kind], wall[kind], cpu[kind] / cpu["wsctl-lean"]))
     print("(CPU ratio: beside wsctl's lean sender in the same run)")

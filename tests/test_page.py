@@ -20,7 +20,7 @@ from selenium.webdriver.common.keys import Keys
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from support.browser import chromium, wait_until
+from support.browser import chromium, page_url, wait_until
 from support.emulator_fixtures import ROOT, Emulator, _clean_env, unique
 
 FUNCTION = "wsctl-app"
@@ -37,10 +37,6 @@ def emulator(tmp_path_factory):
 def browser(tmp_path):
     with chromium(tmp_path / "profile") as driver:
         yield driver
-
-
-def page_url(emulator) -> str:
-    return re.search(r"^page: (http://\S+)$", emulator.output(), re.M).group(1)
 
 
 def page_port(emulator) -> int:

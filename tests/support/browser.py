@@ -68,6 +68,14 @@ def _kill_group(process) -> None:
     process.wait()
 
 
+
+def page_url(emulator) -> str:
+    """The page's URL, secret included, from the line `wsctl local up` prints under its banner."""
+    for line in emulator.output().splitlines():
+        if line.startswith("page: "):
+            return line.split()[1]
+    raise RuntimeError("the emulator printed no page URL:\n" + emulator.output())
+
 def wait_until(driver, predicate, timeout: float = 15.0, what: str = ""):
     """Poll the page until `predicate(driver)` is truthy; returns its value."""
     deadline = time.monotonic() + timeout

@@ -49,9 +49,10 @@ class ForwardProxy(LoopThread):
             head = await reader.readuntil(b"\r\n\r\n")
             line = head.split(b"\r\n", 1)[0].decode("latin-1")
             method, target, _ = line.split(" ", 2)
-            if method == "CONNECT" or not self._authorized(head):
+            authorized = self._authorized(head)
+            if method == "CONNECT" or not authorized:
                 self.requests.append(line)  # absolute-form requests are recorded one by one as they pass
-            if not self._authorized(head):
+            if not authorized:
                 self.refused += 1
                 writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()

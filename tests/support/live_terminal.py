@@ -5,14 +5,13 @@ The emulator answers the cursor position requests prompt_toolkit sends (as xterm
 real terminal do), and keeps the lines that scrolled off the top (`lines()` has them all).
 """
 
-import os
 import sys
 import time
 
 import pexpect
 import pyte
 
-from support.emulator_fixtures import ROOT, SDK_CACHE
+from support.emulator_fixtures import ROOT, _clean_env
 
 
 class Terminal:
@@ -114,7 +113,7 @@ class Terminal:
 
 
 def live_env(home) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WSCTL_"))}
-    env.update(WSCTL_HOME=str(home), AWS_EC2_METADATA_DISABLED="true", PYTHONUNBUFFERED="1",
-               WSCTL_SDK_CACHE=SDK_CACHE)
+    """The emulator tests' environment, with colours: the live client is what is under test."""
+    env = _clean_env(home)
+    del env["NO_COLOR"]
     return env

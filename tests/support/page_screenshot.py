@@ -6,7 +6,6 @@ from the page, a stale registry row, the function's log stream, photographed in 
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -16,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from websockets.sync.client import connect  # noqa: E402
 
-from support.browser import chromium, wait_until  # noqa: E402
+from support.browser import chromium, page_url, wait_until  # noqa: E402
 from support.emulator_fixtures import Emulator  # noqa: E402
 
 
@@ -30,7 +29,7 @@ def main():
     home = Path(tempfile.mkdtemp(prefix="wsctl-page-shot-"))
     emulator = Emulator(home / "emulator", ["--allow-client-broadcast"], stack="chat")
     try:
-        url = re.search(r"^page: (\S+)$", emulator.output(), re.M).group(1)
+        url = page_url(emulator)
         now = time.time()
         emulator.registry().put_connection("Zx3kQ9vLmC0eHw8=", "mallory", int((now - 3600) * 1000), int(now) + 3600,
                                            emulator.endpoint)
